@@ -1,0 +1,180 @@
+/* Derivative rules, one banner per op of ops.def, in the same order.
+ *
+ * In a rule body: operand values x, y, w (operand indices ix, iy, iw; an index < 0 is a constant
+ * from the pool), result value z.
+ *   NAME_PRIMAL   sets z from the operands.
+ *   NAME_PARTIAL  sets the local partial derivatives px = dz/dx, py = dz/dy, pw = dz/dw
+ *                 (it may use z); tangent and adjoint sweeps are built from them:
+ *                 z_dot = px*x_dot + py*y_dot,  x_bar += px*z_bar,  y_bar += py*z_bar.
+ *   NAME_TANGENT / NAME_ADJOINT (CUSTOM ops only) do the work directly, for K directions:
+ *                 TAN(i, j) / ADJ(i, j) are direction j of variable i.
+ * Variadic ops see n operands q[0..n-1] with values VAL(i); their PARTIAL sets pi for operand i.
+ * CUSTOM ops define PARTIAL too: the trace and the graph show it.
+ * Conventions at non-smooth points are the README's; keep both in step.
+ */
+#ifndef TAPEAD_RULES_H
+#define TAPEAD_RULES_H
+#include <math.h>
+
+#define TP_LN2      0.693147180559945309417232121458176568
+#define TP_LN10     2.302585092994045684017991454684364208
+#define TP_2_SQRTPI 1.128379167095512573896158903121545172  /* 2/sqrt(pi) */
+
+/* ---- NEG: z = -x --------------------------------------------------------------------------- */
+#define NEG_PRIMAL     z = -x
+#define NEG_PARTIAL    px = -1.0
+
+/* ---- ADD: z = x + y ------------------------------------------------------------------------ */
+#define ADD_PRIMAL     z = x + y
+#define ADD_PARTIAL    px = 1.0; py = 1.0
+
+/* ---- SUB: z = x - y ------------------------------------------------------------------------ */
+#define SUB_PRIMAL     z = x - y
+#define SUB_PARTIAL    px = 1.0; py = -1.0
+
+/* ---- MUL: z = x * y ------------------------------------------------------------------------ */
+#define MUL_PRIMAL     z = x * y
+#define MUL_PARTIAL    px = y; py = x
+
+/* ---- DIV: z = x / y      dz = dx/y - z dy/y ------------------------------------------------ */
+#define DIV_PRIMAL     z = x / y
+#define DIV_PARTIAL    px = 1.0 / y; py = -z / y
+
+/* ---- POW: z = x ** y     dz = y x^(y-1) dx + z log(x) dy ------------------------------------
+ * dz/dx = 0 when y == 0 (x**0 == 1 everywhere); dz/dy = 0 at x == 0 (its limit for y > 0) and
+ * NaN for x < 0, where x**y is not differentiable in y. A constant operand gets no partial. */
+#define POW_PRIMAL     z = pow(x, y)
+#define POW_PARTIAL    px = (ix < 0 || y == 0.0) ? 0.0 : y * pow(x, y - 1.0); \
+                       py = (iy < 0 || x == 0.0) ? 0.0 : (x > 0.0 ? z * log(x) : NAN)
+
+/* ---- SQUARE: z = x ** 2 -------------------------------------------------------------------- */
+#define SQUARE_PRIMAL  z = x * x
+#define SQUARE_PARTIAL px = 2.0 * x
+
+/* ---- SQRT: z = sqrt(x)   dz = dx / (2 z)      (+inf at x == 0) ----------------------------- */
+#define SQRT_PRIMAL    z = sqrt(x)
+#define SQRT_PARTIAL   px = 0.5 / z
+
+/* ---- CBRT: z = cbrt(x)   dz = dx / (3 z^2)    (+inf at x == 0) ----------------------------- */
+#define CBRT_PRIMAL    z = cbrt(x)
+#define CBRT_PARTIAL   px = 1.0 / (3.0 * z * z)
+
+/* ---- EXP: z = exp(x)     dz = z dx ---------------------------------------------------------- */
+#define EXP_PRIMAL     z = exp(x)
+#define EXP_PARTIAL    px = z
+
+/* ---- EXPM1: z = expm1(x) dz = (z + 1) dx --------------------------------------------------- */
+#define EXPM1_PRIMAL   z = expm1(x)
+#define EXPM1_PARTIAL  px = z + 1.0
+
+/* ---- LOG: z = log(x)     dz = dx / x ------------------------------------------------------- */
+#define LOG_PRIMAL     z = log(x)
+#define LOG_PARTIAL    px = 1.0 / x
+
+/* ---- LOG1P: z = log1p(x) dz = dx / (1 + x) ------------------------------------------------- */
+#define LOG1P_PRIMAL   z = log1p(x)
+#define LOG1P_PARTIAL  px = 1.0 / (1.0 + x)
+
+/* ---- LOG2: z = log2(x)   dz = dx / (x ln 2) ------------------------------------------------ */
+#define LOG2_PRIMAL    z = log2(x)
+#define LOG2_PARTIAL   px = 1.0 / (x * TP_LN2)
+
+/* ---- LOG10: z = log10(x) dz = dx / (x ln 10) ----------------------------------------------- */
+#define LOG10_PRIMAL   z = log10(x)
+#define LOG10_PARTIAL  px = 1.0 / (x * TP_LN10)
+
+/* ---- SIN: z = sin(x)     dz = cos(x) dx ---------------------------------------------------- */
+#define SIN_PRIMAL     z = sin(x)
+#define SIN_PARTIAL    px = cos(x)
+
+/* ---- COS: z = cos(x)     dz = -sin(x) dx --------------------------------------------------- */
+#define COS_PRIMAL     z = cos(x)
+#define COS_PARTIAL    px = -sin(x)
+
+/* ---- TAN: z = tan(x)     dz = (1 + z^2) dx ------------------------------------------------- */
+#define TAN_PRIMAL     z = tan(x)
+#define TAN_PARTIAL    px = 1.0 + z * z
+
+/* ---- ASIN: z = asin(x)   dz = dx / sqrt(1 - x^2) ------------------------------------------- */
+#define ASIN_PRIMAL    z = asin(x)
+#define ASIN_PARTIAL   px = 1.0 / sqrt((1.0 - x) * (1.0 + x))
+
+/* ---- ACOS: z = acos(x)   dz = -dx / sqrt(1 - x^2) ------------------------------------------ */
+#define ACOS_PRIMAL    z = acos(x)
+#define ACOS_PARTIAL   px = -1.0 / sqrt((1.0 - x) * (1.0 + x))
+
+/* ---- ATAN: z = atan(x)   dz = dx / (1 + x^2) ----------------------------------------------- */
+#define ATAN_PRIMAL    z = atan(x)
+#define ATAN_PARTIAL   px = 1.0 / (1.0 + x * x)
+
+/* ---- SINH: z = sinh(x)   dz = cosh(x) dx --------------------------------------------------- */
+#define SINH_PRIMAL    z = sinh(x)
+#define SINH_PARTIAL   px = cosh(x)
+
+/* ---- COSH: z = cosh(x)   dz = sinh(x) dx --------------------------------------------------- */
+#define COSH_PRIMAL    z = cosh(x)
+#define COSH_PARTIAL   px = sinh(x)
+
+/* ---- TANH: z = tanh(x)   dz = (1 - z^2) dx ------------------------------------------------- */
+#define TANH_PRIMAL    z = tanh(x)
+#define TANH_PARTIAL   px = (1.0 - z) * (1.0 + z)
+
+/* ---- ASINH: z = asinh(x) dz = dx / sqrt(x^2 + 1) ------------------------------------------- */
+#define ASINH_PRIMAL   z = asinh(x)
+#define ASINH_PARTIAL  px = 1.0 / hypot(x, 1.0)
+
+/* ---- ACOSH: z = acosh(x) dz = dx / sqrt(x^2 - 1) ------------------------------------------- */
+#define ACOSH_PRIMAL   z = acosh(x)
+#define ACOSH_PARTIAL  px = 1.0 / (sqrt(x - 1.0) * sqrt(x + 1.0))
+
+/* ---- ATANH: z = atanh(x) dz = dx / (1 - x^2) ----------------------------------------------- */
+#define ATANH_PRIMAL   z = atanh(x)
+#define ATANH_PARTIAL  px = 1.0 / ((1.0 - x) * (1.0 + x))
+
+/* ---- ATAN2: z = atan2(x, y)   dz = (y dx - x dy) / (x^2 + y^2)    (0 at x == y == 0) -------- */
+#define ATAN2_PRIMAL   z = atan2(x, y)
+#define ATAN2_PARTIAL  { double r2_ = x * x + y * y; \
+                         px = r2_ > 0.0 ? y / r2_ : 0.0; py = r2_ > 0.0 ? -x / r2_ : 0.0; }
+
+/* ---- HYPOT: z = hypot(x, y)   dz = (x dx + y dy) / z          (0 at x == y == 0) -------- */
+#define HYPOT_PRIMAL   z = hypot(x, y)
+#define HYPOT_PARTIAL  px = z > 0.0 ? x / z : 0.0; py = z > 0.0 ? y / z : 0.0
+
+/* ---- ERF: z = erf(x)     dz = 2/sqrt(pi) exp(-x^2) dx ------------------------------------- */
+#define ERF_PRIMAL     z = erf(x)
+#define ERF_PARTIAL    px = TP_2_SQRTPI * exp(-x * x)
+
+/* ---- ABS: z = abs(x)     dz = sign(x) dx                       (abs'(0) = 0) ----------------- */
+#define ABS_PRIMAL     z = fabs(x)
+#define ABS_PARTIAL    px = x > 0.0 ? 1.0 : (x < 0.0 ? -1.0 : (x == 0.0 ? 0.0 : NAN))
+
+/* ---- SIGN: z = sign(x)   dz = 0                       (sign(0) = 0, sign(NaN) = NaN) -------- */
+#define SIGN_PRIMAL    z = x > 0.0 ? 1.0 : (x < 0.0 ? -1.0 : (x == 0.0 ? 0.0 : x))
+#define SIGN_PARTIAL   px = 0.0
+
+/* ---- MAX: z = maximum(x, y)   NaN propagates; a tie splits the derivative 1/2, 1/2 ---------- */
+#define MAX_PRIMAL     z = (x > y || x != x) ? x : y
+#define MAX_PARTIAL    px = x > y ? 1.0 : (x < y ? 0.0 : 0.5); py = 1.0 - px
+
+/* ---- MIN: z = minimum(x, y)   NaN propagates; a tie splits the derivative 1/2, 1/2 ---------- */
+#define MIN_PRIMAL     z = (x < y || x != x) ? x : y
+#define MIN_PARTIAL    px = x < y ? 1.0 : (x > y ? 0.0 : 0.5); py = 1.0 - px
+
+/* ---- WHERE: z = y if x != 0 else w    only the chosen operand gets a derivative, so a NaN or
+ * Inf on the other side never reaches it (no 0 * NaN) ---------------------------------------- */
+#define WHERE_PRIMAL   z = (x != 0.0) ? y : w
+#define WHERE_PARTIAL  px = 0.0; py = (x != 0.0) ? 1.0 : 0.0; pw = 1.0 - py
+#define WHERE_TANGENT  { const int32_t is_ = (x != 0.0) ? iy : iw; \
+                         for (int j = 0; j < K; j++) TAN(iz, j) = TAN(is_, j); }
+#define WHERE_ADJOINT  { const int32_t is_ = (x != 0.0) ? iy : iw; \
+                         for (int j = 0; j < K; j++) ADJ(is_, j) += ADJ(iz, j); }
+
+/* ---- SUM: z = x_1 + ... + x_n ---------------------------------------------------------------- */
+#define SUM_PRIMAL     { z = 0.0; for (int32_t i = 0; i < n; i++) z += VAL(i); }
+#define SUM_PARTIAL    pi = 1.0
+
+/* ---- DOT: z = x_1*x_2 + x_3*x_4 + ...    (n even; dz/dx_i = its pair partner) -------------- */
+#define DOT_PRIMAL     { z = 0.0; for (int32_t i = 0; i < n; i += 2) z += VAL(i) * VAL(i + 1); }
+#define DOT_PARTIAL    pi = VAL(i ^ 1)
+
+#endif

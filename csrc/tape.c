@@ -1,0 +1,268 @@
+/* Recording: the tape's arrays, growth, the constant pool and the op tables. */
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+#include "tape_impl.h"
+#include "rules.h"
+
+#define OP(NAME, ARITY, RULE, FORMULA) #NAME,
+const char *const tp_op_name[] = {
+#include "ops.def"
+};
+#undef OP
+#define OP(NAME, ARITY, RULE, FORMULA) ARITY,
+const int tp_op_arity[] = {
+#include "ops.def"
+};
+#undef OP
+#define OP(NAME, ARITY, RULE, FORMULA) FORMULA,
+const char *const tp_op_formula[] = {
+#include "ops.def"
+};
+#undef OP
+const int tp_n_opcodes = TP_N_OPCODES;
+
+#define MAX_VARS   ((int64_t)INT32_MAX)       /* variable indices are int32 */
+#define MAX_CONSTS ((int64_t)INT32_MAX)       /* constant codes are -1 .. INT32_MIN+1 */
+
+/* Grow *p (elements of size sz) to hold need elements: capacity doubles, never past limit. */
+static int grow(void **p, int64_t *cap, int64_t need, size_t sz, int64_t limit)
+{
+    if (need <= *cap) return TP_OK;
+    if (need > limit) return TP_ETOOBIG;
+    int64_t c = *cap ? *cap : 64;
+    while (c < need) c = (c > limit / 2) ? limit : 2 * c;
+    if ((uint64_t)c > SIZE_MAX / sz) return TP_ETOOBIG;
+    void *q = realloc(*p, (size_t)c * sz);
+    if (!q) return TP_ENOMEM;
+    *p = q; *cap = c;
+    return TP_OK;
+}
+#define GROW(t, arr, capf, need, limit) \
+    grow((void **)&(t)->arr, &(t)->capf, (need), sizeof *(t)->arr, (limit))
+
+tp_tape *tp_new(void)
+{
+    tp_tape *t = calloc(1, sizeof *t);
+    if (t) t->owner = pthread_self();
+    return t;
+}
+
+void tp_free(tp_tape *t)
+{
+    if (!t) return;
+    free(t->ops); free(t->args); free(t->consts); free(t->ckeys); free(t->cslot);
+    free(t->vals); free(t->outputs); free(t);
+}
+
+void tp_claim(tp_tape *t) { if (!t->closed) t->owner = pthread_self(); }
+void tp_close(tp_tape *t) { __atomic_store_n(&t->closed, 1, __ATOMIC_RELEASE); }
+int tp_closed(const tp_tape *t) { return __atomic_load_n(&t->closed, __ATOMIC_ACQUIRE); }
+
+static int may_record(const tp_tape *t)
+{
+    if (t->closed) return TP_ECLOSED;
+    if (!pthread_equal(t->owner, pthread_self())) return TP_ETHREAD;
+    return TP_OK;
+}
+
+/* ---- constant pool: open addressing on the bit pattern, so -0.0 and each NaN stay apart ---- */
+static uint64_t mix(uint64_t h)
+{
+    h ^= h >> 33; h *= 0xff51afd7ed558ccdULL; h ^= h >> 33; h *= 0xc4ceb9fe1a85ec53ULL;
+    return h ^ (h >> 33);
+}
+
+static int rehash(tp_tape *t, int64_t cap)
+{
+    uint64_t *keys = malloc((size_t)cap * sizeof *keys);
+    int32_t *slot = malloc((size_t)cap * sizeof *slot);
+    if (!keys || !slot) { free(keys); free(slot); return TP_ENOMEM; }
+    for (int64_t i = 0; i < cap; i++) slot[i] = -1;
+    for (int64_t c = 0; c < t->n_consts; c++) {
+        uint64_t k; memcpy(&k, &t->consts[c], sizeof k);
+        int64_t h = (int64_t)(mix(k) & (uint64_t)(cap - 1));
+        while (slot[h] >= 0) h = (h + 1) & (cap - 1);
+        keys[h] = k; slot[h] = (int32_t)c;
+    }
+    free(t->ckeys); free(t->cslot);
+    t->ckeys = keys; t->cslot = slot; t->chash_cap = cap;
+    return TP_OK;
+}
+
+static int const_code(tp_tape *t, double c, int32_t *code)
+{
+    int rc;
+    if (2 * (t->n_consts + 1) > t->chash_cap &&
+        (rc = rehash(t, t->chash_cap ? 2 * t->chash_cap : 64)) < 0) return rc;
+    uint64_t k; memcpy(&k, &c, sizeof k);
+    int64_t h = (int64_t)(mix(k) & (uint64_t)(t->chash_cap - 1));
+    while (t->cslot[h] >= 0) {
+        if (t->ckeys[h] == k) { *code = -1 - t->cslot[h]; return TP_OK; }
+        h = (h + 1) & (t->chash_cap - 1);
+    }
+    if ((rc = GROW(t, consts, cap_consts, t->n_consts + 1, MAX_CONSTS)) < 0) return rc;
+    t->consts[t->n_consts] = c;
+    t->ckeys[h] = k; t->cslot[h] = (int32_t)t->n_consts;
+    *code = (int32_t)(-1 - t->n_consts++);
+    return TP_OK;
+}
+
+int tp_const(tp_tape *t, double c, int32_t *code)
+{
+    int rc = may_record(t);
+    return rc < 0 ? rc : const_code(t, c, code);
+}
+
+/* ---- recording ------------------------------------------------------------------------------ */
+int64_t tp_add_inputs(tp_tape *t, const double *x, int64_t n)
+{
+    int rc = may_record(t);
+    if (rc < 0) return rc;
+    if (t->n_ops > 0) return TP_EORDER;
+    if (n < 0) return TP_EARG;
+    if ((rc = GROW(t, vals, cap_vals, t->n_inputs + n, MAX_VARS)) < 0) return rc;
+    memcpy(t->vals + t->n_inputs, x, (size_t)n * sizeof *x);
+    int64_t first = t->n_inputs;
+    t->n_inputs += n;
+    return first;
+}
+
+static inline double value_of(const tp_tape *t, int32_t i)
+{
+    return i >= 0 ? t->vals[i] : t->consts[-1 - (int64_t)i];
+}
+
+static inline int valid_operand(const tp_tape *t, int32_t i)
+{
+    return i >= 0 ? (int64_t)i < tp_nvars(t) : -1 - (int64_t)i < t->n_consts;
+}
+
+/* Append one operation with operands a[0..n-1] (n = its arity, or the count when variadic). */
+static int32_t record(tp_tape *t, int op, const int32_t *a, int64_t n)
+{
+    int rc = may_record(t);
+    if (rc < 0) return rc;
+    if (op < 0 || op >= TP_N_OPCODES) return TP_EARG;
+    int variadic = tp_op_arity[op] == VARIADIC;
+    if (variadic ? (n < 1 || n > INT32_MAX - 2) : n != tp_op_arity[op]) return TP_EARG;
+    if (op == TP_OP_DOT && n % 2) return TP_EARG;
+    for (int64_t i = 0; i < n; i++)
+        if (!valid_operand(t, a[i])) return TP_EARG;
+    int64_t nz = tp_nvars(t), nargs = n + (variadic ? 2 : 0);
+    if ((rc = GROW(t, vals, cap_vals, nz + 1, MAX_VARS)) < 0 ||
+        (rc = GROW(t, ops, cap_ops, t->n_ops + 1, MAX_VARS)) < 0 ||
+        (rc = GROW(t, args, cap_args, t->n_args + nargs, INT64_MAX / 8)) < 0) return rc;
+
+    double x = value_of(t, a[0]), y = n > 1 ? value_of(t, a[1]) : 0.0,
+           w = n > 2 ? value_of(t, a[2]) : 0.0, z = 0.0;
+    const int32_t *q = a;
+    (void)x; (void)y; (void)w; (void)q;
+#define VAL(i) value_of(t, q[i])
+    switch (op) {
+#define OP(NAME, ARITY, RULE, FORMULA) case TP_OP_##NAME: NAME##_PRIMAL; break;
+#include "ops.def"
+#undef OP
+    }
+#undef VAL
+    int32_t *dst = t->args + t->n_args;
+    if (variadic) { *dst++ = (int32_t)n; dst[n] = (int32_t)n; }
+    memcpy(dst, a, (size_t)n * sizeof *a);
+    t->n_args += nargs;
+    t->ops[t->n_ops++] = (uint8_t)op;
+    t->vals[nz] = z;
+    return (int32_t)nz;
+}
+
+int32_t tp_rec1(tp_tape *t, int op, int32_t x) { return record(t, op, &x, 1); }
+
+int32_t tp_rec2(tp_tape *t, int op, int32_t x, int32_t y)
+{
+    int32_t a[2] = {x, y};
+    return record(t, op, a, 2);
+}
+
+int32_t tp_rec2vc(tp_tape *t, int op, int32_t x, double c)
+{
+    int32_t a[2] = {x, 0};
+    int rc = may_record(t);
+    if (rc < 0 || (rc = const_code(t, c, &a[1])) < 0) return rc;
+    return record(t, op, a, 2);
+}
+
+int32_t tp_rec2cv(tp_tape *t, int op, double c, int32_t y)
+{
+    int32_t a[2] = {0, y};
+    int rc = may_record(t);
+    if (rc < 0 || (rc = const_code(t, c, &a[0])) < 0) return rc;
+    return record(t, op, a, 2);
+}
+
+int32_t tp_rec3(tp_tape *t, int op, int32_t x, int32_t y, int32_t w)
+{
+    int32_t a[3] = {x, y, w};
+    return record(t, op, a, 3);
+}
+
+int32_t tp_recn(tp_tape *t, int op, const int32_t *args, int64_t n)
+{
+    if (!args || n < 1) return TP_EARG;
+    return record(t, op, args, n);
+}
+
+int tp_set_outputs(tp_tape *t, const int32_t *idx, int64_t n)
+{
+    if (!tp_may_read(t)) return TP_ETHREAD;
+    if (t->closed) return TP_ECLOSED;
+    if (n < 0) return TP_EARG;
+    for (int64_t i = 0; i < n; i++)
+        if (!valid_operand(t, idx[i])) return TP_EARG;
+    int32_t *o = malloc((size_t)(n ? n : 1) * sizeof *o);
+    if (!o) return TP_ENOMEM;
+    memcpy(o, idx, (size_t)n * sizeof *o);
+    free(t->outputs);
+    t->outputs = o; t->n_outputs = n;
+    return TP_OK;
+}
+
+/* ---- inspection ----------------------------------------------------------------------------- */
+int64_t tp_n_inputs(const tp_tape *t) { return t->n_inputs; }
+int64_t tp_n_ops(const tp_tape *t) { return t->n_ops; }
+int64_t tp_n_args(const tp_tape *t) { return t->n_args; }
+int64_t tp_n_consts(const tp_tape *t) { return t->n_consts; }
+int64_t tp_n_outputs(const tp_tape *t) { return t->n_outputs; }
+
+/* The recorded program: opcodes, operands, constants and outputs (not the recording's values). */
+int64_t tp_nbytes(const tp_tape *t)
+{
+    return t->n_ops * (int64_t)sizeof *t->ops + t->n_args * (int64_t)sizeof *t->args +
+           t->n_consts * (int64_t)sizeof *t->consts + t->n_outputs * (int64_t)sizeof *t->outputs;
+}
+
+double tp_value(const tp_tape *t, int64_t i)
+{
+    return (i >= 0 && i < tp_nvars(t)) ? t->vals[i] : NAN;
+}
+
+int tp_export(const tp_tape *t, uint8_t *ops, int32_t *args, double *consts, int32_t *outputs)
+{
+    if (!tp_may_read(t)) return TP_ETHREAD;
+    if (ops) memcpy(ops, t->ops, (size_t)t->n_ops * sizeof *ops);
+    if (args) memcpy(args, t->args, (size_t)t->n_args * sizeof *args);
+    if (consts) memcpy(consts, t->consts, (size_t)t->n_consts * sizeof *consts);
+    if (outputs) memcpy(outputs, t->outputs, (size_t)t->n_outputs * sizeof *outputs);
+    return TP_OK;
+}
+
+int tp_op_counts(const tp_tape *t, int64_t *counts)
+{
+    if (!tp_may_read(t)) return TP_ETHREAD;
+    memset(counts, 0, TP_N_OPCODES * sizeof *counts);
+    for (int64_t i = 0; i < t->n_ops; i++) counts[t->ops[i]]++;
+    return TP_OK;
+}
+
+void tp_swept(const tp_tape *t, int64_t *out)
+{
+    for (int i = 0; i < 3; i++) out[i] = __atomic_load_n(&t->swept[i], __ATOMIC_RELAXED);
+}

@@ -1,0 +1,61 @@
+/* tapead C core: the interface Python sees. cffi parses this file (lines starting with '#' are
+ * dropped for it), so it holds plain declarations only. Opcodes come from ops.def as TP_OP_NAME.
+ *
+ * Variables are numbered as a Wengert list: inputs 0 .. m-1, then one variable per operation.
+ * An operand index < 0 names constant -1-index of the constant pool.
+ * Every function that can fail returns a negative tp_status.
+ */
+#pragma once
+#include <stdint.h>
+
+typedef struct tp_tape tp_tape;
+
+enum tp_status {
+    TP_OK = 0,
+    TP_ENOMEM = -1,     /* allocation failed */
+    TP_ECLOSED = -2,    /* recording on a closed tape */
+    TP_ETHREAD = -3,    /* tape used from a thread other than the one recording it */
+    TP_ETOOBIG = -4,    /* more variables, constants or operands than the tape can index */
+    TP_EARG = -5,       /* bad opcode, operand index or size */
+    TP_EORDER = -6      /* inputs declared after the first operation */
+};
+
+extern const int tp_n_opcodes;
+extern const char *const tp_op_name[];
+extern const int tp_op_arity[];            /* -1: variadic */
+extern const char *const tp_op_formula[];
+
+/* lifetime and recording */
+tp_tape *tp_new(void);
+void tp_free(tp_tape *t);
+void tp_claim(tp_tape *t);                 /* the calling thread becomes the recording thread */
+void tp_close(tp_tape *t);                 /* no more operations; the tape is immutable */
+int tp_closed(const tp_tape *t);
+int64_t tp_add_inputs(tp_tape *t, const double *x, int64_t n);      /* first index */
+int32_t tp_rec1(tp_tape *t, int op, int32_t x);                     /* each returns the new index */
+int32_t tp_rec2(tp_tape *t, int op, int32_t x, int32_t y);
+int32_t tp_rec2vc(tp_tape *t, int op, int32_t x, double c);         /* y is the constant c */
+int32_t tp_rec2cv(tp_tape *t, int op, double c, int32_t y);         /* x is the constant c */
+int32_t tp_rec3(tp_tape *t, int op, int32_t x, int32_t y, int32_t w);
+int32_t tp_recn(tp_tape *t, int op, const int32_t *args, int64_t n);
+int tp_const(tp_tape *t, double c, int32_t *code);                 /* operand code of c */
+int tp_set_outputs(tp_tape *t, const int32_t *idx, int64_t n);
+
+/* inspection */
+int64_t tp_n_inputs(const tp_tape *t);
+int64_t tp_n_ops(const tp_tape *t);
+int64_t tp_n_args(const tp_tape *t);
+int64_t tp_n_consts(const tp_tape *t);
+int64_t tp_n_outputs(const tp_tape *t);
+int64_t tp_nbytes(const tp_tape *t);
+double tp_value(const tp_tape *t, int64_t i);                      /* value at recording */
+int tp_export(const tp_tape *t, uint8_t *ops, int32_t *args, double *consts, int32_t *outputs);
+int tp_op_counts(const tp_tape *t, int64_t *counts);               /* tp_n_opcodes entries */
+void tp_swept(const tp_tape *t, int64_t *primal_tangent_adjoint);
+
+/* sweeps: scratch belongs to the call; the GIL is released while they run.
+ * xdot is m x k and ydot n x k (direction j of row i at i*k + j); likewise ybar, xbar. */
+int tp_forward(tp_tape *t, const double *x, double *y);
+int tp_jvp(tp_tape *t, const double *x, int64_t k, const double *xdot, double *y, double *ydot);
+int tp_vjp(tp_tape *t, const double *x, int64_t k, const double *ybar, double *y, double *xbar);
+int tp_backward(tp_tape *t, int64_t root, double seed, double *adj);  /* adj: every variable */

@@ -1,0 +1,32 @@
+/* The tape's storage, shared by tape.c (recording) and sweep.c (replay). */
+#pragma once
+#include <pthread.h>
+#include "tape.h"
+
+enum tp_opcode {
+#define OP(NAME, ARITY, RULE, FORMULA) TP_OP_##NAME,
+#include "ops.def"
+#undef OP
+    TP_N_OPCODES
+};
+#define VARIADIC (-1)
+
+struct tp_tape {
+    uint8_t *ops;    int64_t n_ops, cap_ops;       /* opcode of each operation */
+    int32_t *args;   int64_t n_args, cap_args;     /* operand stream; variadic: n, q1..qn, n */
+    double *consts;  int64_t n_consts, cap_consts; /* constant pool, deduplicated by bits */
+    uint64_t *ckeys; int32_t *cslot; int64_t chash_cap;
+    double *vals;    int64_t cap_vals;             /* values at recording, one per variable */
+    int64_t n_inputs;
+    int32_t *outputs; int64_t n_outputs;
+    int closed;
+    pthread_t owner;
+    int64_t swept[3];                              /* primal, tangent, adjoint op-visits */
+};
+
+static inline int64_t tp_nvars(const tp_tape *t) { return t->n_inputs + t->n_ops; }
+/* a thread may touch the tape: it is closed (immutable) or this thread records it */
+static inline int tp_may_read(const tp_tape *t)
+{
+    return __atomic_load_n(&t->closed, __ATOMIC_ACQUIRE) || pthread_equal(t->owner, pthread_self());
+}

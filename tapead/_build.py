@@ -1,0 +1,45 @@
+"""cffi build script (API mode, out of line): compiles csrc/ into tapead._tapead.
+
+setup.py names it in ``cffi_modules``. The cdef is csrc/tape.h without its preprocessor lines,
+plus the opcode enum generated from csrc/ops.def (cffi takes the values from the compiler).
+"""
+import os
+import re
+
+from cffi import FFI
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CSRC = os.path.join(ROOT, "csrc")
+OP_ROW = re.compile(r'^OP\(\s*(\w+)\s*,\s*(\w+)\s*,\s*(\w+)\s*,\s*"(.*)"\s*\)')
+
+
+def op_rows(path=os.path.join(CSRC, "ops.def")):
+    """(name, arity, rule, formula) for each row of the op list, in opcode order."""
+    with open(path) as f:
+        return [m.groups() for m in map(OP_ROW.match, f) if m]
+
+
+def cdef_source():
+    with open(os.path.join(CSRC, "tape.h")) as f:
+        decls = "".join(line for line in f if not line.lstrip().startswith("#"))
+    enum = "".join(f"    TP_OP_{name} = ...,\n" for name, *_ in op_rows())
+    return decls + "enum tp_opcode {\n" + enum + "    TP_N_OPCODES = ...\n};\n"
+
+
+ffibuilder = FFI()
+ffibuilder.cdef(cdef_source())
+ffibuilder.set_source(
+    "tapead._tapead",
+    '#include "tape_impl.h"',
+    sources=[os.path.relpath(os.path.join(CSRC, f)) for f in ("tape.c", "sweep.c")],
+    include_dirs=[os.path.relpath(CSRC)],
+    depends=[os.path.join(CSRC, f) for f in ("ops.def", "rules.h", "tape.h", "tape_impl.h",
+                                             "sweep_body.h")],
+    # IEEE semantics: no -ffast-math, no contraction into FMA (same bits on every machine).
+    extra_compile_args=["-O3", "-std=c99", "-D_POSIX_C_SOURCE=200809L", "-ffp-contract=off",
+                        "-fno-fast-math"],
+    libraries=["m"],
+)
+
+if __name__ == "__main__":
+    ffibuilder.compile(verbose=True)

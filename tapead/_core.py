@@ -1,0 +1,35 @@
+"""The compiled core: cffi handles, the opcode enum and C status codes turned into exceptions."""
+import enum
+
+from ._tapead import ffi, lib
+from .errors import TapeError
+
+#: Opcodes, generated from csrc/ops.def through the cffi enum (values from the compiler).
+Op = enum.IntEnum("Op", {ffi.string(lib.tp_op_name[i]).decode(): i
+                         for i in range(lib.tp_n_opcodes)})
+OP_ARITY = {op: lib.tp_op_arity[op] for op in Op}          # -1: variadic
+OP_FORMULA = {op: ffi.string(lib.tp_op_formula[op]).decode() for op in Op}
+
+_MESSAGES = {
+    lib.TP_ENOMEM: (MemoryError, "the tape could not allocate memory"),
+    lib.TP_ECLOSED: (TapeError, "this tape is closed: its recording ended with its `with` block "
+                                "(or ad.record); start a new Tape to record more"),
+    lib.TP_ETHREAD: (TapeError, "this tape is being recorded by another thread; record and "
+                                "replay an open tape only from the thread that records it"),
+    lib.TP_ETOOBIG: (MemoryError, "the tape is full: at most 2**31 - 1 variables and constants"),
+    lib.TP_EARG: (ValueError, "invalid operand or size passed to the tape"),
+    lib.TP_EORDER: (TapeError, "inputs must be declared with t.variables() before the first "
+                               "operation"),
+}
+
+
+def fail(status, what=None):
+    """Raise the exception of a negative C status."""
+    exc, msg = _MESSAGES.get(status, (RuntimeError, f"tapead core error {status}"))
+    raise exc(f"{what}: {msg}" if what else msg)
+
+
+def check(status, what=None):
+    if status < 0:
+        fail(status, what)
+    return status

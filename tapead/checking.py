@@ -1,0 +1,88 @@
+"""The seed's numerical methods, as a checker: finite differences and check_grads."""
+import numpy as np
+
+from .tape import record
+
+_EPS = np.finfo(np.float64).eps
+
+
+def finite_diff(f, x, h=None, method="central"):
+    """Jacobian estimate of f at x by differences, shaped f(x).shape + x.shape.
+
+    method "forward": (f(x + h e_i) - f(x)) / h, error O(h) + O(eps/h), default
+    h = sqrt(eps)·max(1, |x_i|); "central": (f(x + h e_i) - f(x - h e_i)) / 2h, error O(h²) +
+    O(eps/h), default h = cbrt(eps)·max(1, |x_i|). f is called on plain float arrays (a float
+    for a scalar x).
+    """
+    if method not in ("forward", "central"):
+        raise ValueError(f"method must be 'forward' or 'central', got {method!r}")
+    x = np.asarray(x, dtype=np.float64)
+    xf = x.ravel()
+    if h is None:
+        base = np.sqrt(_EPS) if method == "forward" else np.cbrt(_EPS)
+        steps = base * np.maximum(1.0, np.abs(xf))
+    else:
+        steps = np.broadcast_to(np.asarray(h, dtype=np.float64), xf.shape)
+        if np.any(steps <= 0):
+            raise ValueError("h must be positive")
+
+    def call(v):
+        y = f(float(v[0]) if x.ndim == 0 else v.reshape(x.shape))
+        return np.asarray(y, dtype=np.float64)
+
+    y0 = call(xf.copy()) if method == "forward" else None
+    cols = []
+    for i, hi in enumerate(steps):
+        xp = xf.copy()
+        xp[i] += hi
+        hi = xp[i] - xf[i]                 # the step actually taken
+        if method == "forward":
+            cols.append((call(xp) - y0) / hi)
+        else:
+            xm = xf.copy()
+            xm[i] -= hi
+            cols.append((call(xp) - call(xm)) / (2 * hi))
+    yshape = cols[0].shape if cols else np.shape(call(xf))
+    J = np.stack(cols, axis=-1) if cols else np.empty(yshape + (0,))
+    return J.reshape(yshape + x.shape)
+
+
+def check_grads(f, args, order=1, modes=("fwd", "rev"), eps=None, rtol=None, atol=None):
+    """Check tapead's derivatives of f at args against central differences.
+
+    args is a tuple of f's positional arguments. For each mode ("fwd": Jacobian by tangent
+    sweeps, "rev": by adjoint sweeps) every Jacobian entry must satisfy
+    |AD - numeric| <= atol + rtol·|numeric|; otherwise AssertionError names the worst entry
+    with both values. Defaults: eps = cbrt(machine eps)·max(1, |x|), rtol = atol = 1e-5.
+    """
+    if order != 1:
+        raise ValueError("check_grads supports order=1 (first derivatives)")
+    if isinstance(modes, str):
+        modes = (modes,)
+    for m in modes:
+        if m not in ("fwd", "rev"):
+            raise ValueError(f"modes must be drawn from ('fwd', 'rev'), got {m!r}")
+    args = tuple(args)
+    rtol = 1e-5 if rtol is None else rtol
+    atol = 1e-5 if atol is None else atol
+    tape = record(f, *args)
+    for mode in modes:
+        J = tape.jacobian(None, mode="forward" if mode == "fwd" else "reverse")
+        Js = J if len(args) > 1 else (J,)
+        for k, (Jk, a) in enumerate(zip(Js, args)):
+            def fk(v, k=k):
+                full = list(args)
+                full[k] = v
+                return f(*full)
+            num = finite_diff(fk, a, h=None if eps is None else
+                              eps * np.maximum(1.0, np.abs(np.asarray(a, dtype=float)).ravel()))
+            ad_ = np.asarray(Jk, dtype=np.float64)
+            err = np.abs(ad_ - num) - (atol + rtol * np.abs(num))
+            bad = ~(err <= 0)
+            if np.any(bad):
+                worst = np.unravel_index(np.nanargmax(np.where(bad, np.nan_to_num(err, nan=np.inf), -np.inf)),
+                                         err.shape) if err.ndim else ()
+                raise AssertionError(
+                    f"check_grads ({mode}, argument {k}): entry {tuple(int(i) for i in worst)} "
+                    f"of the Jacobian differs: AD {ad_[worst]!r}, numeric {num[worst]!r} "
+                    f"(rtol={rtol}, atol={atol})")

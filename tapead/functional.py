@@ -1,0 +1,82 @@
+"""The functional API of API.md section 3, with JAX's names and return conventions.
+
+Each transform records f once at the given arguments and sweeps that tape: a thin layer over
+Tape, not a separate engine.
+"""
+from .tape import record
+
+
+def _argnums(argnums, nargs):
+    single = isinstance(argnums, int)
+    nums = (argnums,) if single else tuple(argnums)
+    if not nums:
+        raise ValueError("argnums must name at least one argument")
+    for a in nums:
+        if not isinstance(a, int) or not -nargs <= a < nargs:
+            raise ValueError(f"argnums {argnums!r} out of range for {nargs} positional "
+                             f"arguments")
+    return tuple(a % nargs for a in nums), single
+
+
+def _record(f, args, argnums):
+    """Tape of f over args[argnums] (the other arguments stay plain values)."""
+    nums, single = _argnums(argnums, len(args))
+
+    def g(*active):
+        full = list(args)
+        for a, v in zip(nums, active):
+            full[a] = v
+        return f(*full)
+    return record(g, *(args[a] for a in nums)), single, len(nums)
+
+
+def _as_tuple(r, pieces):
+    return r if pieces > 1 else (r,)
+
+
+def grad(f, argnums=0):
+    """Gradient of a scalar-valued f with respect to args[argnums] (a tuple for a tuple)."""
+    def grad_f(*args):
+        tape, single, pieces = _record(f, args, argnums)
+        g = tape.gradient()
+        return g if single else _as_tuple(g, pieces)
+    return grad_f
+
+
+def jacobian(f, argnums=0, mode="auto"):
+    """Jacobian of f, shaped f(x).shape + x.shape; mode "auto", "forward" or "reverse"."""
+    def jac_f(*args):
+        tape, single, pieces = _record(f, args, argnums)
+        J = tape.jacobian(None, mode=mode)
+        return J if single else _as_tuple(J, pieces)
+    return jac_f
+
+
+def jacfwd(f, argnums=0):
+    """Jacobian by forward mode (one tangent direction per input)."""
+    return jacobian(f, argnums, mode="forward")
+
+
+def jacrev(f, argnums=0):
+    """Jacobian by reverse mode (one adjoint direction per output)."""
+    return jacobian(f, argnums, mode="reverse")
+
+
+def jvp(f, primals, tangents):
+    """(f(*primals), J·tangents); primals and tangents are tuples of matching structure."""
+    primals, tangents = tuple(primals), tuple(tangents)
+    if len(primals) != len(tangents):
+        raise ValueError(f"jvp: {len(primals)} primals but {len(tangents)} tangents")
+    tape = record(f, *primals)
+    return tape.jvp(None, tangents[0] if len(tangents) == 1 else tangents)
+
+
+def vjp(f, *primals):
+    """(f(*primals), pullback) where pullback(w) is the tuple of cotangents w·J, one per
+    primal."""
+    tape = record(f, *primals)
+    y = tape.forward()
+
+    def pullback(w):
+        return _as_tuple(tape.vjp(None, w)[1], len(primals))
+    return y, pullback
