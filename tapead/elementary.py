@@ -5,9 +5,7 @@ object-array loops call the same functions through the Var methods named after t
 import numpy as np
 
 from ._core import Op, check, ffi as _ffi, lib
-from .var import UFUNCS, Var, _make, _mixed, _number
-
-_rec1, _rec2, _rec2vc, _rec2cv = lib.tp_rec1, lib.tp_rec2, lib.tp_rec2vc, lib.tp_rec2cv
+from .var import UFUNCS, Var, _make, _mixed, _number, rec1 as _rec1, rec2 as _rec2
 
 
 def _elementwise(fn, *args):
@@ -23,7 +21,7 @@ def _unary(op, plain, name):
 
     def f(x):
         if type(x) is Var:
-            return _make(x._tape, _rec1(x._tape._p, op, x.index))
+            return _rec1(op, x)
         c = _number(x)
         if c is not None:
             return float(plain(c))
@@ -45,15 +43,10 @@ def _binary(op, plain, name):
 
     def f(x, y):
         tx, ty = type(x) is Var, type(y) is Var
-        if tx and ty:
-            if x._tape is not y._tape:
-                _mixed(x, y)
-            return _make(x._tape, _rec2(x._tape._p, op, x.index, y.index))
         if tx or ty:
-            c = _number(y if tx else x)
-            if c is not None:
-                return (_make(x._tape, _rec2vc(x._tape._p, op, x.index, c)) if tx else
-                        _make(y._tape, _rec2cv(y._tape._p, op, c, y.index)))
+            r = _rec2(op, x, y)
+            if r is not NotImplemented:
+                return r
         else:
             cx, cy = _number(x), _number(y)
             if cx is not None and cy is not None:

@@ -31,6 +31,7 @@ class Tape:
         if p == ffi.NULL:
             raise MemoryError("could not allocate a tape")
         self._p = ffi.gc(p, lib.tp_free)
+        self._addr = int(ffi.cast("uintptr_t", p))
         self._pieces = []          # shape of each t.variables() call, in order
         self._m = 0
         self._out_shape = None     # None until t.outputs()

@@ -1,29 +1,24 @@
-"""Var: an active scalar on a tape. Operator overloading records one tape operation per call."""
+"""Var: an active scalar on a tape. Operator overloading records one tape operation per call:
+the number protocol is C (csrc/var.c, tapead._var); this module adds the Python-level rest."""
 import numbers
 
 import numpy as np
 
-from ._core import Op, fail, lib
+from ._core import Op, fail, ffi, lib
+from ._var import Var, new as new_var, rec1, rec2, setup as _setup
 from .errors import TapeError
-
-_rec1, _rec2, _rec2vc, _rec2cv = lib.tp_rec1, lib.tp_rec2, lib.tp_rec2vc, lib.tp_rec2cv
-_new = object.__new__
 
 #: numpy ufunc -> tapead function; filled by tapead.elementary (Var.__array_ufunc__ reads it)
 UFUNCS = {}
 
 
-class Var:
+class _Methods:
     """An active scalar: a variable of a tape. Created by a tape, never by the user.
 
     ``value`` is its primal value at recording, ``index`` its position on the tape (inputs
-    first), ``grad`` its adjoint after ``backward()`` (``None`` before).
+    first), ``grad`` its adjoint after ``backward()`` (``None`` before). Arithmetic, ``**``,
+    ``abs`` and comparisons are implemented in C (csrc/var.c); each records one operation.
     """
-    __slots__ = ("_tape", "index")
-
-    @property
-    def value(self):
-        return lib.tp_value(self._tape._p, self.index)
 
     @property
     def grad(self):
@@ -40,62 +35,6 @@ class Var:
 
     def __repr__(self):
         return f"Var(value={self.value!r}, index={self.index})"
-
-    __hash__ = object.__hash__      # identity, as torch.Tensor; == compares values
-
-    # ---- arithmetic -------------------------------------------------------------------------
-    def __pos__(self):
-        return self
-
-    def __neg__(self):
-        return _make(self._tape, _rec1(self._tape._p, _NEG, self.index))
-
-    def __abs__(self):
-        return _make(self._tape, _rec1(self._tape._p, _ABS, self.index))
-
-    def __pow__(self, other, modulo=None):
-        if modulo is not None:
-            raise TypeError("pow() with a modulus is not differentiable")
-        if type(other) is not Var:
-            c = _number(other)
-            if c is None:
-                return NotImplemented
-            if c == 2.0:
-                return _make(self._tape, _rec1(self._tape._p, _SQUARE, self.index))
-            if c == 0.5:
-                return _make(self._tape, _rec1(self._tape._p, _SQRT, self.index))
-            return _make(self._tape, _rec2vc(self._tape._p, _POW, self.index, c))
-        return _pow_vv(self, other)
-
-    def __rpow__(self, other):
-        c = _number(other)
-        if c is None:
-            return NotImplemented
-        return _make(self._tape, _rec2cv(self._tape._p, _POW, c, self.index))
-
-    # ---- comparisons: plain bools on the values (recorded as branch guards: see README) -----
-    def __lt__(self, other):
-        return self.value < _cmp_value(other)
-
-    def __le__(self, other):
-        return self.value <= _cmp_value(other)
-
-    def __gt__(self, other):
-        return self.value > _cmp_value(other)
-
-    def __ge__(self, other):
-        return self.value >= _cmp_value(other)
-
-    def __eq__(self, other):
-        c = _cmp_value(other, strict=False)
-        return NotImplemented if c is NotImplemented else self.value == c
-
-    def __ne__(self, other):
-        c = _cmp_value(other, strict=False)
-        return NotImplemented if c is NotImplemented else self.value != c
-
-    def __bool__(self):
-        return self.value != 0.0
 
     # ---- paths that would drop the derivative ----------------------------------------------
     def __float__(self):
@@ -144,13 +83,10 @@ class Var:
 
 
 def _make(tape, i):
-    """The Var of index i on tape (a negative i is a C status: raise it)."""
+    """The Var of variable i on tape (a negative i is a C status: raise it)."""
     if i < 0:
         fail(i)
-    v = _new(Var)
-    v._tape = tape
-    v.index = i
-    return v
+    return new_var(tape, tape._addr, i)
 
 
 def _number(x):
@@ -166,78 +102,28 @@ def _number(x):
     return None
 
 
-def _cmp_value(other, strict=True):
-    if type(other) is Var:
-        return other.value
-    c = _number(other)
-    if c is None:
-        if strict:
-            raise TypeError(f"cannot compare a tapead Var with {type(other).__name__}")
-        return NotImplemented
-    return c
-
-
 def _drop_msg(v, what):
     return (f"{what} would drop the derivative of a tapead Var (value {v.value!r}); use "
             f"v.value for the plain number, or ad.sin / numpy.sin (not math.sin) to keep "
             f"differentiating")
 
 
-def _mixed(a, b):
+def _mixed(*_):
     raise TapeError("operands belong to different tapes; a Var can only be combined with "
                     "Vars of its own tape")
 
 
-def _binary(op, name):
-    """x <op> y and y <op> x methods for an op recorded as TP_OP_<op>(x, y)."""
-    def method(self, other):
-        t = self._tape
-        if type(other) is Var:
-            if other._tape is not t:
-                _mixed(self, other)
-            i = _rec2(t._p, op, self.index, other.index)
-        elif type(other) is float or type(other) is int:
-            i = _rec2vc(t._p, op, self.index, other)
-        else:
-            c = _number(other)
-            if c is None:
-                return NotImplemented
-            i = _rec2vc(t._p, op, self.index, c)
-        if i < 0:
-            fail(i)
-        v = _new(Var)
-        v._tape = t
-        v.index = i
-        return v
-
-    def reflected(self, other):
-        t = self._tape
-        if type(other) is float or type(other) is int:
-            i = _rec2cv(t._p, op, other, self.index)
-        else:
-            c = _number(other)
-            if c is None:
-                return NotImplemented
-            i = _rec2cv(t._p, op, c, self.index)
-        if i < 0:
-            fail(i)
-        v = _new(Var)
-        v._tape = t
-        v.index = i
-        return v
-
-    method.__name__, reflected.__name__ = f"__{name}__", f"__r{name}__"
-    return method, reflected
+def _address(name):
+    return int(ffi.cast("uintptr_t", ffi.addressof(lib, name)))
 
 
-def _pow_vv(x, y):
-    if x._tape is not y._tape:
-        _mixed(x, y)
-    return _make(x._tape, _rec2(x._tape._p, _POW, x.index, y.index))
+# The Python-level part of Var, copied onto the C type tapead._var.Var.
+for _name, _attr in vars(_Methods).items():
+    if _name not in ("__module__", "__dict__", "__weakref__"):
+        setattr(Var, _name, _attr)
+del _name, _attr
 
-
-_NEG, _ABS, _POW, _SQUARE, _SQRT = (int(o) for o in (Op.NEG, Op.ABS, Op.POW, Op.SQUARE, Op.SQRT))
-Var.__add__, Var.__radd__ = _binary(int(Op.ADD), "add")
-Var.__sub__, Var.__rsub__ = _binary(int(Op.SUB), "sub")
-Var.__mul__, Var.__rmul__ = _binary(int(Op.MUL), "mul")
-Var.__truediv__, Var.__rtruediv__ = _binary(int(Op.DIV), "truediv")
+_setup(fail, _number, _mixed,
+       tuple(_address(f) for f in ("tp_rec1", "tp_rec2", "tp_rec2vc", "tp_rec2cv", "tp_value")),
+       tuple(int(o) for o in (Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.POW, Op.NEG, Op.ABS, Op.SQUARE,
+                              Op.SQRT)))
