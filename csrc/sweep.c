@@ -1,71 +1,132 @@
 /* Replay: primal, tangent (K directions) and adjoint (K weight vectors) sweeps over the tape.
- * Scratch is allocated per call, so threads may sweep one closed tape at once. A sweep buffer
- * holds the constants below index 0 (slot -1-c is constant c) and the variables from 0 up. */
+ *
+ * A sweep buffer holds the constants below index 0 (slot -1-c is constant c) and the variables
+ * from 0 up, so an operand index addresses either without a branch. Scratch belongs to the
+ * calling thread (a small per-thread cache, so repeated replays do not fault fresh pages in),
+ * never to the tape: threads may sweep one closed tape at once.
+ */
 #include <stdlib.h>
 #include <string.h>
 #include "tape_impl.h"
 #include "rules.h"
 
+#if defined(__GNUC__) || defined(__clang__)
+#define THREADED 1               /* computed goto: one indirect jump per op handler */
+#else
+#define THREADED 0
+#endif
+
 #define SCRATCH_BUDGET ((int64_t)256 << 20)   /* bytes of tangents/adjoints per block */
+#define CACHE_LIMIT ((size_t)512 << 20)       /* larger scratch is returned after the call */
 
 #define K 1
-#define TANGENT_FN tangent_k1
-#define ADJOINT_FN adjoint_k1
+#define SUFFIX _k1
+#define DISPATCH_THREADED THREADED
 #include "sweep_body.h"
 #undef K
-#undef TANGENT_FN
-#undef ADJOINT_FN
+#undef SUFFIX
+#undef DISPATCH_THREADED
 #define K k
-#define TANGENT_FN tangent_kn
-#define ADJOINT_FN adjoint_kn
+#define SUFFIX _kn
+#define DISPATCH_THREADED 0
 #include "sweep_body.h"
 #undef K
-#undef TANGENT_FN
-#undef ADJOINT_FN
+#undef SUFFIX
+#undef DISPATCH_THREADED
+
+/* ---- per-thread scratch: two buffers (values; tangents or adjoints) ------------------------ */
+typedef struct { double *buf[2]; size_t cap[2]; } scratch_t;
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_free(void *p)
+{
+    scratch_t *s = p;
+    free(s->buf[0]); free(s->buf[1]); free(s);
+}
+
+static void scratch_init(void) { pthread_key_create(&scratch_key, scratch_free); }
+
+/* Buffer `which` with room for n doubles, or NULL. */
+static double *scratch(int which, int64_t n)
+{
+    pthread_once(&scratch_once, scratch_init);
+    scratch_t *s = pthread_getspecific(scratch_key);
+    if (!s) {
+        if (!(s = calloc(1, sizeof *s))) return NULL;
+        if (pthread_setspecific(scratch_key, s)) { free(s); return NULL; }
+    }
+    if (n < 1) n = 1;
+    if ((uint64_t)n > SIZE_MAX / sizeof(double)) return NULL;
+    if ((size_t)n > s->cap[which]) {
+        free(s->buf[which]);
+        s->buf[which] = malloc((size_t)n * sizeof(double));
+        s->cap[which] = s->buf[which] ? (size_t)n : 0;
+    }
+    return s->buf[which];
+}
+
+/* Give back what is too large to keep cached between calls. */
+static void scratch_trim(void)
+{
+    scratch_t *s = pthread_getspecific(scratch_key);
+    for (int i = 0; s && i < 2; i++)
+        if (s->cap[i] * sizeof(double) > CACHE_LIMIT) {
+            free(s->buf[i]); s->buf[i] = NULL; s->cap[i] = 0;
+        }
+}
 
 static void count(tp_tape *t, int which, int64_t visits)
 {
     __atomic_fetch_add(&t->swept[which], visits, __ATOMIC_RELAXED);
 }
 
-/* A buffer of (n_consts + n_vars) * k doubles; returns the pointer to slot 0. */
-static double *slots(const tp_tape *t, int64_t k, double **base)
-{
-    int64_t n = (t->n_consts + tp_nvars(t)) * k;
-    *base = malloc((size_t)(n ? n : 1) * sizeof(double));
-    return *base ? *base + t->n_consts * k : NULL;
-}
-
+/* ---- primal -------------------------------------------------------------------------------- */
 static void primal(const tp_tape *t, double *V)
 {
+    const uint8_t *op = t->ops, *const end = t->ops + t->n_ops;
     const int32_t *p = t->args;
-    int32_t iz = (int32_t)t->n_inputs;
-    for (int64_t o = 0; o < t->n_ops; o++, iz++) {
-        double z;
-        switch (t->ops[o]) {
+    double *Z = V + t->n_inputs;
 #define LOAD_1 const double x = V[p[0]]; (void)x
 #define LOAD_2 LOAD_1; const double y = V[p[1]]; (void)y
 #define LOAD_3 LOAD_2; const double w = V[p[2]]; (void)w
-#define PRIMAL_1(NAME) { LOAD_1; NAME##_PRIMAL; p += 1; }
-#define PRIMAL_2(NAME) { LOAD_2; NAME##_PRIMAL; p += 2; }
-#define PRIMAL_3(NAME) { LOAD_3; NAME##_PRIMAL; p += 3; }
-#define PRIMAL_VARIADIC(NAME) { const int32_t n = p[0]; const int32_t *q = p + 1; \
-                                NAME##_PRIMAL; p += n + 2; }
+#define PRIMAL_1(NAME) { LOAD_1; double z; NAME##_PRIMAL; *Z = z; p += 1; }
+#define PRIMAL_2(NAME) { LOAD_2; double z; NAME##_PRIMAL; *Z = z; p += 2; }
+#define PRIMAL_3(NAME) { LOAD_3; double z; NAME##_PRIMAL; *Z = z; p += 3; }
+#define PRIMAL_VARIADIC(NAME) { const int32_t n = p[0]; const int32_t *q = p + 1; double z; \
+                                NAME##_PRIMAL; *Z = z; p += n + 2; }
 #define VAL(i) V[q[i]]
+#if THREADED
+    static const void *const label[] = {
+#define OP(NAME, ARITY, RULE, FORMULA) &&primal_##NAME,
+#include "ops.def"
+#undef OP
+    };
+#define NEXT { Z++; if (++op == end) return; goto *label[*op]; }
+    if (op == end) return;
+    goto *label[*op];
+#define OP(NAME, ARITY, RULE, FORMULA) primal_##NAME: PRIMAL_##ARITY(NAME); NEXT
+#include "ops.def"
+#undef OP
+#undef NEXT
+#else
+    for (; op < end; op++, Z++) {
+        switch (*op) {
 #define OP(NAME, ARITY, RULE, FORMULA) case TP_OP_##NAME: PRIMAL_##ARITY(NAME); break;
 #include "ops.def"
 #undef OP
-        default: z = NAN;
         }
-        V[iz] = z;
     }
+#endif
+#undef VAL
 }
 
-/* Values of every slot at input x; *base is the allocation to free. */
-static double *primal_at(tp_tape *t, const double *x, double **base)
+/* Values of every slot at input x, in scratch buffer 0; returns slot 0. */
+static double *primal_at(tp_tape *t, const double *x)
 {
-    double *V = slots(t, 1, base);
-    if (!V) return NULL;
+    double *base = scratch(0, t->n_consts + tp_nvars(t));
+    if (!base) return NULL;
+    double *V = base + t->n_consts;
     for (int64_t c = 0; c < t->n_consts; c++) V[-1 - c] = t->consts[c];
     memcpy(V, x, (size_t)t->n_inputs * sizeof *x);
     primal(t, V);
@@ -81,10 +142,10 @@ static void read_outputs(const tp_tape *t, const double *V, double *y)
 int tp_forward(tp_tape *t, const double *x, double *y)
 {
     if (!tp_may_read(t)) return TP_ETHREAD;
-    double *base, *V = primal_at(t, x, &base);
+    double *V = primal_at(t, x);
     if (!V) return TP_ENOMEM;
     read_outputs(t, V, y);
-    free(base);
+    scratch_trim();
     return TP_OK;
 }
 
@@ -100,16 +161,16 @@ int tp_jvp(tp_tape *t, const double *x, int64_t k, const double *xdot, double *y
 {
     if (!tp_may_read(t)) return TP_ETHREAD;
     if (k < 1) return TP_EARG;
-    double *vbase, *tbase, *V = primal_at(t, x, &vbase);
+    double *V = primal_at(t, x);
     if (!V) return TP_ENOMEM;
     read_outputs(t, V, y);
     int64_t kb = block(t, k), m = t->n_inputs;
-    double *T = slots(t, kb, &tbase);
-    if (!T) { free(vbase); return TP_ENOMEM; }
+    double *tbase = scratch(1, (t->n_consts + tp_nvars(t)) * kb);
+    if (!tbase) return TP_ENOMEM;
     for (int64_t j0 = 0; j0 < k; j0 += kb) {
         int64_t nb = k - j0 < kb ? k - j0 : kb;
         memset(tbase, 0, (size_t)(t->n_consts * nb) * sizeof(double));
-        T = tbase + t->n_consts * nb;
+        double *T = tbase + t->n_consts * nb;
         for (int64_t i = 0; i < m; i++)
             memcpy(T + i * nb, xdot + i * k + j0, (size_t)nb * sizeof(double));
         if (nb == 1) tangent_k1(t, V, T, 1); else tangent_kn(t, V, T, nb);
@@ -117,7 +178,7 @@ int tp_jvp(tp_tape *t, const double *x, int64_t k, const double *xdot, double *y
             memcpy(ydot + o * k + j0, T + (int64_t)t->outputs[o] * nb, (size_t)nb * sizeof(double));
         count(t, 1, t->n_ops * nb);
     }
-    free(tbase); free(vbase);
+    scratch_trim();
     return TP_OK;
 }
 
@@ -140,17 +201,16 @@ int tp_vjp(tp_tape *t, const double *x, int64_t k, const double *ybar, double *y
 {
     if (!tp_may_read(t)) return TP_ETHREAD;
     if (k < 1) return TP_EARG;
-    double *vbase, *abase, *V = primal_at(t, x, &vbase);
+    double *V = primal_at(t, x);
     if (!V) return TP_ENOMEM;
     read_outputs(t, V, y);
     int64_t kb = block(t, k), m = t->n_inputs;
-    double *A = slots(t, kb, &abase);
-    if (!A) { free(vbase); return TP_ENOMEM; }
+    double *abase = scratch(1, (t->n_consts + tp_nvars(t)) * kb);
+    if (!abase) return TP_ENOMEM;
     for (int64_t j0 = 0; j0 < k; j0 += kb) {
         int64_t nb = k - j0 < kb ? k - j0 : kb;
-        int64_t n = (t->n_consts + tp_nvars(t)) * nb;
-        memset(abase, 0, (size_t)n * sizeof(double));
-        A = abase + t->n_consts * nb;
+        memset(abase, 0, (size_t)((t->n_consts + tp_nvars(t)) * nb) * sizeof(double));
+        double *A = abase + t->n_consts * nb;
         for (int64_t o = 0; o < t->n_outputs; o++)
             for (int64_t j = 0; j < nb; j++)
                 A[(int64_t)t->outputs[o] * nb + j] += ybar[o * k + j0 + j];
@@ -158,7 +218,7 @@ int tp_vjp(tp_tape *t, const double *x, int64_t k, const double *ybar, double *y
         for (int64_t i = 0; i < m; i++)
             memcpy(xbar + i * k + j0, A + i * nb, (size_t)nb * sizeof(double));
     }
-    free(abase); free(vbase);
+    scratch_trim();
     return TP_OK;
 }
 
@@ -168,15 +228,15 @@ int tp_backward(tp_tape *t, int64_t root, double seed, double *adj)
     if (root < 0 || root >= tp_nvars(t)) return TP_EARG;
     int64_t nvars = root + 1, nops = nvars - t->n_inputs;
     if (nops < 0) nops = 0;
-    double *vbase = malloc((size_t)(t->n_consts + nvars) * sizeof(double));
-    double *abase = calloc((size_t)(t->n_consts + nvars), sizeof(double));
-    if (!vbase || !abase) { free(vbase); free(abase); return TP_ENOMEM; }
+    double *vbase = scratch(0, t->n_consts + nvars), *abase = scratch(1, t->n_consts + nvars);
+    if (!vbase || !abase) return TP_ENOMEM;
     double *V = vbase + t->n_consts, *A = abase + t->n_consts;
     for (int64_t c = 0; c < t->n_consts; c++) V[-1 - c] = t->consts[c];
     memcpy(V, t->vals, (size_t)nvars * sizeof(double));
+    memset(abase, 0, (size_t)(t->n_consts + nvars) * sizeof(double));
     A[root] = seed;
     adjoint(t, V, A, 1, nops);
     memcpy(adj, A, (size_t)nvars * sizeof(double));
-    free(vbase); free(abase);
+    scratch_trim();
     return TP_OK;
 }

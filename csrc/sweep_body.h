@@ -1,13 +1,17 @@
 /* Tangent and adjoint sweeps for K directions, generated from ops.def and rules.h.
- * sweep.c includes this twice: K = 1 (a constant, so the loops over directions vanish) and
- * K = k. A zero tangent or adjoint stays zero whatever the local partial (no 0 * Inf = NaN from
- * a path that does not reach the result). */
+ * sweep.c includes this twice: K = 1 (a constant, so the loops over directions vanish) with
+ * threaded dispatch, and K = k with a switch. A zero tangent or adjoint stays zero whatever the
+ * local partial (no 0 * Inf = NaN from a path that does not reach the result).
+ * Expects: K, SUFFIX, and DISPATCH_THREADED (1: computed goto, 0: switch). */
 #define TAN(i, j) T[(int64_t)(i) * K + (j)]
 #define ADJ(i, j) A[(int64_t)(i) * K + (j)]
 #define VAL(i) V[q[i]]
 #define TIMES(d, p) ((d) == 0.0 ? 0.0 : (d) * (p))
+#define CAT_(a, b) a##b
+#define CAT(a, b) CAT_(a, b)
 
-#define LOAD_1 const int32_t ix = p[0]; const double x = V[ix]; double px; (void)x
+#define LOAD_1 const double z = V[iz]; const int32_t ix = p[0]; const double x = V[ix]; double px; \
+    (void)x; (void)z
 #define LOAD_2 LOAD_1; const int32_t iy = p[1]; const double y = V[iy]; double py; (void)y
 #define LOAD_3 LOAD_2; const int32_t iw = p[2]; const double w = V[iw]; double pw; (void)w
 
@@ -21,6 +25,7 @@
         TAN(iz, j) = TIMES(TAN(ix, j), px) + TIMES(TAN(iy, j), py) + TIMES(TAN(iw, j), pw); } \
     p += 3; }
 #define TANGENT_PARTIAL_VARIADIC(NAME) { const int32_t n = p[0]; const int32_t *q = p + 1; \
+    const double z = V[iz]; (void)z; \
     for (int64_t j = 0; j < K; j++) { TAN(iz, j) = 0.0; } \
     for (int32_t i = 0; i < n; i++) { double pi; NAME##_PARTIAL; \
         for (int64_t j = 0; j < K; j++) { TAN(iz, j) += TIMES(TAN(q[i], j), pi); } } \
@@ -28,7 +33,7 @@
 #define TANGENT_CUSTOM_3(NAME) { LOAD_3; (void)px; (void)py; (void)pw; NAME##_TANGENT; p += 3; }
 
 #define ADJOINT_PARTIAL_1(NAME) { p -= 1; LOAD_1; NAME##_PARTIAL; \
-    for (int64_t j = 0; j < K; j++) ADJ(ix, j) += TIMES(ADJ(iz, j), px); }
+    for (int64_t j = 0; j < K; j++) { ADJ(ix, j) += TIMES(ADJ(iz, j), px); } }
 #define ADJOINT_PARTIAL_2(NAME) { p -= 2; LOAD_2; NAME##_PARTIAL; \
     for (int64_t j = 0; j < K; j++) { const double a_ = ADJ(iz, j); \
         ADJ(ix, j) += TIMES(a_, px); ADJ(iy, j) += TIMES(a_, py); } }
@@ -36,43 +41,74 @@
     for (int64_t j = 0; j < K; j++) { const double a_ = ADJ(iz, j); \
         ADJ(ix, j) += TIMES(a_, px); ADJ(iy, j) += TIMES(a_, py); ADJ(iw, j) += TIMES(a_, pw); } }
 #define ADJOINT_PARTIAL_VARIADIC(NAME) { const int32_t n = p[-1]; p -= n + 2; \
-    const int32_t *q = p + 1; \
+    const int32_t *q = p + 1; const double z = V[iz]; (void)z; \
     for (int32_t i = 0; i < n; i++) { double pi; NAME##_PARTIAL; \
-        for (int64_t j = 0; j < K; j++) ADJ(q[i], j) += TIMES(ADJ(iz, j), pi); } }
+        for (int64_t j = 0; j < K; j++) { ADJ(q[i], j) += TIMES(ADJ(iz, j), pi); } } }
 #define ADJOINT_CUSTOM_3(NAME) { p -= 3; LOAD_3; (void)px; (void)py; (void)pw; NAME##_ADJOINT; }
 
 /* T: tangents of every slot (constants zero, inputs seeded); fills the operations' tangents. */
-static void TANGENT_FN(const tp_tape *t, const double *V, double *T, int64_t k)
+static void CAT(tangent, SUFFIX)(const tp_tape *t, const double *V, double *T, int64_t k)
 {
     (void)k;
+    const uint8_t *op = t->ops, *const end = t->ops + t->n_ops;
     const int32_t *p = t->args;
     int32_t iz = (int32_t)t->n_inputs;
-    for (int64_t o = 0; o < t->n_ops; o++, iz++) {
-        const double z = V[iz]; (void)z;
-        switch (t->ops[o]) {
+#if DISPATCH_THREADED
+    static const void *const label[] = {
+#define OP(NAME, ARITY, RULE, FORMULA) &&tangent_##NAME,
+#include "ops.def"
+#undef OP
+    };
+#define NEXT { iz++; if (++op == end) return; goto *label[*op]; }
+    if (op == end) return;
+    goto *label[*op];
+#define OP(NAME, ARITY, RULE, FORMULA) tangent_##NAME: TANGENT_##RULE##_##ARITY(NAME); NEXT
+#include "ops.def"
+#undef OP
+#undef NEXT
+#else
+    for (; op < end; op++, iz++) {
+        switch (*op) {
 #define OP(NAME, ARITY, RULE, FORMULA) case TP_OP_##NAME: TANGENT_##RULE##_##ARITY(NAME); break;
 #include "ops.def"
 #undef OP
         }
     }
+#endif
 }
 
 /* A: adjoints of every slot (zero but the seeds); sweeps operations nops-1 .. 0 whose
  * operands end at args_end. */
-static void ADJOINT_FN(const tp_tape *t, const double *V, double *A, int64_t k, int64_t nops,
-                       const int32_t *args_end)
+static void CAT(adjoint, SUFFIX)(const tp_tape *t, const double *V, double *A, int64_t k,
+                                 int64_t nops, const int32_t *args_end)
 {
     (void)k;
+    const uint8_t *const begin = t->ops;
+    const uint8_t *op = t->ops + nops;
     const int32_t *p = args_end;
-    int32_t iz = (int32_t)(t->n_inputs + nops - 1);
-    for (int64_t o = nops - 1; o >= 0; o--, iz--) {
-        const double z = V[iz]; (void)z;
-        switch (t->ops[o]) {
+    int32_t iz = (int32_t)(t->n_inputs + nops);
+#if DISPATCH_THREADED
+    static const void *const label[] = {
+#define OP(NAME, ARITY, RULE, FORMULA) &&adjoint_##NAME,
+#include "ops.def"
+#undef OP
+    };
+#define NEXT { if (op == begin) return; iz--; goto *label[*--op]; }
+    NEXT
+#define OP(NAME, ARITY, RULE, FORMULA) adjoint_##NAME: ADJOINT_##RULE##_##ARITY(NAME); NEXT
+#include "ops.def"
+#undef OP
+#undef NEXT
+#else
+    while (op > begin) {
+        iz--;
+        switch (*--op) {
 #define OP(NAME, ARITY, RULE, FORMULA) case TP_OP_##NAME: ADJOINT_##RULE##_##ARITY(NAME); break;
 #include "ops.def"
 #undef OP
         }
     }
+#endif
 }
 
 #undef TAN

@@ -36,8 +36,10 @@ ffibuilder.set_source(
     depends=[os.path.join(CSRC, f) for f in ("ops.def", "rules.h", "tape.h", "tape_impl.h",
                                              "sweep_body.h")],
     # IEEE semantics: no -ffast-math, no contraction into FMA (same bits on every machine).
-    extra_compile_args=["-O3", "-std=c99", "-D_POSIX_C_SOURCE=200809L", "-ffp-contract=off",
-                        "-fno-fast-math"],
+    # -fno-crossjumping keeps one dispatch jump per op handler in the threaded sweeps (merged
+    # jumps mispredict: 2 ns/op instead of 7 on the Rosenbrock tape).
+    extra_compile_args=["-O3", "-std=gnu99", "-ffp-contract=off", "-fno-fast-math",
+                        "-fno-crossjumping"],
     libraries=["m"],
 )
 
