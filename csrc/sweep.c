@@ -129,6 +129,8 @@ static double *primal_at(tp_tape *t, const double *x)
     double *V = base + t->n_consts;
     for (int64_t c = 0; c < t->n_consts; c++) V[-1 - c] = t->consts[c];
     memcpy(V, x, (size_t)t->n_inputs * sizeof *x);
+    for (int64_t i = 0; i < t->n_inputs; i++)
+        __atomic_store(&t->last_x[i], &x[i], __ATOMIC_RELAXED);
     primal(t, V);
     count(t, 0, t->n_ops);
     return V;

@@ -52,7 +52,7 @@ void tp_free(tp_tape *t)
 {
     if (!t) return;
     free(t->ops); free(t->args); free(t->consts); free(t->ckeys); free(t->cslot);
-    free(t->vals); free(t->outputs); free(t);
+    free(t->vals); free(t->outputs); free(t->last_x); free(t);
 }
 
 void tp_claim(tp_tape *t) { if (!t->closed) t->owner = pthread_self(); }
@@ -121,8 +121,10 @@ int64_t tp_add_inputs(tp_tape *t, const double *x, int64_t n)
     if (rc < 0) return rc;
     if (t->n_ops > 0) return TP_EORDER;
     if (n < 0) return TP_EARG;
-    if ((rc = GROW(t, vals, cap_vals, t->n_inputs + n, MAX_VARS)) < 0) return rc;
+    if ((rc = GROW(t, vals, cap_vals, t->n_inputs + n, MAX_VARS)) < 0 ||
+        (rc = GROW(t, last_x, cap_last, t->n_inputs + n, MAX_VARS)) < 0) return rc;
     memcpy(t->vals + t->n_inputs, x, (size_t)n * sizeof *x);
+    memcpy(t->last_x + t->n_inputs, x, (size_t)n * sizeof *x);
     int64_t first = t->n_inputs;
     t->n_inputs += n;
     return first;
@@ -251,6 +253,15 @@ int tp_export(const tp_tape *t, uint8_t *ops, int32_t *args, double *consts, int
     if (args) memcpy(args, t->args, (size_t)t->n_args * sizeof *args);
     if (consts) memcpy(consts, t->consts, (size_t)t->n_consts * sizeof *consts);
     if (outputs) memcpy(outputs, t->outputs, (size_t)t->n_outputs * sizeof *outputs);
+    return TP_OK;
+}
+
+/* The input of the last sweep (the recorded inputs before any). Concurrent sweeps store it
+ * element by element, so it is one of theirs per element: meaningful for sequential use. */
+int tp_last_x(const tp_tape *t, double *x)
+{
+    for (int64_t i = 0; i < t->n_inputs; i++)
+        __atomic_load(&t->last_x[i], &x[i], __ATOMIC_RELAXED);
     return TP_OK;
 }
 

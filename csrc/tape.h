@@ -49,6 +49,7 @@ int64_t tp_n_consts(const tp_tape *t);
 int64_t tp_n_outputs(const tp_tape *t);
 int64_t tp_nbytes(const tp_tape *t);
 double tp_value(const tp_tape *t, int64_t i);                      /* value at recording */
+int tp_last_x(const tp_tape *t, double *x);                        /* input of the last sweep */
 int tp_export(const tp_tape *t, uint8_t *ops, int32_t *args, double *consts, int32_t *outputs);
 int tp_op_counts(const tp_tape *t, int64_t *counts);               /* tp_n_opcodes entries */
 void tp_swept(const tp_tape *t, int64_t *primal_tangent_adjoint);

@@ -18,6 +18,7 @@ struct tp_tape {
     uint64_t *ckeys; int32_t *cslot; int64_t chash_cap;
     double *vals;    int64_t cap_vals;             /* values at recording, one per variable */
     int64_t n_inputs;
+    double *last_x;  int64_t cap_last;             /* the input of the last sweep */
     int32_t *outputs; int64_t n_outputs;
     int closed;
     pthread_t owner;

@@ -6,6 +6,7 @@ import threading
 
 import numpy as np
 
+from . import _fast
 from ._core import Op, check, ffi, lib
 from .errors import TapeError
 from .var import Var, _make, _number
@@ -37,7 +38,7 @@ class Tape:
         self._out_shape = None     # None until t.outputs()
         self._n_out = 0
         self._grads = None         # adjoints of every variable from the last backward()
-        self._last_x = None        # flat input of the last sweep (None: the recording point)
+        self._fast = 0             # 1: input is one vector, 2: one scalar (tapead._fast paths)
         self._rerecords = 0
         self._active = False
 
@@ -72,6 +73,8 @@ class Tape:
         first = check(lib.tp_add_inputs(self._p, _buf(flat), flat.size), "t.variables")
         self._pieces.append(a.shape)
         self._m += flat.size
+        self._fast = ((1 if a.ndim == 1 else 2 if a.ndim == 0 else 0)
+                      if len(self._pieces) == 1 else 0)
         if a.ndim == 0:
             return _make(self, first)
         out = np.empty(flat.size, dtype=object)
@@ -167,9 +170,9 @@ class Tape:
             raise TapeError("this tape has no outputs: call t.outputs(y) while recording "
                             "(or use y.backward() for the recorded point)")
         if x is None:
-            if self._last_x is None:
-                self._last_x = np.array([lib.tp_value(self._p, i) for i in range(self._m)])
-            return self._last_x
+            last = np.empty(self._m)
+            lib.tp_last_x(self._p, _buf(last))
+            return last
         pieces = self._pieces
         if len(pieces) == 1:
             a = _as_float_array(x, what)
@@ -188,7 +191,6 @@ class Tape:
                     raise ValueError(f"expected {what}[{k}] of shape {s}, got shape {a.shape}")
                 parts.append(a.ravel())
             flat = np.concatenate(parts) if parts else np.empty(0)
-        self._last_x = flat
         return flat
 
     def _shape_y(self, y):
@@ -207,8 +209,11 @@ class Tape:
 
     def forward(self, x=None):
         """Outputs at x, in the recorded shape (a float for a scalar output)."""
-        xf = self._x(x)
         y = np.empty(self._n_out)
+        if self._fast and x is not None and self._out_shape is not None and \
+                _fast.forward(self._addr, self._m, x, y, self._n_out) is None:
+            return self._shape_y(y)
+        xf = self._x(x)
         check(lib.tp_forward(self._p, _buf(xf), _buf(y)), "forward")
         return self._shape_y(y)
 
@@ -250,8 +255,10 @@ class Tape:
             raise ValueError(f"tape.gradient needs a scalar output; this tape has "
                              f"{self._n_out} outputs of shape {self._out_shape} (use vjp or "
                              f"jacobian)")
-        xf = self._x(x)
         g = np.empty(self._m)
+        if self._fast and x is not None and _fast.grad(self._addr, self._m, x, g) is None:
+            return g if self._fast == 1 else float(g[0])
+        xf = self._x(x)
         check(lib.tp_vjp(self._p, _buf(xf), 1, _ONE, ffi.NULL, _buf(g)), "gradient")
         return self._shape_x(g)
 
@@ -265,24 +272,15 @@ class Tape:
         m, n = self._m, self._n_out
         if mode == "auto":
             mode = "forward" if m <= n else "reverse"
-        if mode == "forward":
-            J = np.empty((n, m))
-            if m:
-                eye = np.eye(m)
-                Jt = np.empty((n, m))
-                check(lib.tp_jvp(self._p, _buf(xf), m, _buf(eye), ffi.NULL, _buf(Jt)),
-                      "jacobian")
-                J = Jt
-            else:
-                J = np.empty((n, 0))
-        else:
-            J = np.zeros((n, m))
-            if n:
-                eye = np.eye(n)
-                Jt = np.empty((m, n))
-                check(lib.tp_vjp(self._p, _buf(xf), n, _buf(eye), ffi.NULL, _buf(Jt)),
-                      "jacobian")
-                J = np.ascontiguousarray(Jt.T)
+        J = np.zeros((n, m))
+        if m and n and mode == "forward":        # m tangent directions: J[o, i] at o*m + i
+            check(lib.tp_jvp(self._p, _buf(xf), m, _buf(np.eye(m)), ffi.NULL, _buf(J)),
+                  "jacobian")
+        elif m and n:                             # n adjoint directions: J.T[i, o] at i*n + o
+            Jt = np.empty((m, n))
+            check(lib.tp_vjp(self._p, _buf(xf), n, _buf(np.eye(n)), ffi.NULL, _buf(Jt)),
+                  "jacobian")
+            J = np.ascontiguousarray(Jt.T)
         return self._shape_x(J, lead=self._out_shape)
 
     def _directions(self, v):

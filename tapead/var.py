@@ -1,11 +1,11 @@
 """Var: an active scalar on a tape. Operator overloading records one tape operation per call:
-the number protocol is C (csrc/var.c, tapead._var); this module adds the Python-level rest."""
+the number protocol is C (csrc/fast.c, tapead._fast); this module adds the Python-level rest."""
 import numbers
 
 import numpy as np
 
 from ._core import Op, fail, ffi, lib
-from ._var import Var, new as new_var, rec1, rec2, setup as _setup
+from ._fast import Var, new as new_var, rec1, rec2, setup as _setup
 from .errors import TapeError
 
 #: numpy ufunc -> tapead function; filled by tapead.elementary (Var.__array_ufunc__ reads it)
@@ -17,7 +17,7 @@ class _Methods:
 
     ``value`` is its primal value at recording, ``index`` its position on the tape (inputs
     first), ``grad`` its adjoint after ``backward()`` (``None`` before). Arithmetic, ``**``,
-    ``abs`` and comparisons are implemented in C (csrc/var.c); each records one operation.
+    ``abs`` and comparisons are implemented in C (csrc/fast.c); each records one operation.
     """
 
     @property
@@ -117,13 +117,14 @@ def _address(name):
     return int(ffi.cast("uintptr_t", ffi.addressof(lib, name)))
 
 
-# The Python-level part of Var, copied onto the C type tapead._var.Var.
+# The Python-level part of Var, copied onto the C type tapead._fast.Var.
 for _name, _attr in vars(_Methods).items():
     if _name not in ("__module__", "__dict__", "__weakref__"):
         setattr(Var, _name, _attr)
 del _name, _attr
 
 _setup(fail, _number, _mixed,
-       tuple(_address(f) for f in ("tp_rec1", "tp_rec2", "tp_rec2vc", "tp_rec2cv", "tp_value")),
+       tuple(_address(f) for f in ("tp_rec1", "tp_rec2", "tp_rec2vc", "tp_rec2cv", "tp_value",
+                                   "tp_forward", "tp_vjp", "tp_n_ops")),
        tuple(int(o) for o in (Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.POW, Op.NEG, Op.ABS, Op.SQUARE,
                               Op.SQRT)))

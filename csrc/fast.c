@@ -1,6 +1,9 @@
-/* tapead._var: the number protocol of Var in C. Each arithmetic operation on a Var is one direct
- * call into the tape's recorder (no cffi call, GIL held: no other thread interleaves), and a Var
- * holds no Python references but its Tape, so it is not tracked by the cyclic GC.
+/* tapead._fast: the hot paths, written against CPython's C API.
+ *
+ * 1. Var's number protocol. Each arithmetic operation on a Var is one direct call into the
+ *    tape's recorder (no cffi call, GIL held: no other thread interleaves), and a Var holds no
+ *    Python references but its Tape, so it is not tracked by the cyclic GC.
+ * 2. Replays of small tapes (gradient, forward) without cffi's per-argument conversions.
  *
  * Var is a heap type (PyType_FromSpec) so that tapead/var.py can add its Python-level methods
  * (grad, backward, NumPy hooks). The recorder functions live in the cffi module
@@ -9,6 +12,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
+#include <string.h>
 #include "tape.h"
 
 typedef struct {
@@ -24,6 +28,9 @@ static struct {
     int32_t (*rec2vc)(tp_tape *, int, int32_t, double);
     int32_t (*rec2cv)(tp_tape *, int, double, int32_t);
     double (*value)(const tp_tape *, int64_t);
+    int (*forward)(tp_tape *, const double *, double *);
+    int (*vjp)(tp_tape *, const double *, int64_t, const double *, double *, double *);
+    int64_t (*n_ops)(const tp_tape *);
     PyTypeObject *var_type;  /* tapead.Var, made at module init */
     PyObject *fail;          /* fail(status): raises the exception of a C status */
     PyObject *number;        /* number(obj): float for a real number, None otherwise */
@@ -211,14 +218,15 @@ static PyObject *setup(PyObject *mod, PyObject *args)
 {
     (void)mod;
     PyObject *fail, *number, *mixed;
-    unsigned long long a1, a2, a3, a4, a5;
-    if (!PyArg_ParseTuple(args, "OOO(KKKKK)(iiiiiiiii)", &fail, &number, &mixed, &a1, &a2, &a3,
-                          &a4, &a5, &R.op_add, &R.op_sub, &R.op_mul, &R.op_div, &R.op_pow,
-                          &R.op_neg, &R.op_abs, &R.op_square, &R.op_sqrt))
+    unsigned long long a1, a2, a3, a4, a5, a6, a7, a8;
+    if (!PyArg_ParseTuple(args, "OOO(KKKKKKKK)(iiiiiiiii)", &fail, &number, &mixed, &a1, &a2,
+                          &a3, &a4, &a5, &a6, &a7, &a8, &R.op_add, &R.op_sub, &R.op_mul,
+                          &R.op_div, &R.op_pow, &R.op_neg, &R.op_abs, &R.op_square, &R.op_sqrt))
         return NULL;
     R.rec1 = (void *)(uintptr_t)a1; R.rec2 = (void *)(uintptr_t)a2;
     R.rec2vc = (void *)(uintptr_t)a3; R.rec2cv = (void *)(uintptr_t)a4;
-    R.value = (void *)(uintptr_t)a5;
+    R.value = (void *)(uintptr_t)a5; R.forward = (void *)(uintptr_t)a6;
+    R.vjp = (void *)(uintptr_t)a7; R.n_ops = (void *)(uintptr_t)a8;
     Py_INCREF(fail); Py_INCREF(number); Py_INCREF(mixed);
     Py_XDECREF(R.fail); Py_XDECREF(R.number); Py_XDECREF(R.mixed);
     R.fail = fail; R.number = number; R.mixed = mixed;
@@ -230,7 +238,7 @@ static PyObject *new_var(PyObject *mod, PyObject *args)
 {
     (void)mod;
     if (!R.fail) {
-        PyErr_SetString(PyExc_RuntimeError, "tapead._var.setup() has not run");
+        PyErr_SetString(PyExc_RuntimeError, "tapead._fast.setup() has not run");
         return NULL;
     }
     PyObject *tape;
@@ -265,19 +273,158 @@ static PyObject *py_rec2(PyObject *mod, PyObject *const *args, Py_ssize_t n)
     return binary(op, args[1], args[2]);
 }
 
+/* ---- small replays ------------------------------------------------------------------------
+ * For a tape whose input is one vector of m numbers (or one scalar): x is a list or tuple of m
+ * floats/ints, a C-contiguous 1-d float64 buffer of m items, or (m == 1) a number. Anything else
+ * returns NotImplemented and tapead/tape.py takes its general path (and its error messages). */
+#define SMALL 64
+#define RELEASE_GIL_ABOVE 20000                 /* operations; below, the sweep is too short */
+
+typedef struct { const double *x; double stack[SMALL]; double *heap; Py_buffer view; int has_view; } xin;
+
+static void xin_release(xin *in)
+{
+    PyMem_Free(in->heap);
+    if (in->has_view) PyBuffer_Release(&in->view);
+}
+
+/* 1: in->x holds m doubles; 0: not a form handled here; -1: error set */
+static int xin_read(xin *in, PyObject *x, int64_t m)
+{
+    in->heap = NULL; in->has_view = 0;
+    if (PyList_CheckExact(x) || PyTuple_CheckExact(x)) {
+        Py_ssize_t n = PySequence_Fast_GET_SIZE(x);
+        if (n != m) return 0;
+        double *buf = in->stack;
+        if (m > SMALL && !(buf = in->heap = PyMem_Malloc((size_t)m * sizeof(double)))) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        PyObject **items = PySequence_Fast_ITEMS(x);
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *e = items[i];
+            if (PyFloat_CheckExact(e)) buf[i] = PyFloat_AS_DOUBLE(e);
+            else if (PyLong_CheckExact(e)) {
+                buf[i] = PyLong_AsDouble(e);
+                if (buf[i] == -1.0 && PyErr_Occurred()) { xin_release(in); return -1; }
+            } else { xin_release(in); return 0; }
+        }
+        in->x = buf;
+        return 1;
+    }
+    if (m == 1 && (PyFloat_CheckExact(x) || PyLong_CheckExact(x))) {
+        in->stack[0] = PyFloat_AsDouble(x);
+        if (in->stack[0] == -1.0 && PyErr_Occurred()) return -1;
+        in->x = in->stack;
+        return 1;
+    }
+    if (PyObject_CheckBuffer(x)) {
+        if (PyObject_GetBuffer(x, &in->view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+            PyErr_Clear();
+            return 0;
+        }
+        in->has_view = 1;
+        const char *f = in->view.format;
+        if (in->view.ndim == 1 && in->view.itemsize == 8 && in->view.len == m * 8 && f &&
+            (!strcmp(f, "d") || !strcmp(f, "<d") || !strcmp(f, "=d"))) {
+            in->x = in->view.buf;
+            return 1;
+        }
+        xin_release(in);
+        return 0;
+    }
+    return 0;
+}
+
+static int out_buffer(PyObject *o, Py_buffer *view, int64_t n)
+{
+    if (PyObject_GetBuffer(o, view, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0) return -1;
+    if (view->len != n * 8) {
+        PyBuffer_Release(view);
+        PyErr_SetString(PyExc_ValueError, "output buffer of the wrong size");
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *status_error(int rc)
+{
+    PyObject *r = PyObject_CallFunction(R.fail, "i", rc);
+    Py_XDECREF(r);
+    return NULL;
+}
+
+/* grad(address, m, x, out): out = gradient of the single output at x */
+static PyObject *py_grad(PyObject *mod, PyObject *const *args, Py_ssize_t n)
+{
+    (void)mod;
+    static const double one = 1.0;
+    if (n != 4) { PyErr_SetString(PyExc_TypeError, "grad(address, m, x, out)"); return NULL; }
+    tp_tape *t = (tp_tape *)(uintptr_t)PyLong_AsUnsignedLongLong(args[0]);
+    int64_t m = PyLong_AsLongLong(args[1]);
+    if (PyErr_Occurred()) return NULL;
+    xin in;
+    int k = xin_read(&in, args[2], m);
+    if (k <= 0) { if (k < 0) return NULL; Py_RETURN_NOTIMPLEMENTED; }
+    Py_buffer out;
+    if (out_buffer(args[3], &out, m) < 0) { xin_release(&in); return NULL; }
+    int rc;
+    if (R.n_ops(t) > RELEASE_GIL_ABOVE) {
+        Py_BEGIN_ALLOW_THREADS
+        rc = R.vjp(t, in.x, 1, &one, NULL, out.buf);
+        Py_END_ALLOW_THREADS
+    } else rc = R.vjp(t, in.x, 1, &one, NULL, out.buf);
+    PyBuffer_Release(&out);
+    xin_release(&in);
+    if (rc < 0) return status_error(rc);
+    Py_RETURN_NONE;
+}
+
+/* forward(address, m, x, out): out = outputs at x */
+static PyObject *py_forward(PyObject *mod, PyObject *const *args, Py_ssize_t n)
+{
+    (void)mod;
+    if (n != 5) {
+        PyErr_SetString(PyExc_TypeError, "forward(address, m, x, out, n_out)");
+        return NULL;
+    }
+    tp_tape *t = (tp_tape *)(uintptr_t)PyLong_AsUnsignedLongLong(args[0]);
+    int64_t m = PyLong_AsLongLong(args[1]), n_out = PyLong_AsLongLong(args[4]);
+    if (PyErr_Occurred()) return NULL;
+    xin in;
+    int k = xin_read(&in, args[2], m);
+    if (k <= 0) { if (k < 0) return NULL; Py_RETURN_NOTIMPLEMENTED; }
+    Py_buffer out;
+    if (out_buffer(args[3], &out, n_out) < 0) { xin_release(&in); return NULL; }
+    int rc;
+    if (R.n_ops(t) > RELEASE_GIL_ABOVE) {
+        Py_BEGIN_ALLOW_THREADS
+        rc = R.forward(t, in.x, out.buf);
+        Py_END_ALLOW_THREADS
+    } else rc = R.forward(t, in.x, out.buf);
+    PyBuffer_Release(&out);
+    xin_release(&in);
+    if (rc < 0) return status_error(rc);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef module_methods[] = {
     {"setup", setup, METH_VARARGS, "wire the recorder functions and hooks"},
     {"new", new_var, METH_VARARGS, "new(tape, address, index) -> Var"},
     {"rec1", (PyCFunction)(void (*)(void))py_rec1, METH_FASTCALL, "rec1(op, x) -> Var"},
     {"rec2", (PyCFunction)(void (*)(void))py_rec2, METH_FASTCALL, "rec2(op, x, y) -> Var"},
+    {"grad", (PyCFunction)(void (*)(void))py_grad, METH_FASTCALL,
+     "grad(address, m, x, out) -> None, or NotImplemented for an x it does not take"},
+    {"forward", (PyCFunction)(void (*)(void))py_forward, METH_FASTCALL,
+     "forward(address, m, x, out, n_out) -> None, or NotImplemented"},
     {NULL}
 };
 
 static struct PyModuleDef module_def = {
-    PyModuleDef_HEAD_INIT, "tapead._var", "Var's number protocol in C", -1, module_methods,
+    PyModuleDef_HEAD_INIT, "tapead._fast", "hot paths: Var's number protocol, small replays", -1, module_methods,
 };
 
-PyMODINIT_FUNC PyInit__var(void)
+PyMODINIT_FUNC PyInit__fast(void)
 {
     PyObject *m = PyModule_Create(&module_def);
     if (!m) return NULL;
