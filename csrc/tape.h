@@ -60,3 +60,5 @@ int tp_forward(tp_tape *t, const double *x, double *y);
 int tp_jvp(tp_tape *t, const double *x, int64_t k, const double *xdot, double *y, double *ydot);
 int tp_vjp(tp_tape *t, const double *x, int64_t k, const double *ybar, double *y, double *xbar);
 int tp_backward(tp_tape *t, int64_t root, double seed, double *adj);  /* adj: every variable */
+int tp_inspect(tp_tape *t, const double *x, const double *v, const double *w, double *vals,
+               double *tans, double *adjs, double *partials);     /* for traces and graphs */
