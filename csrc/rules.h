@@ -6,6 +6,9 @@
  *   NAME_PARTIAL  sets the local partial derivatives px = dz/dx, py = dz/dy, pw = dz/dw
  *                 (it may use z); tangent and adjoint sweeps are built from them:
  *                 z_dot = px*x_dot + py*y_dot,  x_bar += px*z_bar,  y_bar += py*z_bar.
+ *   NAME_PARTIAL2 sets the second partials pxx, pxy, pyy (pxw, pyw, pww for three operands)
+ *                 for the second-order sweep (hvp, hessian); variadic ops set NAME_DPARTIAL,
+ *                 dpi = the tangent of pi, with TVAL(i) the tangent of operand i.
  *   NAME_TANGENT / NAME_ADJOINT (CUSTOM ops only) do the work directly, for K directions:
  *                 TAN(i, j) / ADJ(i, j) are direction j of variable i.
  * Variadic ops see n operands q[0..n-1] with values VAL(i); their PARTIAL sets pi for operand i.
@@ -23,22 +26,27 @@
 /* ---- NEG: z = -x --------------------------------------------------------------------------- */
 #define NEG_PRIMAL     z = -x
 #define NEG_PARTIAL    px = -1.0
+#define NEG_PARTIAL2   pxx = 0.0
 
 /* ---- ADD: z = x + y ------------------------------------------------------------------------ */
 #define ADD_PRIMAL     z = x + y
 #define ADD_PARTIAL    px = 1.0; py = 1.0
+#define ADD_PARTIAL2   pxx = 0.0; pxy = 0.0; pyy = 0.0
 
 /* ---- SUB: z = x - y ------------------------------------------------------------------------ */
 #define SUB_PRIMAL     z = x - y
 #define SUB_PARTIAL    px = 1.0; py = -1.0
+#define SUB_PARTIAL2   pxx = 0.0; pxy = 0.0; pyy = 0.0
 
 /* ---- MUL: z = x * y ------------------------------------------------------------------------ */
 #define MUL_PRIMAL     z = x * y
 #define MUL_PARTIAL    px = y; py = x
+#define MUL_PARTIAL2   pxx = 0.0; pxy = 1.0; pyy = 0.0
 
 /* ---- DIV: z = x / y      dz = dx/y - z dy/y ------------------------------------------------ */
 #define DIV_PRIMAL     z = x / y
 #define DIV_PARTIAL    px = 1.0 / y; py = -z / y
+#define DIV_PARTIAL2   pxx = 0.0; pxy = -1.0 / (y * y); pyy = 2.0 * z / (y * y)
 
 /* ---- POW: z = x ** y     dz = y x^(y-1) dx + z log(x) dy ------------------------------------
  * dz/dx = 0 when y == 0 (x**0 == 1 everywhere); dz/dy = 0 at x == 0 (its limit for y > 0) and
@@ -46,124 +54,160 @@
 #define POW_PRIMAL     z = pow(x, y)
 #define POW_PARTIAL    px = (ix < 0 || y == 0.0) ? 0.0 : y * pow(x, y - 1.0); \
                        py = (iy < 0 || x == 0.0) ? 0.0 : (x > 0.0 ? z * log(x) : NAN)
+#define POW_PARTIAL2   pxx = (y == 0.0 || y == 1.0) ? 0.0 : y * (y - 1.0) * pow(x, y - 2.0); \
+                       pxy = x > 0.0 ? pow(x, y - 1.0) * (1.0 + y * log(x)) : (x == 0.0 ? 0.0 : NAN); \
+                       pyy = x > 0.0 ? z * log(x) * log(x) : (x == 0.0 ? 0.0 : NAN)
 
 /* ---- SQUARE: z = x ** 2 -------------------------------------------------------------------- */
 #define SQUARE_PRIMAL  z = x * x
 #define SQUARE_PARTIAL px = 2.0 * x
+#define SQUARE_PARTIAL2 pxx = 2.0
 
 /* ---- SQRT: z = sqrt(x)   dz = dx / (2 z)      (+inf at x == 0) ----------------------------- */
 #define SQRT_PRIMAL    z = sqrt(x)
 #define SQRT_PARTIAL   px = 0.5 / z
+#define SQRT_PARTIAL2  pxx = -0.25 / (z * z * z)
 
 /* ---- CBRT: z = cbrt(x)   dz = dx / (3 z^2)    (+inf at x == 0) ----------------------------- */
 #define CBRT_PRIMAL    z = cbrt(x)
 #define CBRT_PARTIAL   px = 1.0 / (3.0 * z * z)
+#define CBRT_PARTIAL2  pxx = -2.0 / (9.0 * z * z * z * z * z)
 
 /* ---- EXP: z = exp(x)     dz = z dx ---------------------------------------------------------- */
 #define EXP_PRIMAL     z = exp(x)
 #define EXP_PARTIAL    px = z
+#define EXP_PARTIAL2   pxx = z
 
 /* ---- EXPM1: z = expm1(x) dz = (z + 1) dx --------------------------------------------------- */
 #define EXPM1_PRIMAL   z = expm1(x)
 #define EXPM1_PARTIAL  px = z + 1.0
+#define EXPM1_PARTIAL2 pxx = z + 1.0
 
 /* ---- LOG: z = log(x)     dz = dx / x ------------------------------------------------------- */
 #define LOG_PRIMAL     z = log(x)
 #define LOG_PARTIAL    px = 1.0 / x
+#define LOG_PARTIAL2   pxx = -1.0 / (x * x)
 
 /* ---- LOG1P: z = log1p(x) dz = dx / (1 + x) ------------------------------------------------- */
 #define LOG1P_PRIMAL   z = log1p(x)
 #define LOG1P_PARTIAL  px = 1.0 / (1.0 + x)
+#define LOG1P_PARTIAL2 pxx = -1.0 / ((1.0 + x) * (1.0 + x))
 
 /* ---- LOG2: z = log2(x)   dz = dx / (x ln 2) ------------------------------------------------ */
 #define LOG2_PRIMAL    z = log2(x)
 #define LOG2_PARTIAL   px = 1.0 / (x * TP_LN2)
+#define LOG2_PARTIAL2  pxx = -1.0 / (x * x * TP_LN2)
 
 /* ---- LOG10: z = log10(x) dz = dx / (x ln 10) ----------------------------------------------- */
 #define LOG10_PRIMAL   z = log10(x)
 #define LOG10_PARTIAL  px = 1.0 / (x * TP_LN10)
+#define LOG10_PARTIAL2 pxx = -1.0 / (x * x * TP_LN10)
 
 /* ---- SIN: z = sin(x)     dz = cos(x) dx ---------------------------------------------------- */
 #define SIN_PRIMAL     z = sin(x)
 #define SIN_PARTIAL    px = cos(x)
+#define SIN_PARTIAL2   pxx = -z
 
 /* ---- COS: z = cos(x)     dz = -sin(x) dx --------------------------------------------------- */
 #define COS_PRIMAL     z = cos(x)
 #define COS_PARTIAL    px = -sin(x)
+#define COS_PARTIAL2   pxx = -z
 
 /* ---- TAN: z = tan(x)     dz = (1 + z^2) dx ------------------------------------------------- */
 #define TAN_PRIMAL     z = tan(x)
 #define TAN_PARTIAL    px = 1.0 + z * z
+#define TAN_PARTIAL2   pxx = 2.0 * z * (1.0 + z * z)
 
 /* ---- ASIN: z = asin(x)   dz = dx / sqrt(1 - x^2) ------------------------------------------- */
 #define ASIN_PRIMAL    z = asin(x)
 #define ASIN_PARTIAL   px = 1.0 / sqrt((1.0 - x) * (1.0 + x))
+#define ASIN_PARTIAL2  pxx = x * px * px * px
 
 /* ---- ACOS: z = acos(x)   dz = -dx / sqrt(1 - x^2) ------------------------------------------ */
 #define ACOS_PRIMAL    z = acos(x)
 #define ACOS_PARTIAL   px = -1.0 / sqrt((1.0 - x) * (1.0 + x))
+#define ACOS_PARTIAL2  pxx = x * px * px * px
 
 /* ---- ATAN: z = atan(x)   dz = dx / (1 + x^2) ----------------------------------------------- */
 #define ATAN_PRIMAL    z = atan(x)
 #define ATAN_PARTIAL   px = 1.0 / (1.0 + x * x)
+#define ATAN_PARTIAL2  pxx = -2.0 * x * px * px
 
 /* ---- SINH: z = sinh(x)   dz = cosh(x) dx --------------------------------------------------- */
 #define SINH_PRIMAL    z = sinh(x)
 #define SINH_PARTIAL   px = cosh(x)
+#define SINH_PARTIAL2  pxx = z
 
 /* ---- COSH: z = cosh(x)   dz = sinh(x) dx --------------------------------------------------- */
 #define COSH_PRIMAL    z = cosh(x)
 #define COSH_PARTIAL   px = sinh(x)
+#define COSH_PARTIAL2  pxx = z
 
 /* ---- TANH: z = tanh(x)   dz = (1 - z^2) dx ------------------------------------------------- */
 #define TANH_PRIMAL    z = tanh(x)
 #define TANH_PARTIAL   px = (1.0 - z) * (1.0 + z)
+#define TANH_PARTIAL2  pxx = -2.0 * z * px
 
 /* ---- ASINH: z = asinh(x) dz = dx / sqrt(x^2 + 1) ------------------------------------------- */
 #define ASINH_PRIMAL   z = asinh(x)
 #define ASINH_PARTIAL  px = 1.0 / hypot(x, 1.0)
+#define ASINH_PARTIAL2 pxx = -x * px * px * px
 
 /* ---- ACOSH: z = acosh(x) dz = dx / sqrt(x^2 - 1) ------------------------------------------- */
 #define ACOSH_PRIMAL   z = acosh(x)
 #define ACOSH_PARTIAL  px = 1.0 / (sqrt(x - 1.0) * sqrt(x + 1.0))
+#define ACOSH_PARTIAL2 pxx = -x * px * px * px
 
 /* ---- ATANH: z = atanh(x) dz = dx / (1 - x^2) ----------------------------------------------- */
 #define ATANH_PRIMAL   z = atanh(x)
 #define ATANH_PARTIAL  px = 1.0 / ((1.0 - x) * (1.0 + x))
+#define ATANH_PARTIAL2 pxx = 2.0 * x * px * px
 
 /* ---- ATAN2: z = atan2(x, y)   dz = (y dx - x dy) / (x^2 + y^2)    (0 at x == y == 0) -------- */
 #define ATAN2_PRIMAL   z = atan2(x, y)
 #define ATAN2_PARTIAL  { double r2_ = x * x + y * y; \
                          px = r2_ > 0.0 ? y / r2_ : 0.0; py = r2_ > 0.0 ? -x / r2_ : 0.0; }
+#define ATAN2_PARTIAL2 { double r2_ = x * x + y * y, r4_ = r2_ * r2_; \
+                         pxx = r2_ > 0.0 ? -2.0 * x * y / r4_ : 0.0; \
+                         pxy = r2_ > 0.0 ? (x * x - y * y) / r4_ : 0.0; \
+                         pyy = r2_ > 0.0 ? 2.0 * x * y / r4_ : 0.0; }
 
 /* ---- HYPOT: z = hypot(x, y)   dz = (x dx + y dy) / z          (0 at x == y == 0) -------- */
 #define HYPOT_PRIMAL   z = hypot(x, y)
 #define HYPOT_PARTIAL  px = z > 0.0 ? x / z : 0.0; py = z > 0.0 ? y / z : 0.0
+#define HYPOT_PARTIAL2 { double z3_ = z * z * z; pxx = z > 0.0 ? y * y / z3_ : 0.0; \
+                         pxy = z > 0.0 ? -x * y / z3_ : 0.0; pyy = z > 0.0 ? x * x / z3_ : 0.0; }
 
 /* ---- ERF: z = erf(x)     dz = 2/sqrt(pi) exp(-x^2) dx ------------------------------------- */
 #define ERF_PRIMAL     z = erf(x)
 #define ERF_PARTIAL    px = TP_2_SQRTPI * exp(-x * x)
+#define ERF_PARTIAL2   pxx = -2.0 * x * px
 
 /* ---- ABS: z = abs(x)     dz = sign(x) dx                       (abs'(0) = 0) ----------------- */
 #define ABS_PRIMAL     z = fabs(x)
 #define ABS_PARTIAL    px = x > 0.0 ? 1.0 : (x < 0.0 ? -1.0 : (x == 0.0 ? 0.0 : NAN))
+#define ABS_PARTIAL2   pxx = 0.0
 
 /* ---- SIGN: z = sign(x)   dz = 0                       (sign(0) = 0, sign(NaN) = NaN) -------- */
 #define SIGN_PRIMAL    z = x > 0.0 ? 1.0 : (x < 0.0 ? -1.0 : (x == 0.0 ? 0.0 : x))
 #define SIGN_PARTIAL   px = 0.0
+#define SIGN_PARTIAL2  pxx = 0.0
 
 /* ---- MAX: z = maximum(x, y)   NaN propagates; a tie splits the derivative 1/2, 1/2 ---------- */
 #define MAX_PRIMAL     z = (x > y || x != x) ? x : y
 #define MAX_PARTIAL    px = x > y ? 1.0 : (x < y ? 0.0 : 0.5); py = 1.0 - px
+#define MAX_PARTIAL2   pxx = 0.0; pxy = 0.0; pyy = 0.0
 
 /* ---- MIN: z = minimum(x, y)   NaN propagates; a tie splits the derivative 1/2, 1/2 ---------- */
 #define MIN_PRIMAL     z = (x < y || x != x) ? x : y
 #define MIN_PARTIAL    px = x < y ? 1.0 : (x > y ? 0.0 : 0.5); py = 1.0 - px
+#define MIN_PARTIAL2   pxx = 0.0; pxy = 0.0; pyy = 0.0
 
 /* ---- WHERE: z = y if x != 0 else w    only the chosen operand gets a derivative, so a NaN or
  * Inf on the other side never reaches it (no 0 * NaN) ---------------------------------------- */
 #define WHERE_PRIMAL   z = (x != 0.0) ? y : w
 #define WHERE_PARTIAL  px = 0.0; py = (x != 0.0) ? 1.0 : 0.0; pw = 1.0 - py
+#define WHERE_PARTIAL2 pxx = 0.0; pxy = 0.0; pyy = 0.0; pxw = 0.0; pyw = 0.0; pww = 0.0
 #define WHERE_TANGENT  { const int32_t is_ = (x != 0.0) ? iy : iw; \
                          for (int j = 0; j < K; j++) TAN(iz, j) = TAN(is_, j); }
 #define WHERE_ADJOINT  { const int32_t is_ = (x != 0.0) ? iy : iw; \
@@ -172,9 +216,11 @@
 /* ---- SUM: z = x_1 + ... + x_n ---------------------------------------------------------------- */
 #define SUM_PRIMAL     { z = 0.0; for (int32_t i = 0; i < n; i++) z += VAL(i); }
 #define SUM_PARTIAL    pi = 1.0
+#define SUM_DPARTIAL   dpi = 0.0
 
 /* ---- DOT: z = x_1*x_2 + x_3*x_4 + ...    (n even; dz/dx_i = its pair partner) -------------- */
 #define DOT_PRIMAL     { z = 0.0; for (int32_t i = 0; i < n; i += 2) z += VAL(i) * VAL(i + 1); }
 #define DOT_PARTIAL    pi = VAL(i ^ 1)
+#define DOT_DPARTIAL   dpi = TVAL(i ^ 1)
 
 #endif

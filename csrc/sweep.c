@@ -34,15 +34,28 @@
 #undef SUFFIX
 #undef DISPATCH_THREADED
 
-/* ---- per-thread scratch: two buffers (values; tangents or adjoints) ------------------------ */
-typedef struct { double *buf[2]; size_t cap[2]; } scratch_t;
+#define K 1
+#define SUFFIX _k1
+#include "sweep2_body.h"
+#undef K
+#undef SUFFIX
+#define K k
+#define SUFFIX _kn
+#include "sweep2_body.h"
+#undef K
+#undef SUFFIX
+
+/* ---- per-thread scratch: values; tangents or adjoints; adjoint tangents ---------------------- */
+#define N_SCRATCH 4
+typedef struct { double *buf[N_SCRATCH]; size_t cap[N_SCRATCH]; } scratch_t;
 static pthread_key_t scratch_key;
 static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
 
 static void scratch_free(void *p)
 {
     scratch_t *s = p;
-    free(s->buf[0]); free(s->buf[1]); free(s);
+    for (int i = 0; i < N_SCRATCH; i++) free(s->buf[i]);
+    free(s);
 }
 
 static void scratch_init(void) { pthread_key_create(&scratch_key, scratch_free); }
@@ -70,7 +83,7 @@ static double *scratch(int which, int64_t n)
 static void scratch_trim(void)
 {
     scratch_t *s = pthread_getspecific(scratch_key);
-    for (int i = 0; s && i < 2; i++)
+    for (int i = 0; s && i < N_SCRATCH; i++)
         if (s->cap[i] * sizeof(double) > CACHE_LIMIT) {
             free(s->buf[i]); s->buf[i] = NULL; s->cap[i] = 0;
         }
@@ -239,6 +252,45 @@ int tp_backward(tp_tape *t, int64_t root, double seed, double *adj)
     A[root] = seed;
     adjoint(t, V, A, 1, nops);
     memcpy(adj, A, (size_t)nvars * sizeof(double));
+    scratch_trim();
+    return TP_OK;
+}
+
+/* ---- second order: Hessian-vector products, forward over reverse ---------------------------- */
+
+/* hv (m x k) = H·xdot for the k directions of xdot (m x k), H the Hessian of w·y at x (w: one
+ * weight per output); g (m, optional) = the gradient of w·y. */
+int tp_hvp(tp_tape *t, const double *x, const double *w, int64_t k, const double *xdot,
+           double *y, double *g, double *hv)
+{
+    if (!tp_may_read(t)) return TP_ETHREAD;
+    if (k < 1) return TP_EARG;
+    double *V = primal_at(t, x);
+    if (!V) return TP_ENOMEM;
+    read_outputs(t, V, y);
+    int64_t ns = t->n_consts + tp_nvars(t), m = t->n_inputs;
+    int64_t kb = block(t, 2 * k);
+    kb = kb / 2 < 1 ? 1 : (kb / 2 < k ? kb / 2 : k);
+    double *tbase = scratch(1, ns * kb), *dbase = scratch(2, ns * kb), *abase = scratch(3, ns);
+    if (!tbase || !dbase || !abase) return TP_ENOMEM;
+    for (int64_t j0 = 0; j0 < k; j0 += kb) {
+        int64_t nb = k - j0 < kb ? k - j0 : kb;
+        double *T = tbase + t->n_consts * nb, *D = dbase + t->n_consts * nb;
+        double *A = abase + t->n_consts;
+        memset(tbase, 0, (size_t)(t->n_consts * nb) * sizeof(double));
+        for (int64_t i = 0; i < m; i++)
+            memcpy(T + i * nb, xdot + i * k + j0, (size_t)nb * sizeof(double));
+        if (nb == 1) tangent_k1(t, V, T, 1); else tangent_kn(t, V, T, nb);
+        memset(abase, 0, (size_t)ns * sizeof(double));
+        memset(dbase, 0, (size_t)(ns * nb) * sizeof(double));
+        for (int64_t o = 0; o < t->n_outputs; o++) A[t->outputs[o]] += w[o];
+        if (nb == 1) second_k1(t, V, T, A, D, 1); else second_kn(t, V, T, A, D, nb);
+        for (int64_t i = 0; i < m; i++)
+            memcpy(hv + i * k + j0, D + i * nb, (size_t)nb * sizeof(double));
+        if (g && j0 == 0) memcpy(g, A, (size_t)m * sizeof(double));
+        count(t, 1, t->n_ops * nb);
+        count(t, 3, t->n_ops * nb);
+    }
     scratch_trim();
     return TP_OK;
 }

@@ -275,5 +275,5 @@ int tp_op_counts(const tp_tape *t, int64_t *counts)
 
 void tp_swept(const tp_tape *t, int64_t *out)
 {
-    for (int i = 0; i < 3; i++) out[i] = __atomic_load_n(&t->swept[i], __ATOMIC_RELAXED);
+    for (int i = 0; i < 5; i++) out[i] = __atomic_load_n(&t->swept[i], __ATOMIC_RELAXED);
 }

@@ -52,7 +52,7 @@ double tp_value(const tp_tape *t, int64_t i);                      /* value at r
 int tp_last_x(const tp_tape *t, double *x);                        /* input of the last sweep */
 int tp_export(const tp_tape *t, uint8_t *ops, int32_t *args, double *consts, int32_t *outputs);
 int tp_op_counts(const tp_tape *t, int64_t *counts);               /* tp_n_opcodes entries */
-void tp_swept(const tp_tape *t, int64_t *primal_tangent_adjoint);
+void tp_swept(const tp_tape *t, int64_t *visits);  /* primal, tangent, adjoint, second, taylor */
 
 /* sweeps: scratch belongs to the call; the GIL is released while they run.
  * xdot is m x k and ydot n x k (direction j of row i at i*k + j); likewise ybar, xbar. */
@@ -60,5 +60,7 @@ int tp_forward(tp_tape *t, const double *x, double *y);
 int tp_jvp(tp_tape *t, const double *x, int64_t k, const double *xdot, double *y, double *ydot);
 int tp_vjp(tp_tape *t, const double *x, int64_t k, const double *ybar, double *y, double *xbar);
 int tp_backward(tp_tape *t, int64_t root, double seed, double *adj);  /* adj: every variable */
+int tp_hvp(tp_tape *t, const double *x, const double *w, int64_t k, const double *xdot,
+           double *y, double *g, double *hv);                    /* H(w.y) xdot, k directions */
 int tp_inspect(tp_tape *t, const double *x, const double *v, const double *w, double *vals,
                double *tans, double *adjs, double *partials);     /* for traces and graphs */

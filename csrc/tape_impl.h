@@ -22,7 +22,7 @@ struct tp_tape {
     int32_t *outputs; int64_t n_outputs;
     int closed;
     pthread_t owner;
-    int64_t swept[3];                              /* primal, tangent, adjoint op-visits */
+    int64_t swept[5];          /* op-visits: primal, tangent, adjoint, second order, taylor */
 };
 
 static inline int64_t tp_nvars(const tp_tape *t) { return t->n_inputs + t->n_ops; }

@@ -13,7 +13,7 @@ from .tape import Tape, record
 from .elementary import (abs, acos, acosh, asin, asinh, atan, atan2, atanh, cbrt, cos, cosh,
                          dot, erf, exp, expm1, hypot, log, log1p, log2, log10, maximum, minimum,
                          pow, sign, sin, sinh, sqrt, square, sum, tan, tanh, where)
-from .functional import grad, jacfwd, jacobian, jacrev, jvp, vjp
+from .functional import grad, hessian, hvp, jacfwd, jacobian, jacrev, jvp, vjp
 from .checking import check_grads, finite_diff
 
 __version__ = "0.1.0"

@@ -62,6 +62,28 @@ def jacrev(f, argnums=0):
     return jacobian(f, argnums, mode="reverse")
 
 
+def hessian(f, argnums=0):
+    """Hessian of a scalar-valued f, shaped x.shape + x.shape; for a tuple argnums a nested
+    tuple (H[i][j] shaped args[i].shape + args[j].shape), as JAX."""
+    def hess_f(*args):
+        tape, single, pieces = _record(f, args, argnums)
+        H = tape.hessian(None)
+        if single or pieces > 1:
+            return H
+        return ((H,),)
+    return hess_f
+
+
+def hvp(f, primals, tangents):
+    """Hessian of scalar-valued f at primals applied to tangents (one forward-over-reverse
+    sweep): shaped like the primal for one primal, a tuple for several."""
+    primals, tangents = tuple(primals), tuple(tangents)
+    if len(primals) != len(tangents):
+        raise ValueError(f"hvp: {len(primals)} primals but {len(tangents)} tangents")
+    tape = record(f, *primals)
+    return tape.hvp(None, tangents[0] if len(tangents) == 1 else tangents)
+
+
 def jvp(f, primals, tangents):
     """(f(*primals), J·tangents); primals and tangents are tuples of matching structure."""
     primals, tangents = tuple(primals), tuple(tangents)

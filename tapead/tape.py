@@ -143,14 +143,15 @@ class Tape:
     def stats(self):
         counts = np.zeros(lib.tp_n_opcodes, dtype=np.int64)
         check(lib.tp_op_counts(self._p, ffi.from_buffer("int64_t[]", counts)))
-        swept = ffi.new("int64_t[3]")
+        swept = ffi.new("int64_t[5]")
         lib.tp_swept(self._p, swept)
         n = len(self)
         return {
             "ops": n,
             "by_opcode": {Op(k).name.lower(): int(c) for k, c in enumerate(counts) if c},
             "rerecords": self._rerecords,
-            "swept": {"primal": swept[0], "tangent": swept[1], "adjoint": swept[2]},
+            "swept": {"primal": swept[0], "tangent": swept[1], "adjoint": swept[2],
+                      "second_order": swept[3], "taylor": swept[4]},
             "inputs": self._m,
             "outputs": self._n_out,
             "constants": lib.tp_n_consts(self._p),
@@ -283,6 +284,49 @@ class Tape:
             J = np.ascontiguousarray(Jt.T)
         return self._shape_x(J, lead=self._out_shape)
 
+    # ---- second order ------------------------------------------------------------------------
+    def _weights(self, w, what):
+        """Flat output weights: w shaped like y; None means 1 for a single output."""
+        if w is None:
+            if self._n_out != 1:
+                raise ValueError(f"{what} of a tape with {self._n_out} outputs needs weights w "
+                                 f"shaped like y {self._out_shape} (the Hessian of w·y)")
+            return np.ones(1)
+        a = _as_float_array(w, "w")
+        if a.shape != self._out_shape:
+            raise ValueError(f"expected w of shape {self._out_shape} (like y), got shape "
+                             f"{a.shape}")
+        return np.ascontiguousarray(a, dtype=np.float64).ravel()
+
+    def hvp(self, x, v, w=None):
+        """Hessian-vector product H·v at x, shaped like x: one forward-over-reverse sweep (the
+        tangent of the adjoint sweep). v shaped like x, or with a trailing axis of k directions
+        (carried in one sweep). For vector outputs, H is the Hessian of w·y."""
+        wf = self._weights(w, "tape.hvp")
+        xf = self._x(x)
+        vf, k, batched = self._directions(v)
+        hv = np.empty((self._m, k))
+        check(lib.tp_hvp(self._p, _buf(xf), _buf(wf), k, _buf(vf), ffi.NULL, ffi.NULL,
+                         _buf(hv)), "hvp")
+        return self._shape_x(hv, trail=(k,)) if batched else self._shape_x(hv[:, 0])
+
+    def hessian(self, x=None, w=None):
+        """Hessian at x, shaped x.shape + x.shape (nested tuples over inputs given in pieces):
+        the m Hessian-vector directions carried in one vector-mode sweep, then symmetrised so
+        that H == H.T to the last bit. For vector outputs, the Hessian of w·y."""
+        wf = self._weights(w, "tape.hessian")
+        xf = self._x(x)
+        m = self._m
+        H = np.zeros((m, m))
+        if m:
+            check(lib.tp_hvp(self._p, _buf(xf), _buf(wf), m, _buf(np.eye(m)), ffi.NULL,
+                             ffi.NULL, _buf(H)), "hessian")
+            H = (H + H.T) * 0.5
+        if len(self._pieces) == 1:
+            return _block(H, self._pieces, 0, 0)
+        return tuple(tuple(_block(H, self._pieces, i, j) for j in range(len(self._pieces)))
+                     for i in range(len(self._pieces)))
+
     def _directions(self, v):
         """Flat (m, k) tangent directions from v shaped like x, or like x plus a trailing k."""
         pieces = self._pieces
@@ -309,6 +353,14 @@ class Tape:
 
 
 _ONE = ffi.new("double[1]", [1.0])
+
+
+def _block(H, pieces, i, j):
+    """Block (i, j) of a Hessian over inputs given in pieces, shaped pieces[i] + pieces[j]."""
+    sizes = [int(np.prod(s, dtype=np.int64)) for s in pieces]
+    starts = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+    b = H[starts[i]:starts[i + 1], starts[j]:starts[j + 1]].reshape(pieces[i] + pieces[j])
+    return float(b) if b.ndim == 0 else b
 
 
 def _scalar(a):
