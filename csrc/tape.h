@@ -62,5 +62,7 @@ int tp_vjp(tp_tape *t, const double *x, int64_t k, const double *ybar, double *y
 int tp_backward(tp_tape *t, int64_t root, double seed, double *adj);  /* adj: every variable */
 int tp_hvp(tp_tape *t, const double *x, const double *w, int64_t k, const double *xdot,
            double *y, double *g, double *hv);                    /* H(w.y) xdot, k directions */
+int tp_taylor(tp_tape *t, const double *x, const double *v, int64_t order, double *y);
+                                       /* y: n x (order+1) Taylor coefficients of f(x + t v) */
 int tp_inspect(tp_tape *t, const double *x, const double *v, const double *w, double *vals,
                double *tans, double *adjs, double *partials);     /* for traces and graphs */

@@ -284,6 +284,22 @@ class Tape:
             J = np.ascontiguousarray(Jt.T)
         return self._shape_x(J, lead=self._out_shape)
 
+    def taylor(self, x, v, order=2):
+        """Taylor coefficients y_0 .. y_order of t -> f(x + t·v) at t = 0, shaped
+        (order + 1,) + y.shape, from one forward sweep of univariate Taylor propagation (as
+        ADOL-C's hos_forward, CppAD's Forward(q)). The k-th directional derivative of f along v
+        is k!·y_k."""
+        if not isinstance(order, (int, np.integer)) or isinstance(order, bool) or \
+                not 0 <= order <= 1000:
+            raise ValueError(f"order must be a whole number from 0 to 1000, got {order!r}")
+        xf = self._x(x)
+        vf, k, batched = self._directions(v)
+        if batched:
+            raise ValueError("tape.taylor takes one direction v shaped like x")
+        y = np.empty((self._n_out, order + 1))
+        check(lib.tp_taylor(self._p, _buf(xf), _buf(vf), int(order), _buf(y)), "taylor")
+        return np.ascontiguousarray(y.T).reshape((order + 1,) + self._out_shape)
+
     # ---- second order ------------------------------------------------------------------------
     def _weights(self, w, what):
         """Flat output weights: w shaped like y; None means 1 for a single output."""

@@ -1,0 +1,117 @@
+/* Truncated Taylor series arithmetic for the Taylor sweep: arrays of coefficients 0..d of
+ * t -> u(t). In every helper Z[0] is already set (the primal value, from the op's PRIMAL rule)
+ * and coefficients 1..d are filled. Recurrences as in Griewank & Walther, "Evaluating
+ * Derivatives", ch. 13. */
+#pragma once
+#include <math.h>
+
+/* Z = X * Y */
+static inline void ser_mul(double *Z, const double *X, const double *Y, int d)
+{
+    for (int k = 1; k <= d; k++) {
+        double s = 0.0;
+        for (int j = 0; j <= k; j++) s += X[j] * Y[k - j];
+        Z[k] = s;
+    }
+}
+
+/* Z = X / Y */
+static inline void ser_div(double *Z, const double *X, const double *Y, int d)
+{
+    for (int k = 1; k <= d; k++) {
+        double s = X[k];
+        for (int j = 0; j < k; j++) s -= Z[j] * Y[k - j];
+        Z[k] = s / Y[0];
+    }
+}
+
+/* Z = sqrt(X) */
+static inline void ser_sqrt(double *Z, const double *X, int d)
+{
+    for (int k = 1; k <= d; k++) {
+        double s = X[k];
+        for (int j = 1; j < k; j++) s -= Z[j] * Z[k - j];
+        Z[k] = s / (2.0 * Z[0]);
+    }
+}
+
+/* Z' = G X' with G known (Z = exp(X) is G = Z, filled as it goes) */
+static inline void ser_scale_int(double *Z, const double *X, const double *G, int d)
+{
+    for (int k = 1; k <= d; k++) {
+        double s = 0.0;
+        for (int j = 1; j <= k; j++) s += j * X[j] * G[k - j];
+        Z[k] = s / k;
+    }
+}
+
+static inline void ser_exp(double *Z, const double *X, int d) { ser_scale_int(Z, X, Z, d); }
+
+/* U Z' = X'  (log: U = X; asin: U = sqrt(1 - X^2); atan: U = 1 + X^2; ...) */
+static inline void ser_quot_int(double *Z, const double *X, const double *U, int d)
+{
+    for (int k = 1; k <= d; k++) {
+        double s = 0.0;
+        for (int j = 1; j < k; j++) s += j * Z[j] * U[k - j];
+        Z[k] = (X[k] - s / k) / U[0];
+    }
+}
+
+/* S' = C X', C' = sign S X'  (sin/cos: sign = -1; sinh/cosh: sign = +1); S[0], C[0] set */
+static inline void ser_sincos(double *S, double *C, const double *X, int d, double sign)
+{
+    for (int k = 1; k <= d; k++) {
+        double s = 0.0, c = 0.0;
+        for (int j = 1; j <= k; j++) { s += j * X[j] * C[k - j]; c += j * X[j] * S[k - j]; }
+        S[k] = s / k;
+        C[k] = sign * c / k;
+    }
+}
+
+/* Z' = (1 + sign Z^2) X'  (tan: +1, tanh: -1), G the scratch for 1 + sign Z^2 */
+static inline void ser_tan(double *Z, double *G, const double *X, int d, double sign)
+{
+    G[0] = 1.0 + sign * Z[0] * Z[0];
+    for (int k = 1; k <= d; k++) {
+        double s = 0.0;
+        for (int j = 1; j <= k; j++) s += j * X[j] * G[k - j];
+        Z[k] = s / k;
+        double q = 0.0;
+        for (int j = 0; j <= k; j++) q += Z[j] * Z[k - j];
+        G[k] = sign * q;
+    }
+}
+
+/* Z = X^2 + sign (constant c): coefficient 0 is set by the caller */
+static inline void ser_square_plus(double *W, const double *X, int d, double sign)
+{
+    for (int k = 1; k <= d; k++) {
+        double s = 0.0;
+        for (int j = 0; j <= k; j++) s += X[j] * X[k - j];
+        W[k] = sign * s;
+    }
+}
+
+/* Z = X^r, r constant: X Z' = r Z X' (X[0] != 0); for X[0] == 0 and a small whole r, by
+ * repeated multiplication (P, Q scratch). */
+static inline void ser_powr(double *Z, const double *X, double r, int d, double *P, double *Q)
+{
+    if (X[0] == 0.0 && r >= 0.0 && r <= 64.0 && r == floor(r)) {
+        for (int k = 0; k <= d; k++) P[k] = (k == 0);           /* P = 1 */
+        for (int e = 0; e < (int)r; e++) {
+            for (int k = 0; k <= d; k++) {
+                double s = 0.0;
+                for (int j = 0; j <= k; j++) s += P[j] * X[k - j];
+                Q[k] = s;
+            }
+            for (int k = 0; k <= d; k++) P[k] = Q[k];
+        }
+        for (int k = 1; k <= d; k++) Z[k] = P[k];
+        return;
+    }
+    for (int k = 1; k <= d; k++) {
+        double s = 0.0;
+        for (int j = 1; j <= k; j++) s += ((r + 1.0) * j - k) * X[j] * Z[k - j];
+        Z[k] = s / (k * X[0]);
+    }
+}
