@@ -13,7 +13,7 @@
 #include <Python.h>
 #include <structmember.h>
 #include <string.h>
-#include "tape.h"
+#include "tape_impl.h"
 
 typedef struct {
     PyObject_HEAD
@@ -248,6 +248,28 @@ static PyObject *new_var(PyObject *mod, PyObject *args)
     return make(tape, (tp_tape *)(uintptr_t)addr, index);
 }
 
+/* vars(tape, address, first, n): a list of the Vars first .. first+n-1 (a tape's inputs) */
+static PyObject *vars_range(PyObject *mod, PyObject *args)
+{
+    (void)mod;
+    PyObject *tape;
+    unsigned long long addr;
+    Py_ssize_t first, n;
+    if (!PyArg_ParseTuple(args, "OKnn", &tape, &addr, &first, &n)) return NULL;
+    if (first < 0 || n < 0 || first + n > INT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "variable range out of bounds");
+        return NULL;
+    }
+    PyObject *list = PyList_New(n);
+    if (!list) return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *v = make(tape, (tp_tape *)(uintptr_t)addr, (int32_t)(first + i));
+        if (!v) { Py_DECREF(list); return NULL; }
+        PyList_SET_ITEM(list, i, v);
+    }
+    return list;
+}
+
 /* rec1(op, x) and rec2(op, x, y): elementary functions (at least one operand a Var) */
 static PyObject *py_rec1(PyObject *mod, PyObject *const *args, Py_ssize_t n)
 {
@@ -354,7 +376,7 @@ static PyObject *status_error(int rc)
     return NULL;
 }
 
-/* grad(address, m, x, out): out = gradient of the single output at x */
+/* grad(address, m, x, out): out = gradient of the single output at x (None: the last point) */
 static PyObject *py_grad(PyObject *mod, PyObject *const *args, Py_ssize_t n)
 {
     (void)mod;
@@ -364,8 +386,13 @@ static PyObject *py_grad(PyObject *mod, PyObject *const *args, Py_ssize_t n)
     int64_t m = PyLong_AsLongLong(args[1]);
     if (PyErr_Occurred()) return NULL;
     xin in;
-    int k = xin_read(&in, args[2], m);
-    if (k <= 0) { if (k < 0) return NULL; Py_RETURN_NOTIMPLEMENTED; }
+    int k;
+    if (args[2] == Py_None && m == t->n_inputs) {   /* vjp copies x before it stores it back */
+        in.x = t->last_x; in.heap = NULL; in.has_view = 0;
+    } else if ((k = xin_read(&in, args[2], m)) <= 0) {
+        if (k < 0) return NULL;
+        Py_RETURN_NOTIMPLEMENTED;
+    }
     Py_buffer out;
     if (out_buffer(args[3], &out, m) < 0) { xin_release(&in); return NULL; }
     int rc;
@@ -411,6 +438,7 @@ static PyObject *py_forward(PyObject *mod, PyObject *const *args, Py_ssize_t n)
 static PyMethodDef module_methods[] = {
     {"setup", setup, METH_VARARGS, "wire the recorder functions and hooks"},
     {"new", new_var, METH_VARARGS, "new(tape, address, index) -> Var"},
+    {"vars", vars_range, METH_VARARGS, "vars(tape, address, first, n) -> list of Var"},
     {"rec1", (PyCFunction)(void (*)(void))py_rec1, METH_FASTCALL, "rec1(op, x) -> Var"},
     {"rec2", (PyCFunction)(void (*)(void))py_rec2, METH_FASTCALL, "rec2(op, x, y) -> Var"},
     {"grad", (PyCFunction)(void (*)(void))py_grad, METH_FASTCALL,

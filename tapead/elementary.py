@@ -12,6 +12,12 @@ def _elementwise(fn, *args):
     """Apply a scalar function over arrays (broadcasting), keeping object dtype for Vars."""
     arrays = [np.asarray(a) for a in args]
     if any(a.dtype == object for a in arrays):
+        if all(a.ndim == 0 for a in arrays):     # scalars: mapping fn over them would recurse
+            for a in arrays:
+                e = a[()]
+                if type(e) is not Var and _number(e) is None:
+                    raise TypeError(f"ad.{fn.__name__} expects Vars, real numbers or arrays of "
+                                    f"them; got {type(e).__name__}")
         return np.frompyfunc(fn, len(args), 1)(*arrays)
     return None
 

@@ -34,13 +34,13 @@ class Tape:
         self._p = ffi.gc(p, lib.tp_free)
         self._addr = int(ffi.cast("uintptr_t", p))
         self._pieces = []          # shape of each t.variables() call, in order
+        self._sizes = []           # and its number of inputs
         self._m = 0
         self._out_shape = None     # None until t.outputs()
         self._n_out = 0
         self._grads = None         # adjoints of every variable from the last backward()
         self._fast = 0             # 1: input is one vector, 2: one scalar (tapead._fast paths)
         self._rerecords = 0
-        self._active = False
 
     # ---- recording ---------------------------------------------------------------------------
     def __enter__(self):
@@ -51,11 +51,9 @@ class Tape:
             raise TapeError("this tape has already been recorded; start a new Tape")
         lib.tp_claim(self._p)
         _state.tape = self
-        self._active = True
         return self
 
     def __exit__(self, *exc):
-        self._active = False
         _state.tape = None
         lib.tp_close(self._p)
         return False
@@ -69,24 +67,29 @@ class Tape:
         """Declare inputs: a number gives one Var, an array-like an object ndarray of Var of the
         same shape. Call before the first operation; inputs are numbered in call order."""
         a = _as_float_array(x, "t.variables")
-        flat = np.ascontiguousarray(a, dtype=np.float64).ravel()
-        first = check(lib.tp_add_inputs(self._p, _buf(flat), flat.size), "t.variables")
+        flat = a.ravel() if a.flags.c_contiguous else np.ascontiguousarray(a).ravel()
+        n = flat.size
+        first = check(lib.tp_add_inputs(self._p, _buf(flat), n), "t.variables")
         self._pieces.append(a.shape)
-        self._m += flat.size
+        self._sizes.append(n)
+        self._m += n
         self._fast = ((1 if a.ndim == 1 else 2 if a.ndim == 0 else 0)
                       if len(self._pieces) == 1 else 0)
         if a.ndim == 0:
             return _make(self, first)
-        out = np.empty(flat.size, dtype=object)
-        for k in range(flat.size):
-            out[k] = _make(self, first + k)
+        out = np.empty(n, dtype=object)
+        out[:] = _fast.vars(self, self._addr, first, n)
         return out.reshape(a.shape)
 
     def outputs(self, y):
         """Declare the outputs: a Var, a number, or a (nested) sequence/array of them. Numbers
         become constant outputs; the shape is reproduced by every replay."""
-        if type(y) is Var:
-            shape, items = (), [y]
+        if type(y) is Var:                        # the common case, kept short
+            if y._tape is not self:
+                raise TapeError("t.outputs got a Var of another tape")
+            check(lib.tp_set_outputs(self._p, [y.index], 1), "t.outputs")
+            self._out_shape, self._n_out = (), 1
+            return
         else:
             try:
                 arr = np.asarray(y, dtype=object)
@@ -164,6 +167,22 @@ class Tape:
         return (f"<tapead.Tape {state}: {self._m} inputs, {len(self)} operations, "
                 f"{self._n_out} outputs>")
 
+    # ---- seeing the tape (tapead/trace.py, tapead/graph.py) -------------------------------------
+    def trace(self, x=None, v=None, w=None, **options):
+        """The seed's primal, tangent and adjoint traces as text; see tapead.trace.trace."""
+        from .trace import trace
+        return trace(self, x, v, w, **options)
+
+    def to_dot(self, x=None, **options):
+        """Graphviz DOT source of the computational graph; see tapead.graph.to_dot."""
+        from .graph import to_dot
+        return to_dot(self, x, **options)
+
+    def render(self, path, x=None, **options):
+        """Write the graph as SVG/PNG/PDF with Graphviz's `dot`; see tapead.graph.render."""
+        from .graph import render
+        return render(self, path, x, **options)
+
     # ---- replay ------------------------------------------------------------------------------
     def _x(self, x, what="x"):
         """The flat float64 input for a replay at x (None: the last point swept)."""
@@ -200,8 +219,7 @@ class Tape:
     def _shape_x(self, flat, lead=(), trail=()):
         """Split a flat (lead, m, trail) result into the input structure."""
         out, start = [], 0
-        for s in self._pieces:
-            size = int(np.prod(s, dtype=np.int64))
+        for s, size in zip(self._pieces, self._sizes):
             part = flat[..., start:start + size, :] if trail else flat[..., start:start + size]
             part = part.reshape(lead + s + trail)
             out.append(float(part) if part.ndim == 0 else part)
@@ -257,7 +275,7 @@ class Tape:
                              f"{self._n_out} outputs of shape {self._out_shape} (use vjp or "
                              f"jacobian)")
         g = np.empty(self._m)
-        if self._fast and x is not None and _fast.grad(self._addr, self._m, x, g) is None:
+        if self._fast and _fast.grad(self._addr, self._m, x, g) is None:
             return g if self._fast == 1 else float(g[0])
         xf = self._x(x)
         check(lib.tp_vjp(self._p, _buf(xf), 1, _ONE, ffi.NULL, _buf(g)), "gradient")

@@ -1,0 +1,454 @@
+"""tape.trace(): the seed's Forward Primal, Forward Tangent and Reverse Adjoint Traces as text.
+
+Every number shown comes from the C sweeps (tp_export, tp_inspect via tapead.program); the table
+below is display text only: how to print each op's local partials and tangent rule in terms of
+its operands. Numbering as in the seed: with m inputs, variable i prints as v[i - m + 1].
+"""
+import re
+import unicodedata
+
+import numpy as np
+
+from ._core import OP_ARITY, OP_FORMULA, Op, check, ffi, lib
+from .program import at_point
+
+# ---- display templates: op -> (∂z/∂operand for each operand, tangent rule) --------------------
+# {x} {y} {w}: operands, {z}: result, {dx} {dy} {dw}: operand tangents. Text only, no numbers.
+RULES = {
+    "NEG": (("−1",), "−{dx}"),
+    "ADD": (("1", "1"), "{dx} + {dy}"),
+    "SUB": (("1", "−1"), "{dx} − {dy}"),
+    "MUL": (("{y}", "{x}"), "{dx}·{y} + {x}·{dy}"),
+    "DIV": (("1/{y}", "−{x}/{y}²"), "({dx}·{y} − {x}·{dy})/{y}²"),
+    "POW": (("{y}·{x}^({y} − 1)", "{z}·log({x})"), "{y}·{x}^({y} − 1)·{dx} + {z}·log({x})·{dy}"),
+    "SQUARE": (("2·{x}",), "2·{x}·{dx}"),
+    "SQRT": (("½·{x}^(−½)",), "½·{x}^(−½)·{dx}"),
+    "CBRT": (("1/(3·{z}²)",), "{dx}/(3·{z}²)"),
+    "EXP": (("exp({x})",), "exp({x})·{dx}"),
+    "EXPM1": (("exp({x})",), "exp({x})·{dx}"),
+    "LOG": (("1/{x}",), "{dx}/{x}"),
+    "LOG1P": (("1/(1 + {x})",), "{dx}/(1 + {x})"),
+    "LOG2": (("1/({x}·ln 2)",), "{dx}/({x}·ln 2)"),
+    "LOG10": (("1/({x}·ln 10)",), "{dx}/({x}·ln 10)"),
+    "SIN": (("cos({x})",), "cos({x})·{dx}"),
+    "COS": (("−sin({x})",), "−sin({x})·{dx}"),
+    "TAN": (("1 + {z}²",), "(1 + {z}²)·{dx}"),
+    "ASIN": (("1/√(1 − {x}²)",), "{dx}/√(1 − {x}²)"),
+    "ACOS": (("−1/√(1 − {x}²)",), "−{dx}/√(1 − {x}²)"),
+    "ATAN": (("1/(1 + {x}²)",), "{dx}/(1 + {x}²)"),
+    "SINH": (("cosh({x})",), "cosh({x})·{dx}"),
+    "COSH": (("sinh({x})",), "sinh({x})·{dx}"),
+    "TANH": (("1 − {z}²",), "(1 − {z}²)·{dx}"),
+    "ASINH": (("1/√({x}² + 1)",), "{dx}/√({x}² + 1)"),
+    "ACOSH": (("1/√({x}² − 1)",), "{dx}/√({x}² − 1)"),
+    "ATANH": (("1/(1 − {x}²)",), "{dx}/(1 − {x}²)"),
+    "ATAN2": (("{y}/({x}² + {y}²)", "−{x}/({x}² + {y}²)"),
+              "({y}·{dx} − {x}·{dy})/({x}² + {y}²)"),
+    "HYPOT": (("{x}/{z}", "{y}/{z}"), "({x}·{dx} + {y}·{dy})/{z}"),
+    "ERF": (("2/√π·exp(−{x}²)",), "2/√π·exp(−{x}²)·{dx}"),
+    "ABS": (("sign({x})",), "sign({x})·{dx}"),
+    "SIGN": (("0",), "0"),
+    "MAX": (("[{x} > {y}]", "[{y} > {x}]"), "[{x} > {y}]·{dx} + [{y} > {x}]·{dy}  (½, ½ on a tie)"),
+    "MIN": (("[{x} < {y}]", "[{y} < {x}]"), "[{x} < {y}]·{dx} + [{y} < {x}]·{dy}  (½, ½ on a tie)"),
+    "WHERE": (("0", "[{x} ≠ 0]", "[{x} = 0]"), "{dy} if {x} ≠ 0 else {dw}"),
+    "SUM": None,          # variadic: generated below (∂ = 1 each)
+    "DOT": None,          # variadic: ∂/∂x_i = its pair partner
+}
+
+_ASCII = str.maketrans({"·": "*", "−": "-", "²": "^2", "√": "sqrt", "½": "1/2", "π": "pi",
+                        "≠": "!=", "×": "*", "ε": "eps", "∂": "d", "…": "...", "⋮": ":",
+                        "′": "'"})
+_ARITY = np.array([OP_ARITY[op] for op in sorted(Op)], dtype=np.int64)
+_SLOTS = "xyw"
+
+
+class Text(str):
+    """A str that shows itself unquoted at the interactive prompt."""
+
+    def __repr__(self):
+        return str(self)
+
+
+def _num(c, digits=15):
+    s = f"{float(c):.{digits}g}"
+    return s
+
+
+class _View:
+    """The tape at a point as numpy arrays: ops, operand positions, and the C-computed values,
+    tangents, adjoints and partials (tapead.program.at_point)."""
+
+    def __init__(self, tape, x=None, v=None, w=None, names=None, ascii=False):
+        p = tape._p
+        n_ops, n_args = lib.tp_n_ops(p), lib.tp_n_args(p)
+        self.ops = np.empty(n_ops, dtype=np.uint8)
+        self.args = np.empty(n_args, dtype=np.int32)
+        self.consts = np.empty(lib.tp_n_consts(p))
+        self.outputs = np.empty(lib.tp_n_outputs(p), dtype=np.int32)
+        check(lib.tp_export(p, ffi.from_buffer("uint8_t[]", self.ops),
+                            ffi.from_buffer("int32_t[]", self.args),
+                            ffi.from_buffer("double[]", self.consts),
+                            ffi.from_buffer("int32_t[]", self.outputs)))
+        self.m, self.n_ops, self.ascii = tape.n_inputs, n_ops, ascii
+        self.start, self.count = _operand_positions(self.ops, self.args)
+        self.x = tape._x(x)                      # flat; x itself as the tape's inputs are shaped
+        self.v, self.w = v, w
+        at = at_point(tape, x, v, w)
+        self.values, self.tangents = at["values"], at["tangents"]
+        self.adjoints, self.partials = at["adjoints"], at["partials"]
+        if names is None:
+            names = [f"x{k + 1}" for k in range(self.m)]
+        if len(names) != self.m:
+            raise ValueError(f"expected {self.m} input names, got {len(names)}")
+        self.in_names = list(names)
+        n = len(self.outputs)
+        self.out_names = ["y"] if n == 1 else [f"y{k + 1}" for k in range(n)]
+
+    # ---- names ----
+    def t(self, s):
+        return s.translate(_ASCII) if self.ascii else s
+
+    def var(self, i):
+        return f"v[{i - self.m + 1}]"
+
+    def dot(self, name):      # tangent of a name: v̇[3] (ascii: vdot[3])
+        return _decorate(name, "\u0307", "dot", self.ascii)
+
+    def bar(self, name):      # adjoint of a name: v̄[3] (ascii: vbar[3])
+        return _decorate(name, "\u0304", "bar", self.ascii)
+
+    def operand(self, a):
+        """Name of operand a: a variable, or a constant's value (negative in parentheses)."""
+        if a >= 0:
+            return self.var(a)
+        c = self.consts[-1 - a]
+        s = _num(c)
+        return f"({s})" if c < 0 or s.startswith("-") else s
+
+    def op_name(self, k):
+        return Op(int(self.ops[k])).name
+
+    def operands(self, k):
+        s = int(self.start[k])
+        return self.args[s:s + int(self.count[k])].tolist()
+
+
+def _decorate(name, mark, word, ascii):
+    if ascii:
+        lead = re.match(r"[A-Za-z_]*", name).end()
+        return name[:lead] + word + name[lead:] if lead else word + "(" + name + ")"
+    return name[0] + mark + name[1:]
+
+
+def _operand_positions(ops, args):
+    """Position in the operand stream of each op's first operand, and its operand count.
+    Variadic ops store their count before and after the operands."""
+    arity = _ARITY[ops] if ops.size else np.empty(0, dtype=np.int64)
+    start = np.empty(ops.size, dtype=np.int64)
+    count = arity.copy()
+    pos, prev = 0, 0
+    for k in list(np.flatnonzero(arity < 0)) + [ops.size]:
+        seg = arity[prev:k]
+        ends = np.cumsum(seg)
+        start[prev:k] = pos + ends - seg
+        pos += int(ends[-1]) if seg.size else 0
+        if k < ops.size:                     # the variadic op k
+            n = int(args[pos])
+            start[k], count[k] = pos + 1, n
+            pos += n + 2
+        prev = k + 1
+    return start, count
+
+
+# ---- the local rules of one op, as text ----------------------------------------------------------
+def _elide(terms, joiner, keep=3):
+    if len(terms) > 2 * keep:
+        terms = terms[:keep] + ["…"] + terms[-1:]
+    return joiner.join(terms)
+
+
+def primal_rule(view, k, operand=None):
+    """v[k] as a formula of earlier variables, from the op's FORMULA in ops.def; operand(a)
+    names operand a (default: v[i] or the constant)."""
+    operand = operand or view.operand
+    name, ops = view.op_name(k), [operand(a) for a in view.operands(k)]
+    if name == "SUM":
+        return _elide(ops, " + ")
+    if name == "DOT":
+        return _elide([f"{a} * {b}" for a, b in zip(ops[::2], ops[1::2])], " + ")
+    rhs = OP_FORMULA[Op(int(view.ops[k]))].split("=", 1)[1].strip()
+    if OP_ARITY[Op(int(view.ops[k]))] < 0 or len(ops) > 3:
+        return f"{name.lower()}({', '.join(ops)})"
+    env = dict(zip(_SLOTS, ops))
+    return re.sub(r"\b([xyw])\b", lambda mo: env.get(mo.group(1), mo.group(1)), rhs)
+
+
+def _env(view, k):
+    ops = view.operands(k)
+    env = {"z": view.var(view.m + k)}
+    for s, a in zip(_SLOTS, ops):
+        env[s] = view.operand(a)
+        env["d" + s] = view.dot(view.var(a)) if a >= 0 else "0"
+    return env
+
+
+def partial_rules(view, k):
+    """∂v[k]/∂operand as text, one per operand."""
+    name, ops = view.op_name(k), view.operands(k)
+    if name == "SUM":
+        return ["1"] * len(ops)
+    if name == "DOT":
+        return [view.operand(ops[i ^ 1]) for i in range(len(ops))]
+    rules = RULES.get(name)
+    if rules is None or len(rules[0]) != len(ops):
+        z = view.var(view.m + k)
+        return [f"∂{z}/∂{view.operand(a)}" for a in ops]
+    env = _env(view, k)
+    return [r.format(**env) for r in rules[0]]
+
+
+def tangent_rule(view, k):
+    """v̇[k] in terms of earlier values and tangents."""
+    name, ops = view.op_name(k), view.operands(k)
+    rules = RULES.get(name)
+    if rules is not None and all(a >= 0 for a in ops) and len(rules[0]) == len(ops):
+        return rules[1].format(**_env(view, k))
+    if name == "DOT":
+        terms = []
+        for a, b in zip(ops[::2], ops[1::2]):
+            parts = [f"{view.dot(view.var(a))}·{view.operand(b)}" if a >= 0 else None,
+                     f"{view.operand(a)}·{view.dot(view.var(b))}" if b >= 0 else None]
+            terms += [p for p in parts if p]
+        return _elide(terms, " + ") or "0"
+    terms = []                                    # Σ ∂z/∂a · ȧ over variable operands
+    for a, p in zip(ops, partial_rules(view, k)):
+        if a < 0 or p == "0":
+            continue
+        d = view.dot(view.var(a))
+        if p == "1":
+            terms.append(d)
+        elif p == "−1":
+            terms.append("−" + d)
+        else:
+            terms.append(f"({p})·{d}" if re.search(r" [+−] |/", p) else f"{p}·{d}")
+    return _elide(terms, " + ").replace("+ −", "− ") or "0"
+
+
+# ---- the three traces as rows (lhs, rule, value, note) -------------------------------------------
+def _primal_row(view, i):
+    m, n_ops = view.m, view.n_ops
+    if i < m:
+        return view.var(i), view.in_names[i], _num(view.values[i]), ""
+    if i < m + n_ops:
+        return view.var(i), primal_rule(view, i - m), _num(view.values[i]), ""
+    o = i - m - n_ops
+    out = int(view.outputs[o])
+    val = view.values[out] if out >= 0 else view.consts[-1 - out]
+    return view.out_names[o], view.operand(out), _num(val), ""
+
+
+def _tangent_row(view, i):
+    m, n_ops = view.m, view.n_ops
+    if i < m:
+        return view.dot(view.var(i)), view.dot(view.in_names[i]), _num(view.tangents[i]), ""
+    if i < m + n_ops:
+        k = i - m
+        ops, parts = view.operands(k), view.partials
+        s = int(view.start[k])
+        notes = [f"∂/∂{view.var(a)} = {_num(parts[s + j], 6)}"
+                 for j, a in enumerate(ops) if a >= 0]
+        note = _elide(notes, ", ", keep=2) if notes else ""
+        return view.dot(view.var(i)), tangent_rule(view, k), _num(view.tangents[i]), note
+    o = i - m - n_ops
+    out = int(view.outputs[o])
+    val = view.tangents[out] if out >= 0 else 0.0
+    return view.dot(view.out_names[o]), view.dot(view.var(out)) if out >= 0 else "0", _num(val), ""
+
+
+def _dual_text(view, a):
+    if a < 0:
+        return view.operand(a)
+    val, tan = view.values[a], view.tangents[a]
+    sign, tan_s = ("−", _num(-tan, 6)) if tan < 0 or (tan == 0 and np.signbit(tan)) else \
+        ("+", _num(tan, 6))
+    return f"{_num(val, 6)} {sign} {tan_s}ε"
+
+
+def _dual_row(view, i):
+    m, n_ops = view.m, view.n_ops
+    if i < m:
+        return view.var(i), view.in_names[i], _dual_text(view, i), ""
+    if i < m + n_ops:
+        rule = primal_rule(view, i - m, lambda a: f"({_dual_text(view, a)})" if a >= 0
+                           else view.operand(a))
+        rule = re.sub(r"\(\(([^()]*)\)\)", r"(\1)", rule)      # sin((a + bε)) -> sin(a + bε)
+        return view.var(i), rule, _dual_text(view, i), ""
+    o = i - m - n_ops
+    out = int(view.outputs[o])
+    return view.out_names[o], view.operand(out), _dual_text(view, out), ""
+
+
+class _Adjoint:
+    """The reverse sweep as lines: output seeds, then each (op, variable operand) pair from the
+    last op to the first, operands in order -- the order of the C sweep."""
+
+    def __init__(self, view):
+        self.view = view
+        m, start, count = view.m, view.start, view.count
+        seeds = [(int(t), o) for o, t in enumerate(view.outputs) if t >= 0]
+        total = int(count.sum())
+        op_of = np.repeat(np.arange(view.n_ops), count)
+        first = np.repeat(np.cumsum(count) - count, count)
+        pos = np.repeat(start, count) + (np.arange(total) - first)
+        order = np.lexsort((pos, -op_of)) if total else np.empty(0, dtype=np.int64)
+        op_of, pos = op_of[order], pos[order]
+        keep = view.args[pos] >= 0
+        self.op_of, self.pos = op_of[keep], pos[keep]
+        self.target = view.args[self.pos].astype(np.int64)
+        az = view.adjoints[m + self.op_of]
+        self.contrib = np.where(az == 0.0, 0.0, az * view.partials[self.pos])
+        self.seeds = seeds
+        self.seed_of = {}
+        for t, o in seeds:
+            self.seed_of.setdefault(t, []).append(o)
+        self.n = len(seeds) + self.pos.size
+
+    def row(self, i):
+        view = self.view
+        if i < len(self.seeds):
+            t, o = self.seeds[i]
+            prior = [p for p in self.seed_of[t] if p < o]
+            wsym = self.w_name(o)
+            rule = wsym if not prior else f"{view.bar(view.var(t))} + {wsym}"
+            val = 0.0
+            for p in self.seed_of[t]:
+                if p <= o:
+                    val = val + float(view.w[p])
+            return view.bar(view.var(t)), rule, _num(val), ""
+        j = i - len(self.seeds)
+        t, k = int(self.target[j]), int(self.op_of[j])
+        z = view.var(view.m + k)
+        same = self.target[:j] == t
+        earlier = self.contrib[:j][same]
+        seeds = [float(view.w[p]) for p in self.seed_of.get(t, [])]
+        fresh = earlier.size == 0 and not seeds
+        lhs = view.bar(view.var(t))
+        term = f"{view.bar(z)}·∂{z}/∂{view.var(t)}"
+        rule = term if fresh else f"{lhs} + {term}"
+        if not np.any(self.target[j + 1:] == t):
+            val = view.adjoints[t]                  # the last contribution: the C sweep's value
+        else:
+            run = 0.0
+            for c in seeds + earlier.tolist() + [self.contrib[j]]:
+                run = run + c                       # same order as the C sweep
+            val = run
+        slot = int(self.pos[j] - view.start[k])
+        p_rule = partial_rules(view, k)[slot]
+        p_val = _num(view.partials[self.pos[j]], 6)
+        shown = [p_rule] if re.search(r"[a-z\[]", p_rule) and "∂" not in p_rule else []
+        note = " = ".join([f"∂{z}/∂{view.var(t)}"] + shown + [p_val])
+        return lhs, rule, _num(val), note
+
+    def w_name(self, o):
+        return self.view.bar(self.view.out_names[o])
+
+
+# ---- layout ---------------------------------------------------------------------------------------
+def _width(s):
+    return sum(0 if unicodedata.combining(ch) else 1 for ch in s)
+
+
+def _pad(s, n):
+    return s + " " * max(0, n - _width(s))
+
+
+def _excerpt(n, limit):
+    """Indices of lines to show: all, or the first and last `limit` with a gap marker (None)."""
+    if limit is None or n <= 2 * limit + 1:
+        return list(range(n))
+    return list(range(limit)) + [None] + list(range(n - limit, n))
+
+
+def _section(view, title, n, row, limit, rule_width=46):
+    idx = _excerpt(n, limit)
+    rows = [None if i is None else tuple(view.t(c) for c in row(i)) for i in idx]
+    real = [r for r in rows if r is not None]
+    lw, rw, vw = (min(max((_width(r[c]) for r in real), default=0), cap)
+                  for c, cap in ((0, 20), (1, rule_width), (2, 20)))
+    out = [view.t(title)]
+    for r in rows:
+        if r is None:
+            out.append(view.t(f"  ⋮  ({n - 2 * limit} lines omitted; "
+                              "trace(limit=None) prints all)"))
+            continue
+        lhs, rule, val, note = r
+        head = f"  {_pad(lhs, lw)} = {_pad(rule, rw)} = "
+        out.append(f"{head}{_pad(val, vw)}    {note}" if note else head + val)
+    return out
+
+
+def _vector(vals, digits=6, keep=8):
+    items = [_num(a, digits) for a in np.ravel(vals)]
+    if len(items) > keep:
+        return "(" + ", ".join(items[:keep - 1]) + f", …, {items[-1]})  ({len(items)} entries)"
+    return "(" + ", ".join(items) + ")"
+
+
+def _direction_text(view):
+    nz, xd = np.flatnonzero(view.v), view.dot("x")
+    if nz.size == 1 and view.v[nz[0]] == 1.0:
+        return f"{xd} = e{nz[0] + 1} = {_vector(view.v)}, i.e. ∂/∂{view.in_names[nz[0]]}"
+    return f"{xd} = {_vector(view.v)}"
+
+
+def trace(tape, x=None, v=None, w=None, *, dual=False, limit=20, names=None, ascii=False):
+    """The seed's three traces of `tape` at x (None: the last point swept) as text.
+
+    v: tangent direction shaped like x (default: the first input, e1); w: adjoint weights shaped
+    like y (default 1 for each output). dual=True adds the tangent trace as dual-number
+    arithmetic. limit: lines shown at each end of a long trace (None: all). names: input names
+    (default x1 ... xm). ascii=True avoids non-ASCII symbols (v̇ -> vdot, v̄ -> vbar, ∂ -> d).
+    """
+    m, n = tape.n_inputs, tape.n_outputs
+    xf = tape._x(x)
+    if v is None:
+        vf = np.zeros(m)
+        vf[:1] = 1.0
+    else:
+        vf = tape._x(v, "v")
+    if w is None:
+        wf = np.ones(n)
+    else:
+        wa = np.asarray(w, dtype=np.float64)
+        if wa.shape != tape._out_shape and wa.size != n:
+            raise ValueError(f"expected w of shape {tape._out_shape} (like y), got shape "
+                             f"{wa.shape}")
+        wf = wa.ravel()
+    if limit is not None and (int(limit) != limit or limit < 1):
+        raise ValueError(f"limit must be a positive integer or None, got {limit!r}")
+    view = _View(tape, x, vf, wf, names=names, ascii=ascii)
+    stats = tape.stats()
+    by_op = ", ".join(f"{k} {c}" for k, c in stats["by_opcode"].items()) or "none"
+    lines = [f"tape: {m} input{'s' * (m != 1)}, {view.n_ops} operation"
+             f"{'s' * (view.n_ops != 1)} ({by_op}), {n} output{'s' * (n != 1)}"]
+    point = ", ".join(view.in_names[:8]) + (", …" if m > 8 else "")
+    lines.append(f"at ({point}) = {_vector(xf, 15)}")
+    total = m + view.n_ops + n
+    lines += [""] + _section(view, "Forward Primal Trace", total,
+                             lambda i: _primal_row(view, i), limit)
+    lines += [""] + _section(view, f"Forward Tangent Trace  ({_direction_text(view)})", total,
+                             lambda i: _tangent_row(view, i), limit)
+    if dual:
+        vd = view.dot("v")
+        lines += [""] + _section(view, f"Forward Tangent Trace as dual numbers  (v + {vd}ε, "
+                                 f"ε² = 0; f(v + {vd}ε) = f(v) + f′(v)·{vd}ε)", total,
+                                 lambda i: _dual_row(view, i), limit)
+    adj = _Adjoint(view)
+    yb = view.bar("y")
+    wtext = f"{yb} = 1" if n == 1 and wf[0] == 1.0 else f"{yb} = w = {_vector(wf)}"
+    lines += [""] + _section(view, f"Reverse Adjoint Trace  ({wtext}; evaluated top to bottom, "
+                             "from the last operation to the inputs)", adj.n, adj.row, limit)
+    grad = view.adjoints[:m]
+    lines.append(f"  {view.bar('x')} = ({', '.join(view.bar(view.var(i)) for i in range(min(m, 8)))}"
+                 f"{', …' if m > 8 else ''}) = {_vector(grad, 15)}")
+    return Text(view.t("\n".join(lines)))
