@@ -17,7 +17,7 @@
 
 typedef struct {
     PyObject_HEAD
-    PyObject *tape;          /* the Python Tape (keeps the C tape alive) */
+    PyObject *rec;           /* its recording (tapead.tape._Recording: owns the C tape) */
     tp_tape *p;
     int32_t index;
 } VarObject;
@@ -28,6 +28,8 @@ static struct {
     int32_t (*rec2vc)(tp_tape *, int, int32_t, double);
     int32_t (*rec2cv)(tp_tape *, int, double, int32_t);
     double (*value)(const tp_tape *, int64_t);
+    int32_t (*rec3)(tp_tape *, int, int32_t, int32_t, int32_t);
+    int (*konst)(tp_tape *, double, int32_t *);
     int (*forward)(tp_tape *, const double *, double *);
     int (*vjp)(tp_tape *, const double *, int64_t, const double *, double *, double *);
     int64_t (*n_ops)(const tp_tape *);
@@ -35,12 +37,14 @@ static struct {
     PyObject *fail;          /* fail(status): raises the exception of a C status */
     PyObject *number;        /* number(obj): float for a real number, None otherwise */
     PyObject *mixed;         /* mixed(): raises TapeError for operands of two tapes */
+    PyObject *on_guard;      /* on_guard(recording, index): notes where a guard was recorded */
+    int op_cmp[6];           /* TP_OP_LT .. TP_OP_NE in Py_LT .. Py_GE order */
     int op_add, op_sub, op_mul, op_div, op_pow, op_neg, op_abs, op_square, op_sqrt;
 } R;
 
 #define IS_VAR(o) (Py_TYPE(o) == R.var_type)
 
-static PyObject *make(PyObject *tape, tp_tape *p, int32_t i)
+static PyObject *make(PyObject *rec, tp_tape *p, int32_t i)
 {
     if (i < 0) {
         PyObject *r = PyObject_CallFunction(R.fail, "i", (int)i);
@@ -49,15 +53,15 @@ static PyObject *make(PyObject *tape, tp_tape *p, int32_t i)
     }
     VarObject *v = PyObject_New(VarObject, R.var_type);
     if (!v) return NULL;
-    Py_INCREF(tape);
-    v->tape = tape; v->p = p; v->index = i;
+    Py_INCREF(rec);
+    v->rec = rec; v->p = p; v->index = i;
     return (PyObject *)v;
 }
 
 static void var_dealloc(VarObject *self)
 {
     PyTypeObject *tp = Py_TYPE(self);
-    Py_XDECREF(self->tape);
+    Py_XDECREF(self->rec);
     PyObject_Free(self);
     Py_DECREF(tp);                      /* instances of a heap type own a reference to it */
 }
@@ -84,6 +88,8 @@ static int as_number(PyObject *o, double *c)
     return ok;
 }
 
+static PyObject *status_error(int rc);
+
 static PyObject *mixed_tapes(void)
 {
     PyObject *r = PyObject_CallNoArgs(R.mixed);
@@ -101,20 +107,20 @@ static PyObject *binary(int op, PyObject *a, PyObject *b)
         if (IS_VAR(b)) {
             VarObject *y = (VarObject *)b;
             if (x->p != y->p) return mixed_tapes();
-            return make(x->tape, x->p, R.rec2(x->p, op, x->index, y->index));
+            return make(x->rec, x->p, R.rec2(x->p, op, x->index, y->index));
         }
         if ((k = as_number(b, &c)) <= 0) {
             if (k < 0) return NULL;
             Py_RETURN_NOTIMPLEMENTED;
         }
-        return make(x->tape, x->p, R.rec2vc(x->p, op, x->index, c));
+        return make(x->rec, x->p, R.rec2vc(x->p, op, x->index, c));
     }
     VarObject *y = (VarObject *)b;
     if ((k = as_number(a, &c)) <= 0) {
         if (k < 0) return NULL;
         Py_RETURN_NOTIMPLEMENTED;
     }
-    return make(y->tape, y->p, R.rec2cv(y->p, op, c, y->index));
+    return make(y->rec, y->p, R.rec2cv(y->p, op, c, y->index));
 }
 
 static PyObject *nb_add(PyObject *a, PyObject *b) { return binary(R.op_add, a, b); }
@@ -125,7 +131,7 @@ static PyObject *nb_div(PyObject *a, PyObject *b) { return binary(R.op_div, a, b
 static PyObject *unary(int op, PyObject *a)
 {
     VarObject *x = (VarObject *)a;
-    return make(x->tape, x->p, R.rec1(x->p, op, x->index));
+    return make(x->rec, x->p, R.rec1(x->p, op, x->index));
 }
 
 static PyObject *nb_neg(PyObject *a) { return unary(R.op_neg, a); }
@@ -152,9 +158,15 @@ static PyObject *nb_pow(PyObject *a, PyObject *b, PyObject *mod)
     return binary(R.op_pow, a, b);
 }
 
-static int nb_bool(VarObject *self) { return R.value(self->p, self->index) != 0.0; }
 
-/* Comparisons: plain bools on the values (branch guards come with safe replay). */
+/* Comparisons return plain bools on the values. While the tape records (in this thread), each
+ * is also recorded as a branch guard with its outcome, which every replay checks. */
+static int operand_code(tp_tape *p, PyObject *o, double v, int32_t *code)
+{
+    if (IS_VAR(o)) { *code = ((VarObject *)o)->index; return TP_OK; }
+    return R.konst(p, v, code);
+}
+
 static PyObject *richcompare(PyObject *a, PyObject *b, int cmp)
 {
     double va, vb;
@@ -169,7 +181,41 @@ static PyObject *richcompare(PyObject *a, PyObject *b, int cmp)
         if (k < 0) return NULL;
         Py_RETURN_NOTIMPLEMENTED;
     }
-    Py_RETURN_RICHCOMPARE(va, vb, cmp);
+    int outcome;
+    switch (cmp) {
+    case Py_LT: outcome = va < vb; break;
+    case Py_LE: outcome = va <= vb; break;
+    case Py_EQ: outcome = va == vb; break;
+    case Py_NE: outcome = va != vb; break;
+    case Py_GT: outcome = va > vb; break;
+    default:    outcome = va >= vb; break;
+    }
+    VarObject *v = (VarObject *)(IS_VAR(a) ? a : b);
+    if (IS_VAR(a) && IS_VAR(b) && ((VarObject *)a)->p != ((VarObject *)b)->p) return mixed_tapes();
+    int32_t ca, cb, cw;
+    int rc = operand_code(v->p, a, va, &ca);
+    if (rc == TP_ECLOSED) return PyBool_FromLong(outcome);     /* recording is over: plain */
+    int32_t gi;
+    if (rc < 0 || (rc = operand_code(v->p, b, vb, &cb)) < 0 ||
+        (rc = R.konst(v->p, outcome ? 1.0 : 0.0, &cw)) < 0 ||
+        (gi = R.rec3(v->p, R.op_cmp[cmp], ca, cb, cw)) < 0)
+        return status_error(rc < 0 ? rc : gi);
+    PyObject *r = PyObject_CallFunction(R.on_guard, "Oi", v->rec, (int)gi);
+    if (!r) return NULL;
+    Py_DECREF(r);
+    return PyBool_FromLong(outcome);
+}
+
+static int nb_bool(VarObject *self)
+{
+    PyObject *zero = PyFloat_FromDouble(0.0);
+    if (!zero) return -1;
+    PyObject *r = richcompare((PyObject *)self, zero, Py_NE);
+    Py_DECREF(zero);
+    if (!r) return -1;
+    int t = r == Py_True;
+    Py_DECREF(r);
+    return t;
 }
 
 static PyObject *get_value(VarObject *self, void *c)
@@ -178,11 +224,11 @@ static PyObject *get_value(VarObject *self, void *c)
     return PyFloat_FromDouble(R.value(self->p, self->index));
 }
 
-static PyObject *get_tape(VarObject *self, void *c)
+static PyObject *get_rec(VarObject *self, void *c)
 {
     (void)c;
-    Py_INCREF(self->tape);
-    return self->tape;
+    Py_INCREF(self->rec);
+    return self->rec;
 }
 
 static PyMemberDef var_members[] = {
@@ -193,7 +239,7 @@ static PyMemberDef var_members[] = {
 
 static PyGetSetDef var_getset[] = {
     {"value", (getter)get_value, NULL, "primal value at recording", NULL},
-    {"_tape", (getter)get_tape, NULL, "the Tape this variable belongs to", NULL},
+    {"_rec", (getter)get_rec, NULL, "the recording this variable belongs to", NULL},
     {NULL}
 };
 
@@ -213,16 +259,22 @@ static PyType_Spec var_spec = {
 
 /* ---- module functions ---------------------------------------------------------------------- */
 
-/* setup(fail, number, mixed, addresses, opcodes) */
+/* setup(fail, number, mixed, on_guard, addresses, opcodes) */
 static PyObject *setup(PyObject *mod, PyObject *args)
 {
     (void)mod;
-    PyObject *fail, *number, *mixed;
-    unsigned long long a1, a2, a3, a4, a5, a6, a7, a8;
-    if (!PyArg_ParseTuple(args, "OOO(KKKKKKKK)(iiiiiiiii)", &fail, &number, &mixed, &a1, &a2,
-                          &a3, &a4, &a5, &a6, &a7, &a8, &R.op_add, &R.op_sub, &R.op_mul,
-                          &R.op_div, &R.op_pow, &R.op_neg, &R.op_abs, &R.op_square, &R.op_sqrt))
+    PyObject *fail, *number, *mixed, *on_guard;
+    unsigned long long a1, a2, a3, a4, a5, a6, a7, a8, a9, a10;
+    int lt, le, gt, ge, eq, ne;
+    if (!PyArg_ParseTuple(args, "OOOO(KKKKKKKKKK)(iiiiiiiiiiiiiii)", &fail, &number, &mixed,
+                          &on_guard, &a1, &a2, &a3, &a4, &a5, &a6, &a7, &a8, &a9, &a10,
+                          &R.op_add, &R.op_sub, &R.op_mul, &R.op_div, &R.op_pow, &R.op_neg,
+                          &R.op_abs, &R.op_square, &R.op_sqrt, &lt, &le, &gt, &ge, &eq, &ne))
         return NULL;
+    R.op_cmp[Py_LT] = lt; R.op_cmp[Py_LE] = le; R.op_cmp[Py_GT] = gt; R.op_cmp[Py_GE] = ge;
+    R.op_cmp[Py_EQ] = eq; R.op_cmp[Py_NE] = ne;
+    R.rec3 = (void *)(uintptr_t)a9; R.konst = (void *)(uintptr_t)a10;
+    Py_INCREF(on_guard); Py_XDECREF(R.on_guard); R.on_guard = on_guard;
     R.rec1 = (void *)(uintptr_t)a1; R.rec2 = (void *)(uintptr_t)a2;
     R.rec2vc = (void *)(uintptr_t)a3; R.rec2cv = (void *)(uintptr_t)a4;
     R.value = (void *)(uintptr_t)a5; R.forward = (void *)(uintptr_t)a6;
@@ -233,7 +285,7 @@ static PyObject *setup(PyObject *mod, PyObject *args)
     Py_RETURN_NONE;
 }
 
-/* new(tape, address, index): the Var of an existing variable */
+/* new(recording, address, index): the Var of an existing variable */
 static PyObject *new_var(PyObject *mod, PyObject *args)
 {
     (void)mod;
@@ -241,21 +293,21 @@ static PyObject *new_var(PyObject *mod, PyObject *args)
         PyErr_SetString(PyExc_RuntimeError, "tapead._fast.setup() has not run");
         return NULL;
     }
-    PyObject *tape;
+    PyObject *rec;
     unsigned long long addr;
     int index;
-    if (!PyArg_ParseTuple(args, "OKi", &tape, &addr, &index)) return NULL;
-    return make(tape, (tp_tape *)(uintptr_t)addr, index);
+    if (!PyArg_ParseTuple(args, "OKi", &rec, &addr, &index)) return NULL;
+    return make(rec, (tp_tape *)(uintptr_t)addr, index);
 }
 
-/* vars(tape, address, first, n): a list of the Vars first .. first+n-1 (a tape's inputs) */
+/* vars(recording, address, first, n): a list of the Vars first .. first+n-1 (inputs) */
 static PyObject *vars_range(PyObject *mod, PyObject *args)
 {
     (void)mod;
-    PyObject *tape;
+    PyObject *rec;
     unsigned long long addr;
     Py_ssize_t first, n;
-    if (!PyArg_ParseTuple(args, "OKnn", &tape, &addr, &first, &n)) return NULL;
+    if (!PyArg_ParseTuple(args, "OKnn", &rec, &addr, &first, &n)) return NULL;
     if (first < 0 || n < 0 || first + n > INT32_MAX) {
         PyErr_SetString(PyExc_ValueError, "variable range out of bounds");
         return NULL;
@@ -263,7 +315,7 @@ static PyObject *vars_range(PyObject *mod, PyObject *args)
     PyObject *list = PyList_New(n);
     if (!list) return NULL;
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *v = make(tape, (tp_tape *)(uintptr_t)addr, (int32_t)(first + i));
+        PyObject *v = make(rec, (tp_tape *)(uintptr_t)addr, (int32_t)(first + i));
         if (!v) { Py_DECREF(list); return NULL; }
         PyList_SET_ITEM(list, i, v);
     }
@@ -437,8 +489,8 @@ static PyObject *py_forward(PyObject *mod, PyObject *const *args, Py_ssize_t n)
 
 static PyMethodDef module_methods[] = {
     {"setup", setup, METH_VARARGS, "wire the recorder functions and hooks"},
-    {"new", new_var, METH_VARARGS, "new(tape, address, index) -> Var"},
-    {"vars", vars_range, METH_VARARGS, "vars(tape, address, first, n) -> list of Var"},
+    {"new", new_var, METH_VARARGS, "new(recording, address, index) -> Var"},
+    {"vars", vars_range, METH_VARARGS, "vars(recording, address, first, n) -> list of Var"},
     {"rec1", (PyCFunction)(void (*)(void))py_rec1, METH_FASTCALL, "rec1(op, x) -> Var"},
     {"rec2", (PyCFunction)(void (*)(void))py_rec2, METH_FASTCALL, "rec2(op, x, y) -> Var"},
     {"grad", (PyCFunction)(void (*)(void))py_grad, METH_FASTCALL,

@@ -17,6 +17,8 @@
  * Variadic ops see n operands q[0..n-1] with values VAL(i); their PARTIAL sets pi for operand i.
  * CUSTOM ops define PARTIAL too: the trace and the graph show it.
  * Conventions at non-smooth points are the README's; keep both in step.
+ * GUARD ops (comparisons) end their PRIMAL with CHECK_GUARD(z, w), which each sweep defines:
+ * the primal and Taylor sweeps stop at a guard whose outcome z differs from the recorded w.
  */
 #ifndef TAPEAD_RULES_H
 #define TAPEAD_RULES_H
@@ -289,5 +291,29 @@
                            for (int32_t i = 0; i < n; i += 2) for (int j = 0; j <= k; j++) \
                                s_ += SER(i)[j] * SER(i + 1)[k - j]; \
                            Z[k] = s_; }
+
+/* ---- LT, LE, GT, GE, EQ, NE: z = (x REL y) as 1 or 0; w the outcome at recording --------------
+ * No derivative: a comparison is piecewise constant. Replays check z == w (w NaN: no check). */
+#define LT_PRIMAL      z = (x < y) ? 1.0 : 0.0; CHECK_GUARD(z, w)
+#define LE_PRIMAL      z = (x <= y) ? 1.0 : 0.0; CHECK_GUARD(z, w)
+#define GT_PRIMAL      z = (x > y) ? 1.0 : 0.0; CHECK_GUARD(z, w)
+#define GE_PRIMAL      z = (x >= y) ? 1.0 : 0.0; CHECK_GUARD(z, w)
+#define EQ_PRIMAL      z = (x == y) ? 1.0 : 0.0; CHECK_GUARD(z, w)
+#define NE_PRIMAL      z = (x != y) ? 1.0 : 0.0; CHECK_GUARD(z, w)
+#define GUARD_PARTIAL  px = 0.0; py = 0.0; pw = 0.0
+#define GUARD_PARTIAL2 pxx = 0.0; pxy = 0.0; pyy = 0.0; pxw = 0.0; pyw = 0.0; pww = 0.0
+#define GUARD_TAYLOR   for (int k = 1; k <= d; k++) { Z[k] = 0.0; }
+#define LT_PARTIAL GUARD_PARTIAL
+#define LE_PARTIAL GUARD_PARTIAL
+#define GT_PARTIAL GUARD_PARTIAL
+#define GE_PARTIAL GUARD_PARTIAL
+#define EQ_PARTIAL GUARD_PARTIAL
+#define NE_PARTIAL GUARD_PARTIAL
+#define LT_TAYLOR GUARD_TAYLOR
+#define LE_TAYLOR GUARD_TAYLOR
+#define GT_TAYLOR GUARD_TAYLOR
+#define GE_TAYLOR GUARD_TAYLOR
+#define EQ_TAYLOR GUARD_TAYLOR
+#define NE_TAYLOR GUARD_TAYLOR
 
 #endif

@@ -90,13 +90,28 @@ static void scratch_trim(void)
         }
 }
 
+/* ---- branch guards: the first guard of a replay that flips, for this thread ---------------- */
+static __thread struct { int64_t var; double x, y; } flip;
+
+static int flipped(int64_t var, double x, double y)
+{
+    flip.var = var; flip.x = x; flip.y = y;
+    return TP_EBRANCH;
+}
+
+int tp_branch_info(int64_t *var, double *xy)
+{
+    *var = flip.var; xy[0] = flip.x; xy[1] = flip.y;
+    return TP_OK;
+}
+
 static void count(tp_tape *t, int which, int64_t visits)
 {
     __atomic_fetch_add(&t->swept[which], visits, __ATOMIC_RELAXED);
 }
 
 /* ---- primal -------------------------------------------------------------------------------- */
-static void primal(const tp_tape *t, double *V)
+static int primal(const tp_tape *t, double *V)
 {
     const uint8_t *op = t->ops, *const end = t->ops + t->n_ops;
     const int32_t *p = t->args;
@@ -110,14 +125,15 @@ static void primal(const tp_tape *t, double *V)
 #define PRIMAL_VARIADIC(NAME) { const int32_t n = p[0]; const int32_t *q = p + 1; double z; \
                                 NAME##_PRIMAL; *Z = z; p += n + 2; }
 #define VAL(i) V[q[i]]
+#define CHECK_GUARD(z, w) if ((w) == (w) && (z) != (w)) return flipped(Z - V, x, y)
 #if THREADED
     static const void *const label[] = {
 #define OP(NAME, ARITY, RULE, FORMULA) &&primal_##NAME,
 #include "ops.def"
 #undef OP
     };
-#define NEXT { Z++; if (++op == end) return; goto *label[*op]; }
-    if (op == end) return;
+#define NEXT { Z++; if (++op == end) return TP_OK; goto *label[*op]; }
+    if (op == end) return TP_OK;
     goto *label[*op];
 #define OP(NAME, ARITY, RULE, FORMULA) primal_##NAME: PRIMAL_##ARITY(NAME); NEXT
 #include "ops.def"
@@ -131,23 +147,27 @@ static void primal(const tp_tape *t, double *V)
 #undef OP
         }
     }
+    return TP_OK;
 #endif
 #undef VAL
+#undef CHECK_GUARD
 }
 
-/* Values of every slot at input x, in scratch buffer 0; returns slot 0. */
-static double *primal_at(tp_tape *t, const double *x)
+/* Values of every slot at input x, in scratch buffer 0 (*V: slot 0); TP_EBRANCH when a branch
+ * guard flips. */
+static int primal_at(tp_tape *t, const double *x, double **V)
 {
     double *base = scratch(0, t->n_consts + tp_nvars(t));
-    if (!base) return NULL;
-    double *V = base + t->n_consts;
-    for (int64_t c = 0; c < t->n_consts; c++) V[-1 - c] = t->consts[c];
-    memcpy(V, x, (size_t)t->n_inputs * sizeof *x);
+    if (!base) return TP_ENOMEM;
+    double *S = base + t->n_consts;
+    for (int64_t c = 0; c < t->n_consts; c++) S[-1 - c] = t->consts[c];
+    memcpy(S, x, (size_t)t->n_inputs * sizeof *x);
     for (int64_t i = 0; i < t->n_inputs; i++)
         __atomic_store(&t->last_x[i], &x[i], __ATOMIC_RELAXED);
-    primal(t, V);
+    int rc = primal(t, S);
     count(t, 0, t->n_ops);
-    return V;
+    *V = S;
+    return rc;
 }
 
 static void read_outputs(const tp_tape *t, const double *V, double *y)
@@ -158,8 +178,9 @@ static void read_outputs(const tp_tape *t, const double *V, double *y)
 int tp_forward(tp_tape *t, const double *x, double *y)
 {
     if (!tp_may_read(t)) return TP_ETHREAD;
-    double *V = primal_at(t, x);
-    if (!V) return TP_ENOMEM;
+    double *V;
+    int rc = primal_at(t, x, &V);
+    if (rc < 0) return rc;
     read_outputs(t, V, y);
     scratch_trim();
     return TP_OK;
@@ -177,8 +198,9 @@ int tp_jvp(tp_tape *t, const double *x, int64_t k, const double *xdot, double *y
 {
     if (!tp_may_read(t)) return TP_ETHREAD;
     if (k < 1) return TP_EARG;
-    double *V = primal_at(t, x);
-    if (!V) return TP_ENOMEM;
+    double *V;
+    int rc = primal_at(t, x, &V);
+    if (rc < 0) return rc;
     read_outputs(t, V, y);
     int64_t kb = block(t, k), m = t->n_inputs;
     double *tbase = scratch(1, (t->n_consts + tp_nvars(t)) * kb);
@@ -217,8 +239,9 @@ int tp_vjp(tp_tape *t, const double *x, int64_t k, const double *ybar, double *y
 {
     if (!tp_may_read(t)) return TP_ETHREAD;
     if (k < 1) return TP_EARG;
-    double *V = primal_at(t, x);
-    if (!V) return TP_ENOMEM;
+    double *V;
+    int rc = primal_at(t, x, &V);
+    if (rc < 0) return rc;
     read_outputs(t, V, y);
     int64_t kb = block(t, k), m = t->n_inputs;
     double *abase = scratch(1, (t->n_consts + tp_nvars(t)) * kb);
@@ -266,8 +289,9 @@ int tp_hvp(tp_tape *t, const double *x, const double *w, int64_t k, const double
 {
     if (!tp_may_read(t)) return TP_ETHREAD;
     if (k < 1) return TP_EARG;
-    double *V = primal_at(t, x);
-    if (!V) return TP_ENOMEM;
+    double *V;
+    int rc = primal_at(t, x, &V);
+    if (rc < 0) return rc;
     read_outputs(t, V, y);
     int64_t ns = t->n_consts + tp_nvars(t), m = t->n_inputs;
     int64_t kb = block(t, 2 * k);
@@ -324,12 +348,13 @@ int tp_taylor(tp_tape *t, const double *x, const double *v, int64_t order, doubl
     const double *X = SERIES(ix), *Y = SERIES(iy); const double x = X[0], y = Y[0]; double z; \
     (void)ix; (void)iy; NAME##_PRIMAL; Z[0] = z; NAME##_TAYLOR; p += 2; }
 #define TAYLOR_3(NAME) { const double *X = SERIES(p[0]), *Y = SERIES(p[1]), *W = SERIES(p[2]); \
-    const double x = X[0], y = Y[0], w = W[0]; double z; (void)w; NAME##_PRIMAL; Z[0] = z; \
-    NAME##_TAYLOR; p += 3; }
+    const double x = X[0], y = Y[0], w = W[0]; double z; (void)w; (void)W; NAME##_PRIMAL; \
+    Z[0] = z; NAME##_TAYLOR; p += 3; }
 #define TAYLOR_VARIADIC(NAME) { const int32_t n = p[0]; const int32_t *q = p + 1; double z; \
     NAME##_PRIMAL; Z[0] = z; NAME##_TAYLOR; p += n + 2; }
 #define VAL(i) SERIES(q[i])[0]
 #define SER(i) SERIES(q[i])
+#define CHECK_GUARD(z, w) if ((w) == (w) && (z) != (w)) return flipped(iz, x, y)
     for (int64_t o = 0; o < t->n_ops; o++, iz++) {
         double *Z = SERIES(iz);
         switch (t->ops[o]) {
@@ -340,6 +365,7 @@ int tp_taylor(tp_tape *t, const double *x, const double *v, int64_t order, doubl
     }
 #undef VAL
 #undef SER
+#undef CHECK_GUARD
     for (int64_t o = 0; o < t->n_outputs; o++)
         memcpy(y + o * D1, SERIES(t->outputs[o]), (size_t)D1 * sizeof(double));
 #undef SERIES
@@ -359,8 +385,9 @@ int tp_inspect(tp_tape *t, const double *x, const double *v, const double *w, do
 {
     if (!tp_may_read(t)) return TP_ETHREAD;
     int64_t nv = tp_nvars(t);
-    double *V = primal_at(t, x);
-    if (!V) return TP_ENOMEM;
+    double *V;
+    int rc = primal_at(t, x, &V);
+    if (rc < 0) return rc;
     if (vals) memcpy(vals, V, (size_t)nv * sizeof(double));
     double *base = scratch(1, t->n_consts + nv);
     if (!base) return TP_ENOMEM;

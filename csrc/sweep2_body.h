@@ -39,6 +39,8 @@
     const int32_t is_ = (x != 0.0) ? iy : iw; A[is_] += A[iz]; \
     for (int64_t j = 0; j < K; j++) DOT_(is_, j) += DOT_(iz, j); }
 
+#define SECOND_GUARD_3(NAME) { p -= 3; }
+
 static void CAT(second, SUFFIX)(const tp_tape *t, const double *V, const double *T, double *A,
                                 double *D, int64_t k)
 {
@@ -70,3 +72,4 @@ static void CAT(second, SUFFIX)(const tp_tape *t, const double *V, const double 
 #undef SECOND_PARTIAL_2
 #undef SECOND_PARTIAL_VARIADIC
 #undef SECOND_CUSTOM_3
+#undef SECOND_GUARD_3

@@ -31,6 +31,7 @@
         for (int64_t j = 0; j < K; j++) { TAN(iz, j) += TIMES(TAN(q[i], j), pi); } } \
     p += n + 2; }
 #define TANGENT_CUSTOM_3(NAME) { LOAD_3; (void)px; (void)py; (void)pw; NAME##_TANGENT; p += 3; }
+#define TANGENT_GUARD_3(NAME) { for (int64_t j = 0; j < K; j++) { TAN(iz, j) = 0.0; } p += 3; }
 
 #define ADJOINT_PARTIAL_1(NAME) { p -= 1; LOAD_1; NAME##_PARTIAL; \
     for (int64_t j = 0; j < K; j++) { ADJ(ix, j) += TIMES(ADJ(iz, j), px); } }
@@ -45,6 +46,7 @@
     for (int32_t i = 0; i < n; i++) { double pi; NAME##_PARTIAL; \
         for (int64_t j = 0; j < K; j++) { ADJ(q[i], j) += TIMES(ADJ(iz, j), pi); } } }
 #define ADJOINT_CUSTOM_3(NAME) { p -= 3; LOAD_3; (void)px; (void)py; (void)pw; NAME##_ADJOINT; }
+#define ADJOINT_GUARD_3(NAME) { p -= 3; }
 
 /* T: tangents of every slot (constants zero, inputs seeded); fills the operations' tangents. */
 static void CAT(tangent, SUFFIX)(const tp_tape *t, const double *V, double *T, int64_t k)
@@ -123,8 +125,10 @@ static void CAT(adjoint, SUFFIX)(const tp_tape *t, const double *V, double *A, i
 #undef TANGENT_PARTIAL_3
 #undef TANGENT_PARTIAL_VARIADIC
 #undef TANGENT_CUSTOM_3
+#undef TANGENT_GUARD_3
 #undef ADJOINT_PARTIAL_1
 #undef ADJOINT_PARTIAL_2
 #undef ADJOINT_PARTIAL_3
 #undef ADJOINT_PARTIAL_VARIADIC
 #undef ADJOINT_CUSTOM_3
+#undef ADJOINT_GUARD_3

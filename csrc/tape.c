@@ -5,6 +5,8 @@
 #include "tape_impl.h"
 #include "rules.h"
 
+#define CHECK_GUARD(z, w)          /* recording: the outcome is what was just computed */
+
 #define OP(NAME, ARITY, RULE, FORMULA) #NAME,
 const char *const tp_op_name[] = {
 #include "ops.def"
@@ -52,7 +54,7 @@ void tp_free(tp_tape *t)
 {
     if (!t) return;
     free(t->ops); free(t->args); free(t->consts); free(t->ckeys); free(t->cslot);
-    free(t->vals); free(t->outputs); free(t->last_x); free(t);
+    free(t->vals); free(t->outputs); free(t->last_x); free(t->guards); free(t);
 }
 
 void tp_claim(tp_tape *t) { if (!t->closed) t->owner = pthread_self(); }
@@ -167,6 +169,12 @@ static int32_t record(tp_tape *t, int op, const int32_t *a, int64_t n)
 #undef OP
     }
 #undef VAL
+    if (tp_op_arity[op] == 3 && op >= TP_OP_LT && op <= TP_OP_NE) {   /* remember comparisons */
+        if ((rc = GROW(t, guards, cap_guards, 2 * t->n_guards + 2, INT64_MAX / 8)) < 0) return rc;
+        t->guards[2 * t->n_guards] = nz;
+        t->guards[2 * t->n_guards + 1] = t->n_args;
+        t->n_guards++;
+    }
     int32_t *dst = t->args + t->n_args;
     if (variadic) { *dst++ = (int32_t)n; dst[n] = (int32_t)n; }
     memcpy(dst, a, (size_t)n * sizeof *a);
@@ -210,6 +218,47 @@ int32_t tp_recn(tp_tape *t, int op, const int32_t *args, int64_t n)
 {
     if (!args || n < 1) return TP_EARG;
     return record(t, op, args, n);
+}
+
+/* Operand position of the comparison that made variable var, or -1. */
+static int64_t comparison_at(const tp_tape *t, int64_t var)
+{
+    int64_t lo = 0, hi = t->n_guards - 1;          /* comparisons are in variable order */
+    while (lo <= hi) {
+        int64_t mid = lo + (hi - lo) / 2, v = t->guards[2 * mid];
+        if (v < var) lo = mid + 1;
+        else if (v > var) hi = mid - 1;
+        else return t->guards[2 * mid + 1];
+    }
+    return -1;
+}
+
+/* Turn the comparison that made variable var into a plain one: replays stop checking it. */
+int tp_unguard(tp_tape *t, int64_t var)
+{
+    int rc = may_record(t);
+    if (rc < 0) return rc;
+    int64_t pos = comparison_at(t, var);
+    if (pos < 0) return TP_EARG;
+    int32_t nan_code;
+    if ((rc = const_code(t, NAN, &nan_code)) < 0) return rc;
+    t->args[pos + 2] = nan_code;
+    return TP_OK;
+}
+
+/* The comparison that made variable var: its opcode, operands (x, y, outcome) and their values
+ * at recording. */
+int tp_comparison(const tp_tape *t, int64_t var, int *op, int32_t *operands, double *values)
+{
+    if (!tp_may_read(t)) return TP_ETHREAD;
+    int64_t pos = comparison_at(t, var);
+    if (pos < 0) return TP_EARG;
+    *op = t->ops[var - t->n_inputs];
+    for (int i = 0; i < 3; i++) {
+        operands[i] = t->args[pos + i];
+        values[i] = value_of(t, operands[i]);
+    }
+    return TP_OK;
 }
 
 int tp_set_outputs(tp_tape *t, const int32_t *idx, int64_t n)

@@ -17,7 +17,8 @@ enum tp_status {
     TP_ETHREAD = -3,    /* tape used from a thread other than the one recording it */
     TP_ETOOBIG = -4,    /* more variables, constants or operands than the tape can index */
     TP_EARG = -5,       /* bad opcode, operand index or size */
-    TP_EORDER = -6      /* inputs declared after the first operation */
+    TP_EORDER = -6,     /* inputs declared after the first operation */
+    TP_EBRANCH = -7     /* a replay flipped a branch guard: see tp_branch_info */
 };
 
 extern const int tp_n_opcodes;
@@ -40,6 +41,8 @@ int32_t tp_rec3(tp_tape *t, int op, int32_t x, int32_t y, int32_t w);
 int32_t tp_recn(tp_tape *t, int op, const int32_t *args, int64_t n);
 int tp_const(tp_tape *t, double c, int32_t *code);                 /* operand code of c */
 int tp_set_outputs(tp_tape *t, const int32_t *idx, int64_t n);
+int tp_unguard(tp_tape *t, int64_t var);   /* the comparison at var stops being a branch guard */
+int tp_comparison(const tp_tape *t, int64_t var, int *op, int32_t *operands, double *values);
 
 /* inspection */
 int64_t tp_n_inputs(const tp_tape *t);
@@ -64,5 +67,6 @@ int tp_hvp(tp_tape *t, const double *x, const double *w, int64_t k, const double
            double *y, double *g, double *hv);                    /* H(w.y) xdot, k directions */
 int tp_taylor(tp_tape *t, const double *x, const double *v, int64_t order, double *y);
                                        /* y: n x (order+1) Taylor coefficients of f(x + t v) */
+int tp_branch_info(int64_t *var, double *xy);   /* this thread's last flipped guard, operands */
 int tp_inspect(tp_tape *t, const double *x, const double *v, const double *w, double *vals,
                double *tans, double *adjs, double *partials);     /* for traces and graphs */

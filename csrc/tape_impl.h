@@ -20,6 +20,7 @@ struct tp_tape {
     int64_t n_inputs;
     double *last_x;  int64_t cap_last;             /* the input of the last sweep */
     int32_t *outputs; int64_t n_outputs;
+    int64_t *guards; int64_t n_guards, cap_guards; /* comparisons: (variable, operand position) */
     int closed;
     pthread_t owner;
     int64_t swept[5];          /* op-visits: primal, tangent, adjoint, second order, taylor */

@@ -2,7 +2,12 @@
 import enum
 
 from ._tapead import ffi, lib
-from .errors import TapeError
+from .errors import BranchChanged, TapeError
+
+
+class Flip(BranchChanged):
+    """A replay found a flipped branch guard (details: lib.tp_branch_info); tapead/tape.py
+    re-records or turns it into a BranchChanged naming the guard."""
 
 #: Opcodes, generated from csrc/ops.def through the cffi enum (values from the compiler).
 Op = enum.IntEnum("Op", {ffi.string(lib.tp_op_name[i]).decode(): i
@@ -20,6 +25,7 @@ _MESSAGES = {
     lib.TP_EARG: (ValueError, "invalid operand or size passed to the tape"),
     lib.TP_EORDER: (TapeError, "inputs must be declared with t.variables() before the first "
                                "operation"),
+    lib.TP_EBRANCH: (Flip, "a branch guard flipped"),
 }
 
 

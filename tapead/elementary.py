@@ -2,6 +2,8 @@
 numbers they return plain numbers; on arrays they apply elementwise (object arrays of Var give
 object arrays of Var). NumPy's ufuncs dispatch here for Vars (Var.__array_ufunc__), and NumPy's
 object-array loops call the same functions through the Var methods named after the ufuncs."""
+import sys
+
 import numpy as np
 
 from ._core import Op, check, ffi as _ffi, lib
@@ -117,33 +119,135 @@ erf = _unary(Op.ERF, _erf_plain, "erf")
 
 
 def where(cond, x, y):
-    """x where cond is true, else y, elementwise. A Var cond (nonzero means true) records a
-    conditional operation that stays valid on both sides; the derivative flows only through the
-    selected operand, so a NaN or Inf in the other never reaches it."""
+    """x where cond is true, else y, elementwise, as one conditional operation per element that
+    stays valid on both sides of the branch: the derivative flows only through the selected
+    operand (a NaN or Inf in the other never reaches it), and replays choose anew.
+
+    cond is a comparison of Vars written in the call (``ad.where(x > 0, x, 0.0)``, also
+    elementwise on arrays), whose branch guard the call takes over, or a Var (nonzero: true).
+    A plain bool that did not come from such a comparison just selects; any guard it came from
+    stays in force (replays on the other side re-record or raise BranchChanged)."""
+    return _where(cond, x, y, sys._getframe(1))
+
+
+def _where(cond, x, y, frame):
     if type(cond) is Var:
-        t = cond._tape
-        args = []
-        for a in (cond, x, y):
-            if type(a) is Var:
-                if a._tape is not t:
-                    _mixed(cond, a)
-                args.append(a.index)
-            else:
-                c = _number(a)
-                if c is None:
-                    break
-                code = _ffi.new("int32_t *")
-                check(lib.tp_const(t._p, c, code))
-                args.append(code[0])
-        else:
-            return _make(t, lib.tp_rec3(t._p, _WHERE, *args))
-    elif np.ndim(cond) == 0 and not isinstance(cond, np.ndarray):
-        return x if cond else y
-    out = np.frompyfunc(where, 3, 1)(np.asarray(cond, dtype=object), np.asarray(x, dtype=object),
-                                     np.asarray(y, dtype=object))
-    if isinstance(out, np.ndarray) and not any(type(e) is Var for e in out.flat):
-        return out.astype(np.float64)
+        return _record_where(cond._rec, cond.index, x, y)
+    c = np.asarray(cond)
+    if c.dtype == object:                        # an array of Vars (or mixed): elementwise
+        out = np.frompyfunc(lambda ci, xi, yi: _where(ci, xi, yi, frame), 3, 1)(
+            c, np.asarray(x, dtype=object), np.asarray(y, dtype=object))
+        return out
+    rec = _recording_of(x, y)
+    guards = _claim_guards(rec, frame, c) if rec is not None else None
+    if guards is None:                           # a plain condition: select
+        if c.ndim == 0 and not isinstance(cond, np.ndarray):
+            return x if cond else y
+        out = np.where(c, np.asarray(x, dtype=object), np.asarray(y, dtype=object))
+        return out if any(type(e) is Var for e in out.flat) else out.astype(np.float64)
+    if c.ndim == 0:
+        return _record_where(rec, guards[0], x, y)
+    cb, xb, yb = np.broadcast_arrays(c, np.asarray(x, dtype=object), np.asarray(y, dtype=object))
+    out = np.empty(cb.shape, dtype=object)
+    it = np.nditer(c, flags=["multi_index", "refs_ok"], order="K")   # the order compared in
+    for g, _ in zip(guards, it):
+        k = it.multi_index
+        out[k] = _record_where(rec, g, xb[k], yb[k])
     return out
+
+
+def _recording_of(*items):
+    """The recording of the first Var among items (arrays searched too), else the one this
+    thread records."""
+    for a in items:
+        if type(a) is Var:
+            return a._rec
+        if isinstance(a, (np.ndarray, list, tuple)):
+            for e in np.asarray(a, dtype=object).flat:
+                if type(e) is Var:
+                    return e._rec
+    from .tape import _state
+    t = getattr(_state, "tape", None)
+    return t._rec if t is not None else None
+
+
+def _claim_guards(rec, frame, c):
+    """The branch guards that made the bools c in the call being evaluated in frame (the
+    comparisons written among its arguments), turned into plain comparisons; None if c did not
+    come from there."""
+    n = c.size
+    if n == 0 or c.dtype != bool:
+        return None
+    taken = rec.unguarded
+    span = _call_span(frame)
+    mine = [g for g in rec.guards[-4 * n - 8:]
+            if g not in taken and _inside(rec.sites.get(g), frame, span)]
+    if len(mine) < n:
+        return None
+    mine = mine[-n:]
+    outcomes = c.ravel(order="K")
+    if any(bool(lib.tp_value(rec._p, g)) != bool(o) for g, o in zip(mine, outcomes)):
+        return None
+    for g in mine:
+        check(lib.tp_unguard(rec._p, g), "ad.where")
+        taken.add(g)
+    return mine
+
+
+def _call_span(frame):
+    """Source span (line, col, end line, end col) of the call executing in frame (3.11+)."""
+    try:
+        pos = list(frame.f_code.co_positions())[frame.f_lasti // 2]
+        return (pos[0], pos[2], pos[1], pos[3])
+    except (AttributeError, IndexError):
+        return None
+
+
+def _inside(site, frame, span):
+    if site is None or site[2] is not frame.f_code:
+        return False
+    if span is None or None in span:             # no column positions: the same line
+        return site[1] == frame.f_lineno
+    g = _call_span_at(site[2], site[3])
+    return g is not None and None not in g and \
+        (span[0], span[1]) <= (g[0], g[1]) and (g[2], g[3]) <= (span[2], span[3])
+
+
+def _call_span_at(code, lasti):
+    try:
+        pos = list(code.co_positions())[lasti // 2]
+        return (pos[0], pos[2], pos[1], pos[3])
+    except (AttributeError, IndexError):
+        return None
+
+
+def _record_where(rec, cond_index, x, y):
+    """Record z = x if variable cond_index != 0 else y on rec."""
+    args = [cond_index]
+    for a in (x, y):
+        if type(a) is Var:
+            if a._rec is not rec:
+                _mixed()
+            args.append(a.index)
+        else:
+            c = _number(a)
+            if c is None:
+                raise TypeError(f"ad.where expects Vars, real numbers or arrays of them; got "
+                                f"{type(a).__name__}")
+            code = _ffi.new("int32_t *")
+            check(lib.tp_const(rec._p, c, code), "ad.where")
+            args.append(code[0])
+    return _make(rec, lib.tp_rec3(rec._p, _WHERE, *args))
+
+
+def _floats(items, name):
+    """items as a float64 array; TypeError (not NaN, not ValueError) for a non-number."""
+    arr = np.asarray(items)
+    if arr.dtype.kind not in "biuf":
+        for e in arr.flat:
+            if _number(e) is None:
+                raise TypeError(f"{name} expects Vars and real numbers; got {type(e).__name__}")
+    return np.asarray(arr, dtype=np.float64)
 
 
 def sum(xs):
@@ -151,13 +255,13 @@ def sum(xs):
     items = list(np.asarray(xs, dtype=object).flat) if isinstance(xs, np.ndarray) else list(xs)
     vars_ = [v for v in items if type(v) is Var]
     if not vars_:
-        return float(np.sum(np.asarray(items, dtype=np.float64)))
-    t = vars_[0]._tape
+        return float(np.sum(_floats(items, "ad.sum")))
+    t = vars_[0]._rec
     const = 0.0
     idx = []
     for v in items:
         if type(v) is Var:
-            if v._tape is not t:
+            if v._rec is not t:
                 _mixed(vars_[0], v)
             idx.append(v.index)
         else:
@@ -177,12 +281,12 @@ def dot(a, b):
         raise ValueError(f"ad.dot expects sequences of equal length; got {len(a)} and {len(b)}")
     owner = next((v for v in a + b if type(v) is Var), None)
     if owner is None:
-        return float(np.dot(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)))
-    t = owner._tape
+        return float(np.dot(_floats(a, "ad.dot"), _floats(b, "ad.dot")))
+    t = owner._rec
     idx = []
     for u in a + b:
         if type(u) is Var:
-            if u._tape is not t:
+            if u._rec is not t:
                 _mixed(owner, u)
         elif _number(u) is None:
             raise TypeError(f"ad.dot expects Vars and real numbers; got {type(u).__name__}")

@@ -1,6 +1,7 @@
 """Var: an active scalar on a tape. Operator overloading records one tape operation per call:
 the number protocol is C (csrc/fast.c, tapead._fast); this module adds the Python-level rest."""
 import numbers
+import sys
 
 import numpy as np
 
@@ -22,16 +23,17 @@ class _Methods:
 
     @property
     def grad(self):
-        return self._tape._grad_of(self.index)
+        return self._rec.grad_of(self.index)
 
     @property
     def tape(self):
-        return self._tape
+        """The Tape that recorded this variable."""
+        return self._rec.owner()
 
     def backward(self, seed=1.0):
         """Reverse sweep from this variable at the recorded point: fills ``.grad`` of every
         variable of the tape (overwriting what an earlier backward() left)."""
-        self._tape._backward(self.index, seed)
+        self._rec.backward(self.index, seed)
 
     def __repr__(self):
         return f"Var(value={self.value!r}, index={self.index})"
@@ -82,11 +84,11 @@ class _Methods:
         return fn(*inputs)
 
 
-def _make(tape, i):
-    """The Var of variable i on tape (a negative i is a C status: raise it)."""
+def _make(rec, i):
+    """The Var of variable i of a recording (a negative i is a C status: raise it)."""
     if i < 0:
         fail(i)
-    return new_var(tape, tape._addr, i)
+    return new_var(rec, rec._addr, i)
 
 
 def _number(x):
@@ -123,8 +125,13 @@ for _name, _attr in vars(_Methods).items():
         setattr(Var, _name, _attr)
 del _name, _attr
 
-_setup(fail, _number, _mixed,
+def _on_guard(rec, index):
+    """A comparison was recorded as a branch guard: note where the user's code made it."""
+    rec.note_guard(index, sys._getframe(1))
+
+
+_setup(fail, _number, _mixed, _on_guard,
        tuple(_address(f) for f in ("tp_rec1", "tp_rec2", "tp_rec2vc", "tp_rec2cv", "tp_value",
-                                   "tp_forward", "tp_vjp", "tp_n_ops")),
+                                   "tp_forward", "tp_vjp", "tp_n_ops", "tp_rec3", "tp_const")),
        tuple(int(o) for o in (Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.POW, Op.NEG, Op.ABS, Op.SQUARE,
-                              Op.SQRT)))
+                              Op.SQRT, Op.LT, Op.LE, Op.GT, Op.GE, Op.EQ, Op.NE)))
