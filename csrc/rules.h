@@ -316,4 +316,15 @@
 #define EQ_TAYLOR GUARD_TAYLOR
 #define NE_TAYLOR GUARD_TAYLOR
 
+/* ---- CALL: z = f(x_1 .. x_k), a user-defined primitive; OUT: output y of the call x ----------
+ * Operands of CALL: its primitive's id and number of outputs n (constants), then its inputs; the
+ * OUT ops for outputs 1 .. n-1 follow it. The rules are the user's Python callables, reached
+ * through primitive.c; each sweep says what PRIMITIVE_CALL and PRIMITIVE_OUT do. */
+#define CALL_PRIMAL    PRIMITIVE_CALL
+#define OUT_PRIMAL     PRIMITIVE_OUT
+#define CALL_PARTIAL   pi = NAN                     /* (shown by traces: not known locally) */
+#define OUT_PARTIAL    px = NAN; py = NAN
+#define CALL_TAYLOR    return TP_ENORULE
+#define OUT_TAYLOR     return TP_ENORULE
+
 #endif

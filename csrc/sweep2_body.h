@@ -40,9 +40,11 @@
     for (int64_t j = 0; j < K; j++) DOT_(is_, j) += DOT_(iz, j); }
 
 #define SECOND_GUARD_3(NAME) { p -= 3; }
+#define SECOND_PRIMITIVE_VARIADIC(NAME) return TP_ENORULE
+#define SECOND_PRIMITIVE_2(NAME) return TP_ENORULE
 
-static void CAT(second, SUFFIX)(const tp_tape *t, const double *V, const double *T, double *A,
-                                double *D, int64_t k)
+static int CAT(second, SUFFIX)(const tp_tape *t, const double *V, const double *T, double *A,
+                               double *D, int64_t k)
 {
     (void)k;
     const uint8_t *const begin = t->ops;
@@ -59,6 +61,7 @@ static void CAT(second, SUFFIX)(const tp_tape *t, const double *V, const double 
         }
     }
 #undef TVAL
+    return TP_OK;
 }
 
 #undef TAN
@@ -73,3 +76,5 @@ static void CAT(second, SUFFIX)(const tp_tape *t, const double *V, const double 
 #undef SECOND_PARTIAL_VARIADIC
 #undef SECOND_CUSTOM_3
 #undef SECOND_GUARD_3
+#undef SECOND_PRIMITIVE_VARIADIC
+#undef SECOND_PRIMITIVE_2

@@ -2,13 +2,12 @@
  * sweep.c includes this twice: K = 1 (a constant, so the loops over directions vanish) with
  * threaded dispatch, and K = k with a switch. A zero tangent or adjoint stays zero whatever the
  * local partial (no 0 * Inf = NaN from a path that does not reach the result).
- * Expects: K, SUFFIX, and DISPATCH_THREADED (1: computed goto, 0: switch). */
+ * Expects: K, SUFFIX, and DISPATCH_THREADED (1: computed goto, 0: switch). Each returns TP_OK or
+ * the status of a primitive's rule that failed. */
 #define TAN(i, j) T[(int64_t)(i) * K + (j)]
 #define ADJ(i, j) A[(int64_t)(i) * K + (j)]
 #define VAL(i) V[q[i]]
 #define TIMES(d, p) ((d) == 0.0 ? 0.0 : (d) * (p))
-#define CAT_(a, b) a##b
-#define CAT(a, b) CAT_(a, b)
 
 #define LOAD_1 const double z = V[iz]; const int32_t ix = p[0]; const double x = V[ix]; double px; \
     (void)x; (void)z
@@ -32,6 +31,9 @@
     p += n + 2; }
 #define TANGENT_CUSTOM_3(NAME) { LOAD_3; (void)px; (void)py; (void)pw; NAME##_TANGENT; p += 3; }
 #define TANGENT_GUARD_3(NAME) { for (int64_t j = 0; j < K; j++) { TAN(iz, j) = 0.0; } p += 3; }
+#define TANGENT_PRIMITIVE_VARIADIC(NAME) { const int32_t n = p[0]; \
+    int rc_ = tp_call_tangent(V, T, K, p + 1, n, iz, w); if (rc_ < 0) return rc_; p += n + 2; }
+#define TANGENT_PRIMITIVE_2(NAME) { p += 2; }          /* OUT: its CALL set the tangent */
 
 #define ADJOINT_PARTIAL_1(NAME) { p -= 1; LOAD_1; NAME##_PARTIAL; \
     for (int64_t j = 0; j < K; j++) { ADJ(ix, j) += TIMES(ADJ(iz, j), px); } }
@@ -47,9 +49,13 @@
         for (int64_t j = 0; j < K; j++) { ADJ(q[i], j) += TIMES(ADJ(iz, j), pi); } } }
 #define ADJOINT_CUSTOM_3(NAME) { p -= 3; LOAD_3; (void)px; (void)py; (void)pw; NAME##_ADJOINT; }
 #define ADJOINT_GUARD_3(NAME) { p -= 3; }
+#define ADJOINT_PRIMITIVE_VARIADIC(NAME) { const int32_t n = p[-1]; p -= n + 2; \
+    int rc_ = tp_call_adjoint(V, A, K, p + 1, n, iz, w); if (rc_ < 0) return rc_; }
+#define ADJOINT_PRIMITIVE_2(NAME) { p -= 2; }          /* OUT: its CALL reads the adjoint */
 
 /* T: tangents of every slot (constants zero, inputs seeded); fills the operations' tangents. */
-static void CAT(tangent, SUFFIX)(const tp_tape *t, const double *V, double *T, int64_t k)
+static int CAT(tangent, SUFFIX)(const tp_tape *t, const double *V, double *T, int64_t k,
+                                work_t *w)
 {
     (void)k;
     const uint8_t *op = t->ops, *const end = t->ops + t->n_ops;
@@ -61,8 +67,8 @@ static void CAT(tangent, SUFFIX)(const tp_tape *t, const double *V, double *T, i
 #include "ops.def"
 #undef OP
     };
-#define NEXT { iz++; if (++op == end) return; goto *label[*op]; }
-    if (op == end) return;
+#define NEXT { iz++; if (++op == end) return TP_OK; goto *label[*op]; }
+    if (op == end) return TP_OK;
     goto *label[*op];
 #define OP(NAME, ARITY, RULE, FORMULA) tangent_##NAME: TANGENT_##RULE##_##ARITY(NAME); NEXT
 #include "ops.def"
@@ -76,13 +82,14 @@ static void CAT(tangent, SUFFIX)(const tp_tape *t, const double *V, double *T, i
 #undef OP
         }
     }
+    return TP_OK;
 #endif
 }
 
 /* A: adjoints of every slot (zero but the seeds); sweeps operations nops-1 .. 0 whose
  * operands end at args_end. */
-static void CAT(adjoint, SUFFIX)(const tp_tape *t, const double *V, double *A, int64_t k,
-                                 int64_t nops, const int32_t *args_end)
+static int CAT(adjoint, SUFFIX)(const tp_tape *t, const double *V, double *A, int64_t k,
+                                int64_t nops, const int32_t *args_end, work_t *w)
 {
     (void)k;
     const uint8_t *const begin = t->ops;
@@ -95,7 +102,7 @@ static void CAT(adjoint, SUFFIX)(const tp_tape *t, const double *V, double *A, i
 #include "ops.def"
 #undef OP
     };
-#define NEXT { if (op == begin) return; iz--; goto *label[*--op]; }
+#define NEXT { if (op == begin) return TP_OK; iz--; goto *label[*--op]; }
     NEXT
 #define OP(NAME, ARITY, RULE, FORMULA) adjoint_##NAME: ADJOINT_##RULE##_##ARITY(NAME); NEXT
 #include "ops.def"
@@ -110,6 +117,7 @@ static void CAT(adjoint, SUFFIX)(const tp_tape *t, const double *V, double *A, i
 #undef OP
         }
     }
+    return TP_OK;
 #endif
 }
 
@@ -126,9 +134,13 @@ static void CAT(adjoint, SUFFIX)(const tp_tape *t, const double *V, double *A, i
 #undef TANGENT_PARTIAL_VARIADIC
 #undef TANGENT_CUSTOM_3
 #undef TANGENT_GUARD_3
+#undef TANGENT_PRIMITIVE_VARIADIC
+#undef TANGENT_PRIMITIVE_2
 #undef ADJOINT_PARTIAL_1
 #undef ADJOINT_PARTIAL_2
 #undef ADJOINT_PARTIAL_3
 #undef ADJOINT_PARTIAL_VARIADIC
 #undef ADJOINT_CUSTOM_3
 #undef ADJOINT_GUARD_3
+#undef ADJOINT_PRIMITIVE_VARIADIC
+#undef ADJOINT_PRIMITIVE_2

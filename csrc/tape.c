@@ -6,6 +6,8 @@
 #include "rules.h"
 
 #define CHECK_GUARD(z, w)          /* recording: the outcome is what was just computed */
+#define PRIMITIVE_CALL z = NAN     /* tp_rec_call sets the values the user's function gave */
+#define PRIMITIVE_OUT z = NAN
 
 #define OP(NAME, ARITY, RULE, FORMULA) #NAME,
 const char *const tp_op_name[] = {
@@ -143,7 +145,7 @@ static inline int valid_operand(const tp_tape *t, int32_t i)
 }
 
 /* Append one operation with operands a[0..n-1] (n = its arity, or the count when variadic). */
-static int32_t record(tp_tape *t, int op, const int32_t *a, int64_t n)
+static int32_t append(tp_tape *t, int op, const int32_t *a, int64_t n)
 {
     int rc = may_record(t);
     if (rc < 0) return rc;
@@ -182,6 +184,13 @@ static int32_t record(tp_tape *t, int op, const int32_t *a, int64_t n)
     t->ops[t->n_ops++] = (uint8_t)op;
     t->vals[nz] = z;
     return (int32_t)nz;
+}
+
+/* Any operation but the primitives' (which tp_rec_call records with their values). */
+static int32_t record(tp_tape *t, int op, const int32_t *a, int64_t n)
+{
+    if (op == TP_OP_CALL || op == TP_OP_OUT) return TP_EARG;
+    return append(t, op, a, n);
 }
 
 int32_t tp_rec1(tp_tape *t, int op, int32_t x) { return record(t, op, &x, 1); }
@@ -259,6 +268,38 @@ int tp_comparison(const tp_tape *t, int64_t var, int *op, int32_t *operands, dou
         values[i] = value_of(t, operands[i]);
     }
     return TP_OK;
+}
+
+/* A call of primitive prim on k inputs whose n outputs are y: CALL, then OUT for outputs 1..n-1,
+ * the variables z .. z+n-1. All or nothing: sweeps rely on the OUT ops following their CALL. */
+int32_t tp_rec_call(tp_tape *t, int prim, const int32_t *inputs, int64_t k, const double *y,
+                    int64_t n)
+{
+    int rc = may_record(t);
+    if (rc < 0) return rc;
+    if (k < 0 || n < 1 || k > INT32_MAX - 4 || n > INT32_MAX || prim < 0) return TP_EARG;
+    for (int64_t i = 0; i < k; i++)
+        if (!valid_operand(t, inputs[i])) return TP_EARG;
+    int32_t *a = malloc((size_t)(k + 2 + n) * sizeof *a), *jc = a + k + 2;
+    if (!a) return TP_ENOMEM;
+    int64_t nz = tp_nvars(t);
+    rc = const_code(t, (double)prim, &a[0]);
+    if (rc >= 0) rc = const_code(t, (double)n, &a[1]);
+    for (int64_t j = 1; rc >= 0 && j < n; j++) rc = const_code(t, (double)j, &jc[j]);
+    if (rc >= 0) rc = GROW(t, vals, cap_vals, nz + n, MAX_VARS);
+    if (rc >= 0) rc = GROW(t, ops, cap_ops, t->n_ops + n, MAX_VARS);
+    if (rc >= 0) rc = GROW(t, args, cap_args, t->n_args + k + 4 + 2 * (n - 1), INT64_MAX / 8);
+    if (rc < 0) { free(a); return rc; }
+    memcpy(a + 2, inputs, (size_t)k * sizeof *a);
+    int32_t z = append(t, TP_OP_CALL, a, k + 2);     /* room is reserved: these succeed */
+    for (int64_t j = 1; z >= 0 && j < n; j++) {
+        int32_t o[2] = {z, jc[j]};
+        append(t, TP_OP_OUT, o, 2);
+    }
+    free(a);
+    if (z < 0) return z;
+    memcpy(t->vals + z, y, (size_t)n * sizeof *y);
+    return z;
 }
 
 int tp_set_outputs(tp_tape *t, const int32_t *idx, int64_t n)

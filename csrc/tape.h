@@ -18,7 +18,9 @@ enum tp_status {
     TP_ETOOBIG = -4,    /* more variables, constants or operands than the tape can index */
     TP_EARG = -5,       /* bad opcode, operand index or size */
     TP_EORDER = -6,     /* inputs declared after the first operation */
-    TP_EBRANCH = -7     /* a replay flipped a branch guard: see tp_branch_info */
+    TP_EBRANCH = -7,    /* a replay flipped a branch guard: see tp_branch_info */
+    TP_ECALLBACK = -8,  /* a primitive's Python rule raised (tapead/primitive.py re-raises) */
+    TP_ENORULE = -9     /* a primitive has no rule for this sweep (second order, Taylor) */
 };
 
 extern const int tp_n_opcodes;
@@ -39,6 +41,8 @@ int32_t tp_rec2vc(tp_tape *t, int op, int32_t x, double c);         /* y is the 
 int32_t tp_rec2cv(tp_tape *t, int op, double c, int32_t y);         /* x is the constant c */
 int32_t tp_rec3(tp_tape *t, int op, int32_t x, int32_t y, int32_t w);
 int32_t tp_recn(tp_tape *t, int op, const int32_t *args, int64_t n);
+int32_t tp_rec_call(tp_tape *t, int prim, const int32_t *inputs, int64_t k, const double *y,
+                    int64_t n);           /* a primitive's n outputs y: variables z .. z+n-1 */
 int tp_const(tp_tape *t, double c, int32_t *code);                 /* operand code of c */
 int tp_set_outputs(tp_tape *t, const int32_t *idx, int64_t n);
 int tp_unguard(tp_tape *t, int64_t var);   /* the comparison at var stops being a branch guard */

@@ -15,5 +15,6 @@ from .elementary import (abs, acos, acosh, asin, asinh, atan, atan2, atanh, cbrt
                          pow, sign, sin, sinh, sqrt, square, sum, tan, tanh, where)
 from .functional import grad, hessian, hvp, jacfwd, jacobian, jacrev, jvp, vjp
 from .checking import check_grads, finite_diff
+from .primitive import Primitive, primitive
 
 __version__ = "0.1.0"

@@ -26,11 +26,16 @@ _MESSAGES = {
     lib.TP_EORDER: (TapeError, "inputs must be declared with t.variables() before the first "
                                "operation"),
     lib.TP_EBRANCH: (Flip, "a branch guard flipped"),
+    lib.TP_ENORULE: (TypeError, "the tape holds user primitives (tapead.primitive), which have "
+                                "no second-order or Taylor rules"),
 }
 
 
 def fail(status, what=None):
     """Raise the exception of a negative C status."""
+    if status == lib.TP_ECALLBACK:                 # a primitive's rule raised: that exception
+        from .primitive import raise_pending
+        raise_pending()
     exc, msg = _MESSAGES.get(status, (RuntimeError, f"tapead core error {status}"))
     raise exc(f"{what}: {msg}" if what else msg)
 

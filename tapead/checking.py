@@ -84,5 +84,6 @@ def check_grads(f, args, order=1, modes=("fwd", "rev"), eps=None, rtol=None, ato
                                          err.shape) if err.ndim else ()
                 raise AssertionError(
                     f"check_grads ({mode}, argument {k}): entry {tuple(int(i) for i in worst)} "
-                    f"of the Jacobian differs: AD {ad_[worst]!r}, numeric {num[worst]!r} "
+                    f"of the Jacobian differs: AD {float(ad_[worst])!r}, numeric "
+                    f"{float(num[worst])!r} "
                     f"(rtol={rtol}, atol={atol})")

@@ -1,0 +1,73 @@
+/* User-defined primitives (tapead/primitive.py): CALL and OUT ops, whose rules are Python
+ * callables reached through tp_py_call, a cffi extern "Python+C" callback.
+ *
+ * CALL's operands: q[0], q[1] constants holding the primitive's id and its number n of outputs,
+ * q[2 ..] its k inputs. Its outputs are the variables iz .. iz+n-1: the CALL writes output 0, and
+ * n-1 OUT ops (operands: the call variable, the output number) follow it directly on the tape.
+ * The CALL computes all n values, tangents or adjoints itself; the OUT ops only hold places.
+ */
+#include <string.h>
+#include "sweeps.h"
+
+/* mode 0: out (n) = f(x); 1: out (n x K) = J in (k x K); 2: out (k x K) = J^T in (n x K).
+ * Returns 0, or -1 with the Python exception kept for tapead/primitive.py to raise. */
+int tp_py_call(int prim, int mode, int64_t k, const double *x, int64_t n, int64_t K,
+               const double *in, double *out);
+
+enum { EVAL, JVP, VJP };
+
+typedef struct { int prim; int64_t k, n; double *x, *in, *out; } call_t;
+
+/* The call's id, sizes and input values; buffers for K directions. */
+static int prepare(call_t *c, const double *V, const int32_t *q, int32_t nq, int64_t K,
+                   work_t *w)
+{
+    c->prim = (int)V[q[0]];
+    c->n = (int64_t)V[q[1]];
+    c->k = nq - 2;
+    int64_t big = (c->k > c->n ? c->k : c->n) * K;
+    double *b = work_buf(w, W_PRIM, c->k + 2 * big);
+    if (!b) return TP_ENOMEM;
+    c->x = b; c->in = b + c->k; c->out = b + c->k + big;
+    for (int64_t i = 0; i < c->k; i++) c->x[i] = V[q[2 + i]];
+    return TP_OK;
+}
+
+int tp_call_primal(const double *V, double *Z, const int32_t *q, int32_t nq, work_t *w)
+{
+    call_t c;
+    int rc = prepare(&c, V, q, nq, 1, w);
+    if (rc < 0) return rc;
+    if (tp_py_call(c.prim, EVAL, c.k, c.x, c.n, 1, NULL, c.out)) return TP_ECALLBACK;
+    memcpy(Z, c.out, (size_t)c.n * sizeof(double));
+    return TP_OK;
+}
+
+int tp_call_tangent(const double *V, double *T, int64_t K, const int32_t *q, int32_t nq,
+                    int32_t iz, work_t *w)
+{
+    call_t c;
+    int rc = prepare(&c, V, q, nq, K, w);
+    if (rc < 0) return rc;
+    for (int64_t i = 0; i < c.k; i++)
+        memcpy(c.in + i * K, T + (int64_t)q[2 + i] * K, (size_t)K * sizeof(double));
+    if (tp_py_call(c.prim, JVP, c.k, c.x, c.n, K, c.in, c.out)) return TP_ECALLBACK;
+    memcpy(T + (int64_t)iz * K, c.out, (size_t)(c.n * K) * sizeof(double));
+    return TP_OK;
+}
+
+int tp_call_adjoint(const double *V, double *A, int64_t K, const int32_t *q, int32_t nq,
+                    int32_t iz, work_t *w)
+{
+    call_t c;
+    int rc = prepare(&c, V, q, nq, K, w);
+    if (rc < 0) return rc;
+    memcpy(c.in, A + (int64_t)iz * K, (size_t)(c.n * K) * sizeof(double));
+    int zero = 1;
+    for (int64_t i = 0; i < c.n * K; i++) zero &= c.in[i] == 0.0;
+    if (zero) return TP_OK;                /* no adjoint reaches it: the rule is not asked */
+    if (tp_py_call(c.prim, VJP, c.k, c.x, c.n, K, c.in, c.out)) return TP_ECALLBACK;
+    for (int64_t i = 0; i < c.k; i++)
+        for (int64_t j = 0; j < K; j++) A[(int64_t)q[2 + i] * K + j] += c.out[i * K + j];
+    return TP_OK;
+}

@@ -1,0 +1,57 @@
+/* Second order: Hessian-vector products by forward over reverse (the tangent of the adjoint
+ * sweep), k directions carried at once; tape.hessian carries m of them. */
+#include <string.h>
+#include "sweeps.h"
+#include "rules.h"
+
+#define K 1
+#define SUFFIX _k1
+#include "sweep2_body.h"
+#undef K
+#undef SUFFIX
+#define K k
+#define SUFFIX _kn
+#include "sweep2_body.h"
+#undef K
+#undef SUFFIX
+
+/* hv (m x k) = H·xdot for the k directions of xdot (m x k), H the Hessian of w·y at x (w: one
+ * weight per output); g (m, optional) = the gradient of w·y. */
+int tp_hvp(tp_tape *t, const double *x, const double *w, int64_t k, const double *xdot,
+           double *y, double *g, double *hv)
+{
+    if (!tp_may_read(t)) return TP_ETHREAD;
+    if (k < 1) return TP_EARG;
+    work_t wk;
+    double *V;
+    int rc = work_begin(&wk);
+    if (rc < 0) return rc;
+    if ((rc = tp_primal_at(t, x, &wk, &V)) < 0) goto done;
+    tp_read_outputs(t, V, y);
+    int64_t ns = t->n_consts + tp_nvars(t), m = t->n_inputs, kb = tp_block(t, k, 2);
+    double *tbase = work_buf(&wk, W_DIRS, ns * kb), *dbase = work_buf(&wk, W_DIRS2, ns * kb);
+    double *abase = work_buf(&wk, W_ADJ, ns);
+    if (!tbase || !dbase || !abase) { rc = TP_ENOMEM; goto done; }
+    for (int64_t j0 = 0; j0 < k; j0 += kb) {
+        int64_t nb = k - j0 < kb ? k - j0 : kb;
+        double *T = tbase + t->n_consts * nb, *D = dbase + t->n_consts * nb;
+        double *A = abase + t->n_consts;
+        memset(tbase, 0, (size_t)(t->n_consts * nb) * sizeof(double));
+        for (int64_t i = 0; i < m; i++)
+            memcpy(T + i * nb, xdot + i * k + j0, (size_t)nb * sizeof(double));
+        if ((rc = tp_tangent_sweep(t, V, T, nb, &wk)) < 0) break;
+        memset(abase, 0, (size_t)ns * sizeof(double));
+        memset(dbase, 0, (size_t)(ns * nb) * sizeof(double));
+        for (int64_t o = 0; o < t->n_outputs; o++) A[t->outputs[o]] += w[o];
+        rc = nb == 1 ? second_k1(t, V, T, A, D, 1) : second_kn(t, V, T, A, D, nb);
+        if (rc < 0) break;
+        for (int64_t i = 0; i < m; i++)
+            memcpy(hv + i * k + j0, D + i * nb, (size_t)nb * sizeof(double));
+        if (g && j0 == 0) memcpy(g, A, (size_t)m * sizeof(double));
+        tp_count(t, 1, t->n_ops * nb);
+        tp_count(t, 3, t->n_ops * nb);
+    }
+done:
+    work_end(&wk);
+    return rc;
+}

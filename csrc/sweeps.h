@@ -1,0 +1,40 @@
+/* Internal interface between the sweep files (sweep.c, second.c, taylor.c, inspect.c) and the
+ * primitive callbacks (primitive.c). */
+#pragma once
+#include "tape_impl.h"
+#include "work.h"
+
+#define SCRATCH_BUDGET ((int64_t)256 << 20)   /* bytes of tangents/adjoints per block */
+#define CAT_(a, b) a##b
+#define CAT(a, b) CAT_(a, b)
+
+/* visits: 0 primal, 1 tangent, 2 adjoint, 3 second order, 4 Taylor */
+static inline void tp_count(tp_tape *t, int which, int64_t visits)
+{
+    __atomic_fetch_add(&t->swept[which], visits, __ATOMIC_RELAXED);
+}
+
+/* Directions carried per block: as many as the scratch budget allows for `buffers` sets. */
+static inline int64_t tp_block(const tp_tape *t, int64_t k, int buffers)
+{
+    int64_t per = (t->n_consts + tp_nvars(t)) * (int64_t)sizeof(double) * buffers;
+    int64_t kb = per ? SCRATCH_BUDGET / per : k;
+    return kb < 1 ? 1 : (kb < k ? kb : k);
+}
+
+static inline void tp_read_outputs(const tp_tape *t, const double *V, double *y)
+{
+    if (y) for (int64_t i = 0; i < t->n_outputs; i++) y[i] = V[t->outputs[i]];
+}
+
+int tp_flipped(int64_t var, double x, double y);   /* note a flipped guard: TP_EBRANCH */
+int tp_primal_at(tp_tape *t, const double *x, work_t *w, double **V);
+int tp_tangent_sweep(const tp_tape *t, const double *V, double *T, int64_t k, work_t *w);
+int tp_adjoint_sweep(tp_tape *t, const double *V, double *A, int64_t k, int64_t nops, work_t *w);
+
+/* primitives: the CALL op at variable iz with its n operands q (see primitive.c) */
+int tp_call_primal(const double *V, double *Z, const int32_t *q, int32_t n, work_t *w);
+int tp_call_tangent(const double *V, double *T, int64_t K, const int32_t *q, int32_t n,
+                    int32_t iz, work_t *w);
+int tp_call_adjoint(const double *V, double *A, int64_t K, const int32_t *q, int32_t n,
+                    int32_t iz, work_t *w);

@@ -1,0 +1,173 @@
+"""User-defined primitives (API.md §7; the seed: "for non-trivial operations, one needs to
+implement a backward() function").
+
+    @ad.primitive
+    def gammaln(x):                       # k scalars in (or one 1-d array), a scalar or array out
+        return scipy.special.gammaln(x)
+
+    @gammaln.defjvp
+    def _(x, v):                          # x, v: tuples of k floats (one array for array input)
+        return scipy.special.digamma(x[0]) * v[0]
+
+    @gammaln.defvjp
+    def _(x, w):                          # w shaped like the output; returns k numbers
+        return (scipy.special.digamma(x[0]) * w,)
+
+On Vars a primitive is recorded as one tape operation (CALL, plus an OUT per further output);
+the C sweeps call its function and rules back through tp_py_call. An exception a rule raises
+comes out of the sweep as that exception, and the tape stays usable.
+"""
+import functools
+import threading
+
+import numpy as np
+
+from ._core import check, ffi, lib
+from .var import Var, _make, _mixed, _number
+
+_registry = []                     # id -> (Primitive, takes an array)
+_pending = threading.local()       # the exception a rule raised in this thread's sweep
+
+
+class Primitive:
+    """A function of k scalars or of one 1-d array, with derivative rules (jvp and/or vjp) in
+    NumPy. Plain numbers in: plain result out. Vars in: one recorded tape operation."""
+
+    def __init__(self, fun, jvp=None, vjp=None, name=None):
+        self.fun, self.jvp_rule, self.vjp_rule = fun, jvp, vjp
+        self.name = name or getattr(fun, "__name__", "primitive")
+        self._ids = {}
+        functools.update_wrapper(self, fun, updated=())
+
+    def defjvp(self, rule):
+        """Set the forward rule: rule(x, v) -> y_dot, shaped like the output."""
+        self.jvp_rule = rule
+        return rule
+
+    def defvjp(self, rule):
+        """Set the reverse rule: rule(x, w) -> x_bar, one number per input."""
+        self.vjp_rule = rule
+        return rule
+
+    def __repr__(self):
+        return f"<tapead.primitive {self.name}>"
+
+    def __call__(self, *args):
+        array = len(args) == 1 and np.ndim(args[0]) >= 1
+        if array and np.ndim(args[0]) != 1:
+            raise ValueError(f"primitive {self.name} takes k scalars or one 1-d array; got an "
+                             f"array of shape {np.shape(args[0])}")
+        items = list(np.asarray(args[0], dtype=object)) if array else list(args)
+        owner = next((a for a in items if type(a) is Var), None)
+        if owner is None:
+            return self.fun(*args)
+        rec = owner._rec
+        codes, values = [], []
+        code = ffi.new("int32_t *")
+        for a in items:
+            if type(a) is Var:
+                if a._rec is not rec:
+                    _mixed()
+                codes.append(a.index)
+                values.append(a.value)
+            else:
+                c = _number(a)
+                if c is None:
+                    raise TypeError(f"primitive {self.name} takes Vars and real numbers; got "
+                                    f"{type(a).__name__}")
+                check(lib.tp_const(rec._p, c, code), self.name)
+                codes.append(code[0])
+                values.append(c)
+        y, scalar = self._outputs(np.array(values, dtype=np.float64), array)
+        z = check(lib.tp_rec_call(rec._p, self._id(array), codes, len(codes),
+                                  ffi.from_buffer("double[]", y), y.size), self.name)
+        if scalar:
+            return _make(rec, z)
+        out = np.empty(y.size, dtype=object)
+        for j in range(y.size):
+            out[j] = _make(rec, z + j)
+        return out
+
+    def _id(self, array):
+        if array not in self._ids:
+            self._ids[array] = len(_registry)
+            _registry.append((self, array))
+        return self._ids[array]
+
+    def _args(self, x, array):
+        return (x,) if array else tuple(float(e) for e in x)
+
+    def _outputs(self, x, array):
+        """f at x as a flat float64 array, and whether f gives a scalar."""
+        y = self.fun(*self._args(x, array))
+        scalar = np.ndim(y) == 0
+        y = np.atleast_1d(np.asarray(y, dtype=np.float64))
+        if y.ndim != 1 or y.size == 0:
+            raise ValueError(f"primitive {self.name} must return a number or a non-empty 1-d "
+                             f"array; got shape {np.shape(y)}")
+        return np.ascontiguousarray(y), scalar
+
+    def _rule(self, which):
+        rule = self.jvp_rule if which == "jvp" else self.vjp_rule
+        if rule is None:
+            other = "reverse mode (vjp, gradient, jacobian(mode='reverse'))" if which == "jvp" \
+                else "forward mode (jvp, jacobian(mode='forward'))"
+            raise TypeError(f"primitive {self.name} has no {which} rule: give one with "
+                            f"@{self.name}.def{which} (or {which}=...), or use {other}")
+        return rule
+
+
+def primitive(fun=None, *, jvp=None, vjp=None, name=None):
+    """Register fun (of k scalars or one 1-d array; a number or 1-d array out) with its
+    derivative rules as a tapead operation. Usable as @ad.primitive or
+    ad.primitive(fun, jvp=..., vjp=...). Rules: jvp(x, v) -> y_dot; vjp(x, w) -> x_bar, with x
+    and v as a tuple of floats (k scalars) or an array (one array input)."""
+    if fun is None:
+        return lambda f: Primitive(f, jvp, vjp, name)
+    return Primitive(fun, jvp, vjp, name)
+
+
+def _keep(exc_type, exc, tb):
+    _pending.exc = exc.with_traceback(tb) if exc is not None else exc_type()
+    return -1
+
+
+@ffi.def_extern(onerror=_keep, error=-1)
+def tp_py_call(prim, mode, k, x, n, K, inp, out):
+    """The C sweeps' way into a primitive: mode 0 evaluates, 1 applies the jvp rule to K
+    directions (k x K in, n x K out), 2 the vjp rule to K weight vectors (n x K, k x K)."""
+    P, array = _registry[prim]
+    xs = np.frombuffer(ffi.buffer(x, 8 * k), dtype=np.float64).copy()
+    args = xs if array else tuple(xs.tolist())           # the rules' x
+    if mode == 0:
+        y, _ = P._outputs(xs, array)
+        if y.size != n:
+            raise ValueError(f"primitive {P.name} returned {y.size} values where it returned "
+                             f"{n} when recorded")
+        np.frombuffer(ffi.buffer(out, 8 * n), dtype=np.float64)[:] = y
+        return 0
+    rows, cols = (k, n) if mode == 1 else (n, k)
+    src = np.frombuffer(ffi.buffer(inp, 8 * rows * K), dtype=np.float64).reshape(rows, K)
+    dst = np.frombuffer(ffi.buffer(out, 8 * cols * K), dtype=np.float64).reshape(cols, K)
+    rule = P._rule("jvp" if mode == 1 else "vjp")
+    for j in range(K):
+        if mode == 1:
+            d = src[:, j].copy() if array else tuple(src[:, j].tolist())
+        else:
+            d = src[:, j].copy() if n > 1 else float(src[0, j])
+        r = np.asarray(rule(args, d), dtype=np.float64).ravel()
+        if r.size != cols:
+            what = "jvp rule must return one number per output" if mode == 1 else \
+                "vjp rule must return one number per input"
+            raise ValueError(f"primitive {P.name}: its {what} ({cols}); got {r.size}")
+        dst[:, j] = r
+    return 0
+
+
+def raise_pending():
+    """Raise the exception that a primitive's rule raised during this thread's last sweep."""
+    exc = getattr(_pending, "exc", None)
+    _pending.exc = None
+    if exc is None:
+        raise RuntimeError("a primitive's rule failed")
+    raise exc
