@@ -392,19 +392,26 @@ class Tape:
         return render(self, path, x, **options)
 
     # ---- replay ------------------------------------------------------------------------------
-    @_replay
-    def forward(self, rec, x=None):
+    def forward(self, x=None):
         """Outputs at x, in the recorded shape (a float for a scalar output)."""
+        rec = self._rec
+        if rec.fast and x is not None and rec.out_shape is not None:
+            y = np.empty(rec.n_out)
+            try:
+                if _fast.forward(rec._addr, rec.m, x, y, rec.n_out) is None:
+                    return rec.shape_y(y)
+            except _Flip:                          # the general path re-records or explains
+                pass
+        return self._forward(x)
+
+    @_replay
+    def _forward(self, rec, x=None):
         y = np.empty(rec.n_out)
-        if rec.fast and x is not None and rec.out_shape is not None and \
-                _fast.forward(rec._addr, rec.m, x, y, rec.n_out) is None:
-            return rec.shape_y(y)
         xf = rec.x_flat(x)
         check(lib.tp_forward(rec._p, _buf(xf), _buf(y)), "forward")
         return rec.shape_y(y)
 
-    def __call__(self, x=None):
-        return self.forward(x)
+    __call__ = forward
 
     @_replay
     def jvp(self, rec, x, v):
@@ -438,16 +445,25 @@ class Tape:
             return rec.shape_y(y), rec.shape_x(np.ascontiguousarray(xbar.T), lead=(k,))
         return rec.shape_y(y), rec.shape_x(xbar[:, 0])
 
-    @_replay
-    def gradient(self, rec, x=None):
+    def gradient(self, x=None):
         """Gradient of the scalar output at x, shaped like x (one primal + one adjoint sweep)."""
+        rec = self._rec
+        if rec.fast and rec.n_out == 1:            # one vector or scalar input: no conversions
+            g = np.empty(rec.m)
+            try:
+                if _fast.grad(rec._addr, rec.m, x, g) is None:
+                    return g if rec.fast == 1 else float(g[0])
+            except _Flip:                          # the general path re-records or explains
+                pass
+        return self._gradient(x)
+
+    @_replay
+    def _gradient(self, rec, x=None):
         if rec.n_out != 1:
             raise ValueError(f"tape.gradient needs a scalar output; this tape has "
                              f"{rec.n_out} outputs of shape {rec.out_shape} (use vjp or "
                              f"jacobian)")
         g = np.empty(rec.m)
-        if rec.fast and _fast.grad(rec._addr, rec.m, x, g) is None:
-            return g if rec.fast == 1 else float(g[0])
         xf = rec.x_flat(x)
         check(lib.tp_vjp(rec._p, _buf(xf), 1, _ONE, ffi.NULL, _buf(g)), "gradient")
         return rec.shape_x(g)
