@@ -1,8 +1,10 @@
 """tape.trace(): the seed's Forward Primal, Forward Tangent and Reverse Adjoint Traces as text.
 
-Every number shown comes from the C sweeps (tp_export, tp_inspect via tapead.program); the table
-below is display text only: how to print each op's local partials and tangent rule in terms of
-its operands. Numbering as in the seed: with m inputs, variable i prints as v[i - m + 1].
+Values, tangents, adjoints and local partials come from the C sweeps (tp_export, tp_inspect via
+tapead.program); the adjoint trace's running sums add those numbers in the sweep's order (a user
+primitive's share comes from its own vjp rule, called as the C sweep calls it). The table below
+is display text only: how to print each op's local partials and tangent rule in terms of its
+operands. Numbering as in the seed: with m inputs, variable i prints as v[i - m + 1].
 """
 import re
 import unicodedata
@@ -12,7 +14,7 @@ import numpy as np
 from ._core import OP_ARITY, OP_FORMULA, Op, check, ffi, lib
 from .program import at_point
 
-# ---- display templates: op -> (∂z/∂operand for each operand, tangent rule) --------------------
+# ---- display templates: op -> (∂z/∂operand for each operand, tangent rule) ---------------------
 # {x} {y} {w}: operands, {z}: result, {dx} {dy} {dw}: operand tangents. Text only, no numbers.
 RULES = {
     "NEG": (("−1",), "−{dx}"),
@@ -51,10 +53,17 @@ RULES = {
     "MAX": (("[{x} > {y}]", "[{y} > {x}]"), "[{x} > {y}]·{dx} + [{y} > {x}]·{dy}  (½, ½ on a tie)"),
     "MIN": (("[{x} < {y}]", "[{y} < {x}]"), "[{x} < {y}]·{dx} + [{y} < {x}]·{dy}  (½, ½ on a tie)"),
     "WHERE": (("0", "[{x} ≠ 0]", "[{x} = 0]"), "{dy} if {x} ≠ 0 else {dw}"),
+    # comparisons (branch guards): z = 1 or 0, no derivative; w is the outcome at recording
+    **{op: (("0", "0", "0"), "0") for op in ("LT", "LE", "GT", "GE", "EQ", "NE")},
+    # user-defined primitives (tapead.primitive): their rules are the user's Python callables
+    "CALL": None,
+    "OUT": None,
     "SUM": None,          # variadic: generated below (∂ = 1 each)
     "DOT": None,          # variadic: ∂/∂x_i = its pair partner
 }
 
+# ops whose adjoint reaches only some operands (rules.h): guards none, WHERE the chosen one
+_GUARDS = {"LT", "LE", "GT", "GE", "EQ", "NE"}
 _ASCII = str.maketrans({"·": "*", "−": "-", "²": "^2", "√": "sqrt", "½": "1/2", "π": "pi",
                         "≠": "!=", "×": "*", "ε": "eps", "∂": "d", "…": "...", "⋮": ":",
                         "′": "'"})
@@ -70,8 +79,7 @@ class Text(str):
 
 
 def _num(c, digits=15):
-    s = f"{float(c):.{digits}g}"
-    return s
+    return f"{float(c):.{digits}g}"
 
 
 class _View:
@@ -79,6 +87,8 @@ class _View:
     tangents, adjoints and partials (tapead.program.at_point)."""
 
     def __init__(self, tape, x=None, v=None, w=None, names=None, ascii=False):
+        if x is not None:
+            tape.forward(x)     # a flipped branch guard: re-record (ad.record) or BranchChanged
         p = tape._p
         n_ops, n_args = lib.tp_n_ops(p), lib.tp_n_args(p)
         self.ops = np.empty(n_ops, dtype=np.uint8)
@@ -93,7 +103,16 @@ class _View:
         self.start, self.count = _operand_positions(self.ops, self.args)
         self.x = tape._x(x)                      # flat; x itself as the tape's inputs are shaped
         self.v, self.w = v, w
-        at = at_point(tape, x, v, w)
+        self.missing = {}                         # sweep -> why it is not shown
+        try:
+            at = at_point(tape, x, v, w)
+        except TypeError:                         # a user primitive without a jvp/vjp rule
+            at = at_point(tape, x)
+            for key, vv, ww in (("tangents", v, None), ("adjoints", None, w)):
+                try:
+                    at[key] = at_point(tape, x, vv, ww)[key]
+                except TypeError as e:
+                    self.missing[key] = str(e)
         self.values, self.tangents = at["values"], at["tangents"]
         self.adjoints, self.partials = at["adjoints"], at["partials"]
         if names is None:
@@ -160,18 +179,40 @@ def _operand_positions(ops, args):
     return start, count
 
 
-# ---- the local rules of one op, as text ----------------------------------------------------------
+# ---- the local rules of one op, as text --------------------------------------------------------
 def _elide(terms, joiner, keep=3):
     if len(terms) > 2 * keep:
         terms = terms[:keep] + ["…"] + terms[-1:]
     return joiner.join(terms)
 
 
+def call_info(view, k):
+    """A user primitive's CALL (op k, or the CALL of the OUT op k): (primitive, takes an array,
+    number of outputs n, input operands, op index of the CALL, which output op k is)."""
+    from .primitive import _registry
+    ops, j = view.operands(k), 0
+    if view.op_name(k) == "OUT":
+        j = int(view.consts[-1 - ops[1]])
+        k = ops[0] - view.m
+        ops = view.operands(k)
+    prim, array = _registry[int(view.consts[-1 - ops[0]])]
+    return prim, array, int(view.consts[-1 - ops[1]]), ops[2:], k, j
+
+
+def _call_text(view, k, operand):
+    prim, _, n, ins, _, j = call_info(view, k)
+    args = _elide([operand(a) for a in ins], ", ")
+    return f"{prim.name}({args})" + (f"[{j}]" if n > 1 else "")
+
+
 def primal_rule(view, k, operand=None):
     """v[k] as a formula of earlier variables, from the op's FORMULA in ops.def; operand(a)
     names operand a (default: v[i] or the constant)."""
     operand = operand or view.operand
-    name, ops = view.op_name(k), [operand(a) for a in view.operands(k)]
+    name = view.op_name(k)
+    if name in ("CALL", "OUT"):
+        return _call_text(view, k, operand)
+    ops = [operand(a) for a in view.operands(k)]
     if name == "SUM":
         return _elide(ops, " + ")
     if name == "DOT":
@@ -210,6 +251,11 @@ def partial_rules(view, k):
 def tangent_rule(view, k):
     """v̇[k] in terms of earlier values and tangents."""
     name, ops = view.op_name(k), view.operands(k)
+    if name in ("CALL", "OUT"):
+        prim, _, n, ins, _, j = call_info(view, k)
+        args = _elide([view.operand(a) for a in ins], ", ")
+        dots = _elide([view.dot(view.var(a)) if a >= 0 else "0" for a in ins], ", ")
+        return f"{prim.name}.jvp(({args}), ({dots}))" + (f"[{j}]" if n > 1 else "")
     rules = RULES.get(name)
     if rules is not None and all(a >= 0 for a in ops) and len(rules[0]) == len(ops):
         return rules[1].format(**_env(view, k))
@@ -234,13 +280,15 @@ def tangent_rule(view, k):
     return _elide(terms, " + ").replace("+ −", "− ") or "0"
 
 
-# ---- the three traces as rows (lhs, rule, value, note) -------------------------------------------
+# ---- the three traces as rows (lhs, rule, value, note) -----------------------------------------
 def _primal_row(view, i):
     m, n_ops = view.m, view.n_ops
     if i < m:
         return view.var(i), view.in_names[i], _num(view.values[i]), ""
     if i < m + n_ops:
-        return view.var(i), primal_rule(view, i - m), _num(view.values[i]), ""
+        guard = view.op_name(i - m) in _GUARDS
+        return (view.var(i), primal_rule(view, i - m), _num(view.values[i]),
+                "branch guard: replays check this outcome" if guard else "")
     o = i - m - n_ops
     out = int(view.outputs[o])
     val = view.values[out] if out >= 0 else view.consts[-1 - out]
@@ -258,6 +306,8 @@ def _tangent_row(view, i):
         notes = [f"∂/∂{view.var(a)} = {_num(parts[s + j], 6)}"
                  for j, a in enumerate(ops) if a >= 0]
         note = _elide(notes, ", ", keep=2) if notes else ""
+        if view.op_name(k) in ("CALL", "OUT"):
+            note = "the primitive's own jvp rule"
         return view.dot(view.var(i)), tangent_rule(view, k), _num(view.tangents[i]), note
     o = i - m - n_ops
     out = int(view.outputs[o])
@@ -303,15 +353,61 @@ class _Adjoint:
         order = np.lexsort((pos, -op_of)) if total else np.empty(0, dtype=np.int64)
         op_of, pos = op_of[order], pos[order]
         keep = view.args[pos] >= 0
+        names = np.array([op.name for op in sorted(Op)])[view.ops[op_of]] if total else []
+        where = np.asarray(names) == "WHERE"
+        if total:                     # guards, OUT: no adjoint; WHERE: not to its condition
+            keep &= ~np.isin(names, list(_GUARDS) + ["OUT"])
+            keep &= ~where | (pos != start[op_of])
         self.op_of, self.pos = op_of[keep], pos[keep]
         self.target = view.args[self.pos].astype(np.int64)
-        az = view.adjoints[m + self.op_of]
-        self.contrib = np.where(az == 0.0, 0.0, az * view.partials[self.pos])
+        az, p = view.adjoints[m + self.op_of], view.partials[self.pos]
+        # a zero adjoint or an operand WHERE did not choose adds exactly nothing
+        self.contrib = np.where((az == 0.0) | (where[keep] & (p == 0.0)), 0.0, az * p)
+        calls = np.asarray(names)[keep] == "CALL" if total else np.zeros(0, dtype=bool)
+        for k in np.unique(self.op_of[calls]).tolist():
+            sel = np.flatnonzero(calls & (self.op_of == k))
+            self.contrib[sel] = self._vjp(k)[self.pos[sel] - start[k] - 2]
         self.seeds = seeds
         self.seed_of = {}
         for t, o in seeds:
             self.seed_of.setdefault(t, []).append(o)
         self.n = len(seeds) + self.pos.size
+        # first and last line of each variable, and running values when many lines are shown
+        tg, n = self.target, self.target.size
+        self.first = np.full(view.m + view.n_ops, -1, dtype=np.int64)
+        self.last = self.first.copy()
+        u, i = np.unique(tg, return_index=True)
+        self.first[u] = i
+        u, i = np.unique(tg[::-1], return_index=True)
+        self.last[u] = n - 1 - i
+        self._all = None
+
+    def _vjp(self, k):
+        """What the CALL op k adds to its inputs: the primitive's vjp rule at the output
+        adjoints, called as the C sweep calls it (tapead.primitive.tp_py_call)."""
+        view = self.view
+        prim, array, n, ins, _, _ = call_info(view, k)
+        z = view.m + k
+        w = view.adjoints[z:z + n]
+        if not np.any(w):
+            return np.zeros(len(ins))                  # the rule is not asked
+        x = np.array([view.values[a] if a >= 0 else view.consts[-1 - a] for a in ins])
+        r = prim._rule("vjp")(x if array else tuple(x.tolist()),
+                              w.copy() if n > 1 else float(w[0]))
+        return np.asarray(r, dtype=np.float64).ravel()
+
+    def prepare(self, shown):
+        """Before printing `shown` lines: with many lines, add up all running values in one
+        pass (the per-line sums below are O(lines) each)."""
+        if shown > 200 and self._all is None:
+            run = np.zeros(self.view.m + self.view.n_ops)
+            for t, o in self.seeds:
+                run[t] = run[t] + float(self.view.w[o])
+            out = np.empty(self.target.size)
+            for j, (t, c) in enumerate(zip(self.target.tolist(), self.contrib.tolist())):
+                run[t] = run[t] + c
+                out[j] = run[t]
+            self._all = out
 
     def row(self, i):
         view = self.view
@@ -328,20 +424,21 @@ class _Adjoint:
         j = i - len(self.seeds)
         t, k = int(self.target[j]), int(self.op_of[j])
         z = view.var(view.m + k)
-        same = self.target[:j] == t
-        earlier = self.contrib[:j][same]
-        seeds = [float(view.w[p]) for p in self.seed_of.get(t, [])]
-        fresh = earlier.size == 0 and not seeds
+        fresh = not self.seed_of.get(t) and self.first[t] == j
         lhs = view.bar(view.var(t))
         term = f"{view.bar(z)}·∂{z}/∂{view.var(t)}"
+        if view.op_name(k) == "CALL":
+            prim, _, n, _, _, _ = call_info(view, k)
+            outs = ", ".join(view.bar(view.var(view.m + k + i)) for i in range(n))
+            term = f"{prim.name}.vjp({outs if n == 1 else '(' + outs + ')'})" \
+                   f"[{int(self.pos[j] - view.start[k] - 2)}]"
         rule = term if fresh else f"{lhs} + {term}"
-        if not np.any(self.target[j + 1:] == t):
-            val = view.adjoints[t]                  # the last contribution: the C sweep's value
+        if self.last[t] != j:
+            val = self.running(j)
         else:
-            run = 0.0
-            for c in seeds + earlier.tolist() + [self.contrib[j]]:
-                run = run + c                       # same order as the C sweep
-            val = run
+            val = view.adjoints[t]                  # the last contribution: the C sweep's value
+        if view.op_name(k) == "CALL":
+            return lhs, rule, _num(val), "the primitive's own vjp rule"
         slot = int(self.pos[j] - view.start[k])
         p_rule = partial_rules(view, k)[slot]
         p_val = _num(view.partials[self.pos[j]], 6)
@@ -349,11 +446,24 @@ class _Adjoint:
         note = " = ".join([f"∂{z}/∂{view.var(t)}"] + shown + [p_val])
         return lhs, rule, _num(val), note
 
+    def running(self, j):
+        """v̄ of line j's target after line j: its seeds, then its contributions in sweep order,
+        added one by one as the C sweep adds them."""
+        if self._all is not None:
+            return float(self._all[j])
+        t = int(self.target[j])
+        run = 0.0
+        for o in self.seed_of.get(t, []):
+            run = run + float(self.view.w[o])
+        for c in self.contrib[:j + 1][self.target[:j + 1] == t].tolist():
+            run = run + c
+        return run
+
     def w_name(self, o):
         return self.view.bar(self.view.out_names[o])
 
 
-# ---- layout ---------------------------------------------------------------------------------------
+# ---- layout ------------------------------------------------------------------------------------
 def _width(s):
     return sum(0 if unicodedata.combining(ch) else 1 for ch in s)
 
@@ -436,19 +546,26 @@ def trace(tape, x=None, v=None, w=None, *, dual=False, limit=20, names=None, asc
     total = m + view.n_ops + n
     lines += [""] + _section(view, "Forward Primal Trace", total,
                              lambda i: _primal_row(view, i), limit)
-    lines += [""] + _section(view, f"Forward Tangent Trace  ({_direction_text(view)})", total,
-                             lambda i: _tangent_row(view, i), limit)
+    if "tangents" in view.missing:
+        lines += ["", f"Forward Tangent Trace: not available: {view.missing['tangents']}"]
+        dual = False
+    else:
+        lines += [""] + _section(view, f"Forward Tangent Trace  ({_direction_text(view)})",
+                                 total, lambda i: _tangent_row(view, i), limit)
     if dual:
         vd = view.dot("v")
         lines += [""] + _section(view, f"Forward Tangent Trace as dual numbers  (v + {vd}ε, "
                                  f"ε² = 0; f(v + {vd}ε) = f(v) + f′(v)·{vd}ε)", total,
                                  lambda i: _dual_row(view, i), limit)
+    if "adjoints" in view.missing:
+        lines += ["", f"Reverse Adjoint Trace: not available: {view.missing['adjoints']}"]
+        return Text(unicodedata.normalize("NFC", view.t("\n".join(lines))))
     adj = _Adjoint(view)
+    adj.prepare(len(_excerpt(adj.n, limit)))
     yb = view.bar("y")
     wtext = f"{yb} = 1" if n == 1 and wf[0] == 1.0 else f"{yb} = w = {_vector(wf)}"
     lines += [""] + _section(view, f"Reverse Adjoint Trace  ({wtext}; evaluated top to bottom, "
                              "from the last operation to the inputs)", adj.n, adj.row, limit)
-    grad = view.adjoints[:m]
-    lines.append(f"  {view.bar('x')} = ({', '.join(view.bar(view.var(i)) for i in range(min(m, 8)))}"
-                 f"{', …' if m > 8 else ''}) = {_vector(grad, 15)}")
-    return Text(view.t("\n".join(lines)))
+    bars = ", ".join(view.bar(view.var(i)) for i in range(min(m, 8))) + (", …" if m > 8 else "")
+    lines.append(f"  {view.bar('x')} = ({bars}) = {_vector(view.adjoints[:m], 15)}")
+    return Text(unicodedata.normalize("NFC", view.t("\n".join(lines))))   # ȳ, ẋ precomposed

@@ -1,0 +1,292 @@
+"""Command line: `python -m tapead` (the seed walkthrough) and `python -m tapead trace EXPR`.
+
+EXPR is parsed with Python's ast and checked against a whitelist (names, numbers, + - * / **,
+unary + -, calls of tapead's elementary functions); it is then evaluated by walking the tree on
+tapead Vars. Nothing is ever passed to eval or exec.
+"""
+import argparse
+import ast
+import math
+import os
+import sys
+
+import numpy as np
+
+import tapead as ad
+
+# elementary functions a trace expression may call, with their number of arguments
+FUNCTIONS = {name: 1 for name in (
+    "sin cos tan asin acos atan sinh cosh tanh asinh acosh atanh exp expm1 log log1p log2 "
+    "log10 sqrt cbrt square abs sign erf").split()}
+FUNCTIONS.update({name: 2 for name in ("hypot", "atan2", "pow", "maximum", "minimum")})
+MAX_LENGTH = 100_000
+BINARY = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**"}
+UNARY = {ast.USub: "-", ast.UAdd: "+"}
+_KINDS = {ast.Attribute: "attribute access", ast.Subscript: "subscripts",
+          ast.Lambda: "lambda expressions", ast.Compare: "comparisons",
+          ast.BoolOp: "and/or", ast.IfExp: "conditional expressions",
+          ast.Starred: "starred arguments", ast.NamedExpr: "assignment expressions"}
+
+
+_TO_ASCII = str.maketrans({"─": "-", "→": "->", "≪": "<<", "≤": "<=", "∝": "~", "µ": "u",
+                           "·": "*", "−": "-", "²": "^2", "√": "sqrt", "½": "1/2", "ε": "eps",
+                           "∂": "d", "…": "...", "Σ": "sum", "′": "'", "\u0307": "'",
+                           "\u0304": "_"})
+
+
+class ExprError(ValueError):
+    """An expression outside the allowed arithmetic subset; the message names the piece."""
+
+
+def _piece(src, node):
+    return _short(ast.get_source_segment(src, node) or type(node).__name__)
+
+
+def _short(src, n=60):
+    return src if len(src) <= n else src[:n - 3] + "..."
+
+
+def _children(node):
+    if isinstance(node, ast.BinOp):
+        return [node.left, node.right]
+    if isinstance(node, ast.UnaryOp):
+        return [node.operand]
+    if isinstance(node, ast.Call):
+        return list(node.args)
+    return []
+
+
+def check_expression(src):
+    """Parse src and check it against the whitelist; return (tree, input names in order of
+    first use). Iterative, so long sums do not hit Python's recursion limit."""
+    src = src.strip()
+    if len(src) > MAX_LENGTH:
+        raise ExprError(f"the expression is too long ({len(src)} characters, at most "
+                        f"{MAX_LENGTH}); record long programs with ad.record instead")
+    limit = sys.getrecursionlimit()
+    try:
+        sys.setrecursionlimit(max(limit, MAX_LENGTH))   # ast of a long sum is as deep as long
+        tree = ast.parse(src, mode="eval")
+    except SyntaxError as e:
+        raise ExprError(f"not a valid expression: {e.msg} in {_short(src)!r}") from None
+    except (RecursionError, MemoryError, ValueError) as e:
+        raise ExprError(f"cannot parse the expression: {type(e).__name__}: {e}") from None
+    finally:
+        sys.setrecursionlimit(limit)
+    names, stack = [], [tree.body]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Constant):
+            if type(node.value) not in (int, float):
+                raise ExprError(f"only real numbers may appear as constants, not "
+                                f"`{_piece(src, node)}`")
+        elif isinstance(node, ast.Name):
+            if node.id in FUNCTIONS:
+                raise ExprError(f"`{node.id}` is a function: call it, as in {node.id}(x1)")
+            if node.id not in names:
+                names.append(node.id)
+        elif isinstance(node, (ast.BinOp, ast.UnaryOp)):
+            if type(node.op) not in (BINARY if isinstance(node, ast.BinOp) else UNARY):
+                raise ExprError(f"operator not allowed in `{_piece(src, node)}` (allowed: "
+                                f"+ - * / ** and unary + -)")
+        elif isinstance(node, ast.Call):
+            func = node.func
+            if not isinstance(func, ast.Name):
+                kind = _KINDS.get(type(func), "calls of anything but a function name")
+                raise ExprError(f"{kind} not allowed: `{_piece(src, func)}` (only tapead's "
+                                f"elementary functions may be called)")
+            if func.id not in FUNCTIONS:
+                raise ExprError(f"unknown function `{func.id}` in `{_piece(src, node)}`; "
+                                f"allowed: {' '.join(FUNCTIONS)}")
+            if node.keywords:
+                raise ExprError(f"keyword arguments are not allowed: `{_piece(src, node)}`")
+            if any(isinstance(a, ast.Starred) for a in node.args):
+                raise ExprError(f"starred arguments are not allowed: `{_piece(src, node)}`")
+            if len(node.args) != FUNCTIONS[func.id]:
+                k = FUNCTIONS[func.id]
+                raise ExprError(f"{func.id} takes {k} argument{'s' * (k > 1)}, got "
+                                f"{len(node.args)}: `{_piece(src, node)}`")
+        else:
+            kind = _KINDS.get(type(node), f"`{type(node).__name__}` expressions")
+            raise ExprError(f"{kind} not allowed: `{_piece(src, node)}` (allowed: names, "
+                            f"numbers, + - * / **, calls of tapead's elementary functions)")
+        stack.extend(reversed(_children(node)))
+    return tree, names
+
+
+def evaluate(tree, env):
+    """Evaluate a checked tree (post-order, iterative): names bound by env (Vars or floats),
+    functions from tapead."""
+    stack, vals = [(tree.body, False)], []
+    while stack:
+        node, ready = stack.pop()
+        if isinstance(node, ast.Constant):
+            vals.append(float(node.value))
+        elif isinstance(node, ast.Name):
+            vals.append(env[node.id])
+        elif not ready:
+            stack.append((node, True))
+            stack.extend((c, False) for c in reversed(_children(node)))
+        elif isinstance(node, ast.BinOp):
+            b, a = vals.pop(), vals.pop()
+            op = type(node.op)
+            vals.append(a + b if op is ast.Add else a - b if op is ast.Sub else a * b
+                        if op is ast.Mult else a / b if op is ast.Div else a ** b)
+        elif isinstance(node, ast.UnaryOp):
+            a = vals.pop()
+            vals.append(-a if isinstance(node.op, ast.USub) else +a)
+        else:                                      # a checked Call
+            n = len(node.args)
+            args = vals[len(vals) - n:]
+            del vals[len(vals) - n:]
+            vals.append(getattr(ad, node.func.id)(*args))
+    return vals[0]
+
+
+def _assignments(items, what):
+    """NAME=VALUE strings -> {name: float}, with messages naming the bad item."""
+    out = {}
+    for item in items:
+        name, eq, value = item.partition("=")
+        name = name.strip()
+        if not eq:
+            raise ExprError(f"{what}: expected NAME=VALUE, got {item!r}")
+        if not name.isidentifier() or name in FUNCTIONS:
+            raise ExprError(f"{what}: {name!r} is not a usable input name")
+        if name in out:
+            raise ExprError(f"{what}: {name} given twice")
+        try:
+            v = float(value)
+        except ValueError:
+            raise ExprError(f"{what}: bad number for {name}: {value!r}") from None
+        if not math.isfinite(v):
+            raise ExprError(f"{what}: {name}={value} is not a finite number")
+        out[name] = v
+    return out
+
+
+def record_expression(src, at):
+    """Check src, then record it on a tape with inputs in --at order; returns (tape, names)."""
+    tree, used = check_expression(src)
+    missing = [n for n in used if n not in at]
+    if missing:
+        raise ExprError(f"no value for {', '.join(missing)}: give "
+                        f"{' '.join(n + '=VALUE' for n in missing)} with --at")
+    names = list(at)
+    with ad.Tape() as t:
+        xs = t.variables([at[n] for n in names]) if names else []
+        try:
+            with np.errstate(all="ignore"):
+                y = evaluate(tree, dict(zip(names, xs)))
+        except ArithmeticError as e:
+            raise ExprError(f"cannot evaluate {_short(src.strip())!r}: {e}") from None
+        t.outputs(y)
+    return t, names
+
+
+def _direction(spec, names):
+    if not spec:
+        return None
+    v = np.zeros(len(names))
+    if len(spec) == 1 and "=" not in spec[0]:
+        if spec[0] not in names:
+            raise ExprError(f"--tangent: {spec[0]} is not an input (inputs: {', '.join(names)})")
+        v[names.index(spec[0])] = 1.0
+        return v
+    for name, value in _assignments(spec, "--tangent").items():
+        if name not in names:
+            raise ExprError(f"--tangent: {name} is not an input (inputs: {', '.join(names)})")
+        v[names.index(name)] = value
+    return v
+
+
+def _unicode_ok(stream):
+    try:
+        "v̇∂ε·−─²√½".encode(stream.encoding or "ascii")
+        return True
+    except (UnicodeEncodeError, LookupError):
+        return False
+
+
+def cmd_trace(args, parser):
+    try:
+        at = _assignments(args.at or [], "--at")
+        tape, names = record_expression(args.expr, at)
+        v = _direction(args.tangent, names)
+    except ExprError as e:
+        parser.error(str(e))
+    print(f"f({', '.join(names)}) = {args.expr.strip()}")
+    print(tape.trace(v=v, dual=args.dual, limit=None if args.all else args.limit,
+                     names=names, ascii=args.ascii))
+    if args.dot:
+        if args.dot.lower().endswith((".dot", ".gv")):
+            with open(args.dot, "w", encoding="utf-8") as fh:
+                fh.write(tape.to_dot(names=names, max_ops=None if args.force else 2000))
+        else:
+            try:
+                tape.render(args.dot, names=names, max_ops=None if args.force else 2000)
+            except (RuntimeError, ValueError) as e:
+                print(f"error: --dot {args.dot}: {e}", file=sys.stderr)
+                return 1
+        print(f"wrote the computational graph to {args.dot}")
+    return 0
+
+
+def build_parser():
+    p = argparse.ArgumentParser(
+        prog="python -m tapead",
+        description="Without a command: the seed document's walkthrough of automatic "
+                    "differentiation on f(x1, x2) = x1*sqrt(log(x1/sin(x2**2))) -- its traces, "
+                    "gradient by forward and reverse mode, finite differences, symbolic "
+                    "expression swell and the forward/reverse cost model.")
+    p.add_argument("--plot", metavar="PATH", help="also draw the finite-difference errors as a "
+                   "log-log PNG (needs matplotlib)")
+    p.add_argument("--ascii", action="store_true", help="print ASCII only (vdot, vbar, d)")
+    sub = p.add_subparsers(dest="command", metavar="{trace}")
+    t = sub.add_parser(
+        "trace", help="the three traces of an arithmetic expression",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Record EXPR on a tape and print its Forward Primal, Forward Tangent and "
+                    "Reverse Adjoint Traces.",
+        epilog="EXPR may use input names, numbers, + - * / ** (unary + -) and calls of\n"
+               f"tapead's elementary functions:\n  {' '.join(FUNCTIONS)}.\n"
+               "Anything else (attributes, subscripts, lambdas, other calls, keywords) is\n"
+               "refused with exit status 2. The expression is parsed with ast, never eval'd.\n"
+               "An expression starting with '-' goes after --, as in: trace -- \"-x1 * x2\" ...\n\n"
+               "example:\n  python -m tapead trace \"x1 * sqrt(log(x1 / sin(x2 ** 2)))\" "
+               "--at x1=2 x2=1 --tangent x2 --dot graph.svg")
+    t.add_argument("expr", metavar="EXPR", help="arithmetic expression in the input names")
+    t.add_argument("--at", nargs="+", metavar="NAME=VALUE", help="the point: one value per "
+                   "input, in the order the inputs are numbered (v[-m+1] ... v[0])")
+    t.add_argument("--tangent", nargs="+", metavar="NAME[=VALUE]", help="tangent direction: an "
+                   "input name (unit vector) or NAME=VALUE pairs (default: the first input)")
+    t.add_argument("--dual", action="store_true", help="also show the tangent trace as "
+                   "dual-number arithmetic (v + v̇ε)")
+    t.add_argument("--limit", type=int, default=20, metavar="N", help="lines shown at each end "
+                   "of a long trace (default 20)")
+    t.add_argument("--all", action="store_true", help="print every line, however long")
+    t.add_argument("--dot", metavar="FILE", help="write the graph: FILE.dot/.gv as DOT source, "
+                   ".svg/.png/.pdf rendered with Graphviz's dot")
+    t.add_argument("--force", action="store_true", help="draw graphs of more than 2000 ops")
+    t.add_argument("--ascii", action="store_true", help="print ASCII only (vdot, vbar, d)")
+    return p, t
+
+
+def main(argv=None):
+    parser, trace_parser = build_parser()
+    args = parser.parse_args(argv)
+    args.ascii = args.ascii or not _unicode_ok(sys.stdout)
+    if args.ascii and hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="replace")           # a last resort; _TO_ASCII covers ours
+    try:
+        if args.command == "trace":
+            if args.limit < 1:
+                trace_parser.error("--limit must be at least 1 (use --all for everything)")
+            return cmd_trace(args, trace_parser)
+        from .walkthrough import run
+        run((lambda s: print(s.translate(_TO_ASCII))) if args.ascii else print,
+            plot=args.plot, ascii=args.ascii)
+        return 0
+    except BrokenPipeError:                                # python -m tapead | head
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
