@@ -127,8 +127,10 @@ int64_t tp_add_inputs(tp_tape *t, const double *x, int64_t n)
     if (n < 0) return TP_EARG;
     if ((rc = GROW(t, vals, cap_vals, t->n_inputs + n, MAX_VARS)) < 0 ||
         (rc = GROW(t, last_x, cap_last, t->n_inputs + n, MAX_VARS)) < 0) return rc;
-    memcpy(t->vals + t->n_inputs, x, (size_t)n * sizeof *x);
-    memcpy(t->last_x + t->n_inputs, x, (size_t)n * sizeof *x);
+    if (n) {
+        memcpy(t->vals + t->n_inputs, x, (size_t)n * sizeof *x);
+        memcpy(t->last_x + t->n_inputs, x, (size_t)n * sizeof *x);
+    }
     int64_t first = t->n_inputs;
     t->n_inputs += n;
     return first;
@@ -290,7 +292,7 @@ int32_t tp_rec_call(tp_tape *t, int prim, const int32_t *inputs, int64_t k, cons
     if (rc >= 0) rc = GROW(t, ops, cap_ops, t->n_ops + n, MAX_VARS);
     if (rc >= 0) rc = GROW(t, args, cap_args, t->n_args + k + 4 + 2 * (n - 1), INT64_MAX / 8);
     if (rc < 0) { free(a); return rc; }
-    memcpy(a + 2, inputs, (size_t)k * sizeof *a);
+    if (k) memcpy(a + 2, inputs, (size_t)k * sizeof *a);
     int32_t z = append(t, TP_OP_CALL, a, k + 2);     /* room is reserved: these succeed */
     for (int64_t j = 1; z >= 0 && j < n; j++) {
         int32_t o[2] = {z, jc[j]};
@@ -311,7 +313,7 @@ int tp_set_outputs(tp_tape *t, const int32_t *idx, int64_t n)
         if (!valid_operand(t, idx[i])) return TP_EARG;
     int32_t *o = malloc((size_t)(n ? n : 1) * sizeof *o);
     if (!o) return TP_ENOMEM;
-    memcpy(o, idx, (size_t)n * sizeof *o);
+    if (n) memcpy(o, idx, (size_t)n * sizeof *o);
     free(t->outputs);
     t->outputs = o; t->n_outputs = n;
     return TP_OK;
@@ -339,10 +341,11 @@ double tp_value(const tp_tape *t, int64_t i)
 int tp_export(const tp_tape *t, uint8_t *ops, int32_t *args, double *consts, int32_t *outputs)
 {
     if (!tp_may_read(t)) return TP_ETHREAD;
-    if (ops) memcpy(ops, t->ops, (size_t)t->n_ops * sizeof *ops);
-    if (args) memcpy(args, t->args, (size_t)t->n_args * sizeof *args);
-    if (consts) memcpy(consts, t->consts, (size_t)t->n_consts * sizeof *consts);
-    if (outputs) memcpy(outputs, t->outputs, (size_t)t->n_outputs * sizeof *outputs);
+    if (ops && t->n_ops) memcpy(ops, t->ops, (size_t)t->n_ops * sizeof *ops);
+    if (args && t->n_args) memcpy(args, t->args, (size_t)t->n_args * sizeof *args);
+    if (consts && t->n_consts) memcpy(consts, t->consts, (size_t)t->n_consts * sizeof *consts);
+    if (outputs && t->n_outputs)
+        memcpy(outputs, t->outputs, (size_t)t->n_outputs * sizeof *outputs);
     return TP_OK;
 }
 
