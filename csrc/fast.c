@@ -138,7 +138,7 @@ static PyObject *nb_neg(PyObject *a) { return unary(R.op_neg, a); }
 static PyObject *nb_abs(PyObject *a) { return unary(R.op_abs, a); }
 static PyObject *nb_pos(PyObject *a) { Py_INCREF(a); return a; }
 
-/* x ** 2 records SQUARE and x ** 0.5 SQRT (same values, cheaper sweeps); other powers POW. */
+/* x ** 2 records SQUARE (the same values, bit for bit, and a cheaper sweep); other powers POW. */
 static PyObject *nb_pow(PyObject *a, PyObject *b, PyObject *mod)
 {
     if (mod != Py_None) {
@@ -153,7 +153,6 @@ static PyObject *nb_pow(PyObject *a, PyObject *b, PyObject *mod)
             Py_RETURN_NOTIMPLEMENTED;
         }
         if (c == 2.0) return unary(R.op_square, a);
-        if (c == 0.5) return unary(R.op_sqrt, a);
     }
     return binary(R.op_pow, a, b);
 }

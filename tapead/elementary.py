@@ -2,6 +2,7 @@
 numbers they return plain numbers; on arrays they apply elementwise (object arrays of Var give
 object arrays of Var). NumPy's ufuncs dispatch here for Vars (Var.__array_ufunc__), and NumPy's
 object-array loops call the same functions through the Var methods named after the ufuncs."""
+import operator
 import sys
 
 import numpy as np
@@ -108,6 +109,23 @@ for _name, _op, _plain, _ufunc in _BINARY:
     UFUNCS[_ufunc] = _f
 UFUNCS[np.positive] = lambda x: x
 UFUNCS[np.conjugate] = lambda x: x
+# comparisons (NumPy scalars on the left of a Var come here): Python's, so they are guards
+def _comparison(compare):
+    def plain(u):
+        u = u[()] if isinstance(u, np.ndarray) else u           # 0-d arrays: their element
+        return u if type(u) is Var else _number(u)
+
+    def f(a, b):
+        if np.ndim(a) or np.ndim(b):
+            return np.frompyfunc(f, 2, 1)(np.asarray(a, dtype=object), np.asarray(b, dtype=object))
+        return compare(plain(a), plain(b))
+    return f
+
+
+for _ufunc, _cmp in ((np.less, operator.lt), (np.less_equal, operator.le),
+                     (np.greater, operator.gt), (np.greater_equal, operator.ge),
+                     (np.equal, operator.eq), (np.not_equal, operator.ne)):
+    UFUNCS[_ufunc] = _comparison(_cmp)
 
 
 def _erf_plain(x):
@@ -306,6 +324,7 @@ _WHERE, _SUM, _DOT = int(Op.WHERE), int(Op.SUM), int(Op.DOT)
 # NumPy's object-dtype loops call a method named after the ufunc on each element.
 for _ufunc, _f in list(UFUNCS.items()):
     if _ufunc not in (np.add, np.subtract, np.multiply, np.true_divide, np.power,
-                      np.negative, np.positive, np.absolute):
+                      np.negative, np.positive, np.absolute, np.less, np.less_equal,
+                      np.greater, np.greater_equal, np.equal, np.not_equal):
         setattr(Var, _ufunc.__name__, lambda self, *a, _f=_f: _f(self, *a))
-del _ns, _name, _op, _plain, _ufunc, _f
+del _ns, _name, _op, _plain, _ufunc, _f, _cmp

@@ -459,6 +459,8 @@ class Tape:
 
     @_replay
     def _gradient(self, rec, x=None):
+        if rec.out_shape is None:
+            rec.x_flat(None)                       # TapeError: no outputs
         if rec.n_out != 1:
             raise ValueError(f"tape.gradient needs a scalar output; this tape has "
                              f"{rec.n_out} outputs of shape {rec.out_shape} (use vjp or "
@@ -556,15 +558,23 @@ def _scalar(a):
 
 
 def _as_float_array(x, what):
-    if type(x) is Var or (isinstance(x, np.ndarray) and x.dtype == object and
-                          any(type(e) is Var for e in x.flat)):
-        raise TypeError(f"{what} expects plain numbers, not tapead Vars (use v.value)")
+    """x as a float64 array; TypeError for Vars, None, strings and other non-numbers (NumPy would
+    turn None into NaN and parse numeric strings)."""
     try:
-        a = np.asarray(x, dtype=np.float64)
+        a = np.asarray(x)
     except (TypeError, ValueError):
-        raise TypeError(f"{what} expects a real number or an array-like of real numbers; got "
-                        f"{type(x).__name__}") from None
-    return a
+        a = None
+    if a is not None and a.dtype.kind in "biuf":
+        return a.astype(np.float64, copy=False)
+    if a is not None and a.dtype == object:
+        bad = [e for e in a.flat if type(e) is Var or _number(e) is None]
+        if not bad:
+            return a.astype(np.float64)
+        if type(bad[0]) is Var:
+            raise TypeError(f"{what} expects plain numbers, not tapead Vars (use v.value)")
+        x = bad[0]
+    raise TypeError(f"{what} expects a real number or an array-like of real numbers; got "
+                    f"{type(x).__name__}")
 
 
 def record(f, *args):

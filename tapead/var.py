@@ -71,9 +71,20 @@ class _Methods:
     # ---- NumPy -------------------------------------------------------------------------------
     __array_priority__ = 1000
 
+    def __getattr__(self, name):
+        # NumPy's object-array loops look up a method named after the ufunc: name it in a
+        # TypeError instead of an AttributeError
+        if isinstance(getattr(np, name, None), np.ufunc):
+            raise TypeError(f"numpy.{name} is not supported on tapead Vars (it has no derivative "
+                            f"rule)")
+        raise AttributeError(f"'tapead.Var' object has no attribute {name!r}")
+
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         fn = UFUNCS.get(ufunc)
-        if fn is None or method != "__call__" or kwargs.get("out") is not None:
+        if kwargs.get("out") is not None:
+            raise TypeError(f"numpy.{ufunc.__name__}(..., out=...) cannot hold tapead Vars; "
+                            f"call it without out=")
+        if fn is None or method != "__call__" or kwargs:
             what = ufunc.__name__ if method == "__call__" else f"{ufunc.__name__}.{method}"
             raise TypeError(f"numpy.{what} is not supported on tapead Vars (it has no "
                             f"derivative rule); supported ufuncs: "

@@ -1,0 +1,558 @@
+"""Every op of the op list (csrc/ops.def, seen from Python as tapead._core.Op), table-driven.
+
+For each op: value, tangent (jvp, jacobian forward) and adjoint (vjp, gradient, jacobian
+reverse) at several points, against closed-form partial derivatives written here with the math
+module, and those closed forms against central differences. Each case is reached through every
+public spelling (operator, ad.<name>, numpy ufunc) and must record the op it stands for. A test
+fails when an op of the list has no case. Then: mixed operand kinds, the documented conventions
+at non-smooth points, and NaN/Inf inputs through every op.
+"""
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+
+import tapead as ad
+from tapead._core import OP_ARITY, Op
+
+RTOL = 1e-13        # AD against closed form
+FD_RTOL = 1e-6      # central differences against closed form
+FD_ATOL = 1e-8
+
+
+@dataclass
+class Case:
+    spellings: list      # functions of n scalars (Var or float) that record the op
+    value: object        # closed form of the value, on floats (math module)
+    partials: object     # closed form of the partial derivatives, on floats: list of n
+    points: list         # points inside the domain where the op is smooth
+    fd: bool = True      # compare the closed form with central differences
+
+
+def unary(adfn, npfn, value, deriv, points, extra=()):
+    return Case([adfn] + ([npfn] if npfn is not None else []) + list(extra),
+                lambda x: value(x), lambda x: [deriv(x)], [(p,) for p in points])
+
+
+def binary(spellings, value, partials, points):
+    return Case(spellings, value, partials, points)
+
+
+@ad.primitive
+def _xsiny(x, y):
+    """x sin(y) as a user primitive of two scalars (its rules in NumPy)."""
+    return x * np.sin(y)
+
+
+@_xsiny.defjvp
+def _xsiny_jvp(x, v):
+    return v[0] * np.sin(x[1]) + x[0] * np.cos(x[1]) * v[1]
+
+
+@_xsiny.defvjp
+def _xsiny_vjp(x, w):
+    return (w * np.sin(x[1]), w * x[0] * np.cos(x[1]))
+
+
+@ad.primitive
+def _polar(r, a):
+    """(r cos a, r sin a): a user primitive with two outputs (CALL, then one OUT)."""
+    return np.array([r * np.cos(a), r * np.sin(a)])
+
+
+@_polar.defjvp
+def _polar_jvp(x, v):
+    r, a = x
+    return np.array([v[0] * np.cos(a) - r * np.sin(a) * v[1],
+                     v[0] * np.sin(a) + r * np.cos(a) * v[1]])
+
+
+@_polar.defvjp
+def _polar_vjp(x, w):
+    r, a = x
+    return (w[0] * np.cos(a) + w[1] * np.sin(a), r * (w[1] * np.cos(a) - w[0] * np.sin(a)))
+
+
+def _sec2(x):
+    return 1.0 / math.cos(x) ** 2
+
+
+def _cbrt(x):
+    return math.copysign(abs(x) ** (1.0 / 3.0), x)
+
+
+CASES = {
+    # ---- arithmetic ---------------------------------------------------------------------------
+    Op.NEG: unary(lambda x: -x, np.negative, lambda x: -x, lambda x: -1.0, [1.3, -0.7, 0.0]),
+    Op.ADD: binary([lambda x, y: x + y, np.add], lambda x, y: x + y, lambda x, y: [1.0, 1.0],
+                   [(1.5, 2.25), (-3.0, 0.5), (1e3, -1e-3)]),
+    Op.SUB: binary([lambda x, y: x - y, np.subtract], lambda x, y: x - y,
+                   lambda x, y: [1.0, -1.0], [(1.5, 2.25), (-3.0, 0.5), (1e3, -1e-3)]),
+    Op.MUL: binary([lambda x, y: x * y, np.multiply], lambda x, y: x * y, lambda x, y: [y, x],
+                   [(1.5, 2.25), (-3.0, 0.5), (0.0, 4.0)]),
+    Op.DIV: binary([lambda x, y: x / y, np.divide, np.true_divide], lambda x, y: x / y,
+                   lambda x, y: [1.0 / y, -x / y ** 2], [(1.5, 2.25), (-3.0, 0.5), (0.0, -4.0)]),
+    Op.POW: binary([lambda x, y: x ** y, ad.pow, np.power], lambda x, y: x ** y,
+                   lambda x, y: [y * x ** (y - 1), x ** y * math.log(x)],
+                   [(1.5, 2.25), (0.3, -1.7), (2.0, 0.5), (2.5, 2.0), (4.0, 3.0)]),
+    Op.SQUARE: unary(ad.square, np.square, lambda x: x * x, lambda x: 2 * x, [1.3, -0.7, 0.0],
+                     extra=[lambda x: x ** 2, lambda x: x ** 2.0]),
+    Op.SQRT: unary(ad.sqrt, np.sqrt, math.sqrt, lambda x: 0.5 / math.sqrt(x), [1.3, 0.02, 40.0]),
+    Op.CBRT: unary(ad.cbrt, np.cbrt, _cbrt, lambda x: 1.0 / (3.0 * _cbrt(x) ** 2),
+                   [1.3, -8.0, 0.02, 27.0]),
+    # ---- exponentials and logarithms ----------------------------------------------------------
+    Op.EXP: unary(ad.exp, np.exp, math.exp, math.exp, [1.3, -0.7, 0.0, 20.0]),
+    Op.EXPM1: unary(ad.expm1, np.expm1, math.expm1, math.exp, [1.3, -0.7, 1e-8]),
+    Op.LOG: unary(ad.log, np.log, math.log, lambda x: 1.0 / x, [1.3, 0.07, 50.0]),
+    Op.LOG1P: unary(ad.log1p, np.log1p, math.log1p, lambda x: 1.0 / (1.0 + x), [1.3, -0.7, 1e-9]),
+    Op.LOG2: unary(ad.log2, np.log2, math.log2, lambda x: 1.0 / (x * math.log(2.0)),
+                   [1.3, 0.07, 50.0]),
+    Op.LOG10: unary(ad.log10, np.log10, math.log10, lambda x: 1.0 / (x * math.log(10.0)),
+                    [1.3, 0.07, 50.0]),
+    # ---- trigonometric and hyperbolic ---------------------------------------------------------
+    Op.SIN: unary(ad.sin, np.sin, math.sin, math.cos, [1.3, -0.7, 0.0, 10.0]),
+    Op.COS: unary(ad.cos, np.cos, math.cos, lambda x: -math.sin(x), [1.3, -0.7, 0.0, 10.0]),
+    Op.TAN: unary(ad.tan, np.tan, math.tan, _sec2, [1.3, -0.7, 0.0, 4.0]),
+    Op.ASIN: unary(ad.asin, np.arcsin, math.asin, lambda x: 1.0 / math.sqrt(1 - x * x),
+                   [0.3, -0.7, 0.0, 0.99]),
+    Op.ACOS: unary(ad.acos, np.arccos, math.acos, lambda x: -1.0 / math.sqrt(1 - x * x),
+                   [0.3, -0.7, 0.0, 0.99]),
+    Op.ATAN: unary(ad.atan, np.arctan, math.atan, lambda x: 1.0 / (1 + x * x),
+                   [1.3, -0.7, 0.0, 30.0]),
+    Op.SINH: unary(ad.sinh, np.sinh, math.sinh, math.cosh, [1.3, -0.7, 0.0, 5.0]),
+    Op.COSH: unary(ad.cosh, np.cosh, math.cosh, math.sinh, [1.3, -0.7, 0.0, 5.0]),
+    Op.TANH: unary(ad.tanh, np.tanh, math.tanh, lambda x: 1.0 / math.cosh(x) ** 2,
+                   [1.3, -0.7, 0.0, 3.0]),
+    Op.ASINH: unary(ad.asinh, np.arcsinh, math.asinh, lambda x: 1.0 / math.sqrt(x * x + 1),
+                    [1.3, -0.7, 0.0, 30.0]),
+    Op.ACOSH: unary(ad.acosh, np.arccosh, math.acosh, lambda x: 1.0 / math.sqrt(x * x - 1),
+                    [1.3, 1.01, 30.0]),
+    Op.ATANH: unary(ad.atanh, np.arctanh, math.atanh, lambda x: 1.0 / (1 - x * x),
+                    [0.3, -0.7, 0.0, 0.95]),
+    Op.ATAN2: binary([ad.atan2, np.arctan2], math.atan2,
+                     lambda x, y: [y / (x * x + y * y), -x / (x * x + y * y)],
+                     [(1.5, 2.25), (-3.0, 0.5), (0.5, -3.0), (-1.0, -1e-3)]),
+    Op.HYPOT: binary([ad.hypot, np.hypot], math.hypot,
+                     lambda x, y: [x / math.hypot(x, y), y / math.hypot(x, y)],
+                     [(1.5, 2.25), (-3.0, 0.5), (0.0, -4.0)]),
+    # ---- special functions --------------------------------------------------------------------
+    Op.ERF: unary(ad.erf, None, math.erf,
+                  lambda x: 2.0 / math.sqrt(math.pi) * math.exp(-x * x), [1.3, -0.7, 0.0, 3.0]),
+    # ---- non-smooth (smooth points here; the conventions are tested below) ---------------------
+    Op.ABS: unary(ad.abs, np.abs, abs, lambda x: math.copysign(1.0, x), [1.3, -0.7],
+                  extra=[lambda x: abs(x), np.absolute]),
+    Op.SIGN: unary(ad.sign, np.sign, lambda x: math.copysign(1.0, x), lambda x: 0.0,
+                   [1.3, -0.7]),
+    Op.MAX: binary([ad.maximum, np.maximum], max,
+                   lambda x, y: [1.0, 0.0] if x > y else [0.0, 1.0],
+                   [(1.5, 2.25), (-3.0, -4.5), (0.0, -1e-3)]),
+    Op.MIN: binary([ad.minimum, np.minimum], min,
+                   lambda x, y: [1.0, 0.0] if x < y else [0.0, 1.0],
+                   [(1.5, 2.25), (-3.0, -4.5), (0.0, -1e-3)]),
+    # ---- selection (a Var condition: nonzero means true) ---------------------------------------
+    Op.WHERE: Case([ad.where,
+                    lambda c, a, b: ad.where(np.array([c]), np.array([a]), np.array([b]))[0]],
+                   lambda c, a, b: a if c != 0 else b,
+                   lambda c, a, b: [0.0, 1.0, 0.0] if c != 0 else [0.0, 0.0, 1.0],
+                   [(1.0, 2.5, -3.0), (-0.5, 2.5, -3.0), (0.0, 2.5, -3.0), (3.0, -1.0, 7.0)],
+                   fd=False),
+    # ---- n-ary --------------------------------------------------------------------------------
+    Op.SUM: Case([lambda x, y, z: ad.sum([x, y, z]),
+                  lambda x, y, z: ad.sum(np.array([x, y, z, x], dtype=object)) - x,
+                  lambda x, y, z: ad.sum((x, 2.5, y, z)) - 2.5],
+                 lambda x, y, z: x + y + z, lambda x, y, z: [1.0, 1.0, 1.0],
+                 [(1.5, -2.0, 0.25), (0.0, 3.0, -7.5)]),
+    Op.DOT: Case([lambda x, y, z: ad.dot([x, y, z], [y, z, x]),
+                  lambda x, y, z: ad.dot(np.array([x, y, z]), np.array([y, z, x])),
+                  lambda x, y, z: ad.dot([x, 2.0, z], [y, 0.0, x]) + y * z],
+                 lambda x, y, z: x * y + y * z + z * x,
+                 lambda x, y, z: [y + z, x + z, x + y],
+                 [(1.5, -2.0, 0.25), (0.0, 3.0, -7.5)]),
+    # ---- branch guards: a comparison of Vars returns a bool and records a guard; a tape of
+    # ad.record re-records when a replay flips it, so each case is right on both sides -------
+    Op.LT: binary([lambda x, y: x * y if x < y else x - y],
+                  lambda x, y: x * y if x < y else x - y,
+                  lambda x, y: [y, x] if x < y else [1.0, -1.0],
+                  [(1.0, 2.0), (3.0, 2.0), (-1.5, -0.5), (0.5, -0.5)]),
+    Op.LE: binary([lambda x, y: ad.sin(x) * y if x <= y else x / y],
+                  lambda x, y: math.sin(x) * y if x <= y else x / y,
+                  lambda x, y: [math.cos(x) * y, math.sin(x)] if x <= y else [1 / y, -x / y ** 2],
+                  [(1.0, 2.0), (3.0, 2.0), (-1.5, -0.5)]),
+    Op.GT: binary([lambda x, y: x * x if x > y else y * 3.0],
+                  lambda x, y: x * x if x > y else y * 3.0,
+                  lambda x, y: [2 * x, 0.0] if x > y else [0.0, 3.0],
+                  [(1.0, 2.0), (3.0, 2.0), (-0.5, -1.5)]),
+    Op.GE: binary([lambda x, y: ad.exp(x) if x >= y else ad.exp(y)],
+                  lambda x, y: math.exp(x) if x >= y else math.exp(y),
+                  lambda x, y: [math.exp(x), 0.0] if x >= y else [0.0, math.exp(y)],
+                  [(1.0, 2.0), (3.0, 2.0), (2.5, 1.0)]),
+    Op.EQ: Case([lambda x, y: x * 2.0 if x == y else x * y],
+                lambda x, y: x * 2.0 if x == y else x * y,
+                lambda x, y: [2.0, 0.0] if x == y else [y, x],
+                [(1.0, 1.0), (1.0, 2.0), (-3.0, -3.0), (0.5, 4.0)], fd=False),
+    Op.NE: Case([lambda x, y: x * y if x != y else x + 1.0],
+                lambda x, y: x * y if x != y else x + 1.0,
+                lambda x, y: [y, x] if x != y else [1.0, 0.0],
+                [(1.0, 2.0), (2.0, 2.0), (-3.0, 0.5)], fd=False),
+    # ---- user-defined primitives: CALL (the call and its first output), OUT (each further
+    # output); the derivative rules are the NumPy callables above -------------------------------
+    Op.CALL: binary([_xsiny, lambda x, y: _xsiny(x * 1.0, y)],
+                    lambda x, y: x * math.sin(y),
+                    lambda x, y: [math.sin(y), x * math.cos(y)],
+                    [(1.5, 0.5), (-2.0, 2.5), (0.0, 1.0)]),
+    Op.OUT: binary([lambda r, a: _polar(r, a)[1]],
+                   lambda r, a: r * math.sin(a),
+                   lambda r, a: [math.sin(a), r * math.cos(a)],
+                   [(1.5, 0.5), (-2.0, 2.5), (0.0, 1.0)]),
+}
+GUARDS = (Op.LT, Op.LE, Op.GT, Op.GE, Op.EQ, Op.NE)
+PRIMITIVES = (Op.CALL, Op.OUT)
+CASE_IDS = [(op, k) for op, case in CASES.items() for k in range(len(case.spellings))]
+
+
+def test_every_op_has_a_case():
+    """Adding an op to csrc/ops.def without a case here breaks the suite."""
+    missing = [op.name for op in Op if op not in CASES]
+    assert not missing, f"ops without a test case in tests/test_ops.py: {missing}"
+    assert set(CASES) <= set(Op)
+
+
+def test_op_table_arity_matches_cases():
+    for op, case in CASES.items():
+        n = len(case.points[0])
+        if op in GUARDS:                    # x, y and the outcome at recording
+            assert OP_ARITY[op] == n + 1, op.name
+        elif op in PRIMITIVES:              # CALL: variadic; OUT: the call and an output number
+            assert OP_ARITY[op] in (-1, 2), op.name
+        elif OP_ARITY[op] >= 0:
+            assert OP_ARITY[op] == n, op.name
+        else:
+            assert OP_ARITY[op] == -1, op.name
+        assert all(len(p) == n for p in case.points), op.name
+
+
+def _record(fn, point):
+    n = len(point)
+    return ad.record(lambda x: fn(*[x[i] for i in range(n)]), np.array(point, dtype=float))
+
+
+def _closed_jac(case, p):
+    return np.array(case.partials(*p), dtype=float)
+
+
+@pytest.mark.parametrize("op,k", CASE_IDS, ids=[f"{op.name}-{k}" for op, k in CASE_IDS])
+def test_op_value_tangent_adjoint(op, k):
+    case = CASES[op]
+    fn = case.spellings[k]
+    rng = np.random.default_rng(int(op) * 10 + k)
+    replay = _record(fn, case.points[0])          # one tape, replayed at every point
+    assert op.name.lower() in replay.stats()["by_opcode"], \
+        f"spelling {k} of {op.name} recorded {replay.stats()['by_opcode']}"
+    for p in case.points:
+        x = np.array(p, dtype=float)
+        n = x.size
+        z, J = case.value(*p), _closed_jac(case, p)
+        for t in (_record(fn, p), replay):
+            assert_allclose(t(x), z, rtol=RTOL, atol=1e-300)
+            assert type(t(x)) is float
+            # adjoint
+            assert_allclose(t.gradient(x), J, rtol=RTOL, atol=1e-15)
+            assert_allclose(t.jacobian(x, mode="reverse"), J, rtol=RTOL, atol=1e-15)
+            y, xbar = t.vjp(x, 1.75)
+            assert_allclose(y, z, rtol=RTOL, atol=1e-300)
+            assert_allclose(xbar, 1.75 * J, rtol=RTOL, atol=1e-15)
+            w = np.array([0.5, -2.0, 3.0])                    # k = 3 weights in one sweep
+            _, xbar = t.vjp(x, w)
+            assert_allclose(xbar, np.outer(w, J), rtol=RTOL, atol=1e-15)
+            # tangent
+            assert_allclose(t.jacobian(x, mode="forward"), J, rtol=RTOL, atol=1e-15)
+            v = rng.normal(size=n)
+            y, ydot = t.jvp(x, v)
+            assert_allclose(y, z, rtol=RTOL, atol=1e-300)
+            assert_allclose(ydot, J @ v, rtol=1e-12, atol=1e-14)
+            V = rng.normal(size=(n, 4))                       # k = 4 directions in one sweep
+            _, ydot = t.jvp(x, V)
+            assert ydot.shape == (4,)
+            assert_allclose(ydot, J @ V, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("op", list(CASES), ids=[op.name for op in CASES])
+def test_closed_form_against_central_differences(op):
+    """The closed forms used above are themselves checked numerically (and AD with them)."""
+    case = CASES[op]
+    if not case.fd:
+        pytest.skip("piecewise-constant in its condition; the closed form is exact")
+    t = _record(case.spellings[0], case.points[0])
+    for p in case.points:
+        x = np.array(p, dtype=float)
+        fd = ad.finite_diff(lambda u: case.value(*[float(e) for e in u]), x)
+        scale = max(1.0, abs(case.value(*p)))
+        assert_allclose(_closed_jac(case, p), fd, rtol=FD_RTOL, atol=FD_ATOL * scale)
+        assert_allclose(t.gradient(x), fd, rtol=FD_RTOL, atol=FD_ATOL * scale)
+
+
+def test_where_selected_branch_on_both_sides_of_condition():
+    """WHERE is reached with a Var condition and stays valid when the condition flips."""
+    t = ad.record(lambda u: ad.where(u[0], u[1] * u[1], ad.sin(u[2])), np.array([1.0, 3.0, 0.5]))
+    assert t.stats()["by_opcode"]["where"] == 1
+    assert_allclose(t([1.0, 3.0, 0.5]), 9.0, rtol=RTOL)
+    assert_allclose(t.gradient([2.0, 3.0, 0.5]), [0.0, 6.0, 0.0], rtol=RTOL)
+    assert_allclose(t([0.0, 3.0, 0.5]), math.sin(0.5), rtol=RTOL)
+    assert_allclose(t.gradient([0.0, 3.0, 0.5]), [0.0, 0.0, math.cos(0.5)], rtol=RTOL)
+    assert_allclose(t.jacobian([-1.0, 3.0, 0.5], mode="forward"), [0.0, 6.0, 0.0], rtol=RTOL)
+
+
+# ---- mixed operand kinds ---------------------------------------------------------------------
+KINDS = [2.5, 3, np.float64(1.25), np.float32(0.75), np.int64(2), True]
+KIND_IDS = ["float", "int", "float64", "float32", "int64", "bool"]
+BINARY_OPS = [
+    # op, spellings of (a, b), value, partials (da, db)
+    (Op.ADD, [lambda a, b: a + b, np.add], lambda a, b: a + b, lambda a, b: (1.0, 1.0)),
+    (Op.SUB, [lambda a, b: a - b, np.subtract], lambda a, b: a - b, lambda a, b: (1.0, -1.0)),
+    (Op.MUL, [lambda a, b: a * b, np.multiply], lambda a, b: a * b, lambda a, b: (b, a)),
+    (Op.DIV, [lambda a, b: a / b, np.divide], lambda a, b: a / b,
+     lambda a, b: (1 / b, -a / b ** 2)),
+    (Op.POW, [lambda a, b: a ** b, ad.pow, np.power], lambda a, b: a ** b,
+     lambda a, b: (b * a ** (b - 1), a ** b * math.log(a))),
+    (Op.ATAN2, [ad.atan2, np.arctan2], math.atan2,
+     lambda a, b: (b / (a * a + b * b), -a / (a * a + b * b))),
+    (Op.HYPOT, [ad.hypot, np.hypot], math.hypot,
+     lambda a, b: (a / math.hypot(a, b), b / math.hypot(a, b))),
+    (Op.MAX, [ad.maximum, np.maximum], max,
+     lambda a, b: (1.0, 0.0) if a > b else (0.0, 1.0)),
+    (Op.MIN, [ad.minimum, np.minimum], min,
+     lambda a, b: (1.0, 0.0) if a < b else (0.0, 1.0)),
+]
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=KIND_IDS)
+@pytest.mark.parametrize("op,spellings,value,partials", BINARY_OPS,
+                         ids=[b[0].name for b in BINARY_OPS])
+def test_binary_op_with_constant_operand(op, spellings, value, partials, kind):
+    """Var op c and c op Var for every kind of number c: one tape operation (the constant is an
+    operand, not an extra variable), value and derivative of the Var side as for floats."""
+    c = float(kind)
+    x0 = 1.7
+    for fn in spellings:
+        for side in ("var-const", "const-var"):
+            f = (lambda x: fn(x, kind)) if side == "var-const" else (lambda x: fn(kind, x))
+            t = ad.record(f, x0)
+            assert len(t) == 1 and t.n_inputs == 1, (side, t.stats()["by_opcode"])
+            recorded = set(t.stats()["by_opcode"])
+            special = op is Op.POW and side == "var-const" and c in (2.0, 0.5)
+            allowed = [{"pow"}, {"square"}, {"sqrt"}] if special else [{op.name.lower()}]
+            assert recorded in allowed, (side, recorded)
+            for x in (x0, 0.6, 2.9):
+                a, b = (x, c) if side == "var-const" else (c, x)
+                d = partials(a, b)[0 if side == "var-const" else 1]
+                assert_allclose(t(x), value(a, b), rtol=RTOL)
+                assert_allclose(t.gradient(x), d, rtol=RTOL, atol=1e-15)
+                assert_allclose(t.jvp(x, 1.0)[1], d, rtol=RTOL, atol=1e-15)
+
+
+@pytest.mark.parametrize("op,spellings,value,partials", BINARY_OPS,
+                         ids=[b[0].name for b in BINARY_OPS])
+def test_binary_op_with_the_same_var_twice(op, spellings, value, partials):
+    """op(x, x): both partials accumulate into x (maximum/minimum: tie, 1/2 + 1/2 = 1)."""
+    for fn in spellings:
+        t = ad.record(lambda x: fn(x, x), 1.7)
+        for x in (1.7, 0.6):
+            da, db = partials(x, x) if op not in (Op.MAX, Op.MIN) else (0.5, 0.5)
+            assert_allclose(t(x), value(x, x), rtol=RTOL)
+            assert_allclose(t.gradient(x), da + db, rtol=RTOL, atol=1e-15)
+            assert_allclose(t.jacobian(x, mode="forward"), da + db, rtol=RTOL, atol=1e-15)
+
+
+def test_numpy_scalar_on_the_left_gives_a_var():
+    with ad.Tape() as t:
+        x = t.variables(1.5)
+        for c in (np.float64(2.0), np.float32(2.0), np.int64(2), np.int32(2)):
+            for e in (c + x, c - x, c * x, c / x, c ** x, x + c, x - c, x * c, x / c, x ** c):
+                assert type(e) is ad.Var, (type(c), type(e))
+        t.outputs(x)
+
+
+COMPARISONS = [  # spelling with the constant c on the right / on the left, the op it records
+    (lambda x, c: x < c, lambda x, c: c > x, Op.LT, Op.LT, lambda a, b: a < b),
+    (lambda x, c: x <= c, lambda x, c: c >= x, Op.LE, Op.LE, lambda a, b: a <= b),
+    (lambda x, c: x > c, lambda x, c: c < x, Op.GT, Op.GT, lambda a, b: a > b),
+    (lambda x, c: x >= c, lambda x, c: c <= x, Op.GE, Op.GE, lambda a, b: a >= b),
+    (lambda x, c: x == c, lambda x, c: c == x, Op.EQ, Op.EQ, lambda a, b: a == b),
+    (lambda x, c: x != c, lambda x, c: c != x, Op.NE, Op.NE, lambda a, b: a != b),
+]
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=KIND_IDS)
+@pytest.mark.parametrize("right,left,op_r,op_l,plain", COMPARISONS,
+                         ids=[c[2].name for c in COMPARISONS])
+def test_comparison_with_constant_operand_is_a_guard(right, left, op_r, op_l, plain, kind):
+    """x < c and c > x: a plain bool and one guard on the tape; a replay that flips it
+    re-records (ad.record) and is right on both sides."""
+    c = float(kind)
+    sides = [(right, op_r)]
+    sides.append((left, op_l))
+    for spell, op in sides:
+        f = lambda x: x * 2.0 if spell(x, kind) else x * x        # noqa: E731
+        for x0 in (c - 0.5, c, c + 0.5):
+            t = ad.record(f, x0)
+            assert op.name.lower() in t.stats()["by_opcode"]
+            for x in (c - 0.75, c, c + 0.25, c + 3.0):
+                taken = plain(x, c)
+                assert t(x) == (x * 2.0 if taken else x * x)
+                assert t.gradient(x) == (2.0 if taken else 2 * x)
+                assert t.jacobian(x, mode="forward") == (2.0 if taken else 2 * x)
+
+
+@pytest.mark.parametrize("kind", [np.float64(2.0), np.float32(2.0), np.int64(2)],
+                         ids=["float64", "float32", "int64"])
+def test_comparison_with_numpy_scalar_on_the_left(kind):
+    with ad.Tape() as t:
+        x = t.variables(1.0)
+        assert (kind > x) is True and (kind < x) is False and (kind == x) is False
+        assert (kind >= x) is True and (kind <= x) is False and (kind != x) is True
+        t.outputs(x * 2.0)
+
+
+def test_where_of_a_comparison_stays_valid_without_re_recording():
+    f = lambda x, y: ad.where(x < y, x * y, x - y)             # noqa: E731
+    t = ad.record(f, 1.0, 2.0)
+    assert {"where", "lt"} <= set(t.stats()["by_opcode"])
+    for p, z, g in (((1.0, 2.0), 2.0, (2.0, 1.0)), ((3.0, 2.0), 1.0, (1.0, -1.0)),
+                    ((-1.0, 0.5), -0.5, (0.5, -1.0)), ((2.0, 2.0), 0.0, (1.0, -1.0))):
+        assert t(p) == z
+        assert t.gradient(p) == g
+        assert_array_equal(t.jacobian(p, mode="forward"), g)
+    assert t.stats()["rerecords"] == 0
+
+
+# ---- documented conventions at non-smooth points ----------------------------------------------
+def _both_modes(t, x):
+    """Gradient by reverse and by forward mode (they must agree exactly in these cases)."""
+    g_rev = np.asarray(t.jacobian(x, mode="reverse"), dtype=float)
+    g_fwd = np.asarray(t.jacobian(x, mode="forward"), dtype=float)
+    assert_array_equal(g_rev, g_fwd)
+    assert_array_equal(np.asarray(t.gradient(x), dtype=float), g_rev)
+    return g_rev
+
+
+@pytest.mark.parametrize("spelling", [ad.abs, abs, np.abs])
+def test_abs_at_zero_has_derivative_zero(spelling):
+    t = ad.record(spelling, 1.0)
+    for x in (0.0, -0.0):
+        assert t(x) == 0.0
+        assert _both_modes(t, x) == 0.0
+    assert _both_modes(t, 2.0) == 1.0 and _both_modes(t, -2.0) == -1.0
+
+
+def test_sign_has_derivative_zero_everywhere():
+    t = ad.record(ad.sign, 1.0)
+    for x, s in ((0.0, 0.0), (-3.0, -1.0), (3.0, 1.0), (1e-300, 1.0)):
+        assert t(x) == s
+        assert _both_modes(t, x) == 0.0
+    assert math.isnan(t(math.nan))
+
+
+@pytest.mark.parametrize("fn", [ad.maximum, ad.minimum, np.maximum, np.minimum])
+def test_maximum_minimum_tie_splits_half_half(fn):
+    t = ad.record(fn, 2.0, 2.0)
+    assert_array_equal(t.jacobian((2.0, 2.0), mode="reverse"), (0.5, 0.5))
+    assert_array_equal(t.jacobian((2.0, 2.0), mode="forward"), (0.5, 0.5))
+    assert_array_equal(t.gradient((-1.0, -1.0)), (0.5, 0.5))
+    assert t.jvp((2.0, 2.0), (1.0, 0.0))[1] == 0.5
+    # with a constant operand at a tie: the Var gets 1/2
+    tc = ad.record(lambda x: fn(x, 3.0), 1.0)
+    assert tc(3.0) == 3.0 and _both_modes(tc, 3.0) == 0.5
+
+
+def test_hypot_and_atan2_at_origin_give_zero():
+    for fn in (ad.hypot, ad.atan2):
+        t = ad.record(fn, 0.0, 0.0)
+        assert t((0.0, 0.0)) == 0.0
+        assert_array_equal(t.jacobian((0.0, 0.0), mode="reverse"), (0.0, 0.0))
+        assert_array_equal(t.jacobian((0.0, 0.0), mode="forward"), (0.0, 0.0))
+    t = ad.record(lambda x: ad.hypot(x, 0.0), 0.0)
+    assert _both_modes(t, 0.0) == 0.0
+
+
+def test_pow_partials_at_zero_exponent_and_zero_base():
+    t = ad.record(lambda x, y: x ** y, 2.0, 3.0)
+    assert t.stats()["by_opcode"] == {"pow": 1}
+    # y == 0: x**0 == 1 everywhere, dz/dx = 0 (also at x == 0 and x < 0)
+    for x in (0.0, -2.0, 3.0):
+        assert t((x, 0.0)) == 1.0
+        assert t.jacobian((x, 0.0), mode="reverse")[0] == 0.0
+        assert t.jacobian((x, 0.0), mode="forward")[0] == 0.0
+    assert t.gradient((3.0, 0.0))[1] == math.log(3.0)
+    # x == 0, y > 0: dz/dy = 0 (its limit)
+    g = t.gradient((0.0, 2.0))
+    assert g[0] == 0.0 and g[1] == 0.0
+    assert_array_equal(t.jacobian((0.0, 2.0), mode="forward"), g)
+    assert t.gradient((0.0, 1.0)) == (1.0, 0.0)
+    # x < 0: not differentiable in y (NaN), but dz/dx is fine
+    g = t.gradient((-2.0, 3.0))
+    assert g[0] == 12.0 and math.isnan(g[1])
+    # a constant exponent gets no partial: x ** 3.0 at x < 0 is finite
+    tc = ad.record(lambda x: x ** 3.0, 1.0)
+    assert tc(-2.0) == -8.0 and _both_modes(tc, -2.0) == 12.0
+    # a constant base: c ** y, dz/dy = c**y log c, and 0 ** y has dz/dy = 0
+    tb = ad.record(lambda y: 2.0 ** y, 1.0)
+    assert_allclose(_both_modes(tb, 1.5), 2.0 ** 1.5 * math.log(2.0), rtol=RTOL)
+    tz = ad.record(lambda y: 0.0 ** y, 1.0)
+    assert tz(1.5) == 0.0 and _both_modes(tz, 1.5) == 0.0
+
+
+def test_sqrt_and_cbrt_at_zero_have_infinite_derivative():
+    for fn in (ad.sqrt, ad.cbrt):
+        t = ad.record(fn, 1.0)
+        assert t(0.0) == 0.0
+        assert _both_modes(t, 0.0) == math.inf
+
+
+def test_zero_tangent_or_adjoint_stays_zero_through_infinite_partials():
+    """A path that does not reach the result contributes 0, never 0 * inf = NaN."""
+    t = ad.record(lambda x, y: x + ad.sqrt(y), 1.0, 1.0)
+    assert t.jvp((1.0, 0.0), (1.0, 0.0))[1] == 1.0
+    assert t.gradient((1.0, 0.0))[0] == 1.0
+    tw = ad.record(lambda c, a, b: ad.where(c, a, ad.log(b)), 1.0, 2.0, 1.0)
+    g = tw.gradient((1.0, 2.0, -1.0))                   # the unselected side is NaN
+    assert tw((1.0, 2.0, -1.0)) == 2.0 and g == (0.0, 1.0, 0.0)
+    tw2 = ad.record(lambda c, a, b: ad.where(c, 1.0 / a, b), 1.0, 2.0, 1.0)
+    g = tw2.jacobian((0.0, 0.0, 5.0), mode="forward")   # 1/0 unselected
+    assert_array_equal(g, (0.0, 0.0, 1.0))
+
+
+# ---- NaN and Inf through every op -------------------------------------------------------------
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")      # NumPy, in the user primitives
+@pytest.mark.parametrize("op", list(CASES), ids=[op.name for op in CASES])
+def test_nonfinite_inputs_sweep_without_crashing(op):
+    case = CASES[op]
+    n = len(case.points[0])
+    t = _record(case.spellings[0], case.points[0])
+    for bad in (math.nan, math.inf, -math.inf):
+        for i in range(n):
+            x = np.array(case.points[0], dtype=float)
+            x[i] = bad
+            y = t(x)
+            g = t.gradient(x)
+            Jf = t.jacobian(x, mode="forward")
+            Jr = t.jacobian(x, mode="reverse")
+            _, ydot = t.jvp(x, np.ones((n, 2)))
+            _, xbar = t.vjp(x, np.ones(2))
+            assert isinstance(y, float) and np.shape(g) == (n,) and ydot.shape == (2,)
+            if op not in PRIMITIVES:        # (user rules need not skip 0 * NaN)
+                assert_array_equal(np.isnan(Jf), np.isnan(Jr))
+            if math.isnan(bad) and op not in (Op.WHERE, Op.SIGN, Op.MAX, Op.MIN) + GUARDS:
+                assert math.isnan(y), (op.name, x, y)     # NaN propagates through the value
+    # IEEE values at a few well-known points
+    if op is Op.EXP:
+        assert t(-math.inf) == 0.0 and t.gradient(-math.inf) == 0.0
+        assert t(math.inf) == math.inf and t.gradient(math.inf) == math.inf
+    if op is Op.LOG:
+        assert t(0.0) == -math.inf and t.gradient(0.0) == math.inf
+        assert math.isnan(t(-1.0))
+    if op is Op.TANH:
+        assert t(math.inf) == 1.0 and t.gradient(math.inf) == 0.0
+    if op is Op.ATAN:
+        assert t(math.inf) == math.pi / 2 and t.gradient(math.inf) == 0.0
