@@ -191,14 +191,13 @@ static PyObject *richcompare(PyObject *a, PyObject *b, int cmp)
     }
     VarObject *v = (VarObject *)(IS_VAR(a) ? a : b);
     if (IS_VAR(a) && IS_VAR(b) && ((VarObject *)a)->p != ((VarObject *)b)->p) return mixed_tapes();
-    int32_t ca, cb, cw;
+    int32_t ca, cb, cw, gi = 0;
     int rc = operand_code(v->p, a, va, &ca);
+    if (rc >= 0) rc = operand_code(v->p, b, vb, &cb);
+    if (rc >= 0) rc = R.konst(v->p, outcome ? 1.0 : 0.0, &cw);
+    if (rc >= 0) rc = gi = R.rec3(v->p, R.op_cmp[cmp], ca, cb, cw);
     if (rc == TP_ECLOSED) return PyBool_FromLong(outcome);     /* recording is over: plain */
-    int32_t gi;
-    if (rc < 0 || (rc = operand_code(v->p, b, vb, &cb)) < 0 ||
-        (rc = R.konst(v->p, outcome ? 1.0 : 0.0, &cw)) < 0 ||
-        (gi = R.rec3(v->p, R.op_cmp[cmp], ca, cb, cw)) < 0)
-        return status_error(rc < 0 ? rc : gi);
+    if (rc < 0) return status_error(rc);
     PyObject *r = PyObject_CallFunction(R.on_guard, "Oi", v->rec, (int)gi);
     if (!r) return NULL;
     Py_DECREF(r);

@@ -67,11 +67,12 @@
 #define POW_PARTIAL2   pxx = (y == 0.0 || y == 1.0) ? 0.0 : y * (y - 1.0) * pow(x, y - 2.0); \
                        pxy = x > 0.0 ? pow(x, y - 1.0) * (1.0 + y * log(x)) : (x == 0.0 ? 0.0 : NAN); \
                        pyy = x > 0.0 ? z * log(x) * log(x) : (x == 0.0 ? 0.0 : NAN)
-#define POW_TAYLOR     if (iy < 0) ser_powr(Z, X, y, d, S0, S1);               /* x ** c */ \
+#define POW_TAYLOR     if (ser_constant(Y, d)) ser_powr(Z, X, y, d, S0, S1);   /* x ** c */ \
+                       else if (x == 0.0 && ser_constant(X, d)) {            /* 0 ** y */ \
+                           for (int k = 1; k <= d; k++) { Z[k] = 0.0; } } \
                        else { S0[0] = log(x); ser_quot_int(S0, X, X, d);      /* exp(y log x) */ \
                               S1[0] = y * S0[0]; ser_mul(S1, Y, S0, d); ser_exp(Z, S1, d); }
 
-/* ---- SQUARE: z = x ** 2 -------------------------------------------------------------------- */
 #define SQUARE_PRIMAL  z = x * x
 #define SQUARE_PARTIAL px = 2.0 * x
 #define SQUARE_PARTIAL2 pxx = 2.0
@@ -87,7 +88,11 @@
 #define CBRT_PRIMAL    z = cbrt(x)
 #define CBRT_PARTIAL   px = 1.0 / (3.0 * z * z)
 #define CBRT_PARTIAL2  pxx = -2.0 / (9.0 * z * z * z * z * z)
-#define CBRT_TAYLOR    ser_powr(Z, X, 1.0 / 3.0, d, S0, S1)
+#define CBRT_TAYLOR    if (x < 0.0) {                            /* cbrt(x) = -cbrt(-x) */ \
+                           for (int k = 0; k <= d; k++) { S2[k] = -X[k]; } Z[0] = -Z[0]; \
+                           ser_powr(Z, S2, 1.0 / 3.0, d, S0, S1); \
+                           for (int k = 0; k <= d; k++) { Z[k] = -Z[k]; } } \
+                       else ser_powr(Z, X, 1.0 / 3.0, d, S0, S1)
 
 /* ---- EXP: z = exp(x)     dz = z dx ---------------------------------------------------------- */
 #define EXP_PRIMAL     z = exp(x)
@@ -210,7 +215,8 @@
                          pxx = r2_ > 0.0 ? -2.0 * x * y / r4_ : 0.0; \
                          pxy = r2_ > 0.0 ? (x * x - y * y) / r4_ : 0.0; \
                          pyy = r2_ > 0.0 ? 2.0 * x * y / r4_ : 0.0; }
-#define ATAN2_TAYLOR   if (d > 0) {   /* z' = (y x' - x y') / (x^2 + y^2) */ \
+#define ATAN2_TAYLOR   if (x == 0.0 && y == 0.0) { for (int k = 1; k <= d; k++) Z[k] = 0.0; } \
+                       else if (d > 0) {   /* z' = (y x' - x y') / (x^2 + y^2) */ \
                        S0[0] = x * x + y * y; ser_mul(S0, X, X, d); \
                        for (int k = 1; k <= d; k++) { double s_ = 0.0; \
                            for (int j = 0; j <= k; j++) { s_ += Y[j] * Y[k - j]; } S0[k] += s_; } \
@@ -226,10 +232,11 @@
 #define HYPOT_PARTIAL  px = z > 0.0 ? x / z : 0.0; py = z > 0.0 ? y / z : 0.0
 #define HYPOT_PARTIAL2 { double z3_ = z * z * z; pxx = z > 0.0 ? y * y / z3_ : 0.0; \
                          pxy = z > 0.0 ? -x * y / z3_ : 0.0; pyy = z > 0.0 ? x * x / z3_ : 0.0; }
-#define HYPOT_TAYLOR   S0[0] = x * x + y * y; ser_mul(S0, X, X, d); \
+#define HYPOT_TAYLOR   if (x == 0.0 && y == 0.0) { for (int k = 1; k <= d; k++) Z[k] = 0.0; } \
+                       else { S0[0] = x * x + y * y; ser_mul(S0, X, X, d); \
                        for (int k = 1; k <= d; k++) { double s_ = 0.0; \
                            for (int j = 0; j <= k; j++) { s_ += Y[j] * Y[k - j]; } S0[k] += s_; } \
-                       ser_sqrt(Z, S0, d)
+                       ser_sqrt(Z, S0, d); }
 
 /* ---- ERF: z = erf(x)     dz = 2/sqrt(pi) exp(-x^2) dx ------------------------------------- */
 #define ERF_PRIMAL     z = erf(x)

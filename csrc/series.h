@@ -92,26 +92,47 @@ static inline void ser_square_plus(double *W, const double *X, int d, double sig
     }
 }
 
-/* Z = X^r, r constant: X Z' = r Z X' (X[0] != 0); for X[0] == 0 and a small whole r, by
- * repeated multiplication (P, Q scratch). */
+/* 1 when the series X is constant (coefficients 1..d zero): then so is any function of it. */
+static inline int ser_constant(const double *X, int d)
+{
+    for (int k = 1; k <= d; k++)
+        if (X[k] != 0.0) return 0;
+    return 1;
+}
+
+/* Z = X^r, r constant. A whole r (|r| <= 64) by repeated multiplication (exact at X[0] == 0, no
+ * underflow through Z[0]); otherwise Z[k] = X0^(r-k) p_k with p_0 = 1 and
+ * p_k = (1/k) sum_{j=1..k} ((r+1) j - k) X_j X0^(j-1) p_{k-j}, from X Z' = r Z X' (no division by
+ * X0, and Z[k] is not derived from an underflowed Z[0]). P, Q: scratch series. */
 static inline void ser_powr(double *Z, const double *X, double r, int d, double *P, double *Q)
 {
-    if (X[0] == 0.0 && r >= 0.0 && r <= 64.0 && r == floor(r)) {
-        for (int k = 0; k <= d; k++) P[k] = (k == 0);           /* P = 1 */
-        for (int e = 0; e < (int)r; e++) {
-            for (int k = 0; k <= d; k++) {
+    if (r == floor(r) && fabs(r) <= 64.0) {
+        int e = (int)fabs(r);
+        for (int k = 0; k <= d; k++) P[k] = (k == 0);          /* P = 1 */
+        for (int i = 0; i < e; i++) {
+            for (int k = 0; k <= d; k++) {                    /* Q = P * X */
                 double s = 0.0;
                 for (int j = 0; j <= k; j++) s += P[j] * X[k - j];
                 Q[k] = s;
             }
             for (int k = 0; k <= d; k++) P[k] = Q[k];
         }
-        for (int k = 1; k <= d; k++) Z[k] = P[k];
+        if (r >= 0.0) {
+            for (int k = 1; k <= d; k++) Z[k] = P[k];
+        } else {                                              /* Z = 1 / P */
+            for (int k = 1; k <= d; k++) {
+                double s = 0.0;
+                for (int j = 0; j < k; j++) s -= Z[j] * P[k - j];
+                Z[k] = s / P[0];
+            }
+        }
         return;
     }
+    P[0] = 1.0;
     for (int k = 1; k <= d; k++) {
-        double s = 0.0;
-        for (int j = 1; j <= k; j++) s += ((r + 1.0) * j - k) * X[j] * Z[k - j];
-        Z[k] = s / (k * X[0]);
+        double s = 0.0, xp = 1.0;                             /* xp = X0^(j-1) */
+        for (int j = 1; j <= k; j++, xp *= X[0]) s += ((r + 1.0) * j - k) * X[j] * xp * P[k - j];
+        P[k] = s / k;
+        Z[k] = pow(X[0], r - k) * P[k];
     }
 }

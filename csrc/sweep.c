@@ -101,10 +101,11 @@ int tp_primal_at(tp_tape *t, const double *x, work_t *w, double **V)
     double *S = base + t->n_consts;
     for (int64_t c = 0; c < t->n_consts; c++) S[-1 - c] = t->consts[c];
     if (t->n_inputs) memcpy(S, x, (size_t)t->n_inputs * sizeof *x);
-    for (int64_t i = 0; i < t->n_inputs; i++)
-        __atomic_store(&t->last_x[i], &x[i], __ATOMIC_RELAXED);
     int rc = primal(t, S, w);
     tp_count(t, 0, t->n_ops);
+    if (rc >= 0)                      /* the last point swept: one where the sweep succeeded */
+        for (int64_t i = 0; i < t->n_inputs; i++)
+            __atomic_store(&t->last_x[i], &S[i], __ATOMIC_RELAXED);
     *V = S;
     return rc;
 }

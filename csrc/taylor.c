@@ -19,21 +19,25 @@ int tp_taylor(tp_tape *t, const double *x, const double *v, int64_t order, doubl
     if (!base || !aux) { work_end(&w); return TP_ENOMEM; }
     rc = TP_OK;
     double *Sr = base + t->n_consts * D1, *S0 = aux, *S1 = aux + D1, *S2 = aux + 2 * D1;
-    memset(base, 0, (size_t)(ns * D1) * sizeof(double));
-    for (int64_t c = 0; c < t->n_consts; c++) Sr[(-1 - c) * D1] = t->consts[c];
+    memset(base, 0, (size_t)((t->n_consts + t->n_inputs) * D1) * sizeof(double));  /* the ops */
+    for (int64_t c = 0; c < t->n_consts; c++) Sr[(-1 - c) * D1] = t->consts[c];     /* write all */
     for (int64_t i = 0; i < t->n_inputs; i++) {
         Sr[i * D1] = x[i];
         if (d > 0) Sr[i * D1 + 1] = v[i];
-        __atomic_store(&t->last_x[i], &x[i], __ATOMIC_RELAXED);
     }
     const int32_t *p = t->args;
     int32_t iz = (int32_t)t->n_inputs;
 #define SERIES(i) (Sr + (int64_t)(i) * D1)
+/* a function of constant series is constant: no recurrence (none divides 0 by 0 at a point of
+ * infinite derivative, as the zero tangent rule of the first-order sweeps) */
+#define CONSTANT_RESULT { for (int k = 1; k <= d; k++) Z[k] = 0.0; }
 #define TAYLOR_1(NAME) { const int32_t ix = p[0]; const double *X = SERIES(ix); \
-    const double x = X[0]; double z; (void)ix; NAME##_PRIMAL; Z[0] = z; NAME##_TAYLOR; p += 1; }
+    const double x = X[0]; double z; (void)ix; NAME##_PRIMAL; Z[0] = z; \
+    if (ser_constant(X, d)) CONSTANT_RESULT else { NAME##_TAYLOR; } p += 1; }
 #define TAYLOR_2(NAME) { const int32_t ix = p[0], iy = p[1]; \
     const double *X = SERIES(ix), *Y = SERIES(iy); const double x = X[0], y = Y[0]; double z; \
-    (void)ix; (void)iy; (void)x; (void)y; NAME##_PRIMAL; Z[0] = z; NAME##_TAYLOR; p += 2; }
+    (void)ix; (void)iy; (void)x; (void)y; NAME##_PRIMAL; Z[0] = z; \
+    if (ser_constant(X, d) && ser_constant(Y, d)) CONSTANT_RESULT else { NAME##_TAYLOR; } p += 2; }
 #define TAYLOR_3(NAME) { const double *X = SERIES(p[0]), *Y = SERIES(p[1]), *W = SERIES(p[2]); \
     const double x = X[0], y = Y[0], w = W[0]; double z; (void)x; (void)y; (void)w; (void)W; \
     NAME##_PRIMAL; \
@@ -55,6 +59,8 @@ int tp_taylor(tp_tape *t, const double *x, const double *v, int64_t order, doubl
     }
     for (int64_t o = 0; o < t->n_outputs; o++)
         memcpy(y + o * D1, SERIES(t->outputs[o]), (size_t)D1 * sizeof(double));
+    for (int64_t i = 0; i < t->n_inputs; i++)
+        __atomic_store(&t->last_x[i], &x[i], __ATOMIC_RELAXED);
     tp_count(t, 0, t->n_ops);
     tp_count(t, 4, t->n_ops);
 done:

@@ -2,6 +2,9 @@
 numbers they return plain numbers; on arrays they apply elementwise (object arrays of Var give
 object arrays of Var). NumPy's ufuncs dispatch here for Vars (Var.__array_ufunc__), and NumPy's
 object-array loops call the same functions through the Var methods named after the ufuncs."""
+import ast
+import functools
+import linecache
 import operator
 import sys
 
@@ -190,19 +193,28 @@ def _recording_of(*items):
 
 
 def _claim_guards(rec, frame, c):
-    """The branch guards that made the bools c in the call being evaluated in frame (the
-    comparisons written among its arguments), turned into plain comparisons; None if c did not
-    come from there."""
+    """The branch guards that made the bools c, if c is where's first argument written as one
+    comparison in the call being evaluated in frame (``ad.where(x > 0, ...)``, elementwise too):
+    they become plain comparisons, no longer checked by replays. None otherwise: then c only
+    selects and its guards (if any) stay in force."""
     n = c.size
     if n == 0 or c.dtype != bool:
         return None
-    taken = rec.unguarded
-    span = _call_span(frame)
-    mine = [g for g in rec.guards[-4 * n - 8:]
-            if g not in taken and _inside(rec.sites.get(g), frame, span)]
+    code = frame.f_code
+    span = _condition_span(code, frame.f_lasti)
+    if span is None:
+        return None
+    taken, sites, mine = rec.unguarded, rec.sites, []
+    for g in reversed(rec.guards[-(n + 10000):]):          # the latest, back to front
+        site = sites.get(g)
+        if g not in taken and site is not None and site[2] is code and \
+                _position(code, site[3]) == span:
+            mine.append(g)
+            if len(mine) == n:
+                break
     if len(mine) < n:
         return None
-    mine = mine[-n:]
+    mine.reverse()
     outcomes = c.ravel(order="K")
     if any(bool(lib.tp_value(rec._p, g)) != bool(o) for g, o in zip(mine, outcomes)):
         return None
@@ -212,31 +224,44 @@ def _claim_guards(rec, frame, c):
     return mine
 
 
-def _call_span(frame):
-    """Source span (line, col, end line, end col) of the call executing in frame (3.11+)."""
+def _position(code, lasti):
+    """(line, end line, column, end column) of the instruction at lasti (Python 3.11+)."""
     try:
-        pos = list(frame.f_code.co_positions())[frame.f_lasti // 2]
-        return (pos[0], pos[2], pos[1], pos[3])
+        return tuple(list(code.co_positions())[lasti // 2])
     except (AttributeError, IndexError):
         return None
 
 
-def _inside(site, frame, span):
-    if site is None or site[2] is not frame.f_code:
-        return False
-    if span is None or None in span:             # no column positions: the same line
-        return site[1] == frame.f_lineno
-    g = _call_span_at(site[2], site[3])
-    return g is not None and None not in g and \
-        (span[0], span[1]) <= (g[0], g[1]) and (g[2], g[3]) <= (span[2], span[3])
-
-
-def _call_span_at(code, lasti):
-    try:
-        pos = list(code.co_positions())[lasti // 2]
-        return (pos[0], pos[2], pos[1], pos[3])
-    except (AttributeError, IndexError):
+@functools.lru_cache(maxsize=4096)
+def _condition_span(code, lasti):
+    """Source position of where's condition in the call at lasti, if it is one comparison
+    (``x > 0``; not ``0 < x < 1`` nor ``a > 0 or b > 0``), else None."""
+    pos = _position(code, lasti)
+    if pos is None or None in pos:
         return None
+    line, end_line, col, end_col = pos
+    lines = [ln.encode("utf-8") for ln in linecache.getlines(code.co_filename)]
+    if not lines or end_line > len(lines):
+        return None
+    chunk = lines[line - 1:end_line]
+    chunk[-1] = chunk[-1][:end_col]
+    chunk[0] = chunk[0][col:]
+    try:
+        call = ast.parse(b"(" + b"".join(chunk) + b")", mode="eval").body
+    except (SyntaxError, ValueError):
+        return None
+    if not isinstance(call, ast.Call):
+        return None
+    cond = call.args[0] if call.args else next(
+        (k.value for k in call.keywords if k.arg == "cond"), None)
+    if not isinstance(cond, ast.Compare) or len(cond.ops) != 1:
+        return None
+
+    def absolute(ln, cl):                  # the snippet starts with "(" at column col
+        return line + ln - 1, (col + cl - 1 if ln == 1 else cl)
+    (l0, c0), (l1, c1) = absolute(cond.lineno, cond.col_offset), \
+        absolute(cond.end_lineno, cond.end_col_offset)
+    return (l0, l1, c0, c1)
 
 
 def _record_where(rec, cond_index, x, y):

@@ -249,10 +249,7 @@ def _replay(method):
         try:
             return method(self, rec, *args, **kwargs)
         except _Flip:
-            if self._fn is None:
-                raise rec.branch_changed() from None
-        x = args[0] if args else kwargs.get("x")
-        rec = self._rerecord(rec.x_flat(x))
+            rec = self._after_flip(rec, args[0] if args else kwargs.get("x"))
         try:
             return method(self, rec, *args, **kwargs)
         except _Flip:                              # f took another branch on the same input
@@ -315,6 +312,13 @@ class Tape:
         """Declare the outputs: a Var, a number, or a (nested) sequence/array of them. Numbers
         become constant outputs; the shape is reproduced by every replay."""
         self._rec.set_outputs(y)
+
+    def _after_flip(self, rec, x):
+        """A replay of rec at x flipped a branch guard (just now, in this thread): the new
+        recording of f at x, or BranchChanged for an imperatively recorded tape."""
+        if self._fn is None:
+            raise rec.branch_changed() from None
+        return self._rerecord(rec.x_flat(x))
 
     def _rerecord(self, flat):
         """Record f again at the flat input (its branch guards flipped there)."""
@@ -400,8 +404,11 @@ class Tape:
             try:
                 if _fast.forward(rec._addr, rec.m, x, y, rec.n_out) is None:
                     return rec.shape_y(y)
-            except _Flip:                          # the general path re-records or explains
-                pass
+            except _Flip:
+                rec = self._after_flip(rec, x)     # re-recorded at x (or BranchChanged)
+                y = np.empty(rec.n_out)
+                if _fast.forward(rec._addr, rec.m, x, y, rec.n_out) is None:
+                    return rec.shape_y(y)
         return self._forward(x)
 
     @_replay
@@ -453,8 +460,10 @@ class Tape:
             try:
                 if _fast.grad(rec._addr, rec.m, x, g) is None:
                     return g if rec.fast == 1 else float(g[0])
-            except _Flip:                          # the general path re-records or explains
-                pass
+            except _Flip:
+                rec = self._after_flip(rec, x)     # re-recorded at x (or BranchChanged)
+                if _fast.grad(rec._addr, rec.m, x, g) is None:
+                    return g if rec.fast == 1 else float(g[0])
         return self._gradient(x)
 
     @_replay

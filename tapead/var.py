@@ -73,8 +73,9 @@ class _Methods:
 
     def __getattr__(self, name):
         # NumPy's object-array loops look up a method named after the ufunc: name it in a
-        # TypeError instead of an AttributeError
-        if isinstance(getattr(np, name, None), np.ufunc):
+        # TypeError instead of an AttributeError (dunder lookups, e.g. NumPy probing for
+        # __array_interface__, fail fast)
+        if not name.startswith("__") and isinstance(getattr(np, name, None), np.ufunc):
             raise TypeError(f"numpy.{name} is not supported on tapead Vars (it has no derivative "
                             f"rule)")
         raise AttributeError(f"'tapead.Var' object has no attribute {name!r}")
