@@ -31,6 +31,7 @@ int tp_inspect(tp_tape *t, const double *x, const double *v, const double *w, do
         memset(base, 0, (size_t)(t->n_consts + nv) * sizeof(double));
         for (int64_t o = 0; o < t->n_outputs; o++) S[t->outputs[o]] += w[o];
         if ((rc = tp_adjoint_sweep(t, V, S, 1, t->n_ops, &wk)) < 0) goto done;
+        tp_count(t, 2, t->n_ops);
         memcpy(adjs, S, (size_t)nv * sizeof(double));
     }
     if (partials) {

@@ -9,6 +9,9 @@
  *   NAME_PARTIAL2 sets the second partials pxx, pxy, pyy (pxw, pyw, pww for three operands)
  *                 for the second-order sweep (hvp, hessian); variadic ops set NAME_DPARTIAL,
  *                 dpi = the tangent of pi, with TVAL(i) the tangent of operand i.
+ *   NAME_CURVATURE which operand pairs its second derivative can couple, for the Hessian's
+ *                 sparsity: LINEAR (none: piecewise linear), BILINEAR (x with y only, as x*y),
+ *                 NONLINEAR (all its operands together).
  *   NAME_TAYLOR   fills Taylor coefficients Z[1..d] of the result from the operands' X, Y, W
  *                 (SER(i) for variadic ops), Z[0] = z being set; S0, S1, S2 are scratch series.
  *                 The recurrences are in series.h.
@@ -32,30 +35,35 @@
 #define NEG_PRIMAL     z = -x
 #define NEG_PARTIAL    px = -1.0
 #define NEG_PARTIAL2   pxx = 0.0
+#define NEG_CURVATURE   LINEAR
 #define NEG_TAYLOR     for (int k = 1; k <= d; k++) Z[k] = -X[k]
 
 /* ---- ADD: z = x + y ------------------------------------------------------------------------ */
 #define ADD_PRIMAL     z = x + y
 #define ADD_PARTIAL    px = 1.0; py = 1.0
 #define ADD_PARTIAL2   pxx = 0.0; pxy = 0.0; pyy = 0.0
+#define ADD_CURVATURE   LINEAR
 #define ADD_TAYLOR     for (int k = 1; k <= d; k++) Z[k] = X[k] + Y[k]
 
 /* ---- SUB: z = x - y ------------------------------------------------------------------------ */
 #define SUB_PRIMAL     z = x - y
 #define SUB_PARTIAL    px = 1.0; py = -1.0
 #define SUB_PARTIAL2   pxx = 0.0; pxy = 0.0; pyy = 0.0
+#define SUB_CURVATURE   LINEAR
 #define SUB_TAYLOR     for (int k = 1; k <= d; k++) Z[k] = X[k] - Y[k]
 
 /* ---- MUL: z = x * y ------------------------------------------------------------------------ */
 #define MUL_PRIMAL     z = x * y
 #define MUL_PARTIAL    px = y; py = x
 #define MUL_PARTIAL2   pxx = 0.0; pxy = 1.0; pyy = 0.0
+#define MUL_CURVATURE   BILINEAR
 #define MUL_TAYLOR     ser_mul(Z, X, Y, d)
 
 /* ---- DIV: z = x / y      dz = dx/y - z dy/y ------------------------------------------------ */
 #define DIV_PRIMAL     z = x / y
 #define DIV_PARTIAL    px = 1.0 / y; py = -z / y
 #define DIV_PARTIAL2   pxx = 0.0; pxy = -1.0 / (y * y); pyy = 2.0 * z / (y * y)
+#define DIV_CURVATURE   NONLINEAR
 #define DIV_TAYLOR     ser_div(Z, X, Y, d)
 
 /* ---- POW: z = x ** y     dz = y x^(y-1) dx + z log(x) dy ------------------------------------
@@ -67,6 +75,7 @@
 #define POW_PARTIAL2   pxx = (y == 0.0 || y == 1.0) ? 0.0 : y * (y - 1.0) * pow(x, y - 2.0); \
                        pxy = x > 0.0 ? pow(x, y - 1.0) * (1.0 + y * log(x)) : (x == 0.0 ? 0.0 : NAN); \
                        pyy = x > 0.0 ? z * log(x) * log(x) : (x == 0.0 ? 0.0 : NAN)
+#define POW_CURVATURE   NONLINEAR
 #define POW_TAYLOR     if (ser_constant(Y, d)) ser_powr(Z, X, y, d, S0, S1);   /* x ** c */ \
                        else if (x == 0.0 && ser_constant(X, d)) {            /* 0 ** y */ \
                            for (int k = 1; k <= d; k++) { Z[k] = 0.0; } } \
@@ -76,18 +85,21 @@
 #define SQUARE_PRIMAL  z = x * x
 #define SQUARE_PARTIAL px = 2.0 * x
 #define SQUARE_PARTIAL2 pxx = 2.0
+#define SQUARE_CURVATURE NONLINEAR
 #define SQUARE_TAYLOR  ser_mul(Z, X, X, d)
 
 /* ---- SQRT: z = sqrt(x)   dz = dx / (2 z)      (+inf at x == 0) ----------------------------- */
 #define SQRT_PRIMAL    z = sqrt(x)
 #define SQRT_PARTIAL   px = 0.5 / z
 #define SQRT_PARTIAL2  pxx = -0.25 / (z * z * z)
+#define SQRT_CURVATURE  NONLINEAR
 #define SQRT_TAYLOR    ser_sqrt(Z, X, d)
 
 /* ---- CBRT: z = cbrt(x)   dz = dx / (3 z^2)    (+inf at x == 0) ----------------------------- */
 #define CBRT_PRIMAL    z = cbrt(x)
 #define CBRT_PARTIAL   px = 1.0 / (3.0 * z * z)
 #define CBRT_PARTIAL2  pxx = -2.0 / (9.0 * z * z * z * z * z)
+#define CBRT_CURVATURE  NONLINEAR
 #define CBRT_TAYLOR    if (x < 0.0) {                            /* cbrt(x) = -cbrt(-x) */ \
                            for (int k = 0; k <= d; k++) { S2[k] = -X[k]; } Z[0] = -Z[0]; \
                            ser_powr(Z, S2, 1.0 / 3.0, d, S0, S1); \
@@ -98,60 +110,70 @@
 #define EXP_PRIMAL     z = exp(x)
 #define EXP_PARTIAL    px = z
 #define EXP_PARTIAL2   pxx = z
+#define EXP_CURVATURE   NONLINEAR
 #define EXP_TAYLOR     ser_exp(Z, X, d)
 
 /* ---- EXPM1: z = expm1(x) dz = (z + 1) dx --------------------------------------------------- */
 #define EXPM1_PRIMAL   z = expm1(x)
 #define EXPM1_PARTIAL  px = z + 1.0
 #define EXPM1_PARTIAL2 pxx = z + 1.0
+#define EXPM1_CURVATURE NONLINEAR
 #define EXPM1_TAYLOR   S0[0] = z + 1.0; ser_exp(S0, X, d); for (int k = 1; k <= d; k++) { Z[k] = S0[k]; }
 
 /* ---- LOG: z = log(x)     dz = dx / x ------------------------------------------------------- */
 #define LOG_PRIMAL     z = log(x)
 #define LOG_PARTIAL    px = 1.0 / x
 #define LOG_PARTIAL2   pxx = -1.0 / (x * x)
+#define LOG_CURVATURE   NONLINEAR
 #define LOG_TAYLOR     ser_quot_int(Z, X, X, d)
 
 /* ---- LOG1P: z = log1p(x) dz = dx / (1 + x) ------------------------------------------------- */
 #define LOG1P_PRIMAL   z = log1p(x)
 #define LOG1P_PARTIAL  px = 1.0 / (1.0 + x)
 #define LOG1P_PARTIAL2 pxx = -1.0 / ((1.0 + x) * (1.0 + x))
+#define LOG1P_CURVATURE NONLINEAR
 #define LOG1P_TAYLOR   for (int k = 0; k <= d; k++) { S0[k] = X[k] + (k == 0); } ser_quot_int(Z, X, S0, d)
 
 /* ---- LOG2: z = log2(x)   dz = dx / (x ln 2) ------------------------------------------------ */
 #define LOG2_PRIMAL    z = log2(x)
 #define LOG2_PARTIAL   px = 1.0 / (x * TP_LN2)
 #define LOG2_PARTIAL2  pxx = -1.0 / (x * x * TP_LN2)
+#define LOG2_CURVATURE  NONLINEAR
 #define LOG2_TAYLOR    S0[0] = log(x); ser_quot_int(S0, X, X, d); for (int k = 1; k <= d; k++) Z[k] = S0[k] / TP_LN2
 
 /* ---- LOG10: z = log10(x) dz = dx / (x ln 10) ----------------------------------------------- */
 #define LOG10_PRIMAL   z = log10(x)
 #define LOG10_PARTIAL  px = 1.0 / (x * TP_LN10)
 #define LOG10_PARTIAL2 pxx = -1.0 / (x * x * TP_LN10)
+#define LOG10_CURVATURE NONLINEAR
 #define LOG10_TAYLOR   S0[0] = log(x); ser_quot_int(S0, X, X, d); for (int k = 1; k <= d; k++) Z[k] = S0[k] / TP_LN10
 
 /* ---- SIN: z = sin(x)     dz = cos(x) dx ---------------------------------------------------- */
 #define SIN_PRIMAL     z = sin(x)
 #define SIN_PARTIAL    px = cos(x)
 #define SIN_PARTIAL2   pxx = -z
+#define SIN_CURVATURE   NONLINEAR
 #define SIN_TAYLOR     S0[0] = cos(x); ser_sincos(Z, S0, X, d, -1.0)
 
 /* ---- COS: z = cos(x)     dz = -sin(x) dx --------------------------------------------------- */
 #define COS_PRIMAL     z = cos(x)
 #define COS_PARTIAL    px = -sin(x)
 #define COS_PARTIAL2   pxx = -z
+#define COS_CURVATURE   NONLINEAR
 #define COS_TAYLOR     S0[0] = sin(x); ser_sincos(S0, Z, X, d, -1.0)
 
 /* ---- TAN: z = tan(x)     dz = (1 + z^2) dx ------------------------------------------------- */
 #define TAN_PRIMAL     z = tan(x)
 #define TAN_PARTIAL    px = 1.0 + z * z
 #define TAN_PARTIAL2   pxx = 2.0 * z * (1.0 + z * z)
+#define TAN_CURVATURE   NONLINEAR
 #define TAN_TAYLOR     ser_tan(Z, S0, X, d, 1.0)
 
 /* ---- ASIN: z = asin(x)   dz = dx / sqrt(1 - x^2) ------------------------------------------- */
 #define ASIN_PRIMAL    z = asin(x)
 #define ASIN_PARTIAL   px = 1.0 / sqrt((1.0 - x) * (1.0 + x))
 #define ASIN_PARTIAL2  pxx = x * px * px * px
+#define ASIN_CURVATURE  NONLINEAR
 #define ASIN_TAYLOR    S0[0] = (1.0 - x) * (1.0 + x); ser_square_plus(S0, X, d, -1.0);   /* 1 - x^2 */ \
                        S1[0] = sqrt(S0[0]); ser_sqrt(S1, S0, d); ser_quot_int(Z, X, S1, d)
 
@@ -159,6 +181,7 @@
 #define ACOS_PRIMAL    z = acos(x)
 #define ACOS_PARTIAL   px = -1.0 / sqrt((1.0 - x) * (1.0 + x))
 #define ACOS_PARTIAL2  pxx = x * px * px * px
+#define ACOS_CURVATURE  NONLINEAR
 #define ACOS_TAYLOR    S0[0] = (1.0 - x) * (1.0 + x); ser_square_plus(S0, X, d, -1.0);   /* 1 - x^2 */ \
                        S1[0] = sqrt(S0[0]); ser_sqrt(S1, S0, d); \
                        for (int k = 0; k <= d; k++) { S2[k] = -X[k]; } ser_quot_int(Z, S2, S1, d)
@@ -167,30 +190,35 @@
 #define ATAN_PRIMAL    z = atan(x)
 #define ATAN_PARTIAL   px = 1.0 / (1.0 + x * x)
 #define ATAN_PARTIAL2  pxx = -2.0 * x * px * px
+#define ATAN_CURVATURE  NONLINEAR
 #define ATAN_TAYLOR    S0[0] = 1.0 + x * x; ser_square_plus(S0, X, d, 1.0); ser_quot_int(Z, X, S0, d)
 
 /* ---- SINH: z = sinh(x)   dz = cosh(x) dx --------------------------------------------------- */
 #define SINH_PRIMAL    z = sinh(x)
 #define SINH_PARTIAL   px = cosh(x)
 #define SINH_PARTIAL2  pxx = z
+#define SINH_CURVATURE  NONLINEAR
 #define SINH_TAYLOR    S0[0] = cosh(x); ser_sincos(Z, S0, X, d, 1.0)
 
 /* ---- COSH: z = cosh(x)   dz = sinh(x) dx --------------------------------------------------- */
 #define COSH_PRIMAL    z = cosh(x)
 #define COSH_PARTIAL   px = sinh(x)
 #define COSH_PARTIAL2  pxx = z
+#define COSH_CURVATURE  NONLINEAR
 #define COSH_TAYLOR    S0[0] = sinh(x); ser_sincos(S0, Z, X, d, 1.0)
 
 /* ---- TANH: z = tanh(x)   dz = (1 - z^2) dx ------------------------------------------------- */
 #define TANH_PRIMAL    z = tanh(x)
 #define TANH_PARTIAL   px = (1.0 - z) * (1.0 + z)
 #define TANH_PARTIAL2  pxx = -2.0 * z * px
+#define TANH_CURVATURE  NONLINEAR
 #define TANH_TAYLOR    ser_tan(Z, S0, X, d, -1.0)
 
 /* ---- ASINH: z = asinh(x) dz = dx / sqrt(x^2 + 1) ------------------------------------------- */
 #define ASINH_PRIMAL   z = asinh(x)
 #define ASINH_PARTIAL  px = 1.0 / hypot(x, 1.0)
 #define ASINH_PARTIAL2 pxx = -x * px * px * px
+#define ASINH_CURVATURE NONLINEAR
 #define ASINH_TAYLOR   S0[0] = 1.0 + x * x; ser_square_plus(S0, X, d, 1.0);            /* 1 + x^2 */ \
                        S1[0] = hypot(x, 1.0); ser_sqrt(S1, S0, d); ser_quot_int(Z, X, S1, d)
 
@@ -198,6 +226,7 @@
 #define ACOSH_PRIMAL   z = acosh(x)
 #define ACOSH_PARTIAL  px = 1.0 / (sqrt(x - 1.0) * sqrt(x + 1.0))
 #define ACOSH_PARTIAL2 pxx = -x * px * px * px
+#define ACOSH_CURVATURE NONLINEAR
 #define ACOSH_TAYLOR   S0[0] = (x - 1.0) * (x + 1.0); ser_square_plus(S0, X, d, 1.0);   /* x^2 - 1 */ \
                        S1[0] = sqrt(S0[0]); ser_sqrt(S1, S0, d); ser_quot_int(Z, X, S1, d)
 
@@ -205,6 +234,7 @@
 #define ATANH_PRIMAL   z = atanh(x)
 #define ATANH_PARTIAL  px = 1.0 / ((1.0 - x) * (1.0 + x))
 #define ATANH_PARTIAL2 pxx = 2.0 * x * px * px
+#define ATANH_CURVATURE NONLINEAR
 #define ATANH_TAYLOR   S0[0] = (1.0 - x) * (1.0 + x); ser_square_plus(S0, X, d, -1.0); ser_quot_int(Z, X, S0, d)
 
 /* ---- ATAN2: z = atan2(x, y)   dz = (y dx - x dy) / (x^2 + y^2)    (0 at x == y == 0) -------- */
@@ -215,6 +245,7 @@
                          pxx = r2_ > 0.0 ? -2.0 * x * y / r4_ : 0.0; \
                          pxy = r2_ > 0.0 ? (x * x - y * y) / r4_ : 0.0; \
                          pyy = r2_ > 0.0 ? 2.0 * x * y / r4_ : 0.0; }
+#define ATAN2_CURVATURE NONLINEAR
 #define ATAN2_TAYLOR   if (x == 0.0 && y == 0.0) { for (int k = 1; k <= d; k++) Z[k] = 0.0; } \
                        else if (d > 0) {   /* z' = (y x' - x y') / (x^2 + y^2) */ \
                        S0[0] = x * x + y * y; ser_mul(S0, X, X, d); \
@@ -232,6 +263,7 @@
 #define HYPOT_PARTIAL  px = z > 0.0 ? x / z : 0.0; py = z > 0.0 ? y / z : 0.0
 #define HYPOT_PARTIAL2 { double z3_ = z * z * z; pxx = z > 0.0 ? y * y / z3_ : 0.0; \
                          pxy = z > 0.0 ? -x * y / z3_ : 0.0; pyy = z > 0.0 ? x * x / z3_ : 0.0; }
+#define HYPOT_CURVATURE NONLINEAR
 #define HYPOT_TAYLOR   if (x == 0.0 && y == 0.0) { for (int k = 1; k <= d; k++) Z[k] = 0.0; } \
                        else { S0[0] = x * x + y * y; ser_mul(S0, X, X, d); \
                        for (int k = 1; k <= d; k++) { double s_ = 0.0; \
@@ -242,6 +274,7 @@
 #define ERF_PRIMAL     z = erf(x)
 #define ERF_PARTIAL    px = TP_2_SQRTPI * exp(-x * x)
 #define ERF_PARTIAL2   pxx = -2.0 * x * px
+#define ERF_CURVATURE   NONLINEAR
 #define ERF_TAYLOR     S0[0] = -x * x; ser_square_plus(S0, X, d, -1.0);                 /* -x^2 */ \
                        S1[0] = exp(S0[0]); ser_exp(S1, S0, d); \
                        for (int k = 0; k <= d; k++) { S1[k] *= TP_2_SQRTPI; } ser_scale_int(Z, X, S1, d)
@@ -250,6 +283,7 @@
 #define ABS_PRIMAL     z = fabs(x)
 #define ABS_PARTIAL    px = x > 0.0 ? 1.0 : (x < 0.0 ? -1.0 : (x == 0.0 ? 0.0 : NAN))
 #define ABS_PARTIAL2   pxx = 0.0
+#define ABS_CURVATURE   LINEAR
 #define ABS_TAYLOR     { double s_ = x > 0.0 ? 1.0 : (x < 0.0 ? -1.0 : (x == 0.0 ? 0.0 : NAN)); \
                          for (int k = 1; k <= d; k++) Z[k] = s_ * X[k]; }
 
@@ -257,12 +291,14 @@
 #define SIGN_PRIMAL    z = x > 0.0 ? 1.0 : (x < 0.0 ? -1.0 : (x == 0.0 ? 0.0 : x))
 #define SIGN_PARTIAL   px = 0.0
 #define SIGN_PARTIAL2  pxx = 0.0
+#define SIGN_CURVATURE  LINEAR
 #define SIGN_TAYLOR    for (int k = 1; k <= d; k++) Z[k] = 0.0
 
 /* ---- MAX: z = maximum(x, y)   NaN propagates; a tie splits the derivative 1/2, 1/2 ---------- */
 #define MAX_PRIMAL     z = (x > y || x != x) ? x : y
 #define MAX_PARTIAL    px = x > y ? 1.0 : (x < y ? 0.0 : 0.5); py = 1.0 - px
 #define MAX_PARTIAL2   pxx = 0.0; pxy = 0.0; pyy = 0.0
+#define MAX_CURVATURE   LINEAR
 #define MAX_TAYLOR     { double s_ = x > y ? 1.0 : (x < y ? 0.0 : 0.5); \
                          for (int k = 1; k <= d; k++) Z[k] = s_ * X[k] + (1.0 - s_) * Y[k]; }
 
@@ -270,6 +306,7 @@
 #define MIN_PRIMAL     z = (x < y || x != x) ? x : y
 #define MIN_PARTIAL    px = x < y ? 1.0 : (x > y ? 0.0 : 0.5); py = 1.0 - px
 #define MIN_PARTIAL2   pxx = 0.0; pxy = 0.0; pyy = 0.0
+#define MIN_CURVATURE   LINEAR
 #define MIN_TAYLOR     { double s_ = x < y ? 1.0 : (x > y ? 0.0 : 0.5); \
                          for (int k = 1; k <= d; k++) Z[k] = s_ * X[k] + (1.0 - s_) * Y[k]; }
 
@@ -278,6 +315,7 @@
 #define WHERE_PRIMAL   z = (x != 0.0) ? y : w
 #define WHERE_PARTIAL  px = 0.0; py = (x != 0.0) ? 1.0 : 0.0; pw = 1.0 - py
 #define WHERE_PARTIAL2 pxx = 0.0; pxy = 0.0; pyy = 0.0; pxw = 0.0; pyw = 0.0; pww = 0.0
+#define WHERE_CURVATURE LINEAR
 #define WHERE_TAYLOR   for (int k = 1; k <= d; k++) Z[k] = (x != 0.0) ? Y[k] : W[k]
 #define WHERE_TANGENT  { const int32_t is_ = (x != 0.0) ? iy : iw; \
                          for (int j = 0; j < K; j++) TAN(iz, j) = TAN(is_, j); }
@@ -288,12 +326,14 @@
 #define SUM_PRIMAL     { z = 0.0; for (int32_t i = 0; i < n; i++) z += VAL(i); }
 #define SUM_PARTIAL    pi = 1.0
 #define SUM_DPARTIAL   dpi = 0.0
+#define SUM_CURVATURE   LINEAR
 #define SUM_TAYLOR     for (int k = 1; k <= d; k++) { Z[k] = 0.0; for (int32_t i = 0; i < n; i++) Z[k] += SER(i)[k]; }
 
 /* ---- DOT: z = x_1*x_2 + x_3*x_4 + ...    (n even; dz/dx_i = its pair partner) -------------- */
 #define DOT_PRIMAL     { z = 0.0; for (int32_t i = 0; i < n; i += 2) z += VAL(i) * VAL(i + 1); }
 #define DOT_PARTIAL    pi = VAL(i ^ 1)
 #define DOT_DPARTIAL   dpi = TVAL(i ^ 1)
+#define DOT_CURVATURE   BILINEAR
 #define DOT_TAYLOR     for (int k = 1; k <= d; k++) { double s_ = 0.0; \
                            for (int32_t i = 0; i < n; i += 2) for (int j = 0; j <= k; j++) \
                                s_ += SER(i)[j] * SER(i + 1)[k - j]; \
@@ -310,6 +350,12 @@
 #define GUARD_PARTIAL  px = 0.0; py = 0.0; pw = 0.0
 #define GUARD_PARTIAL2 pxx = 0.0; pxy = 0.0; pyy = 0.0; pxw = 0.0; pyw = 0.0; pww = 0.0
 #define GUARD_TAYLOR   for (int k = 1; k <= d; k++) { Z[k] = 0.0; }
+#define LT_CURVATURE LINEAR
+#define LE_CURVATURE LINEAR
+#define GT_CURVATURE LINEAR
+#define GE_CURVATURE LINEAR
+#define EQ_CURVATURE LINEAR
+#define NE_CURVATURE LINEAR
 #define LT_PARTIAL GUARD_PARTIAL
 #define LE_PARTIAL GUARD_PARTIAL
 #define GT_PARTIAL GUARD_PARTIAL
@@ -332,6 +378,8 @@
 #define CALL_PARTIAL   pi = NAN                     /* (shown by traces: not known locally) */
 #define OUT_PARTIAL    px = NAN; py = NAN
 #define CALL_TAYLOR    return TP_ENORULE
+#define CALL_CURVATURE NONLINEAR
+#define OUT_CURVATURE  NONLINEAR
 #define OUT_TAYLOR     return TP_ENORULE
 
 #endif

@@ -22,6 +22,20 @@
 #undef K
 #undef SUFFIX
 #undef DISPATCH_THREADED
+#define K 4
+#define SUFFIX _k4
+#define DISPATCH_THREADED THREADED
+#include "sweep_body.h"
+#undef K
+#undef SUFFIX
+#undef DISPATCH_THREADED
+#define K 8
+#define SUFFIX _k8
+#define DISPATCH_THREADED THREADED
+#include "sweep_body.h"
+#undef K
+#undef SUFFIX
+#undef DISPATCH_THREADED
 #define K k
 #define SUFFIX _kn
 #define DISPATCH_THREADED 0
@@ -112,10 +126,16 @@ int tp_primal_at(tp_tape *t, const double *x, work_t *w, double **V)
 
 int tp_tangent_sweep(const tp_tape *t, const double *V, double *T, int64_t k, work_t *w)
 {
-    return k == 1 ? tangent_k1(t, V, T, 1, w) : tangent_kn(t, V, T, k, w);
+    switch (k) {
+    case 1: return tangent_k1(t, V, T, 1, w);
+    case 4: return tangent_k4(t, V, T, 4, w);
+    case 8: return tangent_k8(t, V, T, 8, w);
+    default: return tangent_kn(t, V, T, k, w);
+    }
 }
 
-/* Adjoints of operations nops-1 .. 0 (a prefix of the tape when nops < n_ops). */
+/* Adjoints of operations nops-1 .. 0 (a prefix of the tape when nops < n_ops). The caller
+ * counts the visits (k may include padding directions). */
 int tp_adjoint_sweep(tp_tape *t, const double *V, double *A, int64_t k, int64_t nops, work_t *w)
 {
     const int32_t *end = t->args + t->n_args;
@@ -127,8 +147,12 @@ int tp_adjoint_sweep(tp_tape *t, const double *V, double *A, int64_t k, int64_t 
         }
         end = p;
     }
-    tp_count(t, 2, nops * k);
-    return k == 1 ? adjoint_k1(t, V, A, 1, nops, end, w) : adjoint_kn(t, V, A, k, nops, end, w);
+    switch (k) {
+    case 1: return adjoint_k1(t, V, A, 1, nops, end, w);
+    case 4: return adjoint_k4(t, V, A, 4, nops, end, w);
+    case 8: return adjoint_k8(t, V, A, 8, nops, end, w);
+    default: return adjoint_kn(t, V, A, k, nops, end, w);
+    }
 }
 
 /* ---- entry points --------------------------------------------------------------------------- */
@@ -155,19 +179,21 @@ int tp_jvp(tp_tape *t, const double *x, int64_t k, const double *xdot, double *y
     if ((rc = tp_primal_at(t, x, &w, &V)) < 0) goto done;
     tp_read_outputs(t, V, y);
     int64_t kb = tp_block(t, k, 1), m = t->n_inputs;
-    if (!(tbase = work_buf(&w, W_DIRS, (t->n_consts + tp_nvars(t)) * kb))) {
+    if (!(tbase = work_buf(&w, W_DIRS, (t->n_consts + tp_nvars(t)) * tp_padded(kb)))) {
         rc = TP_ENOMEM;
         goto done;
     }
     for (int64_t j0 = 0; j0 < k && rc >= 0; j0 += kb) {
-        int64_t nb = k - j0 < kb ? k - j0 : kb;
-        memset(tbase, 0, (size_t)(t->n_consts * nb) * sizeof(double));
-        double *T = tbase + t->n_consts * nb;
-        for (int64_t i = 0; i < m; i++)
-            memcpy(T + i * nb, xdot + i * k + j0, (size_t)nb * sizeof(double));
-        if ((rc = tp_tangent_sweep(t, V, T, nb, &w)) < 0) break;
+        int64_t nb = k - j0 < kb ? k - j0 : kb, ks = tp_padded(nb);
+        memset(tbase, 0, (size_t)(t->n_consts * ks) * sizeof(double));
+        double *T = tbase + t->n_consts * ks;
+        for (int64_t i = 0; i < m; i++) {
+            memcpy(T + i * ks, xdot + i * k + j0, (size_t)nb * sizeof(double));
+            for (int64_t j = nb; j < ks; j++) T[i * ks + j] = 0.0;
+        }
+        if ((rc = tp_tangent_sweep(t, V, T, ks, &w)) < 0) break;
         for (int64_t o = 0; o < t->n_outputs; o++)
-            memcpy(ydot + o * k + j0, T + (int64_t)t->outputs[o] * nb, (size_t)nb * sizeof(double));
+            memcpy(ydot + o * k + j0, T + (int64_t)t->outputs[o] * ks, (size_t)nb * sizeof(double));
         tp_count(t, 1, t->n_ops * nb);
     }
 done:
@@ -186,20 +212,21 @@ int tp_vjp(tp_tape *t, const double *x, int64_t k, const double *ybar, double *y
     if ((rc = tp_primal_at(t, x, &w, &V)) < 0) goto done;
     tp_read_outputs(t, V, y);
     int64_t kb = tp_block(t, k, 1), m = t->n_inputs;
-    if (!(abase = work_buf(&w, W_DIRS, (t->n_consts + tp_nvars(t)) * kb))) {
+    if (!(abase = work_buf(&w, W_DIRS, (t->n_consts + tp_nvars(t)) * tp_padded(kb)))) {
         rc = TP_ENOMEM;
         goto done;
     }
     for (int64_t j0 = 0; j0 < k; j0 += kb) {
-        int64_t nb = k - j0 < kb ? k - j0 : kb;
-        memset(abase, 0, (size_t)((t->n_consts + tp_nvars(t)) * nb) * sizeof(double));
-        double *A = abase + t->n_consts * nb;
+        int64_t nb = k - j0 < kb ? k - j0 : kb, ks = tp_padded(nb);
+        memset(abase, 0, (size_t)((t->n_consts + tp_nvars(t)) * ks) * sizeof(double));
+        double *A = abase + t->n_consts * ks;
         for (int64_t o = 0; o < t->n_outputs; o++)
             for (int64_t j = 0; j < nb; j++)
-                A[(int64_t)t->outputs[o] * nb + j] += ybar[o * k + j0 + j];
-        if ((rc = tp_adjoint_sweep(t, V, A, nb, t->n_ops, &w)) < 0) break;
+                A[(int64_t)t->outputs[o] * ks + j] += ybar[o * k + j0 + j];
+        if ((rc = tp_adjoint_sweep(t, V, A, ks, t->n_ops, &w)) < 0) break;
+        tp_count(t, 2, t->n_ops * nb);
         for (int64_t i = 0; i < m; i++)
-            memcpy(xbar + i * k + j0, A + i * nb, (size_t)nb * sizeof(double));
+            memcpy(xbar + i * k + j0, A + i * ks, (size_t)nb * sizeof(double));
     }
 done:
     work_end(&w);
@@ -227,6 +254,7 @@ int tp_backward(tp_tape *t, int64_t root, double seed, double *adj)
         A[root] = seed;
         if ((rc = tp_adjoint_sweep(t, V, A, 1, nops, &w)) >= 0)
             memcpy(adj, A, (size_t)(root + 1) * sizeof(double));
+        tp_count(t, 2, nops);
     } else rc = TP_ENOMEM;
     work_end(&w);
     return rc;

@@ -22,6 +22,13 @@ static inline int64_t tp_block(const tp_tape *t, int64_t k, int buffers)
     return kb < 1 ? 1 : (kb < k ? kb : k);
 }
 
+/* Directions actually carried for nb: 2-4 and 5-8 are padded with zero directions to the
+ * sweeps compiled for K = 4 and 8 (fixed-length loops the compiler vectorises). */
+static inline int64_t tp_padded(int64_t nb)
+{
+    return nb == 1 ? 1 : nb <= 4 ? 4 : nb <= 8 ? 8 : nb;
+}
+
 static inline void tp_read_outputs(const tp_tape *t, const double *V, double *y)
 {
     if (y) for (int64_t i = 0; i < t->n_outputs; i++) y[i] = V[t->outputs[i]];

@@ -24,6 +24,14 @@ const char *const tp_op_formula[] = {
 #include "ops.def"
 };
 #undef OP
+#define LINEAR 0
+#define BILINEAR 1
+#define NONLINEAR 2
+#define OP(NAME, ARITY, RULE, FORMULA) NAME##_CURVATURE,
+const int tp_op_curvature[] = {
+#include "ops.def"
+};
+#undef OP
 const int tp_n_opcodes = TP_N_OPCODES;
 
 #define MAX_VARS   ((int64_t)INT32_MAX)       /* variable indices are int32 */

@@ -27,6 +27,7 @@ extern const int tp_n_opcodes;
 extern const char *const tp_op_name[];
 extern const int tp_op_arity[];            /* -1: variadic */
 extern const char *const tp_op_formula[];
+extern const int tp_op_curvature[];        /* 0 linear, 1 bilinear, 2 nonlinear: Hessian sparsity */
 
 /* lifetime and recording */
 tp_tape *tp_new(void);

@@ -26,7 +26,7 @@ def _buf(a, ctype="double[]"):
 
 
 def listing(tape):
-    """(steps, constants, outputs) of a tape: its Wengert list in order."""
+    """(steps, constants, outputs) of a tape (or a recording): its Wengert list in order."""
     p = tape._p
     n_ops, n_args = lib.tp_n_ops(p), lib.tp_n_args(p)
     ops = np.empty(n_ops, dtype=np.uint8)
@@ -35,7 +35,8 @@ def listing(tape):
     outputs = np.empty(lib.tp_n_outputs(p), dtype=np.int32)
     check(lib.tp_export(p, _buf(ops, "uint8_t[]"), _buf(args, "int32_t[]"), _buf(consts),
                         _buf(outputs, "int32_t[]")))
-    steps, at, m = [], 0, tape.n_inputs
+    steps, at = [], 0
+    m = lib.tp_n_inputs(p)
     for k, code in enumerate(ops.tolist()):
         op = Op(code)
         arity = OP_ARITY[op]

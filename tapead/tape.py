@@ -12,6 +12,7 @@ import numpy as np
 from . import _fast
 from ._core import OP_FORMULA, Flip as _Flip, Op, check, ffi, lib
 from .errors import BranchChanged, TapeError
+from .sparsity import hessian_colouring
 from .var import Var, _make, _number
 
 _state = threading.local()
@@ -29,7 +30,7 @@ class _Recording:
     a re-recording (safe replay) replaced it on the Tape while other threads still sweep it.
     """
     __slots__ = ("_p", "_addr", "tape", "pieces", "sizes", "m", "out_shape", "n_out", "fast",
-                 "grads", "guards", "sites", "unguarded", "__weakref__")
+                 "grads", "guards", "sites", "unguarded", "colouring", "__weakref__")
 
     def __init__(self, tape):
         p = lib.tp_new()
@@ -48,6 +49,7 @@ class _Recording:
         self.guards = []           # variable index of each comparison, in order
         self.sites = {}            # variable index of a comparison -> (file, line, code, lasti)
         self.unguarded = set()     # comparisons ad.where took over (no longer guards)
+        self.colouring = False     # the Hessian's column colouring (sparsity.py), once asked
 
     def owner(self):
         """The Tape of this recording. Vars keep their recording alive, not the Tape (no
@@ -177,6 +179,12 @@ class _Recording:
     def directions(self, v):
         """Flat (m, k) tangent directions from v shaped like x, or like x plus a trailing k."""
         pieces = self.pieces
+        if len(pieces) == 1:                      # the common case, kept short
+            a = _as_float_array(v, "v")
+            if a.shape == pieces[0]:
+                return np.ascontiguousarray(a).reshape(-1, 1), 1, False
+            if a.ndim == len(pieces[0]) + 1 and a.shape[:-1] == pieces[0] and a.shape[-1] >= 1:
+                return np.ascontiguousarray(a).reshape(-1, a.shape[-1]), a.shape[-1], True
         vs = [v] if len(pieces) == 1 else v
         if len(pieces) != 1 and (not isinstance(v, (tuple, list)) or len(v) != len(pieces)):
             raise ValueError(f"expected v as a sequence of {len(pieces)} pieces shaped like x")
@@ -204,7 +212,7 @@ class _Recording:
             if self.n_out != 1:
                 raise ValueError(f"{what} of a tape with {self.n_out} outputs needs weights w "
                                  f"shaped like y {self.out_shape} (the Hessian of w·y)")
-            return np.ones(1)
+            return _ONES
         a = _as_float_array(w, "w")
         if a.shape != self.out_shape:
             raise ValueError(f"expected w of shape {self.out_shape} (like y), got shape "
@@ -535,13 +543,26 @@ class Tape:
     @_replay
     def hessian(self, rec, x=None, w=None):
         """Hessian at x, shaped x.shape + x.shape (nested tuples over inputs given in pieces):
-        the m Hessian-vector directions carried in one vector-mode sweep, then symmetrised so
-        that H == H.T to the last bit. For vector outputs, the Hessian of w·y."""
+        Hessian-vector directions carried in one vector-mode sweep — one per colour of the
+        Hessian's sparsity pattern when that is fewer than the m inputs (found once per
+        recording), else m — then symmetrised so that H == H.T to the last bit. For vector
+        outputs, the Hessian of w·y."""
         wf = rec.weights(w, "tape.hessian")
         xf = rec.x_flat(x)
         m = rec.m
+        if rec.colouring is False:
+            rec.colouring = hessian_colouring(rec)
         H = np.zeros((m, m))
-        if m:
+        if rec.colouring is not None and rec.colouring[1] < m:
+            # compressed: one direction per colour; entry (r, c) is read back from row r of
+            # c's colour, and the mean with (c, r) makes H symmetric to the last bit
+            seeds, p, rows, cols, at_r, at_c = rec.colouring[4:] if len(rec.colouring) > 4 \
+                else _compressed(rec)
+            B = np.empty((m, p))
+            check(lib.tp_hvp(rec._p, _buf(xf), _buf(wf), p, _buf(seeds), ffi.NULL, ffi.NULL,
+                             _buf(B)), "hessian")
+            H[rows, cols] = (B[rows, at_c] + B[cols, at_r]) * 0.5
+        elif m:
             check(lib.tp_hvp(rec._p, _buf(xf), _buf(wf), m, _buf(np.eye(m)), ffi.NULL,
                              ffi.NULL, _buf(H)), "hessian")
             H = (H + H.T) * 0.5
@@ -552,10 +573,24 @@ class Tape:
 
 
 _ONE = ffi.new("double[1]", [1.0])
+_ONES = np.ones(1)
+_ONES.flags.writeable = False
+
+
+def _compressed(rec):
+    """Seeds and index arrays of the compressed Hessian, kept with the recording's colouring."""
+    colours, p, rows, cols = rec.colouring[:4]
+    seeds = np.zeros((rec.m, p))
+    seeds[np.arange(rec.m), colours] = 1.0
+    extra = (seeds, p, rows, cols, colours[rows], colours[cols])
+    rec.colouring = rec.colouring[:4] + extra
+    return extra
 
 
 def _block(H, pieces, i, j):
     """Block (i, j) of a Hessian over inputs given in pieces, shaped pieces[i] + pieces[j]."""
+    if len(pieces) == 1 and len(pieces[0]) == 1:
+        return H
     sizes = [int(np.prod(s, dtype=np.int64)) for s in pieces]
     starts = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
     b = H[starts[i]:starts[i + 1], starts[j]:starts[j + 1]].reshape(pieces[i] + pieces[j])

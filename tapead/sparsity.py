@@ -1,0 +1,72 @@
+"""The Hessian's sparsity, from the tape's structure alone, and a colouring of its columns, so
+that tape.hessian carries one direction per colour instead of one per input (the compressed
+Hessian of Curtis-Powell-Reid / Coleman-Moré, as CppAD's sparse_hessian).
+
+Which inputs each variable depends on is propagated forward as bit sets; an operation whose
+second derivative can couple its operands (tp_op_curvature, from each op's rules) adds those
+pairs to the pattern. The pattern holds for every point the tape is valid at (its guards)."""
+import numpy as np
+
+from ._core import OP_CURVATURE
+from .program import listing
+
+MAX_WORK = 20_000_000          # bit operations; beyond that a dense Hessian is as cheap
+
+
+def hessian_colouring(rec):
+    """(colour of each input, number of colours, rows, cols) of the nonzeros, or None when the
+    analysis would cost more than it saves."""
+    m = rec.m
+    steps, _, _ = listing(rec)
+    if m < 3 or len(steps) * max(1, m // 64) > MAX_WORK:
+        return None
+    dep = [1 << i for i in range(m)] + [0] * len(steps)
+    rows = [0] * m                               # rows[i]: the columns j with H[i, j] != 0
+    work = 0
+
+    def couple(a, b):                            # H[i, j] != 0 for i in a, j in b (both ways)
+        nonlocal work
+        for s, t in ((a, b), (b, a)):
+            for i in _bits(s):
+                rows[i] |= t
+                work += 1
+            if a == b:
+                break
+    for st in steps:
+        sets = [dep[o] if o >= 0 else 0 for o in st.operands]
+        z = 0
+        for s in sets:
+            z |= s
+        dep[st.index] = z
+        curvature = OP_CURVATURE[st.op]
+        if curvature == 2 and z:
+            couple(z, z)
+        elif curvature == 1:                     # x*y, and the pairs of a dot product
+            for a, b in zip(sets[0::2], sets[1::2]):
+                if a and b:
+                    couple(a, b)
+        if work > MAX_WORK:
+            return None
+    colours = np.full(m, -1, dtype=np.int64)
+    for i in range(m):                           # greedy distance-2 colouring
+        taken = set()
+        for r in _bits(rows[i]):
+            for j in _bits(rows[r]):
+                if colours[j] >= 0:
+                    taken.add(int(colours[j]))
+        c = 0
+        while c in taken:
+            c += 1
+        colours[i] = c
+    r_idx = [r for r in range(m) for _ in _bits(rows[r])]
+    c_idx = [c for r in range(m) for c in _bits(rows[r])]
+    return colours, int(colours.max()) + 1, np.array(r_idx, dtype=np.int64), \
+        np.array(c_idx, dtype=np.int64)
+
+
+def _bits(s):
+    """Positions of the set bits of s, low to high."""
+    while s:
+        low = s & -s
+        yield low.bit_length() - 1
+        s ^= low
