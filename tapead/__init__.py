@@ -18,3 +18,10 @@ from .checking import check_grads, finite_diff
 from .primitive import Primitive, primitive
 
 __version__ = "0.1.0"
+
+__all__ = ["Var", "Tape", "record", "TapeError", "BranchChanged", "grad", "jacobian", "jacfwd",
+           "jacrev", "jvp", "vjp", "hessian", "hvp", "finite_diff", "check_grads", "where",
+           "primitive", "Primitive", "sum", "dot",
+           "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh", "asinh", "acosh",
+           "atanh", "exp", "expm1", "log", "log1p", "log2", "log10", "sqrt", "cbrt", "square",
+           "abs", "sign", "hypot", "atan2", "pow", "maximum", "minimum", "erf"]

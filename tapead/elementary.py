@@ -10,8 +10,9 @@ import sys
 
 import numpy as np
 
-from ._core import Op, check, ffi as _ffi, lib
-from .var import UFUNCS, Var, _make, _mixed, _number, rec1 as _rec1, rec2 as _rec2
+from ._core import Op, check, lib
+from ._fast import rec1 as _rec1, rec2 as _rec2
+from .var import UFUNCS, Var, _make, _mixed, _number, operand_codes
 
 
 def _elementwise(fn, *args):
@@ -266,21 +267,8 @@ def _condition_span(code, lasti):
 
 def _record_where(rec, cond_index, x, y):
     """Record z = x if variable cond_index != 0 else y on rec."""
-    args = [cond_index]
-    for a in (x, y):
-        if type(a) is Var:
-            if a._rec is not rec:
-                _mixed()
-            args.append(a.index)
-        else:
-            c = _number(a)
-            if c is None:
-                raise TypeError(f"ad.where expects Vars, real numbers or arrays of them; got "
-                                f"{type(a).__name__}")
-            code = _ffi.new("int32_t *")
-            check(lib.tp_const(rec._p, c, code), "ad.where")
-            args.append(code[0])
-    return _make(rec, lib.tp_rec3(rec._p, _WHERE, *args))
+    return _make(rec, lib.tp_rec3(rec._p, _WHERE, cond_index,
+                                  *operand_codes(rec, (x, y), "ad.where")))
 
 
 def _floats(items, name):
@@ -326,21 +314,7 @@ def dot(a, b):
     if owner is None:
         return float(np.dot(_floats(a, "ad.dot"), _floats(b, "ad.dot")))
     t = owner._rec
-    idx = []
-    for u in a + b:
-        if type(u) is Var:
-            if u._rec is not t:
-                _mixed(owner, u)
-        elif _number(u) is None:
-            raise TypeError(f"ad.dot expects Vars and real numbers; got {type(u).__name__}")
-    for u, v in zip(a, b):
-        for e in (u, v):
-            if type(e) is Var:
-                idx.append(e.index)
-            else:
-                code = _ffi.new("int32_t *")
-                check(lib.tp_const(t._p, _number(e), code))
-                idx.append(code[0])
+    idx = operand_codes(t, [e for pair in zip(a, b) for e in pair], "ad.dot")
     return _make(t, lib.tp_recn(t._p, _DOT, idx, len(idx)))
 
 

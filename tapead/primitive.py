@@ -23,7 +23,7 @@ import threading
 import numpy as np
 
 from ._core import check, ffi, lib
-from .var import Var, _make, _mixed, _number
+from .var import Var, _make, _number, operand_codes
 
 _registry = []                     # id -> (Primitive, takes an array)
 _pending = threading.local()       # the exception a rule raised in this thread's sweep
@@ -62,22 +62,8 @@ class Primitive:
         if owner is None:
             return self.fun(*args)
         rec = owner._rec
-        codes, values = [], []
-        code = ffi.new("int32_t *")
-        for a in items:
-            if type(a) is Var:
-                if a._rec is not rec:
-                    _mixed()
-                codes.append(a.index)
-                values.append(a.value)
-            else:
-                c = _number(a)
-                if c is None:
-                    raise TypeError(f"primitive {self.name} takes Vars and real numbers; got "
-                                    f"{type(a).__name__}")
-                check(lib.tp_const(rec._p, c, code), self.name)
-                codes.append(code[0])
-                values.append(c)
+        codes = operand_codes(rec, items, f"primitive {self.name}")
+        values = [a.value if type(a) is Var else _number(a) for a in items]
         y, scalar = self._outputs(np.array(values, dtype=np.float64), array)
         z = check(lib.tp_rec_call(rec._p, self._id(array), codes, len(codes),
                                   ffi.from_buffer("double[]", y), y.size), self.name)

@@ -6,7 +6,7 @@ import sys
 import numpy as np
 
 from ._core import Op, fail, ffi, lib
-from ._fast import Var, new as new_var, rec1, rec2, setup as _setup
+from ._fast import Var, new as new_var, setup as _setup
 from .errors import TapeError
 
 #: numpy ufunc -> tapead function; filled by tapead.elementary (Var.__array_ufunc__ reads it)
@@ -114,6 +114,28 @@ def _number(x):
     if isinstance(x, (complex, np.complexfloating)):
         raise TypeError("tapead differentiates real functions; got a complex number")
     return None
+
+
+def operand_codes(rec, items, what):
+    """Operand codes on recording rec for items, each a Var of rec (its index) or a real number
+    (a constant of the pool); TypeError naming `what` for anything else."""
+    codes, code = [], None
+    for a in items:
+        if type(a) is Var:
+            if a._rec is not rec:
+                _mixed()
+            codes.append(a.index)
+            continue
+        c = _number(a)
+        if c is None:
+            raise TypeError(f"{what} expects Vars and real numbers; got {type(a).__name__}")
+        if code is None:
+            code = ffi.new("int32_t *")
+        r = lib.tp_const(rec._p, c, code)
+        if r < 0:
+            fail(r, what)
+        codes.append(code[0])
+    return codes
 
 
 def _drop_msg(v, what):
