@@ -17,8 +17,10 @@ def hessian_colouring(rec):
     """(colour of each input, number of colours, rows, cols) of the nonzeros, or None when the
     analysis would cost more than it saves."""
     m = rec.m
+    if m < 3:
+        return None
     steps, _, _ = listing(rec)
-    if m < 3 or len(steps) * max(1, m // 64) > MAX_WORK:
+    if len(steps) * max(1, m // 64) > MAX_WORK:
         return None
     dep = [1 << i for i in range(m)] + [0] * len(steps)
     rows = [0] * m                               # rows[i]: the columns j with H[i, j] != 0

@@ -49,7 +49,8 @@ class _Recording:
         self.guards = []           # variable index of each comparison, in order
         self.sites = {}            # variable index of a comparison -> (file, line, code, lasti)
         self.unguarded = set()     # comparisons ad.where took over (no longer guards)
-        self.colouring = False     # the Hessian's column colouring (sparsity.py), once asked
+        self.colouring = False     # the Hessian's colouring (sparsity.py): False, "once", None
+                                   # (no pattern worth it) or (colours, p, rows, cols, ...)
 
     def owner(self):
         """The Tape of this recording. Vars keep their recording alive, not the Tape (no
@@ -497,7 +498,7 @@ class Tape:
         xf = rec.x_flat(x)
         m, n = rec.m, rec.n_out
         if mode == "auto":
-            mode = "forward" if m <= n else "reverse"
+            mode = "forward" if m <= _REVERSE_COST(rec, n) * n else "reverse"
         J = np.zeros((n, m))
         if m and n and mode == "forward":        # m tangent directions: J[o, i] at o*m + i
             check(lib.tp_jvp(rec._p, _buf(xf), m, _buf(np.eye(m)), ffi.NULL, _buf(J)),
@@ -550,10 +551,13 @@ class Tape:
         wf = rec.weights(w, "tape.hessian")
         xf = rec.x_flat(x)
         m = rec.m
-        if rec.colouring is False:
-            rec.colouring = hessian_colouring(rec)
+        c = rec.colouring
+        if c is False or c == "once":
+            # find the pattern when the recording is asked a second time (one-off Hessians, as
+            # ad.hessian's, stay dense), or at once when m dense directions cost more than that
+            c = rec.colouring = hessian_colouring(rec) if c == "once" or m > 1000 else "once"
         H = np.zeros((m, m))
-        if rec.colouring is not None and rec.colouring[1] < m:
+        if isinstance(c, tuple) and c[1] < m:
             # compressed: one direction per colour; entry (r, c) is read back from row r of
             # c's colour, and the mean with (c, r) makes H symmetric to the last bit
             seeds, p, rows, cols, at_r, at_c = rec.colouring[4:] if len(rec.colouring) > 4 \
@@ -570,6 +574,12 @@ class Tape:
             return _block(H, rec.pieces, 0, 0)
         return tuple(tuple(_block(H, rec.pieces, i, j) for j in range(len(rec.pieces)))
                      for i in range(len(rec.pieces)))
+
+
+def _REVERSE_COST(rec, n):
+    """Cost of an adjoint direction in units of a tangent direction, for mode="auto": measured
+    1.4 while the adjoints of the block fit in cache (8 MB), about 3 beyond (bench/, issue 4)."""
+    return 1.4 if 8 * n * (rec.m + lib.tp_n_ops(rec._p)) <= 8 << 20 else 3.0
 
 
 _ONE = ffi.new("double[1]", [1.0])

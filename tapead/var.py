@@ -71,15 +71,6 @@ class _Methods:
     # ---- NumPy -------------------------------------------------------------------------------
     __array_priority__ = 1000
 
-    def __getattr__(self, name):
-        # NumPy's object-array loops look up a method named after the ufunc: name it in a
-        # TypeError instead of an AttributeError (dunder lookups, e.g. NumPy probing for
-        # __array_interface__, fail fast)
-        if not name.startswith("__") and isinstance(getattr(np, name, None), np.ufunc):
-            raise TypeError(f"numpy.{name} is not supported on tapead Vars (it has no derivative "
-                            f"rule)")
-        raise AttributeError(f"'tapead.Var' object has no attribute {name!r}")
-
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         fn = UFUNCS.get(ufunc)
         if kwargs.get("out") is not None:
@@ -152,6 +143,20 @@ def _mixed(*_):
 def _address(name):
     return int(ffi.cast("uintptr_t", ffi.addressof(lib, name)))
 
+
+def _unsupported(name):
+    def method(self, *args, **kwargs):
+        raise TypeError(f"numpy.{name} is not supported on tapead Vars (it has no derivative "
+                        f"rule)")
+    method.__name__ = name
+    return method
+
+
+# NumPy's object-array loops call a method named after the ufunc on each element: every ufunc
+# without a rule gets one that raises TypeError naming it (tapead/elementary.py adds the others).
+for _name in dir(np):
+    if isinstance(getattr(np, _name), np.ufunc) and not _name.startswith("_"):
+        setattr(_Methods, _name, _unsupported(_name))
 
 # The Python-level part of Var, copied onto the C type tapead._fast.Var.
 for _name, _attr in vars(_Methods).items():
