@@ -34,6 +34,7 @@ static struct {
     int (*vjp)(tp_tape *, const double *, int64_t, const double *, double *, double *);
     int64_t (*n_ops)(const tp_tape *);
     PyTypeObject *var_type;  /* tapead.Var, made at module init */
+    PyTypeObject *rec_type;  /* tapead.tape._Recording: holds a tape's address as `_addr` */
     PyObject *fail;          /* fail(status): raises the exception of a C status */
     PyObject *number;        /* number(obj): float for a real number, None otherwise */
     PyObject *mixed;         /* mixed(): raises TapeError for operands of two tapes */
@@ -43,6 +44,31 @@ static struct {
 } R;
 
 #define IS_VAR(o) (Py_TYPE(o) == R.var_type)
+
+/* The C tape of a recording object (never a raw address from Python), or NULL with TypeError. */
+static tp_tape *tape_of(PyObject *rec)
+{
+    if (!R.rec_type || !PyObject_TypeCheck(rec, R.rec_type)) {
+        PyErr_SetString(PyExc_TypeError, "expected a tapead recording");
+        return NULL;
+    }
+    PyObject *a = PyObject_GetAttrString(rec, "_addr");
+    if (!a) return NULL;
+    tp_tape *t = (tp_tape *)(uintptr_t)PyLong_AsUnsignedLongLong(a);
+    Py_DECREF(a);
+    if (!t && !PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "a recording without a tape");
+    return PyErr_Occurred() ? NULL : t;
+}
+
+static PyObject *status_error(int rc);
+
+/* 0, or -1 with TapeError: a thread other than the recording one reads an open tape */
+static int readable(const tp_tape *t)
+{
+    if (tp_may_read(t)) return 0;
+    status_error(TP_ETHREAD);
+    return -1;
+}
 
 static PyObject *make(PyObject *rec, tp_tape *p, int32_t i)
 {
@@ -87,8 +113,6 @@ static int as_number(PyObject *o, double *c)
     Py_DECREF(r);
     return ok;
 }
-
-static PyObject *status_error(int rc);
 
 static PyObject *mixed_tapes(void)
 {
@@ -170,6 +194,7 @@ static PyObject *richcompare(PyObject *a, PyObject *b, int cmp)
 {
     double va, vb;
     int k;
+    if (readable(((VarObject *)(IS_VAR(a) ? a : b))->p) < 0) return NULL;
     if (IS_VAR(a)) va = R.value(((VarObject *)a)->p, ((VarObject *)a)->index);
     else if ((k = as_number(a, &va)) <= 0) {
         if (k < 0) return NULL;
@@ -219,6 +244,7 @@ static int nb_bool(VarObject *self)
 static PyObject *get_value(VarObject *self, void *c)
 {
     (void)c;
+    if (readable(self->p) < 0) return NULL;
     return PyFloat_FromDouble(R.value(self->p, self->index));
 }
 
@@ -241,7 +267,16 @@ static PyGetSetDef var_getset[] = {
     {NULL}
 };
 
+static PyObject *var_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    (void)type; (void)args; (void)kwds;
+    PyErr_SetString(PyExc_TypeError, "a tapead.Var is made by a tape (t.variables, or operations "
+                                     "on Vars), not by calling Var()");
+    return NULL;
+}
+
 static PyType_Slot var_slots[] = {
+    {Py_tp_new, var_new},
     {Py_tp_dealloc, var_dealloc}, {Py_tp_hash, var_hash}, {Py_tp_richcompare, richcompare},
     {Py_tp_members, var_members}, {Py_tp_getset, var_getset},
     {Py_nb_add, nb_add}, {Py_nb_subtract, nb_sub}, {Py_nb_multiply, nb_mul},
@@ -283,37 +318,39 @@ static PyObject *setup(PyObject *mod, PyObject *args)
     Py_RETURN_NONE;
 }
 
-/* new(recording, address, index): the Var of an existing variable */
+/* new(recording, index): the Var of an existing variable */
 static PyObject *new_var(PyObject *mod, PyObject *args)
 {
     (void)mod;
-    if (!R.fail) {
-        PyErr_SetString(PyExc_RuntimeError, "tapead._fast.setup() has not run");
+    PyObject *rec;
+    long long index;
+    if (!PyArg_ParseTuple(args, "OL", &rec, &index)) return NULL;
+    tp_tape *t = tape_of(rec);
+    if (!t) return NULL;
+    if (index < 0 || index >= tp_nvars(t)) {
+        PyErr_SetString(PyExc_ValueError, "no such variable on this tape");
         return NULL;
     }
-    PyObject *rec;
-    unsigned long long addr;
-    int index;
-    if (!PyArg_ParseTuple(args, "OKi", &rec, &addr, &index)) return NULL;
-    return make(rec, (tp_tape *)(uintptr_t)addr, index);
+    return make(rec, t, (int32_t)index);
 }
 
-/* vars(recording, address, first, n): a list of the Vars first .. first+n-1 (inputs) */
+/* vars(recording, first, n): a list of the Vars first .. first+n-1 (inputs) */
 static PyObject *vars_range(PyObject *mod, PyObject *args)
 {
     (void)mod;
     PyObject *rec;
-    unsigned long long addr;
     Py_ssize_t first, n;
-    if (!PyArg_ParseTuple(args, "OKnn", &rec, &addr, &first, &n)) return NULL;
-    if (first < 0 || n < 0 || first + n > INT32_MAX) {
+    if (!PyArg_ParseTuple(args, "Onn", &rec, &first, &n)) return NULL;
+    tp_tape *t = tape_of(rec);
+    if (!t) return NULL;
+    if (first < 0 || n < 0 || first + n > tp_nvars(t)) {
         PyErr_SetString(PyExc_ValueError, "variable range out of bounds");
         return NULL;
     }
     PyObject *list = PyList_New(n);
     if (!list) return NULL;
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *v = make(rec, (tp_tape *)(uintptr_t)addr, (int32_t)(first + i));
+        PyObject *v = make(rec, t, (int32_t)(first + i));
         if (!v) { Py_DECREF(list); return NULL; }
         PyList_SET_ITEM(list, i, v);
     }
@@ -360,10 +397,18 @@ static void xin_release(xin *in)
     if (in->has_view) PyBuffer_Release(&in->view);
 }
 
-/* 1: in->x holds m doubles; 0: not a form handled here; -1: error set */
-static int xin_read(xin *in, PyObject *x, int64_t m)
+/* 1: in->x holds m doubles; 0: not a form handled here; -1: error set. A scalar input (m = 1,
+ * recorded from a number) takes only a number; a vector one only a list, tuple or 1-d buffer. */
+static int xin_read(xin *in, PyObject *x, int64_t m, int scalar)
 {
     in->heap = NULL; in->has_view = 0;
+    if (scalar) {
+        if (!PyFloat_CheckExact(x) && !PyLong_CheckExact(x)) return 0;
+        in->stack[0] = PyFloat_AsDouble(x);
+        if (in->stack[0] == -1.0 && PyErr_Occurred()) return -1;
+        in->x = in->stack;
+        return 1;
+    }
     if (PyList_CheckExact(x) || PyTuple_CheckExact(x)) {
         Py_ssize_t n = PySequence_Fast_GET_SIZE(x);
         if (n != m) return 0;
@@ -382,12 +427,6 @@ static int xin_read(xin *in, PyObject *x, int64_t m)
             } else { xin_release(in); return 0; }
         }
         in->x = buf;
-        return 1;
-    }
-    if (m == 1 && (PyFloat_CheckExact(x) || PyLong_CheckExact(x))) {
-        in->stack[0] = PyFloat_AsDouble(x);
-        if (in->stack[0] == -1.0 && PyErr_Occurred()) return -1;
-        in->x = in->stack;
         return 1;
     }
     if (PyObject_CheckBuffer(x)) {
@@ -426,20 +465,22 @@ static PyObject *status_error(int rc)
     return NULL;
 }
 
-/* grad(address, m, x, out): out = gradient of the single output at x (None: the last point) */
+/* grad(recording, scalar, x, out): out = gradient of the single output at x (None: the last
+ * point); scalar: the input was recorded from a number */
 static PyObject *py_grad(PyObject *mod, PyObject *const *args, Py_ssize_t n)
 {
     (void)mod;
     static const double one = 1.0;
-    if (n != 4) { PyErr_SetString(PyExc_TypeError, "grad(address, m, x, out)"); return NULL; }
-    tp_tape *t = (tp_tape *)(uintptr_t)PyLong_AsUnsignedLongLong(args[0]);
-    int64_t m = PyLong_AsLongLong(args[1]);
-    if (PyErr_Occurred()) return NULL;
+    if (n != 4) { PyErr_SetString(PyExc_TypeError, "grad(recording, scalar, x, out)"); return NULL; }
+    tp_tape *t = tape_of(args[0]);
+    if (!t || readable(t) < 0) return NULL;
+    int64_t m = t->n_inputs;
+    int scalar = PyObject_IsTrue(args[1]);
     xin in;
     int k;
-    if (args[2] == Py_None && m == t->n_inputs) {   /* vjp copies x before it stores it back */
+    if (args[2] == Py_None) {                      /* vjp copies x before it stores it back */
         in.x = t->last_x; in.heap = NULL; in.has_view = 0;
-    } else if ((k = xin_read(&in, args[2], m)) <= 0) {
+    } else if ((k = xin_read(&in, args[2], m, scalar)) <= 0) {
         if (k < 0) return NULL;
         Py_RETURN_NOTIMPLEMENTED;
     }
@@ -457,19 +498,20 @@ static PyObject *py_grad(PyObject *mod, PyObject *const *args, Py_ssize_t n)
     Py_RETURN_NONE;
 }
 
-/* forward(address, m, x, out): out = outputs at x */
+/* forward(recording, scalar, x, out): out = outputs at x */
 static PyObject *py_forward(PyObject *mod, PyObject *const *args, Py_ssize_t n)
 {
     (void)mod;
-    if (n != 5) {
-        PyErr_SetString(PyExc_TypeError, "forward(address, m, x, out, n_out)");
+    if (n != 4) {
+        PyErr_SetString(PyExc_TypeError, "forward(recording, scalar, x, out)");
         return NULL;
     }
-    tp_tape *t = (tp_tape *)(uintptr_t)PyLong_AsUnsignedLongLong(args[0]);
-    int64_t m = PyLong_AsLongLong(args[1]), n_out = PyLong_AsLongLong(args[4]);
-    if (PyErr_Occurred()) return NULL;
+    tp_tape *t = tape_of(args[0]);
+    if (!t || readable(t) < 0) return NULL;
+    int64_t m = t->n_inputs, n_out = t->n_outputs;
+    int scalar = PyObject_IsTrue(args[1]);
     xin in;
-    int k = xin_read(&in, args[2], m);
+    int k = xin_read(&in, args[2], m, scalar);
     if (k <= 0) { if (k < 0) return NULL; Py_RETURN_NOTIMPLEMENTED; }
     Py_buffer out;
     if (out_buffer(args[3], &out, n_out) < 0) { xin_release(&in); return NULL; }
@@ -485,16 +527,27 @@ static PyObject *py_forward(PyObject *mod, PyObject *const *args, Py_ssize_t n)
     Py_RETURN_NONE;
 }
 
+static PyObject *set_recording_type(PyObject *mod, PyObject *type)
+{
+    (void)mod;
+    if (!PyType_Check(type)) { PyErr_SetString(PyExc_TypeError, "a class"); return NULL; }
+    Py_INCREF(type);
+    Py_XDECREF(R.rec_type);
+    R.rec_type = (PyTypeObject *)type;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef module_methods[] = {
     {"setup", setup, METH_VARARGS, "wire the recorder functions and hooks"},
-    {"new", new_var, METH_VARARGS, "new(recording, address, index) -> Var"},
-    {"vars", vars_range, METH_VARARGS, "vars(recording, address, first, n) -> list of Var"},
+    {"new", new_var, METH_VARARGS, "new(recording, index) -> Var"},
+    {"vars", vars_range, METH_VARARGS, "vars(recording, first, n) -> list of Var"},
+    {"set_recording_type", set_recording_type, METH_O, "the class whose objects own tapes"},
     {"rec1", (PyCFunction)(void (*)(void))py_rec1, METH_FASTCALL, "rec1(op, x) -> Var"},
     {"rec2", (PyCFunction)(void (*)(void))py_rec2, METH_FASTCALL, "rec2(op, x, y) -> Var"},
     {"grad", (PyCFunction)(void (*)(void))py_grad, METH_FASTCALL,
-     "grad(address, m, x, out) -> None, or NotImplemented for an x it does not take"},
+     "grad(recording, scalar, x, out) -> None, or NotImplemented for an x it does not take"},
     {"forward", (PyCFunction)(void (*)(void))py_forward, METH_FASTCALL,
-     "forward(address, m, x, out, n_out) -> None, or NotImplemented"},
+     "forward(recording, scalar, x, out) -> None, or NotImplemented"},
     {NULL}
 };
 

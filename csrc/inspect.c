@@ -14,7 +14,7 @@ int tp_inspect(tp_tape *t, const double *x, const double *v, const double *w, do
     int64_t nv = tp_nvars(t);
     work_t wk;
     double *V, *base;
-    int rc = work_begin(&wk);
+    int rc = work_begin(&wk, t);
     if (rc < 0) return rc;
     if ((rc = tp_primal_at(t, x, &wk, &V)) < 0) goto done;
     if (vals) memcpy(vals, V, (size_t)nv * sizeof(double));

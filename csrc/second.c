@@ -45,7 +45,7 @@ int tp_hvp(tp_tape *t, const double *x, const double *w, int64_t k, const double
     if (k < 1) return TP_EARG;
     work_t wk;
     double *V;
-    int rc = work_begin(&wk);
+    int rc = work_begin(&wk, t);
     if (rc < 0) return rc;
     if ((rc = tp_primal_at(t, x, &wk, &V)) < 0) goto done;
     tp_read_outputs(t, V, y);
@@ -59,10 +59,7 @@ int tp_hvp(tp_tape *t, const double *x, const double *w, int64_t k, const double
         double *T = tbase + t->n_consts * ks, *D = dbase + t->n_consts * ks;
         double *A = abase + t->n_consts;
         memset(tbase, 0, (size_t)(t->n_consts * ks) * sizeof(double));
-        for (int64_t i = 0; i < m; i++) {
-            memcpy(T + i * ks, xdot + i * k + j0, (size_t)nb * sizeof(double));
-            for (int64_t j = nb; j < ks; j++) T[i * ks + j] = 0.0;
-        }
+        tp_seed(T, ks, xdot, m, k, j0, nb);
         if ((rc = tp_tangent_sweep(t, V, T, ks, &wk)) < 0) break;
         memset(abase, 0, (size_t)ns * sizeof(double));
         memset(dbase, 0, (size_t)(ns * ks) * sizeof(double));

@@ -161,7 +161,7 @@ int tp_forward(tp_tape *t, const double *x, double *y)
     if (!tp_may_read(t)) return TP_ETHREAD;
     work_t w;
     double *V;
-    int rc = work_begin(&w);
+    int rc = work_begin(&w, t);
     if (rc < 0) return rc;
     if ((rc = tp_primal_at(t, x, &w, &V)) >= 0) tp_read_outputs(t, V, y);
     work_end(&w);
@@ -174,7 +174,7 @@ int tp_jvp(tp_tape *t, const double *x, int64_t k, const double *xdot, double *y
     if (k < 1) return TP_EARG;
     work_t w;
     double *V, *tbase;
-    int rc = work_begin(&w);
+    int rc = work_begin(&w, t);
     if (rc < 0) return rc;
     if ((rc = tp_primal_at(t, x, &w, &V)) < 0) goto done;
     tp_read_outputs(t, V, y);
@@ -187,10 +187,7 @@ int tp_jvp(tp_tape *t, const double *x, int64_t k, const double *xdot, double *y
         int64_t nb = k - j0 < kb ? k - j0 : kb, ks = tp_padded(nb);
         memset(tbase, 0, (size_t)(t->n_consts * ks) * sizeof(double));
         double *T = tbase + t->n_consts * ks;
-        for (int64_t i = 0; i < m; i++) {
-            memcpy(T + i * ks, xdot + i * k + j0, (size_t)nb * sizeof(double));
-            for (int64_t j = nb; j < ks; j++) T[i * ks + j] = 0.0;
-        }
+        tp_seed(T, ks, xdot, m, k, j0, nb);
         if ((rc = tp_tangent_sweep(t, V, T, ks, &w)) < 0) break;
         for (int64_t o = 0; o < t->n_outputs; o++)
             memcpy(ydot + o * k + j0, T + (int64_t)t->outputs[o] * ks, (size_t)nb * sizeof(double));
@@ -207,7 +204,7 @@ int tp_vjp(tp_tape *t, const double *x, int64_t k, const double *ybar, double *y
     if (k < 1) return TP_EARG;
     work_t w;
     double *V, *abase;
-    int rc = work_begin(&w);
+    int rc = work_begin(&w, t);
     if (rc < 0) return rc;
     if ((rc = tp_primal_at(t, x, &w, &V)) < 0) goto done;
     tp_read_outputs(t, V, y);
@@ -222,7 +219,7 @@ int tp_vjp(tp_tape *t, const double *x, int64_t k, const double *ybar, double *y
         double *A = abase + t->n_consts * ks;
         for (int64_t o = 0; o < t->n_outputs; o++)
             for (int64_t j = 0; j < nb; j++)
-                A[(int64_t)t->outputs[o] * ks + j] += ybar[o * k + j0 + j];
+                A[(int64_t)t->outputs[o] * ks + j] += ybar ? ybar[o * k + j0 + j] : (o == j0 + j);
         if ((rc = tp_adjoint_sweep(t, V, A, ks, t->n_ops, &w)) < 0) break;
         tp_count(t, 2, t->n_ops * nb);
         for (int64_t i = 0; i < m; i++)
@@ -243,7 +240,7 @@ int tp_backward(tp_tape *t, int64_t root, double seed, double *adj)
     while (nops < t->n_ops && t->ops[nops] == TP_OP_OUT) nops++;   /* a call's outputs: all */
     int64_t nvars = t->n_inputs + nops, ns = t->n_consts + nvars;
     work_t w;
-    int rc = work_begin(&w);
+    int rc = work_begin(&w, t);
     if (rc < 0) return rc;
     double *vbase = work_buf(&w, W_VALUES, ns), *abase = work_buf(&w, W_DIRS, ns);
     if (vbase && abase) {

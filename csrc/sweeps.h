@@ -29,6 +29,16 @@ static inline int64_t tp_padded(int64_t nb)
     return nb == 1 ? 1 : nb <= 4 ? 4 : nb <= 8 ? 8 : nb;
 }
 
+/* Rows 0..m-1 of T (stride ks) from directions j0 .. j0+nb-1 of xdot (m x k), the rest zero;
+ * xdot NULL means the unit directions e_j (a Jacobian or Hessian without an m x m identity). */
+static inline void tp_seed(double *T, int64_t ks, const double *xdot, int64_t m, int64_t k,
+                           int64_t j0, int64_t nb)
+{
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < ks; j++)
+            T[i * ks + j] = j >= nb ? 0.0 : xdot ? xdot[i * k + j0 + j] : (double)(i == j0 + j);
+}
+
 static inline void tp_read_outputs(const tp_tape *t, const double *V, double *y)
 {
     if (y) for (int64_t i = 0; i < t->n_outputs; i++) y[i] = V[t->outputs[i]];

@@ -55,9 +55,7 @@ static int grow(void **p, int64_t *cap, int64_t need, size_t sz, int64_t limit)
 
 tp_tape *tp_new(void)
 {
-    tp_tape *t = calloc(1, sizeof *t);
-    if (t) t->owner = pthread_self();
-    return t;
+    return calloc(1, sizeof(tp_tape));
 }
 
 void tp_free(tp_tape *t)
@@ -67,14 +65,21 @@ void tp_free(tp_tape *t)
     free(t->vals); free(t->outputs); free(t->last_x); free(t->guards); free(t);
 }
 
-void tp_claim(tp_tape *t) { if (!t->closed) t->owner = pthread_self(); }
+void tp_claim(tp_tape *t)
+{
+    if (!t->closed) { t->owner = pthread_self(); t->started = 1; }
+}
+
+int tp_readable(const tp_tape *t) { return tp_may_read(t); }
 void tp_close(tp_tape *t) { __atomic_store_n(&t->closed, 1, __ATOMIC_RELEASE); }
 int tp_closed(const tp_tape *t) { return __atomic_load_n(&t->closed, __ATOMIC_ACQUIRE); }
 
 static int may_record(const tp_tape *t)
 {
     if (t->closed) return TP_ECLOSED;
+    if (!t->started) return TP_ESTART;
     if (!pthread_equal(t->owner, pthread_self())) return TP_ETHREAD;
+    if (__atomic_load_n(&t->sweeping, __ATOMIC_ACQUIRE)) return TP_EBUSY;
     return TP_OK;
 }
 
@@ -314,8 +319,8 @@ int32_t tp_rec_call(tp_tape *t, int prim, const int32_t *inputs, int64_t k, cons
 
 int tp_set_outputs(tp_tape *t, const int32_t *idx, int64_t n)
 {
-    if (!tp_may_read(t)) return TP_ETHREAD;
-    if (t->closed) return TP_ECLOSED;
+    int rc = may_record(t);
+    if (rc < 0) return rc;
     if (n < 0) return TP_EARG;
     for (int64_t i = 0; i < n; i++)
         if (!valid_operand(t, idx[i])) return TP_EARG;
@@ -341,7 +346,7 @@ int64_t tp_nbytes(const tp_tape *t)
            t->n_consts * (int64_t)sizeof *t->consts + t->n_outputs * (int64_t)sizeof *t->outputs;
 }
 
-double tp_value(const tp_tape *t, int64_t i)
+double tp_value(const tp_tape *t, int64_t i)    /* callers check tp_readable first */
 {
     return (i >= 0 && i < tp_nvars(t)) ? t->vals[i] : NAN;
 }
@@ -361,6 +366,7 @@ int tp_export(const tp_tape *t, uint8_t *ops, int32_t *args, double *consts, int
  * element by element, so it is one of theirs per element: meaningful for sequential use. */
 int tp_last_x(const tp_tape *t, double *x)
 {
+    if (!tp_may_read(t)) return TP_ETHREAD;
     for (int64_t i = 0; i < t->n_inputs; i++)
         __atomic_load(&t->last_x[i], &x[i], __ATOMIC_RELAXED);
     return TP_OK;

@@ -20,7 +20,9 @@ enum tp_status {
     TP_EORDER = -6,     /* inputs declared after the first operation */
     TP_EBRANCH = -7,    /* a replay flipped a branch guard: see tp_branch_info */
     TP_ECALLBACK = -8,  /* a primitive's Python rule raised (tapead/primitive.py re-raises) */
-    TP_ENORULE = -9     /* a primitive has no rule for this sweep (second order, Taylor) */
+    TP_ENORULE = -9,    /* a primitive has no rule for this sweep (second order, Taylor) */
+    TP_EBUSY = -10,     /* recording on a tape that a sweep is replaying (a primitive's rule) */
+    TP_ESTART = -11     /* recording on a tape that no `with` block started */
 };
 
 extern const int tp_n_opcodes;
@@ -32,7 +34,7 @@ extern const int tp_op_curvature[];        /* 0 linear, 1 bilinear, 2 nonlinear:
 /* lifetime and recording */
 tp_tape *tp_new(void);
 void tp_free(tp_tape *t);
-void tp_claim(tp_tape *t);                 /* the calling thread becomes the recording thread */
+void tp_claim(tp_tape *t);                 /* the calling thread starts recording it */
 void tp_close(tp_tape *t);                 /* no more operations; the tape is immutable */
 int tp_closed(const tp_tape *t);
 int64_t tp_add_inputs(tp_tape *t, const double *x, int64_t n);      /* first index */
@@ -58,12 +60,14 @@ int64_t tp_n_outputs(const tp_tape *t);
 int64_t tp_nbytes(const tp_tape *t);
 double tp_value(const tp_tape *t, int64_t i);                      /* value at recording */
 int tp_last_x(const tp_tape *t, double *x);                        /* input of the last sweep */
+int tp_readable(const tp_tape *t);         /* 1 if this thread may read it (closed, or recording) */
 int tp_export(const tp_tape *t, uint8_t *ops, int32_t *args, double *consts, int32_t *outputs);
 int tp_op_counts(const tp_tape *t, int64_t *counts);               /* tp_n_opcodes entries */
 void tp_swept(const tp_tape *t, int64_t *visits);  /* primal, tangent, adjoint, second, taylor */
 
 /* sweeps: scratch belongs to the call; the GIL is released while they run.
- * xdot is m x k and ydot n x k (direction j of row i at i*k + j); likewise ybar, xbar. */
+ * xdot is m x k and ydot n x k (direction j of row i at i*k + j); likewise ybar, xbar.
+ * xdot (ybar) NULL: the k = m (n) unit directions, a Jacobian's (a Hessian's) columns. */
 int tp_forward(tp_tape *t, const double *x, double *y);
 int tp_jvp(tp_tape *t, const double *x, int64_t k, const double *xdot, double *y, double *ydot);
 int tp_vjp(tp_tape *t, const double *x, int64_t k, const double *ybar, double *y, double *xbar);

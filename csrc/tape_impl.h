@@ -22,6 +22,8 @@ struct tp_tape {
     int32_t *outputs; int64_t n_outputs;
     int64_t *guards; int64_t n_guards, cap_guards; /* comparisons: (variable, operand position) */
     int closed;
+    int started;                                   /* a thread claimed it (`with tape:`) */
+    int sweeping;                                  /* sweeps under way: recording must wait */
     pthread_t owner;
     int64_t swept[5];          /* op-visits: primal, tangent, adjoint, second order, taylor */
 };
@@ -30,5 +32,11 @@ static inline int64_t tp_nvars(const tp_tape *t) { return t->n_inputs + t->n_ops
 /* a thread may touch the tape: it is closed (immutable) or this thread records it */
 static inline int tp_may_read(const tp_tape *t)
 {
-    return __atomic_load_n(&t->closed, __ATOMIC_ACQUIRE) || pthread_equal(t->owner, pthread_self());
+    return __atomic_load_n(&t->closed, __ATOMIC_ACQUIRE) ||
+           (t->started && pthread_equal(t->owner, pthread_self()));
 }
+
+/* A sweep holds pointers into the tape's arrays while it may call a primitive's Python rule:
+ * recording on that (open) tape meanwhile must not move them. */
+static inline void tp_sweep_begin(tp_tape *t) { __atomic_add_fetch(&t->sweeping, 1, __ATOMIC_ACQ_REL); }
+static inline void tp_sweep_end(tp_tape *t) { __atomic_sub_fetch(&t->sweeping, 1, __ATOMIC_ACQ_REL); }

@@ -13,7 +13,7 @@ int tp_taylor(tp_tape *t, const double *x, const double *v, int64_t order, doubl
     const int d = (int)order;
     const int64_t D1 = d + 1, ns = t->n_consts + tp_nvars(t);
     work_t w;
-    int rc = work_begin(&w);
+    int rc = work_begin(&w, t);
     if (rc < 0) return rc;
     double *base = work_buf(&w, W_DIRS, ns * D1), *aux = work_buf(&w, W_DIRS2, 3 * D1);
     if (!base || !aux) { work_end(&w); return TP_ENOMEM; }

@@ -2,7 +2,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include "tape.h"
+#include "tape_impl.h"
 #include "work.h"
 
 #define CACHE_LIMIT ((size_t)2 << 30)      /* a larger buffer is freed at the end of the call */
@@ -18,8 +18,9 @@ static void release(work_cache *c)
 static void destroy(void *p) { release(p); free(p); }
 static void make_key(void) { pthread_key_create(&key, destroy); }
 
-int work_begin(work_t *w)
+int work_begin(work_t *w, tp_tape *t)
 {
+    w->t = NULL;
     pthread_once(&once, make_key);
     work_cache *c = pthread_getspecific(key);
     if (!c) {
@@ -29,6 +30,8 @@ int work_begin(work_t *w)
     memset(&w->own, 0, sizeof w->own);
     if (c->busy) w->c = &w->own;                   /* nested: private buffers */
     else { c->busy = 1; w->c = c; }
+    w->t = t;
+    tp_sweep_begin(t);
     return TP_OK;
 }
 
@@ -48,6 +51,7 @@ double *work_buf(work_t *w, int slot, int64_t n)
 void work_end(work_t *w)
 {
     work_cache *c = w->c;
+    if (w->t) tp_sweep_end(w->t);
     if (c == &w->own) { release(c); return; }
     for (int i = 0; i < W_SLOTS; i++)
         if (c->cap[i] * sizeof(double) > CACHE_LIMIT) {

@@ -13,11 +13,14 @@ typedef struct {
     int busy;
 } work_cache;
 
+struct tp_tape;
+
 typedef struct {
     work_cache *c;           /* the thread's cache, or `own` when nested */
     work_cache own;
+    struct tp_tape *t;       /* the tape swept: no recording on it until work_end */
 } work_t;
 
-int work_begin(work_t *w);                          /* TP_OK or TP_ENOMEM */
+int work_begin(work_t *w, struct tp_tape *t);       /* TP_OK or TP_ENOMEM */
 double *work_buf(work_t *w, int slot, int64_t n);   /* room for n doubles; NULL: no memory */
 void work_end(work_t *w);

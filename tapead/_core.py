@@ -27,6 +27,10 @@ _MESSAGES = {
     lib.TP_EORDER: (TapeError, "inputs must be declared with t.variables() before the first "
                                "operation"),
     lib.TP_EBRANCH: (Flip, "a branch guard flipped"),
+    lib.TP_EBUSY: (TapeError, "this tape is being swept (by a replay calling a primitive's "
+                              "rule): nothing can be recorded on it until the sweep ends"),
+    lib.TP_ESTART: (TapeError, "record inside `with tape:` (or use ad.record); a Tape outside "
+                               "its with block does not record"),
     lib.TP_ENORULE: (TypeError, "the tape holds user primitives (tapead.primitive), which have "
                                 "no second-order or Taylor rules"),
 }

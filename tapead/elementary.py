@@ -161,6 +161,11 @@ def _where(cond, x, y, frame):
             c, np.asarray(x, dtype=object), np.asarray(y, dtype=object))
         return out
     rec = _recording_of(x, y)
+    if rec is not None:                          # before any guard is taken over
+        for a in (x, y):
+            for e in (np.asarray(a, dtype=object).flat if np.ndim(a) else (a,)):
+                if type(e) is Var and e._rec is not rec:
+                    _mixed()
     guards = _claim_guards(rec, frame, c) if rec is not None else None
     if guards is None:                           # a plain condition: select
         if c.ndim == 0 and not isinstance(cond, np.ndarray):
@@ -179,8 +184,12 @@ def _where(cond, x, y, frame):
 
 
 def _recording_of(*items):
-    """The recording of the first Var among items (arrays searched too), else the one this
-    thread records."""
+    """The recording this thread is making, else that of the first Var among items (arrays
+    searched too); operand_codes then refuses Vars of any other."""
+    from .tape import _state
+    rec = getattr(_state, "rec", None)
+    if rec is not None:
+        return rec
     for a in items:
         if type(a) is Var:
             return a._rec
@@ -188,9 +197,7 @@ def _recording_of(*items):
             for e in np.asarray(a, dtype=object).flat:
                 if type(e) is Var:
                     return e._rec
-    from .tape import _state
-    t = getattr(_state, "tape", None)
-    return t._rec if t is not None else None
+    return None
 
 
 def _claim_guards(rec, frame, c):
@@ -282,26 +289,14 @@ def _floats(items, name):
 
 
 def sum(xs):
-    """Sum of a sequence or array; Vars are summed by one n-ary tape operation."""
+    """Sum of a sequence or array; with Vars, one n-ary tape operation (numbers included)."""
     items = list(np.asarray(xs, dtype=object).flat) if isinstance(xs, np.ndarray) else list(xs)
-    vars_ = [v for v in items if type(v) is Var]
-    if not vars_:
+    owner = next((v for v in items if type(v) is Var), None)
+    if owner is None:
         return float(np.sum(_floats(items, "ad.sum")))
-    t = vars_[0]._rec
-    const = 0.0
-    idx = []
-    for v in items:
-        if type(v) is Var:
-            if v._rec is not t:
-                _mixed(vars_[0], v)
-            idx.append(v.index)
-        else:
-            c = _number(v)
-            if c is None:
-                raise TypeError(f"ad.sum expects Vars and real numbers; got {type(v).__name__}")
-            const += c
-    s = _make(t, lib.tp_recn(t._p, _SUM, idx, len(idx)))
-    return s + const if const else s
+    rec = owner._rec
+    idx = operand_codes(rec, items, "ad.sum")
+    return _make(rec, lib.tp_recn(rec._p, _SUM, idx, len(idx)))
 
 
 def dot(a, b):

@@ -3,6 +3,8 @@
 Each transform records f once at the given arguments and sweeps that tape: a thin layer over
 Tape, not a separate engine.
 """
+import numpy as np
+
 from .tape import record
 
 
@@ -78,8 +80,7 @@ def hvp(f, primals, tangents):
     """Hessian of scalar-valued f at primals applied to tangents (one forward-over-reverse
     sweep): shaped like the primal for one primal, a tuple for several."""
     primals, tangents = tuple(primals), tuple(tangents)
-    if len(primals) != len(tangents):
-        raise ValueError(f"hvp: {len(primals)} primals but {len(tangents)} tangents")
+    _same_shapes("hvp", "tangent", primals, tangents)
     tape = record(f, *primals)
     return tape.hvp(None, tangents[0] if len(tangents) == 1 else tangents)
 
@@ -87,8 +88,7 @@ def hvp(f, primals, tangents):
 def jvp(f, primals, tangents):
     """(f(*primals), J·tangents); primals and tangents are tuples of matching structure."""
     primals, tangents = tuple(primals), tuple(tangents)
-    if len(primals) != len(tangents):
-        raise ValueError(f"jvp: {len(primals)} primals but {len(tangents)} tangents")
+    _same_shapes("jvp", "tangent", primals, tangents)
     tape = record(f, *primals)
     return tape.jvp(None, tangents[0] if len(tangents) == 1 else tangents)
 
@@ -100,5 +100,17 @@ def vjp(f, *primals):
     y = tape.forward()
 
     def pullback(w):
+        _same_shapes("vjp", "cotangent", (y,), (w,))
         return _as_tuple(tape.vjp(None, w)[1], len(primals))
     return y, pullback
+
+
+def _same_shapes(what, name, primals, tangents):
+    """JAX's rule: one tangent per primal, of the primal's shape (no batching here; the Tape
+    methods take a direction axis)."""
+    if len(primals) != len(tangents):
+        raise ValueError(f"{what}: {len(primals)} primals but {len(tangents)} {name}s")
+    for k, (p, t) in enumerate(zip(primals, tangents)):
+        if np.shape(p) != np.shape(t):
+            raise ValueError(f"{what}: {name} {k} has shape {np.shape(t)}, expected "
+                             f"{np.shape(p)} (the shape of its primal)")

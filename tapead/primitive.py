@@ -137,6 +137,9 @@ def tp_py_call(prim, mode, k, x, n, K, inp, out):
     dst = np.frombuffer(ffi.buffer(out, 8 * cols * K), dtype=np.float64).reshape(cols, K)
     rule = P._rule("jvp" if mode == 1 else "vjp")
     for j in range(K):
+        if not src[:, j].any():                # a zero direction (or padding): a zero result
+            dst[:, j] = 0.0
+            continue
         if mode == 1:
             d = src[:, j].copy() if array else tuple(src[:, j].tolist())
         else:

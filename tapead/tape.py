@@ -15,7 +15,7 @@ from .errors import BranchChanged, TapeError
 from .sparsity import hessian_colouring
 from .var import Var, _make, _number
 
-_state = threading.local()
+_state = threading.local()          # .rec: the recording this thread is making, if any
 _MODES = ("auto", "forward", "reverse")
 
 
@@ -76,7 +76,7 @@ class _Recording:
         if a.ndim == 0:
             return _make(self, first)
         out = np.empty(n, dtype=object)
-        out[:] = _fast.vars(self, self._addr, first, n)
+        out[:] = _fast.vars(self, first, n)
         return out.reshape(a.shape)
 
     def set_outputs(self, y):
@@ -135,7 +135,7 @@ class _Recording:
                             "(or use y.backward() for the recorded point)")
         if x is None:
             last = np.empty(self.m)
-            lib.tp_last_x(self._p, _buf(last))
+            check(lib.tp_last_x(self._p, _buf(last)))
             return last
         pieces = self.pieces
         if len(pieces) == 1:
@@ -244,6 +244,9 @@ class _Recording:
             f"the new point, or ad.where for branch-free code")
 
 
+_fast.set_recording_type(_Recording)
+
+
 def _vname(rec, i):
     """Variable i in the seed's numbering: inputs v[-m+1] .. v[0], then v[1] ..."""
     return f"v[{i - rec.m + 1}]"
@@ -293,17 +296,17 @@ class Tape:
 
     # ---- recording ---------------------------------------------------------------------------
     def __enter__(self):
-        if getattr(_state, "tape", None) is not None:
+        if getattr(_state, "rec", None) is not None:
             raise TapeError("a Tape is already recording in this thread; nested recording is "
                             "not supported (for second derivatives use tape.hessian / hvp)")
         if lib.tp_closed(self._rec._p):
             raise TapeError("this tape has already been recorded; start a new Tape")
         lib.tp_claim(self._rec._p)
-        _state.tape = self
+        _state.rec = self._rec
         return self
 
     def __exit__(self, *exc):
-        _state.tape = None
+        _state.rec = None
         lib.tp_close(self._rec._p)
         return False
 
@@ -334,12 +337,12 @@ class Tape:
         old = self._rec
         rec = _Recording(self)
         lib.tp_claim(rec._p)
-        outer, _state.tape = getattr(_state, "tape", None), self
+        outer, _state.rec = getattr(_state, "rec", None), rec
         try:
             xs = [rec.add_inputs(a) for a in old.split(flat)]
             rec.set_outputs(self._fn(*xs))
         finally:
-            _state.tape = outer
+            _state.rec = outer
             lib.tp_close(rec._p)
         self._rec = rec
         self._rerecords += 1
@@ -411,13 +414,16 @@ class Tape:
         if rec.fast and x is not None and rec.out_shape is not None:
             y = np.empty(rec.n_out)
             try:
-                if _fast.forward(rec._addr, rec.m, x, y, rec.n_out) is None:
+                if _fast.forward(rec, rec.fast == 2, x, y) is None:
                     return rec.shape_y(y)
             except _Flip:
                 rec = self._after_flip(rec, x)     # re-recorded at x (or BranchChanged)
                 y = np.empty(rec.n_out)
-                if _fast.forward(rec._addr, rec.m, x, y, rec.n_out) is None:
-                    return rec.shape_y(y)
+                try:
+                    if _fast.forward(rec, rec.fast == 2, x, y) is None:
+                        return rec.shape_y(y)
+                except _Flip:                      # f took another branch on the same input
+                    raise rec.branch_changed() from None
         return self._forward(x)
 
     @_replay
@@ -467,12 +473,15 @@ class Tape:
         if rec.fast and rec.n_out == 1:            # one vector or scalar input: no conversions
             g = np.empty(rec.m)
             try:
-                if _fast.grad(rec._addr, rec.m, x, g) is None:
+                if _fast.grad(rec, rec.fast == 2, x, g) is None:
                     return g if rec.fast == 1 else float(g[0])
             except _Flip:
                 rec = self._after_flip(rec, x)     # re-recorded at x (or BranchChanged)
-                if _fast.grad(rec._addr, rec.m, x, g) is None:
-                    return g if rec.fast == 1 else float(g[0])
+                try:
+                    if _fast.grad(rec, rec.fast == 2, x, g) is None:
+                        return g if rec.fast == 1 else float(g[0])
+                except _Flip:                      # f took another branch on the same input
+                    raise rec.branch_changed() from None
         return self._gradient(x)
 
     @_replay
@@ -500,13 +509,11 @@ class Tape:
         if mode == "auto":
             mode = "forward" if m <= _REVERSE_COST(rec, n) * n else "reverse"
         J = np.zeros((n, m))
-        if m and n and mode == "forward":        # m tangent directions: J[o, i] at o*m + i
-            check(lib.tp_jvp(rec._p, _buf(xf), m, _buf(np.eye(m)), ffi.NULL, _buf(J)),
-                  "jacobian")
-        elif m and n:                             # n adjoint directions: J.T[i, o] at i*n + o
+        if m and n and mode == "forward":        # m unit tangent directions: J[o, i] at o*m + i
+            check(lib.tp_jvp(rec._p, _buf(xf), m, ffi.NULL, ffi.NULL, _buf(J)), "jacobian")
+        elif m and n:                             # n unit adjoint directions: J.T[i, o] at i*n + o
             Jt = np.empty((m, n))
-            check(lib.tp_vjp(rec._p, _buf(xf), n, _buf(np.eye(n)), ffi.NULL, _buf(Jt)),
-                  "jacobian")
+            check(lib.tp_vjp(rec._p, _buf(xf), n, ffi.NULL, ffi.NULL, _buf(Jt)), "jacobian")
             J = np.ascontiguousarray(Jt.T)
         return rec.shape_x(J, lead=rec.out_shape)
 
@@ -567,8 +574,8 @@ class Tape:
                              _buf(B)), "hessian")
             H[rows, cols] = (B[rows, at_c] + B[cols, at_r]) * 0.5
         elif m:
-            check(lib.tp_hvp(rec._p, _buf(xf), _buf(wf), m, _buf(np.eye(m)), ffi.NULL,
-                             ffi.NULL, _buf(H)), "hessian")
+            check(lib.tp_hvp(rec._p, _buf(xf), _buf(wf), m, ffi.NULL, ffi.NULL, ffi.NULL,
+                             _buf(H)), "hessian")
             H = (H + H.T) * 0.5
         if len(rec.pieces) == 1:
             return _block(H, rec.pieces, 0, 0)

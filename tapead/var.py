@@ -91,7 +91,7 @@ def _make(rec, i):
     """The Var of variable i of a recording (a negative i is a C status: raise it)."""
     if i < 0:
         fail(i)
-    return new_var(rec, rec._addr, i)
+    return new_var(rec, i)
 
 
 def _number(x):
