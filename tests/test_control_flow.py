@@ -8,7 +8,6 @@ the same program on plain floats).
 """
 import math
 import os
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,8 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 import tapead as ad
+
+from helpers import run_in_threads
 
 HERE = os.path.basename(__file__)
 
@@ -531,29 +532,17 @@ def test_branch_changed_in_threads_names_each_threads_values():
         t.outputs(x * x if x < 2.0 else x)      # GUARD-THREADS
     site = f"{HERE}:{line_of('GUARD-THREADS')}"
     n_threads, rounds = 8, 30
-    barrier = threading.Barrier(n_threads)
-    errors = []
 
     def worker(k):
-        try:
-            barrier.wait()
-            for r in range(rounds):
-                x1 = 2.0 + k + r / 64
-                with pytest.raises(ad.BranchChanged) as e:
-                    t.gradient(x1)
-                msg = str(e.value)
-                assert f"is False now (v[0] = {x1!r})" in msg and site in msg, msg
-                assert t.gradient(1.0 - k / 16) == 2.0 * (1.0 - k / 16)
-        except BaseException as e:          # noqa: BLE001 - reported by the main thread
-            errors.append(e)
+        for r in range(rounds):
+            x1 = 2.0 + k + r / 64
+            with pytest.raises(ad.BranchChanged) as e:
+                t.gradient(x1)
+            msg = str(e.value)
+            assert f"is False now (v[0] = {x1!r})" in msg and site in msg, msg
+            assert t.gradient(1.0 - k / 16) == 2.0 * (1.0 - k / 16)
 
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(n_threads)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    if errors:
-        raise errors[0]
+    run_in_threads(worker, n_threads)
 
 
 # ---- what is not a guard ----------------------------------------------------------------------
@@ -653,27 +642,15 @@ def test_threads_replaying_a_re_recording_tape():
     want = [(ad.record(branchy_sum, p).forward(), ad.record(branchy_sum, p).gradient())
             for p in points]
     tape = ad.record(branchy_sum, points[0])
-    barrier = threading.Barrier(n_threads)
-    errors = []
 
     def worker(k):
-        try:
-            barrier.wait()
-            for r in range(rounds):
-                i = (3 * k + r) % len(points)
-                g = tape.gradient(points[i])
-                assert_array_equal(g, want[i][1], err_msg=f"thread {k} round {r}")
-                assert tape.forward(points[i]) == want[i][0]
-        except BaseException as e:          # noqa: BLE001 - reported by the main thread
-            errors.append(e)
+        for r in range(rounds):
+            i = (3 * k + r) % len(points)
+            g = tape.gradient(points[i])
+            assert_array_equal(g, want[i][1], err_msg=f"thread {k} round {r}")
+            assert tape.forward(points[i]) == want[i][0]
 
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(n_threads)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    if errors:
-        raise errors[0]
+    run_in_threads(worker, n_threads)
     assert rerecords(tape) >= 1
     # afterwards the tape still answers right on both sides
     for p, (y, g) in zip(points, want):

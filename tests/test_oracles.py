@@ -8,21 +8,12 @@ from numpy.testing import assert_allclose
 
 import tapead as ad
 
-
-# ---- the seed's function -------------------------------------------------------------------
-def seed_f(x1, x2):
-    return x1 * ad.sqrt(ad.log(x1 / ad.sin(x2 ** 2)))
+from helpers import seed_f, seed_grad
 
 
+# ---- the seed's function (seed_f, seed_grad: helpers) ------------------------------------------
 def seed_value(x1, x2):
     return x1 * math.sqrt(math.log(x1 / math.sin(x2 ** 2)))
-
-
-def seed_grad(x1, x2):
-    """The seed's closed form: df/dx2 = -x1 x2 cot(x2^2) log(x1/sin(x2^2))^(-1/2)."""
-    L = math.log(x1 / math.sin(x2 ** 2))
-    return np.array([math.sqrt(L) + 1.0 / (2.0 * math.sqrt(L)),
-                     -x1 * x2 / math.tan(x2 ** 2) / math.sqrt(L)])
 
 
 SEED_POINTS = [(2.0, 1.0), (3.0, 0.5), (2.5, 1.1), (1.5, 0.7), (10.0, 1.7), (1.2, 0.3),

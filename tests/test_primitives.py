@@ -5,13 +5,14 @@ Oracles: central differences of the same program on plain floats (a primitive ca
 just evaluates), closed forms where they exist, and forward == reverse.
 """
 import math
-import threading
 
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 import tapead as ad
+
+from helpers import run_in_threads
 
 sp = pytest.importorskip("scipy.special")
 
@@ -321,29 +322,17 @@ def test_eight_threads_replay_a_tape_with_primitives():
     spoints = [X0 + rng.uniform(-0.2, 0.2, 3) for _ in range(n_threads)]
     want = [(tape.jacobian(p, mode="forward"), tape.jacobian(p, mode="reverse"), tape(p),
              scalar.gradient(q)) for p, q in zip(points, spoints)]
-    barrier = threading.Barrier(n_threads)
-    errors = []
 
     def worker(k):
-        try:
-            barrier.wait()
-            for r in range(rounds):
-                i = (k + r) % n_threads
-                got = (tape.jacobian(points[i], mode="forward"),
-                       tape.jacobian(points[i], mode="reverse"), tape(points[i]),
-                       scalar.gradient(spoints[i]))
-                for a, b in zip(got, want[i]):
-                    assert_array_equal(a, b, err_msg=f"thread {k} round {r}")
-        except BaseException as e:          # noqa: BLE001 - reported by the main thread
-            errors.append(e)
+        for r in range(rounds):
+            i = (k + r) % n_threads
+            got = (tape.jacobian(points[i], mode="forward"),
+                   tape.jacobian(points[i], mode="reverse"), tape(points[i]),
+                   scalar.gradient(spoints[i]))
+            for a, b in zip(got, want[i]):
+                assert_array_equal(a, b, err_msg=f"thread {k} round {r}")
 
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(n_threads)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    if errors:
-        raise errors[0]
+    run_in_threads(worker, n_threads)
 
 
 def test_threads_each_get_their_own_rule_exception():
@@ -357,29 +346,17 @@ def test_threads_each_get_their_own_rule_exception():
     sq = ad.primitive(lambda t: t * t, vjp=vjp)
     tape = ad.record(lambda t: sq(t) + t, 1.0)
     n_threads, rounds = 8, 25
-    barrier = threading.Barrier(n_threads)
-    errors = []
 
     def worker(k):
-        try:
-            barrier.wait()
-            for r in range(rounds):
-                x = float(k + 1 + r) * (-1.0 if (k + r) % 2 else 1.0)
-                if x < 0:
-                    with pytest.raises(RuleError, match=f"^negative {x!r}$"):
-                        tape.gradient(x)
-                else:
-                    assert tape.gradient(x) == 2.0 * x + 1.0
-        except BaseException as e:          # noqa: BLE001 - reported by the main thread
-            errors.append(e)
+        for r in range(rounds):
+            x = float(k + 1 + r) * (-1.0 if (k + r) % 2 else 1.0)
+            if x < 0:
+                with pytest.raises(RuleError, match=f"^negative {x!r}$"):
+                    tape.gradient(x)
+            else:
+                assert tape.gradient(x) == 2.0 * x + 1.0
 
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(n_threads)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    if errors:
-        raise errors[0]
+    run_in_threads(worker, n_threads)
 
 
 # ---- exceptions raised from rules --------------------------------------------------------------

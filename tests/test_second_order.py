@@ -3,7 +3,7 @@ oracles.
 
 - scipy.optimize.rosen_hess / rosen_hess_prod at random points on one replayed tape of the
   Rosenbrock Python loop;
-- the seed's f against central differences of its closed-form gradient (written here);
+- the seed's f against central differences of its closed-form gradient (tests/helpers.py);
 - exact symmetry, hessian == symmetrised hvp of the unit directions, hvp == hessian @ v (one
   direction and k at once), vector outputs with weights, inputs in pieces, the functional API;
 - hypothesis-generated programs against central differences of the reverse gradient;
@@ -12,7 +12,6 @@ oracles.
 - the second derivative of a Horner polynomial ("poly") against its closed form.
 """
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -20,6 +19,11 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 import tapead as ad
 from tapead._core import Op
+
+from helpers import (OP_CASES, C, _mp, case_params, op_table, operands, poly, program_steps,
+                     run_program)
+from helpers import seed_f_vec as seed_f
+from helpers import seed_grad_vec as seed_grad
 
 RTOL = 1e-13          # AD against a closed form or an exact (mpmath) oracle
 FD_RTOL = 1e-7        # AD against Richardson-extrapolated central differences
@@ -32,21 +36,6 @@ def rosen_loop(x):
     for i in range(len(x) - 1):
         s = s + 100.0 * (x[i + 1] - x[i] ** 2) ** 2 + (1.0 - x[i]) ** 2
     return s
-
-
-def seed_f(x):
-    x1, x2 = x[0], x[1]
-    return x1 * ad.sqrt(ad.log(x1 / ad.sin(x2 ** 2)))
-
-
-def seed_grad(x):
-    """The closed-form gradient of f(x1, x2) = x1 sqrt(log(x1 / sin(x2^2))):
-    df/dx1 = sqrt(L) + 1 / (2 sqrt(L)),  df/dx2 = -x1 x2 cot(x2^2) / sqrt(L),  L = log(x1/sin x2^2).
-    """
-    x1, x2 = x
-    L = math.log(x1 / math.sin(x2 ** 2))
-    return np.array([math.sqrt(L) + 1.0 / (2.0 * math.sqrt(L)),
-                     -x1 * x2 / math.tan(x2 ** 2) / math.sqrt(L)])
 
 
 def richardson_jacobian(g, x, h=1e-3):
@@ -65,14 +54,6 @@ def richardson_jacobian(g, x, h=1e-3):
         cols.append(r2.ravel())
         errs.append(np.abs(r2 - r1).max())
     return np.stack(cols, axis=1), max(errs)
-
-
-def poly(a, z):
-    """p(z) = a_0 + a_1 z + ... + a_n z^n by Horner's rule."""
-    p = a[-1]
-    for c in a[-2::-1]:
-        p = p * z + c
-    return p
 
 
 # ---- scipy's Rosenbrock Hessian, one replayed tape --------------------------------------------
@@ -376,125 +357,23 @@ def test_poly_second_derivative_in_z(z):
 
 
 # ---- every op: mpmath's exact derivatives and central differences of tape.gradient --------------
-@dataclass
-class Case:
-    f: object        # n operands (Var or float) -> one value, recording the op
-    mp: object       # the same function on mpmath numbers
-    points: list     # operand values, inside the domain and away from non-smooth points
-    raises: object = None   # an op without rules for this sweep: the exception it raises
-
-
-def _mp():
-    return pytest.importorskip("mpmath")
-
-
-def _mpcbrt(x):
-    m = _mp()
-    return m.sign(x) * m.cbrt(abs(x))
-
-
-def C(f, mpf, *points, raises=None):
-    return Case(f, mpf, list(points), raises)
-
-
-def guard(rel):
-    """A branch on a comparison of the operands (a guard op on the tape); the same code runs on
-    mpmath numbers. Points keep away from ties, so nearby points take the same branch."""
-    return lambda x, y: x * x * y if rel(x, y) else x * y * y
-
-
-# user primitives (CALL, and OUT for a second output) with first-order rules only
-def _cube_fun(x):
-    return x ** 3
-
-
-cube = ad.primitive(_cube_fun, jvp=lambda x, v: 3 * x[0] ** 2 * v[0],
-                    vjp=lambda x, w: (3 * x[0] ** 2 * w,))
-pair = ad.primitive(lambda x, y: np.array([x * y, x + y]),
-                    jvp=lambda x, v: np.array([x[1] * v[0] + x[0] * v[1], v[0] + v[1]]),
-                    vjp=lambda x, w: (x[1] * w[0] + w[1], x[0] * w[0] + w[1]), name="pair")
-
-
-def _mpfn(name):
-    return lambda *a: getattr(_mp(), name)(*a)
-
-
-SECOND = {
+# the shared cases (helpers.OP_CASES), with this file's own for NEG, MUL and POW and more cases
+# for DIV, SQUARE and SUM
+SECOND = op_table({
     Op.NEG: [C(lambda x: -x, lambda x: -x, (0.7,), (-1.3,))],
-    Op.ADD: [C(lambda x, y: x + y, lambda x, y: x + y, (0.7, -1.2)),
-             C(lambda x: 2.5 + x, lambda x: 2.5 + x, (0.3,))],
-    Op.SUB: [C(lambda x, y: x - y, lambda x, y: x - y, (0.7, -1.2)),
-             C(lambda x: 2.5 - x, lambda x: 2.5 - x, (0.3,))],
     Op.MUL: [C(lambda x, y: x * y, lambda x, y: x * y, (0.7, -1.2), (0.0, 2.0)),
              C(lambda x: x * x, lambda x: x * x, (-0.6,)),
              C(lambda x: 3 * x, lambda x: 3 * x, (0.4,))],
-    Op.DIV: [C(lambda x, y: x / y, lambda x, y: x / y, (0.7, -1.2), (-2.0, 0.5)),
-             C(lambda x: 1.5 / x, lambda x: 1.5 / x, (0.8,)),
-             C(lambda x: x / 4.0, lambda x: x / 4.0, (0.8,))],
+    Op.DIV: OP_CASES[Op.DIV] + [C(lambda x: x / 4.0, lambda x: x / 4.0, (0.8,))],
     Op.POW: [C(lambda x, y: x ** y, lambda x, y: x ** y, (1.5, 2.25), (0.3, -1.7), (2.0, 0.5)),
              C(lambda x: x ** 3.7, lambda x: x ** 3.7, (1.3,)),
              C(lambda x: x ** 3, lambda x: x ** 3, (-1.3,)),
              C(lambda x: 2.5 ** x, lambda x: 2.5 ** x, (0.6,)),
              C(lambda x, y: ad.pow(x, y), lambda x, y: x ** y, (0.9, 3.0))],
-    Op.SQUARE: [C(ad.square, lambda x: x * x, (0.7,), (-1.3,)),
-                C(lambda x: x ** 2, lambda x: x * x, (0.4,))],
-    Op.SQRT: [C(ad.sqrt, _mpfn("sqrt"), (0.7,), (3.5,))],
-    Op.CBRT: [C(ad.cbrt, _mpcbrt, (0.7,), (-3.5,))],
-    Op.EXP: [C(ad.exp, _mpfn("exp"), (0.7,), (-1.3,))],
-    Op.EXPM1: [C(ad.expm1, _mpfn("expm1"), (0.7,), (-1.3,))],
-    Op.LOG: [C(ad.log, _mpfn("log"), (0.7,), (3.5,))],
-    Op.LOG1P: [C(ad.log1p, _mpfn("log1p"), (0.7,), (-0.4,))],
-    Op.LOG2: [C(ad.log2, lambda x: _mp().log(x, 2), (0.7,), (3.5,))],
-    Op.LOG10: [C(ad.log10, _mpfn("log10"), (0.7,), (3.5,))],
-    Op.SIN: [C(ad.sin, _mpfn("sin"), (0.7,), (-2.3,))],
-    Op.COS: [C(ad.cos, _mpfn("cos"), (0.7,), (-2.3,))],
-    Op.TAN: [C(ad.tan, _mpfn("tan"), (0.7,), (-1.1,))],
-    Op.ASIN: [C(ad.asin, _mpfn("asin"), (0.3,), (-0.6,))],
-    Op.ACOS: [C(ad.acos, _mpfn("acos"), (0.3,), (-0.6,))],
-    Op.ATAN: [C(ad.atan, _mpfn("atan"), (0.7,), (-2.3,))],
-    Op.SINH: [C(ad.sinh, _mpfn("sinh"), (0.7,), (-1.3,))],
-    Op.COSH: [C(ad.cosh, _mpfn("cosh"), (0.7,), (-1.3,))],
-    Op.TANH: [C(ad.tanh, _mpfn("tanh"), (0.7,), (-1.3,))],
-    Op.ASINH: [C(ad.asinh, _mpfn("asinh"), (0.7,), (-2.3,))],
-    Op.ACOSH: [C(ad.acosh, _mpfn("acosh"), (1.7,), (3.5,))],
-    Op.ATANH: [C(ad.atanh, _mpfn("atanh"), (0.3,), (-0.6,))],
-    Op.ATAN2: [C(ad.atan2, _mpfn("atan2"), (0.7, -1.2), (-2.0, 0.5), (0.4, 1.1)),
-               C(lambda y: ad.atan2(y, 2.0), lambda y: _mp().atan2(y, 2.0), (0.6,))],
-    Op.HYPOT: [C(ad.hypot, _mpfn("hypot"), (0.7, -1.2), (-2.0, 0.5)),
-               C(lambda y: ad.hypot(1.5, y), lambda y: _mp().hypot(1.5, y), (0.6,))],
-    Op.ERF: [C(ad.erf, _mpfn("erf"), (0.7,), (-1.3,))],
-    Op.ABS: [C(abs, abs, (0.7,), (-1.3,))],
-    Op.SIGN: [C(lambda x: ad.sign(x) * x, lambda x: _mp().sign(x) * x, (0.7,), (-1.3,))],
-    Op.MAX: [C(ad.maximum, max, (0.7, -1.2), (-2.0, 0.5))],
-    Op.MIN: [C(ad.minimum, min, (0.7, -1.2), (-2.0, 0.5))],
-    Op.WHERE: [C(lambda c, y, w: ad.where(c * c + 1.0, y * y, ad.sin(w)),
-                 lambda c, y, w: y * y, (0.4, 0.7, -1.2)),
-               C(lambda c, y, w: ad.where(c - c, y * y, ad.sin(w)),
-                 lambda c, y, w: _mp().sin(w), (0.4, 0.7, -1.2))],
-    Op.SUM: [C(lambda x, y, z: ad.sum([x, y * y, z, x * z]), lambda x, y, z: x + y * y + z + x * z,
-               (0.4, 0.7, -1.2)),
-             C(lambda x, y: ad.sum([x, 2.5, y]), lambda x, y: x + 2.5 + y, (0.4, 0.7))],
-    Op.DOT: [C(lambda x, y, z: ad.dot([x, y, z], [y, z, x]), lambda x, y, z: x * y + y * z + z * x,
-               (0.4, 0.7, -1.2)),
-             C(lambda x, y: ad.dot([x, x, 2.0], [x, y, y]), lambda x, y: x * x + x * y + 2 * y,
-               (0.4, -0.7))],
-    Op.LT: [C(guard(lambda x, y: x < y), guard(lambda x, y: x < y), (0.7, -1.2), (-2.0, 0.5))],
-    Op.LE: [C(guard(lambda x, y: x <= y), guard(lambda x, y: x <= y), (0.7, -1.2), (-2.0, 0.5))],
-    Op.GT: [C(guard(lambda x, y: x > y), guard(lambda x, y: x > y), (0.7, -1.2), (-2.0, 0.5))],
-    Op.GE: [C(guard(lambda x, y: x >= y), guard(lambda x, y: x >= y), (0.7, -1.2), (-2.0, 0.5))],
-    Op.EQ: [C(guard(lambda x, y: x == y), guard(lambda x, y: x == y), (0.7, -1.2))],
-    Op.NE: [C(guard(lambda x, y: x != y), guard(lambda x, y: x != y), (0.7, -1.2))],
-    # user primitives carry first-order rules only: second order and Taylor raise TypeError
-    Op.CALL: [C(lambda x: cube(x) + x * x, None, (0.7,), raises=TypeError)],
-    Op.OUT: [C(lambda x, y: ad.sum(pair(x, y)) * x, None, (0.7, -1.2), raises=TypeError)],
-}
-SLOPES = (1.0, -0.75, 1.5, 0.5)
-
-
-def operands(case_point, x):
-    """Operand i = a_i + x_i (b_i + x_i / 2): at x = 0 the case's point, with curvature, so the
-    op's first partials meet the operands' second derivatives and vice versa."""
-    return [a + xi * (b + 0.5 * xi) for a, xi, b in zip(case_point, x, SLOPES)]
+    Op.SQUARE: OP_CASES[Op.SQUARE] + [C(lambda x: x ** 2, lambda x: x * x, (0.4,))],
+    Op.SUM: OP_CASES[Op.SUM] + [C(lambda x, y: ad.sum([x, 2.5, y]), lambda x, y: x + 2.5 + y,
+                                  (0.4, 0.7))],
+})
 
 
 def outer(z):
@@ -506,11 +385,7 @@ def op_program(case, point):
     return lambda x: outer(case.f(*operands(point, x)))
 
 
-ALL_IDS = [pytest.param(op, k, p, id=f"{op.name}-{k}-{j}")
-           for op, cases in SECOND.items() for k, case in enumerate(cases)
-           for j, p in enumerate(case.points)]
-OP_IDS = [p for p in ALL_IDS if SECOND[p.values[0]][p.values[1]].raises is None]
-NO_RULE_IDS = [p for p in ALL_IDS if SECOND[p.values[0]][p.values[1]].raises is not None]
+ALL_IDS, OP_IDS, NO_RULE_IDS = case_params(SECOND)
 
 
 def test_every_op_has_a_second_order_case():
@@ -683,30 +558,11 @@ UNARY = {      # total, smooth on the reals, moderate growth
     "pow_c": lambda u: (u * u + 1.0) ** 0.75, "rpow": lambda u: 1.5 ** ad.sin(u),
     "cube": lambda u: u ** 3, "log10": lambda u: ad.log10(ad.exp(ad.sin(u)) + 1.0),
 }
-BINARY = {
-    "add": lambda u, v: u + v, "sub": lambda u, v: u - v, "mul": lambda u, v: u * v,
-    "div": lambda u, v: u / (1.0 + v * v), "pow": lambda u, v: (u * u + 1.0) ** ad.sin(v),
-    "hypot": lambda u, v: ad.hypot(u, v * v + 0.5), "atan2": lambda u, v: ad.atan2(u, v * v + 1.0),
-    "sum": lambda u, v: ad.sum([u, v, u * v]), "dot": lambda u, v: ad.dot([u, v], [v, ad.sin(u)]),
-}
 
 
 def run(prog, x):
-    """Run a program (m inputs, steps, output picks) on Vars or floats: a DAG that reuses any
-    earlier value, with short loops."""
-    m, body, outs = prog
-    vals = [x[i] for i in range(m)]
-    for s in body:
-        if s[0] == "u":
-            vals.append(UNARY[s[1]](vals[s[2] % len(vals)]))
-        elif s[0] == "b":
-            vals.append(BINARY[s[1]](vals[s[2] % len(vals)], vals[s[3] % len(vals)]))
-        else:
-            acc, other = vals[s[2] % len(vals)], vals[s[3] % len(vals)]
-            for _ in range(s[4]):
-                acc = BINARY[s[1]](acc, other)
-                vals.append(acc)
-    return [vals[-1 - (o % len(vals))] for o in outs]
+    """Run a program (m inputs, steps, output picks) on Vars or floats (helpers.run_program)."""
+    return run_program(prog, x, UNARY)
 
 
 def _random_program_test(m, body, outs, xs, seed):
@@ -729,12 +585,7 @@ def _random_program_test(m, body, outs, xs, seed):
 
 
 if st is not None:
-    _steps = st.lists(st.one_of(
-        st.tuples(st.just("u"), st.sampled_from(sorted(UNARY)), st.integers(0, 999)),
-        st.tuples(st.just("b"), st.sampled_from(sorted(BINARY)), st.integers(0, 999),
-                  st.integers(0, 999)),
-        st.tuples(st.just("loop"), st.sampled_from(sorted(BINARY)), st.integers(0, 999),
-                  st.integers(0, 999), st.integers(2, 4))), min_size=1, max_size=12)
+    _steps = program_steps(UNARY)
 
     @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(st.integers(1, 4), _steps, st.lists(st.integers(0, 999), min_size=1, max_size=3),

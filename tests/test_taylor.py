@@ -12,7 +12,6 @@
 - conventions at non-smooth points: NaN-free, as the first-order rules say.
 """
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -20,6 +19,9 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 import tapead as ad
 from tapead._core import Op
+
+from helpers import C, _mp, case_params, op_table, operands, poly, program_steps, run_program
+from helpers import seed_f_vec as seed_f
 
 N = 11                     # order of the known series
 
@@ -199,10 +201,6 @@ def test_series_identities(name):
 
 
 # ---- order 1 = jvp, 2 y_2 = v.H v, 6 y_3 = third directional derivative ----------------------
-def seed_f(x):
-    return x[0] * ad.sqrt(ad.log(x[0] / ad.sin(x[1] ** 2)))
-
-
 def richardson(g, h):
     """d/ds g(s) at 0 by central differences, Richardson-extrapolated over h, h/2, h/4."""
     def cd(s):
@@ -236,14 +234,7 @@ def test_seed_low_orders(x, v):
     assert_allclose(y3, third, rtol=1e-9, atol=1e-9)
 
 
-# ---- poly: a Horner polynomial -----------------------------------------------------------------
-def poly(a, z):
-    p = a[-1]
-    for c in a[-2::-1]:
-        p = p * z + c
-    return p
-
-
+# ---- poly: a Horner polynomial (helpers.poly) -------------------------------------------------
 @pytest.mark.parametrize("z", [0.0, 0.7, -1.3, 2.0])
 def test_poly_second_derivative_and_taylor_shift(z):
     a = np.array([0.5, -2.0, 1.5, 3.0, -0.25, 0.125])
@@ -262,123 +253,19 @@ def test_poly_second_derivative_and_taylor_shift(z):
 
 
 # ---- every op: mpmath.taylor at order 5 ---------------------------------------------------------
-@dataclass
-class Case:
-    f: object        # n operands (Var or float) -> one value, recording the op
-    mp: object       # the same function on mpmath numbers
-    points: list     # operand values, away from non-smooth points
-    raises: object = None   # an op without rules for this sweep: the exception it raises
-
-
-def _mp():
-    return pytest.importorskip("mpmath")
-
-
-def _mpfn(name):
-    return lambda *a: getattr(_mp(), name)(*a)
-
-
-def _mpcbrt(x):
-    m = _mp()
-    return m.sign(x) * m.cbrt(abs(x))
-
-
-def C(f, mpf, *points, raises=None):
-    return Case(f, mpf, list(points), raises)
-
-
-def guard(rel):
-    """A branch on a comparison of the operands (a guard op on the tape); the same code runs on
-    mpmath numbers. Points keep away from ties, so nearby points take the same branch."""
-    return lambda x, y: x * x * y if rel(x, y) else x * y * y
-
-
-# user primitives (CALL, and OUT for a second output) with first-order rules only
-def _cube_fun(x):
-    return x ** 3
-
-
-cube = ad.primitive(_cube_fun, jvp=lambda x, v: 3 * x[0] ** 2 * v[0],
-                    vjp=lambda x, w: (3 * x[0] ** 2 * w,))
-pair = ad.primitive(lambda x, y: np.array([x * y, x + y]),
-                    jvp=lambda x, v: np.array([x[1] * v[0] + x[0] * v[1], v[0] + v[1]]),
-                    vjp=lambda x, w: (x[1] * w[0] + w[1], x[0] * w[0] + w[1]), name="pair")
-
-
-TAYLOR = {
+# the shared cases (helpers.OP_CASES), with this file's own for NEG, MUL and POW
+TAYLOR = op_table({
     Op.NEG: [C(lambda x: -x, lambda x: -x, (0.7,))],
-    Op.ADD: [C(lambda x, y: x + y, lambda x, y: x + y, (0.7, -1.2)),
-             C(lambda x: 2.5 + x, lambda x: 2.5 + x, (0.3,))],
-    Op.SUB: [C(lambda x, y: x - y, lambda x, y: x - y, (0.7, -1.2)),
-             C(lambda x: 2.5 - x, lambda x: 2.5 - x, (0.3,))],
     Op.MUL: [C(lambda x, y: x * y, lambda x, y: x * y, (0.7, -1.2)),
              C(lambda x: x * x, lambda x: x * x, (-0.6,)),
              C(lambda x: 3 * x, lambda x: 3 * x, (0.4,))],
-    Op.DIV: [C(lambda x, y: x / y, lambda x, y: x / y, (0.7, -1.2), (-2.0, 0.5)),
-             C(lambda x: 1.5 / x, lambda x: 1.5 / x, (0.8,))],
     Op.POW: [C(lambda x, y: x ** y, lambda x, y: x ** y, (1.5, 2.25), (0.3, -1.7)),
              C(lambda x: x ** 3.7, lambda x: x ** 3.7, (1.3,)),
              C(lambda x: x ** 3, lambda x: x ** 3, (-1.3,)),
              C(lambda x: x ** -2, lambda x: x ** -2, (-0.9,)),
              C(lambda x: 2.5 ** x, lambda x: _mp().mpf(2.5) ** x, (0.6,))],
-    Op.SQUARE: [C(ad.square, lambda x: x * x, (0.7,), (-1.3,))],
-    Op.SQRT: [C(ad.sqrt, _mpfn("sqrt"), (0.7,), (3.5,))],
-    Op.CBRT: [C(ad.cbrt, _mpcbrt, (0.7,), (-3.5,))],
-    Op.EXP: [C(ad.exp, _mpfn("exp"), (0.7,), (-1.3,))],
-    Op.EXPM1: [C(ad.expm1, _mpfn("expm1"), (0.7,), (-1.3,))],
-    Op.LOG: [C(ad.log, _mpfn("log"), (0.7,), (3.5,))],
-    Op.LOG1P: [C(ad.log1p, _mpfn("log1p"), (0.7,), (-0.4,))],
-    Op.LOG2: [C(ad.log2, lambda x: _mp().log(x, 2), (0.7,), (3.5,))],
-    Op.LOG10: [C(ad.log10, _mpfn("log10"), (0.7,), (3.5,))],
-    Op.SIN: [C(ad.sin, _mpfn("sin"), (0.7,), (-2.3,))],
-    Op.COS: [C(ad.cos, _mpfn("cos"), (0.7,), (-2.3,))],
-    Op.TAN: [C(ad.tan, _mpfn("tan"), (0.7,), (-1.1,))],
-    Op.ASIN: [C(ad.asin, _mpfn("asin"), (0.3,), (-0.6,))],
-    Op.ACOS: [C(ad.acos, _mpfn("acos"), (0.3,), (-0.6,))],
-    Op.ATAN: [C(ad.atan, _mpfn("atan"), (0.7,), (-2.3,))],
-    Op.SINH: [C(ad.sinh, _mpfn("sinh"), (0.7,), (-1.3,))],
-    Op.COSH: [C(ad.cosh, _mpfn("cosh"), (0.7,), (-1.3,))],
-    Op.TANH: [C(ad.tanh, _mpfn("tanh"), (0.7,), (-1.3,))],
-    Op.ASINH: [C(ad.asinh, _mpfn("asinh"), (0.7,), (-2.3,))],
-    Op.ACOSH: [C(ad.acosh, _mpfn("acosh"), (1.7,), (3.5,))],
-    Op.ATANH: [C(ad.atanh, _mpfn("atanh"), (0.3,), (-0.6,))],
-    Op.ATAN2: [C(ad.atan2, _mpfn("atan2"), (0.7, -1.2), (-2.0, 0.5), (0.4, 1.1)),
-               C(lambda y: ad.atan2(y, 2.0), lambda y: _mp().atan2(y, 2.0), (0.6,))],
-    Op.HYPOT: [C(ad.hypot, _mpfn("hypot"), (0.7, -1.2), (-2.0, 0.5)),
-               C(lambda y: ad.hypot(1.5, y), lambda y: _mp().hypot(1.5, y), (0.6,))],
-    Op.ERF: [C(ad.erf, _mpfn("erf"), (0.7,), (-1.3,))],
-    Op.ABS: [C(abs, abs, (0.7,), (-1.3,))],
-    Op.SIGN: [C(lambda x: ad.sign(x) * x, lambda x: _mp().sign(x) * x, (0.7,), (-1.3,))],
-    Op.MAX: [C(ad.maximum, max, (0.7, -1.2), (-2.0, 0.5))],
-    Op.MIN: [C(ad.minimum, min, (0.7, -1.2), (-2.0, 0.5))],
-    Op.WHERE: [C(lambda c, y, w: ad.where(c * c + 1.0, y * y, ad.sin(w)),
-                 lambda c, y, w: y * y, (0.4, 0.7, -1.2)),
-               C(lambda c, y, w: ad.where(c - c, y * y, ad.sin(w)),
-                 lambda c, y, w: _mp().sin(w), (0.4, 0.7, -1.2))],
-    Op.SUM: [C(lambda x, y, z: ad.sum([x, y * y, z, x * z]), lambda x, y, z: x + y * y + z + x * z,
-               (0.4, 0.7, -1.2))],
-    Op.DOT: [C(lambda x, y, z: ad.dot([x, y, z], [y, z, x]), lambda x, y, z: x * y + y * z + z * x,
-               (0.4, 0.7, -1.2)),
-             C(lambda x, y: ad.dot([x, x, 2.0], [x, y, y]), lambda x, y: x * x + x * y + 2 * y,
-               (0.4, -0.7))],
-    Op.LT: [C(guard(lambda x, y: x < y), guard(lambda x, y: x < y), (0.7, -1.2), (-2.0, 0.5))],
-    Op.LE: [C(guard(lambda x, y: x <= y), guard(lambda x, y: x <= y), (0.7, -1.2), (-2.0, 0.5))],
-    Op.GT: [C(guard(lambda x, y: x > y), guard(lambda x, y: x > y), (0.7, -1.2), (-2.0, 0.5))],
-    Op.GE: [C(guard(lambda x, y: x >= y), guard(lambda x, y: x >= y), (0.7, -1.2), (-2.0, 0.5))],
-    Op.EQ: [C(guard(lambda x, y: x == y), guard(lambda x, y: x == y), (0.7, -1.2))],
-    Op.NE: [C(guard(lambda x, y: x != y), guard(lambda x, y: x != y), (0.7, -1.2))],
-    # user primitives carry first-order rules only: second order and Taylor raise TypeError
-    Op.CALL: [C(lambda x: cube(x) + x * x, None, (0.7,), raises=TypeError)],
-    Op.OUT: [C(lambda x, y: ad.sum(pair(x, y)) * x, None, (0.7, -1.2), raises=TypeError)],
-}
-SLOPES = (1.0, -0.75, 1.5, 0.5)
+})
 ORDER = 5
-
-
-def operands(point, x):
-    """Operand i = a_i + x_i (b_i + x_i / 2): at x = 0 the case's point; along a direction its
-    series has a nonzero second coefficient, so every term of the op's recurrence is exercised."""
-    return [a + xi * (b + 0.5 * xi) for a, xi, b in zip(point, x, SLOPES)]
 
 
 def op_program(case, point):
@@ -388,11 +275,7 @@ def op_program(case, point):
     return f
 
 
-ALL_IDS = [pytest.param(op, k, p, id=f"{op.name}-{k}-{j}")
-           for op, cases in TAYLOR.items() for k, case in enumerate(cases)
-           for j, p in enumerate(case.points)]
-OP_IDS = [p for p in ALL_IDS if TAYLOR[p.values[0]][p.values[1]].raises is None]
-NO_RULE_IDS = [p for p in ALL_IDS if TAYLOR[p.values[0]][p.values[1]].raises is not None]
+ALL_IDS, OP_IDS, NO_RULE_IDS = case_params(TAYLOR)
 
 
 def test_every_op_has_a_taylor_case():
@@ -572,28 +455,11 @@ UNARY = {
     "cosh": lambda u: ad.cosh(ad.sin(u)),
     "log2": lambda u: ad.log2(u * u + 2.0), "expm1": lambda u: ad.expm1(ad.sin(u)),
 }
-BINARY = {
-    "add": lambda u, v: u + v, "sub": lambda u, v: u - v, "mul": lambda u, v: u * v,
-    "div": lambda u, v: u / (1.0 + v * v), "pow": lambda u, v: (u * u + 1.0) ** ad.sin(v),
-    "hypot": lambda u, v: ad.hypot(u, v * v + 0.5), "atan2": lambda u, v: ad.atan2(u, v * v + 1.0),
-    "sum": lambda u, v: ad.sum([u, v, u * v]), "dot": lambda u, v: ad.dot([u, v], [v, ad.sin(u)]),
-}
 
 
 def run(prog, x):
-    m, body, outs = prog
-    vals = [x[i] for i in range(m)]
-    for s in body:
-        if s[0] == "u":
-            vals.append(UNARY[s[1]](vals[s[2] % len(vals)]))
-        elif s[0] == "b":
-            vals.append(BINARY[s[1]](vals[s[2] % len(vals)], vals[s[3] % len(vals)]))
-        else:
-            acc, other = vals[s[2] % len(vals)], vals[s[3] % len(vals)]
-            for _ in range(s[4]):
-                acc = BINARY[s[1]](acc, other)
-                vals.append(acc)
-    return [vals[-1 - (o % len(vals))] for o in outs]
+    """Run a program (m inputs, steps, output picks) on Vars or floats (helpers.run_program)."""
+    return run_program(prog, x, UNARY)
 
 
 def _random_program_test(m, body, outs, xs, seed):
@@ -615,12 +481,7 @@ if st is not None:
     # inputs on a grid of 1/1024 in [-1.5, 1.5] (0 included): tiny magnitudes such as 1e-228,
     # which hypothesis likes, hit the underflow bug below (test_pow_taylor_underflow) every time
     _coords = st.integers(-1536, 1536).map(lambda i: i / 1024.0)
-    _steps = st.lists(st.one_of(
-        st.tuples(st.just("u"), st.sampled_from(sorted(UNARY)), st.integers(0, 999)),
-        st.tuples(st.just("b"), st.sampled_from(sorted(BINARY)), st.integers(0, 999),
-                  st.integers(0, 999)),
-        st.tuples(st.just("loop"), st.sampled_from(sorted(BINARY)), st.integers(0, 999),
-                  st.integers(0, 999), st.integers(2, 4))), min_size=1, max_size=12)
+    _steps = program_steps(UNARY)
 
     @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(st.integers(1, 4), _steps, st.lists(st.integers(0, 999), min_size=1, max_size=3),

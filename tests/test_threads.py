@@ -1,11 +1,11 @@
 """Eight threads replaying one closed tape at once give exactly the single-thread results
 (sweeps own their scratch; the GIL is released while C runs)."""
-import threading
-
 import numpy as np
 from numpy.testing import assert_array_equal
 
 import tapead as ad
+
+from helpers import run_in_threads
 
 N_THREADS = 8
 ROUNDS = 15
@@ -49,29 +49,18 @@ def test_eight_threads_replay_one_tape_exactly():
     expected = [replays(t, ts, x, V, W) for x in points]
     swept0 = t.stats()["swept"]
 
-    barrier = threading.Barrier(N_THREADS)
-    errors, results = [], [None] * N_THREADS
+    results = [None] * N_THREADS
 
     def worker(k):
-        try:
-            barrier.wait()
-            for r in range(ROUNDS):
-                # each thread walks through all points, starting at its own
-                x_i = (k + r) % N_THREADS
-                got = replays(t, ts, points[x_i], V, W)
-                for key, val in expected[x_i].items():
-                    assert_array_equal(got[key], val, err_msg=f"thread {k} round {r} {key}")
-            results[k] = True
-        except BaseException as e:          # noqa: BLE001 - reported by the main thread
-            errors.append(e)
+        for r in range(ROUNDS):
+            # each thread walks through all points, starting at its own
+            x_i = (k + r) % N_THREADS
+            got = replays(t, ts, points[x_i], V, W)
+            for key, val in expected[x_i].items():
+                assert_array_equal(got[key], val, err_msg=f"thread {k} round {r} {key}")
+        results[k] = True
 
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(N_THREADS)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    if errors:
-        raise errors[0]
+    run_in_threads(worker, N_THREADS)
     assert all(results)
 
     # the visit counters are exact under concurrency too
@@ -90,30 +79,18 @@ def test_threads_record_their_own_tapes_concurrently():
     rng = np.random.default_rng(1)
     xs = [rng.uniform(-1, 1, 50) for _ in range(N_THREADS)]
     ref = [ad.record(lambda x: f(x)[0], x).gradient(x) for x in xs]
-    barrier = threading.Barrier(N_THREADS)
-    errors = []
 
     def worker(k):
-        try:
-            barrier.wait()
-            for _ in range(5):
-                t = ad.record(lambda x: f(x)[0], xs[k])
-                assert_array_equal(t.gradient(xs[k]), ref[k])
-                with ad.Tape() as t2:
-                    x = t2.variables(xs[k])
-                    y = f(x)[0]
-                y.backward()
-                assert_array_equal([e.grad for e in x], ref[k])
-        except BaseException as e:          # noqa: BLE001
-            errors.append(e)
+        for _ in range(5):
+            t = ad.record(lambda x: f(x)[0], xs[k])
+            assert_array_equal(t.gradient(xs[k]), ref[k])
+            with ad.Tape() as t2:
+                x = t2.variables(xs[k])
+                y = f(x)[0]
+            y.backward()
+            assert_array_equal([e.grad for e in x], ref[k])
 
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(N_THREADS)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    if errors:
-        raise errors[0]
+    run_in_threads(worker, N_THREADS)
 
 
 def test_threads_replaying_a_tape_whose_guards_flip():
@@ -130,24 +107,12 @@ def test_threads_replaying_a_tape_whose_guards_flip():
     t = ad.record(g, rng.uniform(-1, 1, m))
     points = [rng.uniform(-1, 1, m) for _ in range(N_THREADS)]
     expected = [np.where(p > 0, 2 * p, -3.0) for p in points]
-    barrier = threading.Barrier(N_THREADS)
-    errors = []
 
     def worker(k):
-        try:
-            barrier.wait()
-            for r in range(50):
-                i = (k + r) % N_THREADS
-                assert_array_equal(t.gradient(points[i]), expected[i])
-                assert t(points[i]) == g(points[i])
-        except BaseException as e:          # noqa: BLE001
-            errors.append(e)
+        for r in range(50):
+            i = (k + r) % N_THREADS
+            assert_array_equal(t.gradient(points[i]), expected[i])
+            assert t(points[i]) == g(points[i])
 
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(N_THREADS)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    if errors:
-        raise errors[0]
+    run_in_threads(worker, N_THREADS)
     assert t.stats()["rerecords"] > 0
