@@ -4,7 +4,8 @@
 #include "tape_impl.h"
 #include "work.h"
 
-#define SCRATCH_BUDGET ((int64_t)256 << 20)   /* bytes of tangents/adjoints per block */
+#define BLOCK_BYTES ((int64_t)4 << 20)   /* tangents/adjoints of a block of directions: to stay in
+                                            cache (a reverse sweep out of it costs 2x) */
 #define CAT_(a, b) a##b
 #define CAT(a, b) CAT_(a, b)
 
@@ -14,12 +15,13 @@ static inline void tp_count(tp_tape *t, int which, int64_t visits)
     __atomic_fetch_add(&t->swept[which], visits, __ATOMIC_RELAXED);
 }
 
-/* Directions carried per block: as many as the scratch budget allows for `buffers` sets. */
+/* Directions carried per block: as many as fit BLOCK_BYTES for `buffers` sets, at least 8 (one
+ * vectorised sweep) and at most k. */
 static inline int64_t tp_block(const tp_tape *t, int64_t k, int buffers)
 {
     int64_t per = (t->n_consts + tp_nvars(t)) * (int64_t)sizeof(double) * buffers;
-    int64_t kb = per ? SCRATCH_BUDGET / per : k;
-    return kb < 1 ? 1 : (kb < k ? kb : k);
+    int64_t kb = per ? BLOCK_BYTES / per : k;
+    return kb < 8 ? (k < 8 ? k : 8) : (kb < k ? kb : k);
 }
 
 /* Directions actually carried for nb: 2-4 and 5-8 are padded with zero directions to the

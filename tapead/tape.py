@@ -507,7 +507,7 @@ class Tape:
         xf = rec.x_flat(x)
         m, n = rec.m, rec.n_out
         if mode == "auto":
-            mode = "forward" if m <= _REVERSE_COST(rec, n) * n else "reverse"
+            mode = "forward" if m <= _ADJOINT_COST * n else "reverse"
         J = np.zeros((n, m))
         if m and n and mode == "forward":        # m unit tangent directions: J[o, i] at o*m + i
             check(lib.tp_jvp(rec._p, _buf(xf), m, ffi.NULL, ffi.NULL, _buf(J)), "jacobian")
@@ -583,10 +583,9 @@ class Tape:
                      for i in range(len(rec.pieces)))
 
 
-def _REVERSE_COST(rec, n):
-    """Cost of an adjoint direction in units of a tangent direction, for mode="auto": measured
-    1.4 while the adjoints of the block fit in cache (8 MB), about 3 beyond (bench/, issue 4)."""
-    return 1.4 if 8 * n * (rec.m + lib.tp_n_ops(rec._p)) <= 8 << 20 else 3.0
+# Cost of an adjoint direction in units of a tangent direction, for mode="auto" (measured in
+# bench/test_bench_modes.py: 1.35-1.7; directions are swept in cache-sized blocks).
+_ADJOINT_COST = 1.5
 
 
 _ONE = ffi.new("double[1]", [1.0])
