@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._core import OP_ARITY, OP_FORMULA, Op, check, ffi, lib
+from ._core import OP_ARITY, OP_FORMULA, Flip, Op, check, ffi, lib
 
 
 @dataclass(frozen=True)
@@ -52,18 +52,27 @@ def listing(tape):
 
 def at_point(tape, x=None, v=None, w=None):
     """Values, tangents (direction v, flat like x) and adjoints (weights w, flat like y) of every
-    variable at x, and the local partials aligned with the operand stream."""
-    p = tape._p
-    xf = tape._x(x)
-    nv = tape.n_inputs + len(tape)
+    variable at x, and the local partials aligned with the operand stream. Where a branch guard
+    flips at x, a tape from ad.record is recorded again there first (else BranchChanged)."""
+    rec = tape._rec
+    try:
+        return _at_point(rec, x, v, w)
+    except Flip:
+        return _at_point(tape._after_flip(rec, x), x, v, w)
+
+
+def _at_point(rec, x, v, w):
+    p = rec._p
+    xf = rec.x_flat(x)
+    nv = rec.m + lib.tp_n_ops(p)
     vals, tans, adjs = np.empty(nv), np.empty(nv), np.empty(nv)
     partials = np.empty(lib.tp_n_args(p))
     vf = None if v is None else np.ascontiguousarray(v, dtype=np.float64).ravel()
     wf = None if w is None else np.ascontiguousarray(w, dtype=np.float64).ravel()
-    if vf is not None and vf.size != tape.n_inputs:
-        raise ValueError(f"expected a direction v of {tape.n_inputs} entries, got {vf.size}")
-    if wf is not None and wf.size != tape.n_outputs:
-        raise ValueError(f"expected weights w of {tape.n_outputs} entries, got {wf.size}")
+    if vf is not None and vf.size != rec.m:
+        raise ValueError(f"expected a direction v of {rec.m} entries, got {vf.size}")
+    if wf is not None and wf.size != rec.n_out:
+        raise ValueError(f"expected weights w of {rec.n_out} entries, got {wf.size}")
     check(lib.tp_inspect(p, _buf(xf), ffi.NULL if vf is None else _buf(vf),
                          ffi.NULL if wf is None else _buf(wf), _buf(vals), _buf(tans),
                          _buf(adjs), _buf(partials)), "inspect")

@@ -87,9 +87,18 @@ class _View:
     tangents, adjoints and partials (tapead.program.at_point)."""
 
     def __init__(self, tape, x=None, v=None, w=None, names=None, ascii=False):
-        if x is not None:
-            tape.forward(x)     # a flipped branch guard: re-record (ad.record) or BranchChanged
-        p = tape._p
+        self.v, self.w = v, w
+        self.missing = {}                         # sweep -> why it is not shown
+        try:                                      # (re-records where a branch guard flips)
+            at = at_point(tape, x, v, w)
+        except TypeError:                         # a user primitive without a jvp/vjp rule
+            at = at_point(tape, x)
+            for key, vv, ww in (("tangents", v, None), ("adjoints", None, w)):
+                try:
+                    at[key] = at_point(tape, x, vv, ww)[key]
+                except TypeError as e:
+                    self.missing[key] = str(e)
+        p = tape._p                               # the recording swept just now
         n_ops, n_args = lib.tp_n_ops(p), lib.tp_n_args(p)
         self.ops = np.empty(n_ops, dtype=np.uint8)
         self.args = np.empty(n_args, dtype=np.int32)
@@ -102,17 +111,6 @@ class _View:
         self.m, self.n_ops, self.ascii = tape.n_inputs, n_ops, ascii
         self.start, self.count = _operand_positions(self.ops, self.args)
         self.x = tape._x(x)                      # flat; x itself as the tape's inputs are shaped
-        self.v, self.w = v, w
-        self.missing = {}                         # sweep -> why it is not shown
-        try:
-            at = at_point(tape, x, v, w)
-        except TypeError:                         # a user primitive without a jvp/vjp rule
-            at = at_point(tape, x)
-            for key, vv, ww in (("tangents", v, None), ("adjoints", None, w)):
-                try:
-                    at[key] = at_point(tape, x, vv, ww)[key]
-                except TypeError as e:
-                    self.missing[key] = str(e)
         self.values, self.tangents = at["values"], at["tangents"]
         self.adjoints, self.partials = at["adjoints"], at["partials"]
         if names is None:
