@@ -330,16 +330,17 @@ class Tape:
         recording of f at x, or BranchChanged for an imperatively recorded tape."""
         if self._fn is None:
             raise rec.branch_changed() from None
-        return self._rerecord(rec.x_flat(x))
+        # the replay has checked x already: one input piece goes to f's recording as it is
+        args = [x] if x is not None and len(rec.pieces) == 1 else rec.split(rec.x_flat(x))
+        return self._rerecord(args)
 
-    def _rerecord(self, flat):
-        """Record f again at the flat input (its branch guards flipped there)."""
-        old = self._rec
+    def _rerecord(self, args):
+        """Record f again at args, one per input piece (its branch guards flipped there)."""
         rec = _Recording(self)
         lib.tp_claim(rec._p)
         outer, _state.rec = getattr(_state, "rec", None), rec
         try:
-            xs = [rec.add_inputs(a) for a in old.split(flat)]
+            xs = [rec.add_inputs(a) for a in args]
             rec.set_outputs(self._fn(*xs))
         finally:
             _state.rec = outer
@@ -477,8 +478,8 @@ class Tape:
                     return g if rec.fast == 1 else float(g[0])
             except _Flip:
                 rec = self._after_flip(rec, x)     # re-recorded at x (or BranchChanged)
-                try:
-                    if _fast.grad(rec, rec.fast == 2, x, g) is None:
+                try:                               # x is its last point now: no conversion
+                    if _fast.grad(rec, rec.fast == 2, None, g) is None:
                         return g if rec.fast == 1 else float(g[0])
                 except _Flip:                      # f took another branch on the same input
                     raise rec.branch_changed() from None
