@@ -74,7 +74,7 @@ static int primal(const tp_tape *t, double *V, work_t *w)
 #define PRIMAL_VARIADIC(NAME) { const int32_t n = p[0]; const int32_t *q = p + 1; double z; \
                                 NAME##_PRIMAL; *Z = z; p += n + 2; }
 #define VAL(i) V[q[i]]
-#define CHECK_GUARD(z, w) if ((w) == (w) && (z) != (w)) return tp_flipped(Z - V, x, y)
+#define CHECK_GUARD(z, w) if ((z) == 1.0 - (w)) return tp_flipped(Z - V, x, y)  /* w NaN: never */
 #define PRIMITIVE_CALL { int rc_ = tp_call_primal(V, Z, q, n, w); if (rc_ < 0) return rc_; \
                          z = *Z; }
 #define PRIMITIVE_OUT z = *Z                 /* its CALL wrote it */

@@ -46,7 +46,7 @@ int tp_taylor(tp_tape *t, const double *x, const double *v, int64_t order, doubl
     (void)q; NAME##_PRIMAL; Z[0] = z; NAME##_TAYLOR; p += n + 2; }
 #define VAL(i) SERIES(q[i])[0]
 #define SER(i) SERIES(q[i])
-#define CHECK_GUARD(z, w) if ((w) == (w) && (z) != (w)) { rc = tp_flipped(iz, x, y); goto done; }
+#define CHECK_GUARD(z, w) if ((z) == 1.0 - (w)) { rc = tp_flipped(iz, x, y); goto done; }
 #define PRIMITIVE_CALL { rc = TP_ENORULE; goto done; }
 #define PRIMITIVE_OUT { rc = TP_ENORULE; goto done; }
     for (int64_t o = 0; o < t->n_ops; o++, iz++) {
