@@ -50,13 +50,16 @@ def finite_diff(f, x, h=None, method="central"):
 def check_grads(f, args, order=1, modes=("fwd", "rev"), eps=None, rtol=None, atol=None):
     """Check tapead's derivatives of f at args against central differences.
 
-    args is a tuple of f's positional arguments. For each mode ("fwd": Jacobian by tangent
-    sweeps, "rev": by adjoint sweeps) every Jacobian entry must satisfy
-    |AD - numeric| <= atol + rtol·|numeric|; otherwise AssertionError names the worst entry
-    with both values. Defaults: eps = cbrt(machine eps)·max(1, |x|), rtol = atol = 1e-5.
+    args is a tuple of f's positional arguments. order=1: for each mode ("fwd": the Jacobian by
+    tangent sweeps, "rev": by adjoint sweeps) every entry is compared with central differences
+    of f. order=2 adds the Hessian (forward over reverse; of w·f for a vector f, w fixed and
+    random) against central differences of the gradient that order 1 checked, as JAX checks the
+    derivatives of derivatives. An entry passes when |AD - numeric| <= atol + rtol·|numeric|;
+    otherwise AssertionError names the worst entry with both values. Defaults:
+    eps = cbrt(machine eps)·max(1, |x|), rtol = atol = 1e-5.
     """
-    if order != 1:
-        raise ValueError("check_grads supports order=1 (first derivatives)")
+    if order not in (1, 2):
+        raise ValueError(f"order must be 1 or 2, got {order!r}")
     if isinstance(modes, str):
         modes = (modes,)
     for m in modes:
@@ -66,24 +69,52 @@ def check_grads(f, args, order=1, modes=("fwd", "rev"), eps=None, rtol=None, ato
     rtol = 1e-5 if rtol is None else rtol
     atol = 1e-5 if atol is None else atol
     tape = record(f, *args)
+
+    def steps(a):
+        return None if eps is None else \
+            eps * np.maximum(1.0, np.abs(np.asarray(a, dtype=float)).ravel())
+
+    def with_arg(fun, k):
+        def fk(v):
+            full = list(args)
+            full[k] = v
+            return fun(*full)
+        return fk
     for mode in modes:
         J = tape.jacobian(None, mode="forward" if mode == "fwd" else "reverse")
-        Js = J if len(args) > 1 else (J,)
-        for k, (Jk, a) in enumerate(zip(Js, args)):
-            def fk(v, k=k):
-                full = list(args)
-                full[k] = v
-                return f(*full)
-            num = finite_diff(fk, a, h=None if eps is None else
-                              eps * np.maximum(1.0, np.abs(np.asarray(a, dtype=float)).ravel()))
-            ad_ = np.asarray(Jk, dtype=np.float64)
-            err = np.abs(ad_ - num) - (atol + rtol * np.abs(num))
-            bad = ~(err <= 0)
-            if np.any(bad):
-                worst = np.unravel_index(np.nanargmax(np.where(bad, np.nan_to_num(err, nan=np.inf), -np.inf)),
-                                         err.shape) if err.ndim else ()
-                raise AssertionError(
-                    f"check_grads ({mode}, argument {k}): entry {tuple(int(i) for i in worst)} "
-                    f"of the Jacobian differs: AD {float(ad_[worst])!r}, numeric "
-                    f"{float(num[worst])!r} "
-                    f"(rtol={rtol}, atol={atol})")
+        for k, (Jk, a) in enumerate(zip(J if len(args) > 1 else (J,), args)):
+            _compare(Jk, finite_diff(with_arg(f, k), a, h=steps(a)), rtol, atol,
+                     f"check_grads ({mode}, argument {k}): entry {{}} of the Jacobian")
+    if order == 2:
+        w = np.ones(tape._out_shape) if tape.n_outputs == 1 else \
+            np.random.default_rng(0).uniform(0.5, 1.5, tape.n_outputs).reshape(tape._out_shape)
+        H = tape.hessian(None, w=w)
+
+        def gradient(*xs):                       # the AD gradient of w·f, checked above
+            g = tape.vjp(xs[0] if len(xs) == 1 else xs, w)[1]
+            return np.concatenate([np.ravel(gi) for gi in _pieces(g, len(xs))])
+        for k, a in enumerate(args):
+            blocks = H[k] if len(args) > 1 else (H,)
+            row = np.concatenate([np.reshape(b, (np.size(a), -1)) for b in blocks], axis=1) \
+                if len(args) > 1 else np.reshape(H, (np.size(a), -1))
+            num = finite_diff(with_arg(gradient, k), a, h=steps(a))     # (m_total,) + a.shape
+            num = np.reshape(num, (-1, np.size(a))).T
+            _compare(row, num, rtol, atol,
+                     f"check_grads (order 2, argument {k}): entry {{}} of the Hessian")
+
+
+def _pieces(g, n):
+    return g if n > 1 else (g,)
+
+
+def _compare(ad_, num, rtol, atol, where):
+    ad_ = np.asarray(ad_, dtype=np.float64)
+    num = np.asarray(num, dtype=np.float64).reshape(ad_.shape)
+    err = np.abs(ad_ - num) - (atol + rtol * np.abs(num))
+    bad = ~(err <= 0)
+    if np.any(bad):
+        worst = np.unravel_index(np.nanargmax(np.where(bad, np.nan_to_num(err, nan=np.inf),
+                                                       -np.inf)), err.shape) if err.ndim else ()
+        raise AssertionError(
+            f"{where.format(tuple(int(i) for i in worst))} differs: AD {float(ad_[worst])!r}, "
+            f"numeric {float(num[worst])!r} (rtol={rtol}, atol={atol})")

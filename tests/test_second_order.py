@@ -629,3 +629,24 @@ def test_hessian_of_a_dense_function_is_not_compressed():
     assert tape._rec.colouring is None or tape._rec.colouring[1] == 6
     assert_allclose(H, tape.hvp(np.ones(6), np.eye(6)), rtol=1e-14)
 
+
+
+# ---- check_grads(order=2): the Hessian against differences of the checked gradient -----------
+@pytest.mark.parametrize("f, args", [
+    (lambda x: ad.sin(x[0]) * x[1] ** 3 + ad.exp(x[0] * x[1]), (np.array([0.3, 0.7]),)),
+    (lambda a, b: ad.atan2(a, b) * ad.log1p(a * a) + ad.hypot(a, b) ** 3, (0.4, 1.3)),
+    (lambda x: np.array([x[0] * x[1], ad.sin(x[0]) / x[1]]), (np.array([0.3, 0.7]),)),
+    (lambda a, b: a[0] * b ** 2 + ad.cos(a[1]) * ad.tanh(b), (np.array([0.3, 0.7]), 1.1)),
+], ids=["scalar", "two-args", "vector-output", "pieces"])
+def test_check_grads_order_two(f, args):
+    ad.check_grads(f, args, order=2)
+
+
+def test_check_grads_order_two_refuses_what_it_cannot_check():
+    with pytest.raises(ValueError, match="order"):
+        ad.check_grads(lambda x: x * x, (1.0,), order=3)
+    p = ad.primitive(lambda x: x ** 3, jvp=lambda x, v: 3 * x[0] ** 2 * v[0],
+                     vjp=lambda x, w: (3 * x[0] ** 2 * w,))
+    ad.check_grads(lambda x: p(x), (0.5,))                      # first order: fine
+    with pytest.raises(TypeError, match="second-order"):
+        ad.check_grads(lambda x: p(x), (0.5,), order=2)
