@@ -16,7 +16,7 @@ int tp_inspect(tp_tape *t, const double *x, const double *v, const double *w, do
     double *V, *base;
     int rc = work_begin(&wk, t);
     if (rc < 0) return rc;
-    if ((rc = tp_primal_at(t, x, &wk, &V)) < 0) goto done;
+    if ((rc = tp_primal_at(t, x, &wk, &V, NULL)) < 0) goto done;
     if (vals) memcpy(vals, V, (size_t)nv * sizeof(double));
     if (!(base = work_buf(&wk, W_DIRS, t->n_consts + nv))) { rc = TP_ENOMEM; goto done; }
     double *S = base + t->n_consts;

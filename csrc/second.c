@@ -47,7 +47,7 @@ int tp_hvp(tp_tape *t, const double *x, const double *w, int64_t k, const double
     double *V;
     int rc = work_begin(&wk, t);
     if (rc < 0) return rc;
-    if ((rc = tp_primal_at(t, x, &wk, &V)) < 0) goto done;
+    if ((rc = tp_primal_at(t, x, &wk, &V, NULL)) < 0) goto done;
     tp_read_outputs(t, V, y);
     int64_t ns = t->n_consts + tp_nvars(t), m = t->n_inputs, kb = tp_block(t, k, 2);
     double *tbase = work_buf(&wk, W_DIRS, ns * tp_padded(kb));

@@ -60,62 +60,27 @@ int tp_branch_info(int64_t *var, double *xy)
 }
 
 /* ---- primal -------------------------------------------------------------------------------- */
-static int primal(const tp_tape *t, double *V, work_t *w)
-{
-    const uint8_t *op = t->ops, *const end = t->ops + t->n_ops;
-    const int32_t *p = t->args;
-    double *Z = V + t->n_inputs;
-#define LOAD_1 const double x = V[p[0]]; (void)x
-#define LOAD_2 LOAD_1; const double y = V[p[1]]; (void)y
-#define LOAD_3 LOAD_2; const double w = V[p[2]]; (void)w
-#define PRIMAL_1(NAME) { LOAD_1; double z; NAME##_PRIMAL; *Z = z; p += 1; }
-#define PRIMAL_2(NAME) { LOAD_2; double z; NAME##_PRIMAL; *Z = z; p += 2; }
-#define PRIMAL_3(NAME) { LOAD_3; double z; NAME##_PRIMAL; *Z = z; p += 3; }
-#define PRIMAL_VARIADIC(NAME) { const int32_t n = p[0]; const int32_t *q = p + 1; double z; \
-                                NAME##_PRIMAL; *Z = z; p += n + 2; }
-#define VAL(i) V[q[i]]
-#define CHECK_GUARD(z, w) if ((z) == 1.0 - (w)) return tp_flipped(Z - V, x, y)  /* w NaN: never */
-#define PRIMITIVE_CALL { int rc_ = tp_call_primal(V, Z, q, n, w); if (rc_ < 0) return rc_; \
-                         z = *Z; }
-#define PRIMITIVE_OUT z = *Z                 /* its CALL wrote it */
-#if THREADED
-    static const void *const label[] = {
-#define OP(NAME, ARITY, RULE, FORMULA) &&primal_##NAME,
-#include "ops.def"
-#undef OP
-    };
-#define NEXT { Z++; if (++op == end) return TP_OK; goto *label[*op]; }
-    if (op == end) return TP_OK;
-    goto *label[*op];
-#define OP(NAME, ARITY, RULE, FORMULA) primal_##NAME: PRIMAL_##ARITY(NAME); NEXT
-#include "ops.def"
-#undef OP
-#undef NEXT
-#else
-    for (; op < end; op++, Z++) {
-        switch (*op) {
-#define OP(NAME, ARITY, RULE, FORMULA) case TP_OP_##NAME: PRIMAL_##ARITY(NAME); break;
-#include "ops.def"
-#undef OP
-        }
-    }
-    return TP_OK;
-#endif
-#undef VAL
-#undef CHECK_GUARD
-#undef PRIMITIVE_CALL
-#undef PRIMITIVE_OUT
-}
+#define PRIMAL_FN primal
+#define ZERO_ADJOINTS 0
+#include "primal_body.h"
+#undef PRIMAL_FN
+#undef ZERO_ADJOINTS
+#define PRIMAL_FN primal_clearing
+#define ZERO_ADJOINTS 1
+#include "primal_body.h"
+#undef PRIMAL_FN
+#undef ZERO_ADJOINTS
 
-/* Values of every slot at input x (*V: slot 0). TP_EBRANCH when a branch guard flips. */
-int tp_primal_at(tp_tape *t, const double *x, work_t *w, double **V)
+/* Values of every slot at input x (*V: slot 0); A, if given, gets its operations' slots zeroed.
+ * TP_EBRANCH when a branch guard flips. */
+int tp_primal_at(tp_tape *t, const double *x, work_t *w, double **V, double *A)
 {
     double *base = work_buf(w, W_VALUES, t->n_consts + tp_nvars(t));
     if (!base) return TP_ENOMEM;
     double *S = base + t->n_consts;
     for (int64_t c = 0; c < t->n_consts; c++) S[-1 - c] = t->consts[c];
     if (t->n_inputs) memcpy(S, x, (size_t)t->n_inputs * sizeof *x);
-    int rc = primal(t, S, w);
+    int rc = A ? primal_clearing(t, S, w, A) : primal(t, S, w, NULL);
     tp_count(t, 0, t->n_ops);
     if (rc >= 0)                      /* the last point swept: one where the sweep succeeded */
         for (int64_t i = 0; i < t->n_inputs; i++)
@@ -163,7 +128,7 @@ int tp_forward(tp_tape *t, const double *x, double *y)
     double *V;
     int rc = work_begin(&w, t);
     if (rc < 0) return rc;
-    if ((rc = tp_primal_at(t, x, &w, &V)) >= 0) tp_read_outputs(t, V, y);
+    if ((rc = tp_primal_at(t, x, &w, &V, NULL)) >= 0) tp_read_outputs(t, V, y);
     work_end(&w);
     return rc;
 }
@@ -176,7 +141,7 @@ int tp_jvp(tp_tape *t, const double *x, int64_t k, const double *xdot, double *y
     double *V, *tbase;
     int rc = work_begin(&w, t);
     if (rc < 0) return rc;
-    if ((rc = tp_primal_at(t, x, &w, &V)) < 0) goto done;
+    if ((rc = tp_primal_at(t, x, &w, &V, NULL)) < 0) goto done;
     tp_read_outputs(t, V, y);
     int64_t kb = tp_block(t, k, 1), m = t->n_inputs;
     if (!(tbase = work_buf(&w, W_DIRS, (t->n_consts + tp_nvars(t)) * tp_padded(kb)))) {
@@ -206,16 +171,17 @@ int tp_vjp(tp_tape *t, const double *x, int64_t k, const double *ybar, double *y
     double *V, *abase;
     int rc = work_begin(&w, t);
     if (rc < 0) return rc;
-    if ((rc = tp_primal_at(t, x, &w, &V)) < 0) goto done;
-    tp_read_outputs(t, V, y);
-    int64_t kb = tp_block(t, k, 1), m = t->n_inputs;
-    if (!(abase = work_buf(&w, W_DIRS, (t->n_consts + tp_nvars(t)) * tp_padded(kb)))) {
+    int64_t kb = tp_block(t, k, 1), m = t->n_inputs, ns = t->n_consts + tp_nvars(t);
+    if (!(abase = work_buf(&w, W_DIRS, ns * tp_padded(kb)))) {
         rc = TP_ENOMEM;
         goto done;
     }
+    /* one weight vector (a gradient): the primal sweep clears the operations' adjoints */
+    if ((rc = tp_primal_at(t, x, &w, &V, k == 1 ? abase + t->n_consts : NULL)) < 0) goto done;
+    tp_read_outputs(t, V, y);
     for (int64_t j0 = 0; j0 < k; j0 += kb) {
         int64_t nb = k - j0 < kb ? k - j0 : kb, ks = tp_padded(nb);
-        memset(abase, 0, (size_t)((t->n_consts + tp_nvars(t)) * ks) * sizeof(double));
+        memset(abase, 0, (size_t)((k == 1 ? t->n_consts + m : ns) * ks) * sizeof(double));
         double *A = abase + t->n_consts * ks;
         for (int64_t o = 0; o < t->n_outputs; o++)
             for (int64_t j = 0; j < nb; j++)

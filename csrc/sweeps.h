@@ -47,7 +47,7 @@ static inline void tp_read_outputs(const tp_tape *t, const double *V, double *y)
 }
 
 int tp_flipped(int64_t var, double x, double y);   /* note a flipped guard: TP_EBRANCH */
-int tp_primal_at(tp_tape *t, const double *x, work_t *w, double **V);
+int tp_primal_at(tp_tape *t, const double *x, work_t *w, double **V, double *A);
 int tp_tangent_sweep(const tp_tape *t, const double *V, double *T, int64_t k, work_t *w);
 int tp_adjoint_sweep(tp_tape *t, const double *V, double *A, int64_t k, int64_t nops, work_t *w);
 

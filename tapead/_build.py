@@ -38,7 +38,7 @@ ffibuilder.set_source(
                        "work.c")],
     include_dirs=[os.path.relpath(CSRC)],
     depends=[os.path.join(CSRC, f) for f in ("ops.def", "rules.h", "series.h", "tape.h",
-                                             "tape_impl.h", "sweeps.h", "work.h", "sweep_body.h",
+                                             "tape_impl.h", "sweeps.h", "work.h", "primal_body.h", "sweep_body.h",
                                              "sweep2_body.h")],
     # IEEE semantics: no -ffast-math, no contraction into FMA (same bits on every machine).
     # -fno-crossjumping keeps one dispatch jump per op handler in the threaded sweeps (merged
