@@ -4,6 +4,7 @@ Every replay is one C call over the flat tape; this module only converts inputs 
 and re-records f (ad.record) where a replay flips a branch guard.
 """
 import functools
+import inspect
 import threading
 import weakref
 
@@ -266,6 +267,8 @@ def _replay(method):
             return method(self, rec, *args, **kwargs)
         except _Flip:                              # f took another branch on the same input
             raise rec.branch_changed() from None
+    params = list(inspect.signature(method).parameters.values())
+    run.__signature__ = inspect.Signature([params[0]] + params[2:])      # without `rec`
     return run
 
 
