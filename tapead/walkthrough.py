@@ -198,7 +198,8 @@ def cost(out, shapes=((1, 1000), (10, 100), (100, 100), (100, 10), (1000, 1))):
         out(f"{m:5d} {n:5d} {len(t):5d} {(s1 - s0)[1]:24d} {tf * 1e6:7.0f}µs "
             f"{(s2 - s1)[2]:24d} {tr * 1e6:7.0f}µs  {auto:>9}")
     out("\nForward visits = m·ops, reverse = n·ops: reverse mode wins when n ≪ m (a gradient: "
-        "n = 1),\nforward when m ≪ n. mode=\"auto\" picks forward when m ≤ n, else reverse.")
+        "n = 1),\nforward when m ≪ n. mode=\"auto\" picks forward when m ≤ 1.5·n (an adjoint "
+        "direction costs\nabout 1.5 tangent directions), else reverse.")
 
 
 def run(out=print, plot=None, ascii=False):
