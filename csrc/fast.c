@@ -12,6 +12,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
+#include <math.h>
 #include <string.h>
 #include "tape_impl.h"
 
@@ -33,12 +34,16 @@ static struct {
     int (*forward)(tp_tape *, const double *, double *);
     int (*vjp)(tp_tape *, const double *, int64_t, const double *, double *, double *);
     int64_t (*n_ops)(const tp_tape *);
+    int (*guard)(tp_tape *, int64_t, int);
+    int (*closed)(const tp_tape *);
     PyTypeObject *var_type;  /* tapead.Var, made at module init */
+    PyTypeObject *cond_type; /* tapead.Cond: a comparison's outcome while recording */
     PyTypeObject *rec_type;  /* tapead.tape._Recording: holds a tape's address as `_addr` */
     PyObject *fail;          /* fail(status): raises the exception of a C status */
     PyObject *number;        /* number(obj): float for a real number, None otherwise */
     PyObject *mixed;         /* mixed(): raises TapeError for operands of two tapes */
-    PyObject *on_guard;      /* on_guard(recording, index): notes where a guard was recorded */
+    PyObject *on_guard;      /* on_guard(recording, index, kind): notes where a guard was
+                                recorded (kind 0: a comparison's truth value, 1: .value) */
     int op_cmp[6];           /* TP_OP_LT .. TP_OP_NE in Py_LT .. Py_GE order */
     int op_add, op_sub, op_mul, op_div, op_pow, op_neg, op_abs, op_square, op_sqrt;
 } R;
@@ -182,25 +187,50 @@ static PyObject *nb_pow(PyObject *a, PyObject *b, PyObject *mod)
 }
 
 
-/* Comparisons return plain bools on the values. While the tape records (in this thread), each
- * is also recorded as a branch guard with its outcome, which every replay checks. */
+/* ---- comparisons: conditions ---------------------------------------------------------------
+ * A comparison while the tape records (in this thread) is recorded as an unchecked comparison
+ * operation and returns a Cond: a bool-like object holding the outcome and the comparison's
+ * variable. Taking its truth value (if, while, and/or/not, bool(), int(), arithmetic) makes the
+ * comparison a branch guard that every replay checks; ad.where takes the Cond itself as its
+ * condition and never guards it. On a closed tape, comparisons are plain bools. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *rec;           /* the recording of the comparison */
+    tp_tape *p;
+    int32_t index;           /* the comparison's variable */
+    char outcome, guarded;
+} CondObject;
+
+#define IS_COND(o) (Py_TYPE(o) == R.cond_type)
+
 static int operand_code(tp_tape *p, PyObject *o, double v, int32_t *code)
 {
     if (IS_VAR(o)) { *code = ((VarObject *)o)->index; return TP_OK; }
     return R.konst(p, v, code);
 }
 
+/* Note where the user's code made guard gi (on_guard reads the calling frame). */
+static int note_guard(PyObject *rec, int32_t gi, int kind)
+{
+    PyObject *r = PyObject_CallFunction(R.on_guard, "Oii", rec, (int)gi, kind);
+    if (!r) return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
 static PyObject *richcompare(PyObject *a, PyObject *b, int cmp)
 {
     double va, vb;
     int k;
-    if (readable(((VarObject *)(IS_VAR(a) ? a : b))->p) < 0) return NULL;
-    if (IS_VAR(a)) va = R.value(((VarObject *)a)->p, ((VarObject *)a)->index);
+    if (IS_VAR(a) && IS_VAR(b) && ((VarObject *)a)->p != ((VarObject *)b)->p) return mixed_tapes();
+    VarObject *v = (VarObject *)(IS_VAR(a) ? a : b);
+    if (readable(v->p) < 0) return NULL;
+    if (IS_VAR(a)) va = R.value(v->p, ((VarObject *)a)->index);
     else if ((k = as_number(a, &va)) <= 0) {
         if (k < 0) return NULL;
         Py_RETURN_NOTIMPLEMENTED;
     }
-    if (IS_VAR(b)) vb = R.value(((VarObject *)b)->p, ((VarObject *)b)->index);
+    if (IS_VAR(b)) vb = R.value(v->p, ((VarObject *)b)->index);
     else if ((k = as_number(b, &vb)) <= 0) {
         if (k < 0) return NULL;
         Py_RETURN_NOTIMPLEMENTED;
@@ -214,19 +244,31 @@ static PyObject *richcompare(PyObject *a, PyObject *b, int cmp)
     case Py_GT: outcome = va > vb; break;
     default:    outcome = va >= vb; break;
     }
-    VarObject *v = (VarObject *)(IS_VAR(a) ? a : b);
-    if (IS_VAR(a) && IS_VAR(b) && ((VarObject *)a)->p != ((VarObject *)b)->p) return mixed_tapes();
     int32_t ca, cb, cw, gi = 0;
     int rc = operand_code(v->p, a, va, &ca);
     if (rc >= 0) rc = operand_code(v->p, b, vb, &cb);
-    if (rc >= 0) rc = R.konst(v->p, outcome ? 1.0 : 0.0, &cw);
+    if (rc >= 0) rc = R.konst(v->p, NAN, &cw);                 /* outcome NaN: not checked */
     if (rc >= 0) rc = gi = R.rec3(v->p, R.op_cmp[cmp], ca, cb, cw);
     if (rc == TP_ECLOSED) return PyBool_FromLong(outcome);     /* recording is over: plain */
     if (rc < 0) return status_error(rc);
-    PyObject *r = PyObject_CallFunction(R.on_guard, "Oi", v->rec, (int)gi);
-    if (!r) return NULL;
-    Py_DECREF(r);
-    return PyBool_FromLong(outcome);
+    CondObject *c = PyObject_New(CondObject, R.cond_type);
+    if (!c) return NULL;
+    Py_INCREF(v->rec);
+    c->rec = v->rec; c->p = v->p; c->index = gi; c->outcome = (char)outcome; c->guarded = 0;
+    return (PyObject *)c;
+}
+
+/* The truth value of a condition: from now on a branch guard of its tape. */
+static int cond_bool(CondObject *c)
+{
+    if (!c->guarded) {
+        int rc = R.guard(c->p, c->index, c->outcome);
+        if (rc == TP_ECLOSED) return c->outcome;               /* taken after the recording */
+        if (rc < 0) { status_error(rc); return -1; }
+        c->guarded = 1;
+        if (note_guard(c->rec, c->index, 0) < 0) return -1;
+    }
+    return c->outcome;
 }
 
 static int nb_bool(VarObject *self)
@@ -236,12 +278,162 @@ static int nb_bool(VarObject *self)
     PyObject *r = richcompare((PyObject *)self, zero, Py_NE);
     Py_DECREF(zero);
     if (!r) return -1;
-    int t = r == Py_True;
+    int t = IS_COND(r) ? cond_bool((CondObject *)r) : r == Py_True;
     Py_DECREF(r);
     return t;
 }
 
+static void cond_dealloc(CondObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    Py_XDECREF(self->rec);
+    PyObject_Free(self);
+    Py_DECREF(tp);
+}
+
+/* A condition used as a number or compared: its truth value (a guard), then bool's behaviour. */
+static PyObject *as_bool(PyObject *o)
+{
+    if (!IS_COND(o)) { Py_INCREF(o); return o; }
+    int t = cond_bool((CondObject *)o);
+    return t < 0 ? NULL : PyBool_FromLong(t);
+}
+
+#define COND_BINARY(NAME, CALL) \
+static PyObject *NAME(PyObject *a, PyObject *b) \
+{ \
+    PyObject *x = as_bool(a), *y = x ? as_bool(b) : NULL, *r = y ? CALL(x, y) : NULL; \
+    Py_XDECREF(x); Py_XDECREF(y); \
+    return r; \
+}
+COND_BINARY(cond_add, PyNumber_Add)
+COND_BINARY(cond_sub, PyNumber_Subtract)
+COND_BINARY(cond_mul, PyNumber_Multiply)
+COND_BINARY(cond_div, PyNumber_TrueDivide)
+COND_BINARY(cond_floordiv, PyNumber_FloorDivide)
+COND_BINARY(cond_mod, PyNumber_Remainder)
+COND_BINARY(cond_and, PyNumber_And)
+COND_BINARY(cond_or, PyNumber_Or)
+COND_BINARY(cond_xor, PyNumber_Xor)
+
+#define COND_UNARY(NAME, CALL) \
+static PyObject *NAME(PyObject *a) \
+{ \
+    PyObject *x = as_bool(a), *r = x ? CALL(x) : NULL; \
+    Py_XDECREF(x); \
+    return r; \
+}
+COND_UNARY(cond_neg, PyNumber_Negative)
+COND_UNARY(cond_pos, PyNumber_Positive)
+COND_UNARY(cond_abs, PyNumber_Absolute)
+COND_UNARY(cond_invert, PyNumber_Invert)
+COND_UNARY(cond_int, PyNumber_Long)
+COND_UNARY(cond_float, PyNumber_Float)
+COND_UNARY(cond_index, PyNumber_Index)
+
+static PyObject *cond_pow(PyObject *a, PyObject *b, PyObject *mod)
+{
+    PyObject *x = as_bool(a), *y = x ? as_bool(b) : NULL, *r = y ? PyNumber_Power(x, y, mod) : NULL;
+    Py_XDECREF(x); Py_XDECREF(y);
+    return r;
+}
+
+static PyObject *cond_richcompare(PyObject *a, PyObject *b, int op)
+{
+    PyObject *x = as_bool(a), *y = x ? as_bool(b) : NULL, *r = y ? PyObject_RichCompare(x, y, op) : NULL;
+    Py_XDECREF(x); Py_XDECREF(y);
+    return r;
+}
+
+static Py_hash_t cond_hash(CondObject *self)
+{
+    int t = cond_bool(self);
+    return t < 0 ? -1 : t;                       /* hash(True) == 1, hash(False) == 0 */
+}
+
+static PyObject *cond_repr(CondObject *self)
+{
+    return PyUnicode_FromFormat("Cond(%s, index=%d)", self->outcome ? "True" : "False",
+                                (int)self->index);
+}
+
+static PyObject *cond_get_rec(CondObject *self, void *c)
+{
+    (void)c;
+    Py_INCREF(self->rec);
+    return self->rec;
+}
+
+static PyObject *cond_get_guarded(CondObject *self, void *c)
+{
+    (void)c;
+    return PyBool_FromLong(self->guarded);
+}
+
+static PyMemberDef cond_members[] = {
+    {"index", T_INT, offsetof(CondObject, index), READONLY,
+     "position of the comparison's variable on its tape"},
+    {NULL}
+};
+
+static PyGetSetDef cond_getset[] = {
+    {"_rec", (getter)cond_get_rec, NULL, "the recording of the comparison", NULL},
+    {"guarded", (getter)cond_get_guarded, NULL,
+     "True once its truth value was taken: replays check the comparison", NULL},
+    {NULL}
+};
+
+static PyObject *cond_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    (void)type; (void)args; (void)kwds;
+    PyErr_SetString(PyExc_TypeError, "a tapead.Cond is made by comparing Vars, not by calling Cond()");
+    return NULL;
+}
+
+static PyType_Slot cond_slots[] = {
+    {Py_tp_new, cond_new}, {Py_tp_dealloc, cond_dealloc}, {Py_tp_hash, cond_hash},
+    {Py_tp_richcompare, cond_richcompare}, {Py_tp_repr, cond_repr},
+    {Py_tp_members, cond_members}, {Py_tp_getset, cond_getset},
+    {Py_nb_bool, cond_bool}, {Py_nb_int, cond_int}, {Py_nb_float, cond_float},
+    {Py_nb_index, cond_index}, {Py_nb_add, cond_add}, {Py_nb_subtract, cond_sub},
+    {Py_nb_multiply, cond_mul}, {Py_nb_true_divide, cond_div},
+    {Py_nb_floor_divide, cond_floordiv}, {Py_nb_remainder, cond_mod}, {Py_nb_power, cond_pow},
+    {Py_nb_negative, cond_neg}, {Py_nb_positive, cond_pos}, {Py_nb_absolute, cond_abs},
+    {Py_nb_invert, cond_invert}, {Py_nb_and, cond_and}, {Py_nb_or, cond_or},
+    {Py_nb_xor, cond_xor},
+    {Py_tp_doc, "The outcome of a comparison of Vars while recording: acts as a bool. Taking its "
+                "truth value (if, while, and, or, not, bool(), arithmetic) records a branch guard "
+                "that replays check; ad.where(cond, x, y) takes it as a condition that stays "
+                "valid on both sides (no guard)."},
+    {0, NULL}
+};
+
+static PyType_Spec cond_spec = {
+    "tapead.Cond", sizeof(CondObject), 0, Py_TPFLAGS_DEFAULT, cond_slots,
+};
+
+/* .value while the tape records in this thread: the number, and an equality guard on it (a
+ * replay elsewhere re-records or raises BranchChanged instead of reusing a stale constant). */
 static PyObject *get_value(VarObject *self, void *c)
+{
+    (void)c;
+    if (readable(self->p) < 0) return NULL;
+    double x = R.value(self->p, self->index);
+    if (!R.closed(self->p)) {
+        int32_t cx, cw, gi = 0;
+        int rc = R.konst(self->p, x, &cx), nan = x != x;
+        if (rc >= 0) rc = R.konst(self->p, 1.0, &cw);
+        /* x == x_recorded, or for NaN x != x: true now, flips wherever x differs */
+        if (rc >= 0) rc = gi = R.rec3(self->p, nan ? R.op_cmp[Py_NE] : R.op_cmp[Py_EQ],
+                                      self->index, nan ? self->index : cx, cw);
+        if (rc < 0 && rc != TP_ECLOSED) return status_error(rc);
+        if (rc >= 0 && note_guard(self->rec, gi, 1) < 0) return NULL;
+    }
+    return PyFloat_FromDouble(x);
+}
+
+/* the value without a guard: repr, format and tapead's own code */
+static PyObject *get_peek(VarObject *self, void *c)
 {
     (void)c;
     if (readable(self->p) < 0) return NULL;
@@ -262,7 +454,9 @@ static PyMemberDef var_members[] = {
 };
 
 static PyGetSetDef var_getset[] = {
-    {"value", (getter)get_value, NULL, "primal value at recording", NULL},
+    {"value", (getter)get_value, NULL, "primal value at recording (while recording, reading it "
+     "records a branch guard on it)", NULL},
+    {"_value", (getter)get_peek, NULL, "primal value at recording, no guard", NULL},
     {"_rec", (getter)get_rec, NULL, "the recording this variable belongs to", NULL},
     {NULL}
 };
@@ -297,16 +491,17 @@ static PyObject *setup(PyObject *mod, PyObject *args)
 {
     (void)mod;
     PyObject *fail, *number, *mixed, *on_guard;
-    unsigned long long a1, a2, a3, a4, a5, a6, a7, a8, a9, a10;
+    unsigned long long a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12;
     int lt, le, gt, ge, eq, ne;
-    if (!PyArg_ParseTuple(args, "OOOO(KKKKKKKKKK)(iiiiiiiiiiiiiii)", &fail, &number, &mixed,
-                          &on_guard, &a1, &a2, &a3, &a4, &a5, &a6, &a7, &a8, &a9, &a10,
+    if (!PyArg_ParseTuple(args, "OOOO(KKKKKKKKKKKK)(iiiiiiiiiiiiiii)", &fail, &number, &mixed,
+                          &on_guard, &a1, &a2, &a3, &a4, &a5, &a6, &a7, &a8, &a9, &a10, &a11, &a12,
                           &R.op_add, &R.op_sub, &R.op_mul, &R.op_div, &R.op_pow, &R.op_neg,
                           &R.op_abs, &R.op_square, &R.op_sqrt, &lt, &le, &gt, &ge, &eq, &ne))
         return NULL;
     R.op_cmp[Py_LT] = lt; R.op_cmp[Py_LE] = le; R.op_cmp[Py_GT] = gt; R.op_cmp[Py_GE] = ge;
     R.op_cmp[Py_EQ] = eq; R.op_cmp[Py_NE] = ne;
     R.rec3 = (void *)(uintptr_t)a9; R.konst = (void *)(uintptr_t)a10;
+    R.guard = (void *)(uintptr_t)a11; R.closed = (void *)(uintptr_t)a12;
     Py_INCREF(on_guard); Py_XDECREF(R.on_guard); R.on_guard = on_guard;
     R.rec1 = (void *)(uintptr_t)a1; R.rec2 = (void *)(uintptr_t)a2;
     R.rec2vc = (void *)(uintptr_t)a3; R.rec2cv = (void *)(uintptr_t)a4;
@@ -475,6 +670,10 @@ static PyObject *py_grad(PyObject *mod, PyObject *const *args, Py_ssize_t n)
     tp_tape *t = tape_of(args[0]);
     if (!t || readable(t) < 0) return NULL;
     int64_t m = t->n_inputs;
+    if (t->n_outputs != 1) {                       /* re-checked: a re-record may change it */
+        PyErr_SetString(PyExc_ValueError, "tape.gradient needs a scalar output");
+        return NULL;
+    }
     int scalar = PyObject_IsTrue(args[1]);
     xin in;
     int k;
@@ -564,6 +763,14 @@ PyMODINIT_FUNC PyInit__fast(void)
     Py_INCREF(R.var_type);
     if (PyModule_AddObject(m, "Var", (PyObject *)R.var_type) < 0) {
         Py_DECREF(R.var_type);
+        Py_DECREF(m);
+        return NULL;
+    }
+    R.cond_type = (PyTypeObject *)PyType_FromSpec(&cond_spec);
+    if (!R.cond_type) { Py_DECREF(m); return NULL; }
+    Py_INCREF(R.cond_type);
+    if (PyModule_AddObject(m, "Cond", (PyObject *)R.cond_type) < 0) {
+        Py_DECREF(R.cond_type);
         Py_DECREF(m);
         return NULL;
     }

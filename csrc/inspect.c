@@ -61,6 +61,7 @@ int tp_inspect(tp_tape *t, const double *x, const double *v, const double *w, do
             }
         }
     }
+    tp_commit_x(t, V);
 done:
     work_end(&wk);
     return rc;

@@ -71,6 +71,7 @@ int tp_hvp(tp_tape *t, const double *x, const double *w, int64_t k, const double
         tp_count(t, 1, t->n_ops * nb);
         tp_count(t, 3, t->n_ops * nb);
     }
+    if (rc >= 0) tp_commit_x(t, V);
 done:
     work_end(&wk);
     return rc;

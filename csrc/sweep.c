@@ -82,9 +82,6 @@ int tp_primal_at(tp_tape *t, const double *x, work_t *w, double **V, double *A)
     if (t->n_inputs) memcpy(S, x, (size_t)t->n_inputs * sizeof *x);
     int rc = A ? primal_clearing(t, S, w, A) : primal(t, S, w, NULL);
     tp_count(t, 0, t->n_ops);
-    if (rc >= 0)                      /* the last point swept: one where the sweep succeeded */
-        for (int64_t i = 0; i < t->n_inputs; i++)
-            __atomic_store(&t->last_x[i], &S[i], __ATOMIC_RELAXED);
     *V = S;
     return rc;
 }
@@ -128,7 +125,10 @@ int tp_forward(tp_tape *t, const double *x, double *y)
     double *V;
     int rc = work_begin(&w, t);
     if (rc < 0) return rc;
-    if ((rc = tp_primal_at(t, x, &w, &V, NULL)) >= 0) tp_read_outputs(t, V, y);
+    if ((rc = tp_primal_at(t, x, &w, &V, NULL)) >= 0) {
+        tp_read_outputs(t, V, y);
+        tp_commit_x(t, V);
+    }
     work_end(&w);
     return rc;
 }
@@ -158,6 +158,7 @@ int tp_jvp(tp_tape *t, const double *x, int64_t k, const double *xdot, double *y
             memcpy(ydot + o * k + j0, T + (int64_t)t->outputs[o] * ks, (size_t)nb * sizeof(double));
         tp_count(t, 1, t->n_ops * nb);
     }
+    if (rc >= 0) tp_commit_x(t, V);
 done:
     work_end(&w);
     return rc;
@@ -191,6 +192,7 @@ int tp_vjp(tp_tape *t, const double *x, int64_t k, const double *ybar, double *y
         for (int64_t i = 0; i < m; i++)
             memcpy(xbar + i * k + j0, A + i * ks, (size_t)nb * sizeof(double));
     }
+    if (rc >= 0) tp_commit_x(t, V);
 done:
     work_end(&w);
     return rc;

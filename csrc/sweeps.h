@@ -46,6 +46,13 @@ static inline void tp_read_outputs(const tp_tape *t, const double *V, double *y)
     if (y) for (int64_t i = 0; i < t->n_outputs; i++) y[i] = V[t->outputs[i]];
 }
 
+/* The last point swept (x=None): stored only once a whole replay has succeeded. */
+static inline void tp_commit_x(tp_tape *t, const double *x)
+{
+    for (int64_t i = 0; i < t->n_inputs; i++)
+        __atomic_store(&t->last_x[i], &x[i], __ATOMIC_RELAXED);
+}
+
 int tp_flipped(int64_t var, double x, double y);   /* note a flipped guard: TP_EBRANCH */
 int tp_primal_at(tp_tape *t, const double *x, work_t *w, double **V, double *A);
 int tp_tangent_sweep(const tp_tape *t, const double *V, double *T, int64_t k, work_t *w);

@@ -65,9 +65,17 @@ void tp_free(tp_tape *t)
     free(t->vals); free(t->outputs); free(t->last_x); free(t->guards); free(t);
 }
 
-void tp_claim(tp_tape *t)
+/* The calling thread starts recording t: once per tape, by one thread (a second `with t:`, from
+ * any thread, is TP_ETHREAD; a closed tape TP_ECLOSED). */
+int tp_claim(tp_tape *t)
 {
-    if (!t->closed) { t->owner = pthread_self(); t->started = 1; }
+    if (__atomic_load_n(&t->closed, __ATOMIC_ACQUIRE)) return TP_ECLOSED;
+    int free_ = 0;
+    if (!__atomic_compare_exchange_n(&t->claimed, &free_, 1, 0, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_ACQUIRE)) return TP_ETHREAD;
+    t->owner = pthread_self();
+    __atomic_store_n(&t->started, 1, __ATOMIC_RELEASE);
+    return TP_OK;
 }
 
 int tp_readable(const tp_tape *t) { return tp_may_read(t); }
@@ -257,16 +265,18 @@ static int64_t comparison_at(const tp_tape *t, int64_t var)
     return -1;
 }
 
-/* Turn the comparison that made variable var into a plain one: replays stop checking it. */
-int tp_unguard(tp_tape *t, int64_t var)
+/* Make the comparison that made variable var a branch guard with the given outcome (Python took
+ * its truth value): replays check it from now on. Comparisons are recorded unchecked (outcome
+ * NaN); ad.where uses one as its condition without ever guarding it. */
+int tp_guard(tp_tape *t, int64_t var, int outcome)
 {
     int rc = may_record(t);
     if (rc < 0) return rc;
     int64_t pos = comparison_at(t, var);
     if (pos < 0) return TP_EARG;
-    int32_t nan_code;
-    if ((rc = const_code(t, NAN, &nan_code)) < 0) return rc;
-    t->args[pos + 2] = nan_code;
+    int32_t code;
+    if ((rc = const_code(t, outcome ? 1.0 : 0.0, &code)) < 0) return rc;
+    t->args[pos + 2] = code;
     return TP_OK;
 }
 

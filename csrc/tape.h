@@ -34,7 +34,7 @@ extern const int tp_op_curvature[];        /* 0 linear, 1 bilinear, 2 nonlinear:
 /* lifetime and recording */
 tp_tape *tp_new(void);
 void tp_free(tp_tape *t);
-void tp_claim(tp_tape *t);                 /* the calling thread starts recording it */
+int tp_claim(tp_tape *t);                  /* the calling thread starts recording it (once) */
 void tp_close(tp_tape *t);                 /* no more operations; the tape is immutable */
 int tp_closed(const tp_tape *t);
 int64_t tp_add_inputs(tp_tape *t, const double *x, int64_t n);      /* first index */
@@ -48,7 +48,7 @@ int32_t tp_rec_call(tp_tape *t, int prim, const int32_t *inputs, int64_t k, cons
                     int64_t n);           /* a primitive's n outputs y: variables z .. z+n-1 */
 int tp_const(tp_tape *t, double c, int32_t *code);                 /* operand code of c */
 int tp_set_outputs(tp_tape *t, const int32_t *idx, int64_t n);
-int tp_unguard(tp_tape *t, int64_t var);   /* the comparison at var stops being a branch guard */
+int tp_guard(tp_tape *t, int64_t var, int outcome);  /* comparison var becomes a branch guard */
 int tp_comparison(const tp_tape *t, int64_t var, int *op, int32_t *operands, double *values);
 
 /* inspection */

@@ -22,7 +22,8 @@ struct tp_tape {
     int32_t *outputs; int64_t n_outputs;
     int64_t *guards; int64_t n_guards, cap_guards; /* comparisons: (variable, operand position) */
     int closed;
-    int started;                                   /* a thread claimed it (`with tape:`) */
+    int claimed;                                   /* tp_claim ran: no second claim */
+    int started;                                   /* the owner is set (`with tape:`) */
     int sweeping;                                  /* sweeps under way: recording must wait */
     pthread_t owner;
     int64_t swept[5];          /* op-visits: primal, tangent, adjoint, second order, taylor */

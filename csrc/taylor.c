@@ -59,8 +59,7 @@ int tp_taylor(tp_tape *t, const double *x, const double *v, int64_t order, doubl
     }
     for (int64_t o = 0; o < t->n_outputs; o++)
         memcpy(y + o * D1, SERIES(t->outputs[o]), (size_t)D1 * sizeof(double));
-    for (int64_t i = 0; i < t->n_inputs; i++)
-        __atomic_store(&t->last_x[i], &x[i], __ATOMIC_RELAXED);
+    tp_commit_x(t, x);
     tp_count(t, 0, t->n_ops);
     tp_count(t, 4, t->n_ops);
 done:

@@ -8,7 +8,8 @@
     t.gradient([3.0, 0.5])
 """
 from .errors import BranchChanged, TapeError
-from .var import Var
+from .var import Var, ValueWarning
+from ._fast import Cond
 from .tape import Tape, record
 from .elementary import (abs, acos, acosh, asin, asinh, atan, atan2, atanh, cbrt, cos, cosh,
                          dot, erf, exp, expm1, hypot, log, log1p, log2, log10, maximum, minimum,
@@ -19,7 +20,7 @@ from .primitive import Primitive, primitive
 
 __version__ = "0.1.0"
 
-__all__ = ["Var", "Tape", "record", "TapeError", "BranchChanged", "grad", "jacobian", "jacfwd",
+__all__ = ["Var", "Cond", "ValueWarning", "Tape", "record", "TapeError", "BranchChanged", "grad", "jacobian", "jacfwd",
            "jacrev", "jvp", "vjp", "hessian", "hvp", "finite_diff", "check_grads", "where",
            "primitive", "Primitive", "sum", "dot",
            "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh", "asinh", "acosh",

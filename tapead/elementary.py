@@ -2,16 +2,12 @@
 numbers they return plain numbers; on arrays they apply elementwise (object arrays of Var give
 object arrays of Var). NumPy's ufuncs dispatch here for Vars (Var.__array_ufunc__), and NumPy's
 object-array loops call the same functions through the Var methods named after the ufuncs."""
-import ast
-import functools
-import linecache
 import operator
-import sys
 
 import numpy as np
 
 from ._core import Op, check, lib
-from ._fast import rec1 as _rec1, rec2 as _rec2
+from ._fast import Cond, rec1 as _rec1, rec2 as _rec2
 from .var import UFUNCS, Var, _make, _mixed, _number, operand_codes
 
 
@@ -113,7 +109,7 @@ for _name, _op, _plain, _ufunc in _BINARY:
     UFUNCS[_ufunc] = _f
 UFUNCS[np.positive] = lambda x: x
 UFUNCS[np.conjugate] = lambda x: x
-# comparisons (NumPy scalars on the left of a Var come here): Python's, so they are guards
+# comparisons (NumPy scalars on the left of a Var come here): Python's, giving Conds
 def _comparison(compare):
     def plain(u):
         u = u[()] if isinstance(u, np.ndarray) else u           # 0-d arrays: their element
@@ -145,131 +141,46 @@ def where(cond, x, y):
     stays valid on both sides of the branch: the derivative flows only through the selected
     operand (a NaN or Inf in the other never reaches it), and replays choose anew.
 
-    cond is a comparison of Vars written in the call (``ad.where(x > 0, x, 0.0)``, also
-    elementwise on arrays), whose branch guard the call takes over, or a Var (nonzero: true).
-    A plain bool that did not come from such a comparison just selects; any guard it came from
-    stays in force (replays on the other side re-record or raise BranchChanged)."""
-    return _where(cond, x, y, sys._getframe(1))
+    cond is a comparison of Vars (``ad.where(x > 0, x, 0.0)``; elementwise on arrays): while
+    recording a comparison gives an ``ad.Cond``, which where takes as its condition without
+    recording a branch guard. A Var also serves (nonzero: true). A plain bool (or a Cond whose
+    truth value Python already took, as in ``a > 0 and b > 0``) just selects, and the guards it
+    came from stay in force: replays on the other side re-record or raise BranchChanged."""
+    if type(cond) is Cond or type(cond) is Var:
+        return _where1(cond, x, y)
+    c = np.asarray(cond)
+    if c.dtype == object:                        # an array of conditions: elementwise
+        _check_tapes(c, x, y)
+        return np.frompyfunc(_where1, 3, 1)(c, np.asarray(x, dtype=object),
+                                            np.asarray(y, dtype=object))
+    if c.dtype != bool and c.dtype.kind not in "biuf":
+        raise TypeError(f"ad.where expects a condition (a comparison of Vars, a Var, a bool "
+                        f"or an array of them); got {type(cond).__name__}")
+    if c.ndim == 0 and not isinstance(cond, np.ndarray):
+        return x if cond else y
+    out = np.where(c, np.asarray(x, dtype=object), np.asarray(y, dtype=object))
+    return out if any(type(e) is Var for e in out.flat) else out.astype(np.float64)
 
 
-def _where(cond, x, y, frame):
+def _where1(cond, x, y):
+    """One element of where: a Cond or Var condition records WHERE; anything else selects."""
+    if type(cond) is Cond:
+        return _record_where(cond._rec, cond.index, x, y)
     if type(cond) is Var:
         return _record_where(cond._rec, cond.index, x, y)
-    c = np.asarray(cond)
-    if c.dtype == object:                        # an array of Vars (or mixed): elementwise
-        out = np.frompyfunc(lambda ci, xi, yi: _where(ci, xi, yi, frame), 3, 1)(
-            c, np.asarray(x, dtype=object), np.asarray(y, dtype=object))
-        return out
-    rec = _recording_of(x, y)
-    if rec is not None:                          # before any guard is taken over
-        for a in (x, y):
-            for e in (np.asarray(a, dtype=object).flat if np.ndim(a) else (a,)):
-                if type(e) is Var and e._rec is not rec:
-                    _mixed()
-    guards = _claim_guards(rec, frame, c) if rec is not None else None
-    if guards is None:                           # a plain condition: select
-        if c.ndim == 0 and not isinstance(cond, np.ndarray):
-            return x if cond else y
-        out = np.where(c, np.asarray(x, dtype=object), np.asarray(y, dtype=object))
-        return out if any(type(e) is Var for e in out.flat) else out.astype(np.float64)
-    if c.ndim == 0:
-        return _record_where(rec, guards[0], x, y)
-    cb, xb, yb = np.broadcast_arrays(c, np.asarray(x, dtype=object), np.asarray(y, dtype=object))
-    out = np.empty(cb.shape, dtype=object)
-    it = np.nditer(c, flags=["multi_index", "refs_ok"], order="K")   # the order compared in
-    for g, _ in zip(guards, it):
-        k = it.multi_index
-        out[k] = _record_where(rec, g, xb[k], yb[k])
-    return out
+    return x if cond else y
 
 
-def _recording_of(*items):
-    """The recording this thread is making, else that of the first Var among items (arrays
-    searched too); operand_codes then refuses Vars of any other."""
-    from .tape import _state
-    rec = getattr(_state, "rec", None)
-    if rec is not None:
-        return rec
+def _check_tapes(*items):
+    """TapeError before anything is recorded when items hold Vars or Conds of two tapes."""
+    rec = None
     for a in items:
-        if type(a) is Var:
-            return a._rec
-        if isinstance(a, (np.ndarray, list, tuple)):
-            for e in np.asarray(a, dtype=object).flat:
-                if type(e) is Var:
-                    return e._rec
-    return None
-
-
-def _claim_guards(rec, frame, c):
-    """The branch guards that made the bools c, if c is where's first argument written as one
-    comparison in the call being evaluated in frame (``ad.where(x > 0, ...)``, elementwise too):
-    they become plain comparisons, no longer checked by replays. None otherwise: then c only
-    selects and its guards (if any) stay in force."""
-    n = c.size
-    if n == 0 or c.dtype != bool:
-        return None
-    code = frame.f_code
-    span = _condition_span(code, frame.f_lasti)
-    if span is None:
-        return None
-    taken, sites, mine = rec.unguarded, rec.sites, []
-    for g in reversed(rec.guards[-(n + 10000):]):          # the latest, back to front
-        site = sites.get(g)
-        if g not in taken and site is not None and site[2] is code and \
-                _position(code, site[3]) == span:
-            mine.append(g)
-            if len(mine) == n:
-                break
-    if len(mine) < n:
-        return None
-    mine.reverse()
-    outcomes = c.ravel(order="K")
-    if any(bool(lib.tp_value(rec._p, g)) != bool(o) for g, o in zip(mine, outcomes)):
-        return None
-    for g in mine:
-        check(lib.tp_unguard(rec._p, g), "ad.where")
-        taken.add(g)
-    return mine
-
-
-def _position(code, lasti):
-    """(line, end line, column, end column) of the instruction at lasti (Python 3.11+)."""
-    try:
-        return tuple(list(code.co_positions())[lasti // 2])
-    except (AttributeError, IndexError):
-        return None
-
-
-@functools.lru_cache(maxsize=4096)
-def _condition_span(code, lasti):
-    """Source position of where's condition in the call at lasti, if it is one comparison
-    (``x > 0``; not ``0 < x < 1`` nor ``a > 0 or b > 0``), else None."""
-    pos = _position(code, lasti)
-    if pos is None or None in pos:
-        return None
-    line, end_line, col, end_col = pos
-    lines = [ln.encode("utf-8") for ln in linecache.getlines(code.co_filename)]
-    if not lines or end_line > len(lines):
-        return None
-    chunk = lines[line - 1:end_line]
-    chunk[-1] = chunk[-1][:end_col]
-    chunk[0] = chunk[0][col:]
-    try:
-        call = ast.parse(b"(" + b"".join(chunk) + b")", mode="eval").body
-    except (SyntaxError, ValueError):
-        return None
-    if not isinstance(call, ast.Call):
-        return None
-    cond = call.args[0] if call.args else next(
-        (k.value for k in call.keywords if k.arg == "cond"), None)
-    if not isinstance(cond, ast.Compare) or len(cond.ops) != 1:
-        return None
-
-    def absolute(ln, cl):                  # the snippet starts with "(" at column col
-        return line + ln - 1, (col + cl - 1 if ln == 1 else cl)
-    (l0, c0), (l1, c1) = absolute(cond.lineno, cond.col_offset), \
-        absolute(cond.end_lineno, cond.end_col_offset)
-    return (l0, l1, c0, c1)
+        for e in (np.asarray(a, dtype=object).flat if np.ndim(a) else (a,)):
+            if type(e) is Var or type(e) is Cond:
+                if rec is None:
+                    rec = e._rec
+                elif e._rec is not rec:
+                    _mixed()
 
 
 def _record_where(rec, cond_index, x, y):

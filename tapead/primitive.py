@@ -63,7 +63,7 @@ class Primitive:
             return self.fun(*args)
         rec = owner._rec
         codes = operand_codes(rec, items, f"primitive {self.name}")
-        values = [a.value if type(a) is Var else _number(a) for a in items]
+        values = [a._value if type(a) is Var else _number(a) for a in items]
         y, scalar = self._outputs(np.array(values, dtype=np.float64), array)
         z = check(lib.tp_rec_call(rec._p, self._id(array), codes, len(codes),
                                   ffi.from_buffer("double[]", y), y.size), self.name)

@@ -31,7 +31,7 @@ class _Recording:
     a re-recording (safe replay) replaced it on the Tape while other threads still sweep it.
     """
     __slots__ = ("_p", "_addr", "tape", "pieces", "sizes", "m", "out_shape", "n_out", "fast",
-                 "grads", "guards", "sites", "unguarded", "colouring", "__weakref__")
+                 "grads", "guards", "sites", "colouring", "__weakref__")
 
     def __init__(self, tape):
         p = lib.tp_new()
@@ -47,9 +47,8 @@ class _Recording:
         self.n_out = 0
         self.fast = 0              # 1: input is one vector, 2: one scalar (tapead._fast paths)
         self.grads = None          # adjoints of every variable from the last backward()
-        self.guards = []           # variable index of each comparison, in order
-        self.sites = {}            # variable index of a comparison -> (file, line, code, lasti)
-        self.unguarded = set()     # comparisons ad.where took over (no longer guards)
+        self.guards = []           # variable index of each branch guard, in order made
+        self.sites = {}            # variable index of a guard -> (file, line, kind)
         self.colouring = False     # the Hessian's colouring (sparsity.py): False, "once", None
                                    # (no pattern worth it) or (colours, p, rows, cols, ...)
 
@@ -111,11 +110,11 @@ class _Recording:
               "t.outputs")
         self.out_shape, self.n_out = arr.shape, len(items)
 
-    def note_guard(self, index, frame):
-        """A comparison became branch guard `index`; frame is the user code that made it."""
+    def note_guard(self, index, frame, kind=0):
+        """Variable `index` became a branch guard (kind 0: a comparison's truth value was taken,
+        1: .value was read while recording); frame is the user code that made it."""
         self.guards.append(index)
-        self.sites[index] = (frame.f_code.co_filename, frame.f_lineno, frame.f_code,
-                             frame.f_lasti)
+        self.sites[index] = (frame.f_code.co_filename, frame.f_lineno, kind)
 
     def backward(self, root, seed):
         adj = np.empty(root + 1)
@@ -238,6 +237,12 @@ class _Recording:
         where = self.sites.get(var)
         site = f"{where[0]}:{where[1]}" if where else "an unknown line"
         was = bool(values[2])
+        if where and where[2] == 1:                # .value read while recording
+            return BranchChanged(
+                f"{names[0]}.value was read while recording (at {site}), which fixed the tape "
+                f"to {names[0]} = {values[0]!r}; it is {now[0]!r} now. Compute with the Var "
+                f"itself (not its .value) so replays at other points stay valid, or record "
+                f"with ad.record(f, x), which re-records f at the new point")
         return BranchChanged(
             f"branch guard {names[0]} {rel} {names[1]} (recorded at {site}) was {was} at "
             f"recording ({then}) and is {not was} now ({later}). This tape was recorded "
@@ -302,15 +307,19 @@ class Tape:
         if getattr(_state, "rec", None) is not None:
             raise TapeError("a Tape is already recording in this thread; nested recording is "
                             "not supported (for second derivatives use tape.hessian / hvp)")
-        if lib.tp_closed(self._rec._p):
+        rc = lib.tp_claim(self._rec._p)
+        if rc == lib.TP_ECLOSED:
             raise TapeError("this tape has already been recorded; start a new Tape")
-        lib.tp_claim(self._rec._p)
+        if rc < 0:
+            raise TapeError("this tape is already being recorded (by another thread or an "
+                            "earlier `with` block); a tape is recorded once, by one thread")
         _state.rec = self._rec
         return self
 
     def __exit__(self, *exc):
-        _state.rec = None
-        lib.tp_close(self._rec._p)
+        if getattr(_state, "rec", None) is self._rec:  # only the recording thread closes it
+            _state.rec = None
+            lib.tp_close(self._rec._p)
         return False
 
     @property
@@ -340,7 +349,7 @@ class Tape:
     def _rerecord(self, args):
         """Record f again at args, one per input piece (its branch guards flipped there)."""
         rec = _Recording(self)
-        lib.tp_claim(rec._p)
+        check(lib.tp_claim(rec._p), "re-recording")
         outer, _state.rec = getattr(_state, "rec", None), rec
         try:
             xs = [rec.add_inputs(a) for a in args]
@@ -384,7 +393,7 @@ class Tape:
                       "second_order": swept[3], "taylor": swept[4]},
             "inputs": rec.m,
             "outputs": rec.n_out,
-            "guards": len(rec.guards) - len(rec.unguarded),
+            "guards": len(rec.guards),
             "constants": lib.tp_n_consts(rec._p),
             "nbytes": lib.tp_nbytes(rec._p),
             "values_nbytes": 8 * (rec.m + n),
@@ -481,6 +490,8 @@ class Tape:
                     return g if rec.fast == 1 else float(g[0])
             except _Flip:
                 rec = self._after_flip(rec, x)     # re-recorded at x (or BranchChanged)
+                if rec.n_out != 1:                 # f's new branch has other outputs:
+                    return self._gradient(x)       # ValueError, as on the general path
                 try:                               # x is its last point now: no conversion
                     if _fast.grad(rec, rec.fast == 2, None, g) is None:
                         return g if rec.fast == 1 else float(g[0])
@@ -635,7 +646,8 @@ def _as_float_array(x, what):
         if not bad:
             return a.astype(np.float64)
         if type(bad[0]) is Var:
-            raise TypeError(f"{what} expects plain numbers, not tapead Vars (use v.value)")
+            raise TypeError(f"{what} expects plain numbers, not tapead Vars (a replay takes "
+                            f"the input point as numbers)")
         x = bad[0]
     raise TypeError(f"{what} expects a real number or an array-like of real numbers; got "
                     f"{type(x).__name__}")

@@ -2,6 +2,7 @@
 the number protocol is C (csrc/fast.c, tapead._fast); this module adds the Python-level rest."""
 import numbers
 import sys
+import warnings
 
 import numpy as np
 
@@ -36,7 +37,11 @@ class _Methods:
         self._rec.backward(self.index, seed)
 
     def __repr__(self):
-        return f"Var(value={self.value!r}, index={self.index})"
+        return f"Var(value={self._value!r}, index={self.index})"
+
+    def __format__(self, spec):
+        """The value formatted (f'{v:.3f}'), without recording anything: prints progress."""
+        return format(self._value, spec)
 
     # ---- paths that would drop the derivative ----------------------------------------------
     def __float__(self):
@@ -64,8 +69,9 @@ class _Methods:
         raise TypeError(_drop_msg(self, "math.ceil()"))
 
     def _no_floor(self, other=None):
-        raise TypeError("// and % are not differentiable operations on a tapead Var; "
-                        "use v.value for the plain number")
+        raise TypeError("// and % are not differentiable operations on a tapead Var (they "
+                        "would drop its derivative); write the computation with +, -, *, /, "
+                        "the elementary functions and ad.where")
     __floordiv__ = __rfloordiv__ = __mod__ = __rmod__ = __divmod__ = __rdivmod__ = _no_floor
 
     # ---- NumPy -------------------------------------------------------------------------------
@@ -130,9 +136,10 @@ def operand_codes(rec, items, what):
 
 
 def _drop_msg(v, what):
-    return (f"{what} would drop the derivative of a tapead Var (value {v.value!r}); use "
-            f"v.value for the plain number, or ad.sin / numpy.sin (not math.sin) to keep "
-            f"differentiating")
+    return (f"{what} would drop the derivative of a tapead Var (value {v._value!r}); keep "
+            f"computing with the Var: ad.sin / numpy.sin (not math.sin), ad.where for "
+            f"branch-free selection. To print it, format the Var (f'{{v:.4g}}'); v.value gives "
+            f"the plain number, but read while recording it puts a guard on the tape")
 
 
 def _mixed(*_):
@@ -164,13 +171,29 @@ for _name, _attr in vars(_Methods).items():
         setattr(Var, _name, _attr)
 del _name, _attr
 
-def _on_guard(rec, index):
-    """A comparison was recorded as a branch guard: note where the user's code made it."""
-    rec.note_guard(index, sys._getframe(1))
+def _on_guard(rec, index, kind):
+    """Variable index became a branch guard: a comparison whose truth value Python took (kind 0)
+    or v.value read while recording (kind 1, warned once per line). Notes the user's line."""
+    frame = sys._getframe(1)
+    rec.note_guard(index, frame, kind)
+    if kind:
+        warnings.warn_explicit(
+            "reading .value of a tapead Var while recording freezes that number into the tape: "
+            "it now holds a branch guard, so replays at another value re-record (ad.record) or "
+            "raise BranchChanged. To print progress, print the Var or format it (f'{v:.4g}'); "
+            "to compute, use the Var itself (ad.sin, numpy.sin, +, *, ...)",
+            ValueWarning, frame.f_code.co_filename, frame.f_lineno,
+            module=frame.f_globals.get("__name__"), registry=frame.f_globals.setdefault(
+                "__warningregistry__", {}))
+
+
+class ValueWarning(UserWarning):
+    """v.value was read while recording: the tape now holds a guard on that value."""
 
 
 _setup(fail, _number, _mixed, _on_guard,
        tuple(_address(f) for f in ("tp_rec1", "tp_rec2", "tp_rec2vc", "tp_rec2cv", "tp_value",
-                                   "tp_forward", "tp_vjp", "tp_n_ops", "tp_rec3", "tp_const")),
+                                   "tp_forward", "tp_vjp", "tp_n_ops", "tp_rec3", "tp_const",
+                                   "tp_guard", "tp_closed")),
        tuple(int(o) for o in (Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.POW, Op.NEG, Op.ABS, Op.SQUARE,
                               Op.SQRT, Op.LT, Op.LE, Op.GT, Op.GE, Op.EQ, Op.NE)))

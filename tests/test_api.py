@@ -158,11 +158,11 @@ def test_variables_called_twice_numbers_inputs_in_call_order():
         c = t.variables([5.0])
         assert type(a) is ad.Var and B.shape == (2, 2) and B.dtype == object and c.shape == (1,)
         assert a.index == 0 and [b.index for b in B.flat] == [1, 2, 3, 4] and c[0].index == 5
-        assert a.value == 2.0 and B[1, 0].value == 3.0
         y = a * B[0, 1] + c[0]
         assert y.index == 6 + len(t) - 1
         t.outputs(y)
     assert t.n_inputs == 6 and len(t) == 2
+    assert a.value == 2.0 and B[1, 0].value == 3.0
     g = t.gradient((1.0, [[0.0, 7.0], [0.0, 0.0]], [0.0]))
     assert g[0] == 7.0 and g[2].tolist() == [1.0]
     assert_array_equal(g[1], [[0.0, 1.0], [0.0, 0.0]])
@@ -215,15 +215,18 @@ def test_var_attributes_and_comparisons():
         x, y = t.variables([2.0, 3.0])
         z = x * y
         assert (x.index, y.index, z.index) == (0, 1, 2)
-        assert z.value == 6.0 and type(z.value) is float
         assert x.grad is None
         for r in (x < y, x <= 2.0, 3 > x, y >= x, x == 2.0, x != y, 1.5 < x):
-            assert r is True
-        assert (x > y) is False and (x == y) is False
+            assert type(r) is ad.Cond and not r.guarded
+            assert bool(r) is True and r.guarded
+        assert not (x > y) and (x == y) == False        # noqa: E712
         assert bool(x) is True
-        # each comparison (and bool(x), i.e. x != 0) is recorded as a branch guard
+        # each comparison is recorded; taking its truth value (and bool(x), i.e. x != 0) makes
+        # it a branch guard
         assert len(t) == 11 and t.stats()["guards"] == 10
         t.outputs(z)
+    assert z.value == 6.0 and type(z.value) is float     # closed: a plain read
+    assert type(x < y) is bool and (x < y) is True       # closed: plain bools
 
 
 def test_elementary_functions_on_plain_numbers_and_arrays():

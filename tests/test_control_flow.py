@@ -574,13 +574,13 @@ def test_comparisons_after_the_recording_ended_stay_plain():
     assert t2.stats()["guards"] == 0 and t.stats()["guards"] == 0
 
 
-def test_comparison_returns_bool_and_records_guard():
+def test_comparison_returns_cond_that_guards_when_its_truth_is_taken():
     with ad.Tape() as t:
         x = t.variables([1.0, 2.0])
         r = [x[0] < x[1], x[0] <= 1.0, 3.0 > x[1], x[0] >= x[1], x[0] == 1.0, x[1] != 2.0]
+        assert all(type(e) is ad.Cond for e in r) and t.stats()["guards"] == 0
+        assert r == [True, True, True, False, True, False]    # == takes each truth value
         t.outputs(x[0] + x[1])
-    assert r == [True, True, True, False, True, False]
-    assert all(type(e) is bool for e in r)
     assert t.stats()["guards"] == 6
     # 3.0 > x[1] is Python's reflected x[1] < 3.0
     assert {k: v for k, v in t.stats()["by_opcode"].items() if k in
@@ -723,7 +723,22 @@ def test_where_two_inputs_derivative_only_through_selected():
 
 
 def relu_sq(a):
-    return ad.where(a > 0, a ** 2, -a)
+    return ad.where(np.greater(a, 0, dtype=object), a ** 2, -a)    # an object array of Conds
+
+
+def relu_sq_guarded(a):
+    return ad.where(a > 0, a ** 2, -a)        # NumPy turns an object array's comparisons to bools
+
+
+def test_where_on_numpy_bools_of_object_arrays_keeps_their_guards():
+    x0 = np.array([1.0, -2.0, 3.0, -0.5])
+    tape = ad.record(relu_sq_guarded, x0)
+    assert tape.stats()["guards"] == 4
+    x = np.array([-1.0, 2.0, 3.0, 4.0])
+    assert_array_equal(tape(x), np.where(x > 0, x ** 2, -x))
+    assert_array_equal(tape.jacobian(x),
+                       np.diag(np.where(x > 0, 2 * x, -1.0)))
+    assert rerecords(tape) == 1
 
 
 def test_where_elementwise_on_object_arrays():
@@ -741,7 +756,8 @@ def test_where_elementwise_on_object_arrays():
 
     # the NaN side elementwise, with a scalar broadcast in the other operand
     with np.errstate(invalid="ignore"):           # sqrt(-2) on the side not taken
-        tape = ad.record(lambda a: ad.sum(ad.where(a > 0, ad.sqrt(a), 0.0) * a), x0)
+        tape = ad.record(lambda a: ad.sum(ad.where(np.greater(a, 0, dtype=object), ad.sqrt(a),
+                                                   0.0) * a), x0)
     assert tape.stats()["guards"] == 0
     x = np.array([4.0, -1.0, 0.0, 1.0])
     assert_allclose(tape.gradient(x), [3.0, 0.0, 0.0, 1.5], rtol=1e-15)
@@ -758,19 +774,30 @@ def test_where_var_condition_nonzero_is_true():
 
 
 def cond_on_earlier_line(x):
-    c = x > 0                                    # GUARD-EARLIER-LINE
+    c = x > 0
     return ad.where(c, x * x, -x)
 
 
-def test_where_with_a_condition_from_an_earlier_line_stays_guarded():
+def cond_on_earlier_line_also_branched(x):
+    c = x > 0
+    if c:                                        # GUARD-EARLIER-LINE
+        pass
+    return ad.where(c, x * x, -x)
+
+
+def test_where_with_a_condition_from_an_earlier_line():
     tape = ad.record(cond_on_earlier_line, 2.0)
-    assert tape.stats()["guards"] == 1           # conservative: the guard stays
+    assert tape.stats()["guards"] == 0           # the Cond is where's: no guard
+    assert tape.gradient(3.0) == 6.0 and tape.gradient(-1.0) == -1.0
+    assert tape.gradient(5.0) == 10.0 and rerecords(tape) == 0
+    # the same Cond also taken as a bool: a guard (an `if` branched on it)
+    tape = ad.record(cond_on_earlier_line_also_branched, 2.0)
+    assert tape.stats()["guards"] == 1
     assert tape.gradient(3.0) == 6.0 and rerecords(tape) == 0
     assert tape.gradient(-1.0) == -1.0 and rerecords(tape) == 1
-    assert tape.gradient(5.0) == 10.0 and rerecords(tape) == 2
     with ad.Tape() as t:
         x = t.variables(2.0)
-        t.outputs(cond_on_earlier_line(x))
+        t.outputs(cond_on_earlier_line_also_branched(x))
     assert t.gradient(3.0) == 6.0
     with pytest.raises(ad.BranchChanged, match=f"{HERE}:{line_of('GUARD-EARLIER-LINE')}"):
         t.gradient(-1.0)
