@@ -187,13 +187,13 @@ def _elide(terms, joiner, keep=3):
 def call_info(view, k):
     """A user primitive's CALL (op k, or the CALL of the OUT op k): (primitive, takes an array,
     number of outputs n, input operands, op index of the CALL, which output op k is)."""
-    from .primitive import _registry
+    from .primitive import lookup
     ops, j = view.operands(k), 0
     if view.op_name(k) == "OUT":
         j = int(view.consts[-1 - ops[1]])
         k = ops[0] - view.m
         ops = view.operands(k)
-    prim, array = _registry[int(view.consts[-1 - ops[0]])]
+    prim, array = lookup(int(view.consts[-1 - ops[0]]))
     return prim, array, int(view.consts[-1 - ops[1]]), ops[2:], k, j
 
 
