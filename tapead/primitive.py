@@ -64,6 +64,16 @@ class Primitive:
     def __repr__(self):
         return f"<tapead.primitive {self.name}>"
 
+    # copy.copy, copy.deepcopy (and pickle): a copy is a primitive of its own, with its own ids,
+    # so changing its rules never reaches tapes recorded with the original, nor the other way
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        del state["_ids"], state["_ref"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._ids, self._ref = {}, None
 
     def __call__(self, *args):
         array = len(args) == 1 and np.ndim(args[0]) >= 1

@@ -26,6 +26,42 @@ primitive_mod = importlib.import_module("tapead.primitive")   # ad.primitive is 
 SEED = "x1 * sqrt(log(x1 / sin(x2 ** 2)))"
 
 
+# ---- item 4: copy.copy / copy.deepcopy of a primitive ---------------------------------------------
+def _square(x):
+    return x * x
+
+
+def test_item4_copied_primitive_is_its_own_primitive():
+    p = ad.primitive(_square, jvp=lambda x, v: 2 * x[0] * v[0], vjp=lambda x, w: (2 * x[0] * w,))
+    tape_p = ad.record(lambda x: p(x), 3.0)          # p has its id before it is copied
+    for cp in (copy.copy, copy.deepcopy):
+        c = cp(p)
+        c.defjvp(lambda x, v: 100.0 * v[0])
+        c.defvjp(lambda x, w: (100.0 * w,))
+        tape_c = ad.record(lambda x: c(x), 3.0)
+        assert tape_c.gradient(2.0) == 100.0 and tape_c.jvp(2.0, 1.0)[1] == 100.0
+        assert tape_p.gradient(2.0) == 4.0 and tape_p.jvp(2.0, 1.0)[1] == 4.0
+        assert ad.record(lambda x: p(x), 3.0).gradient(2.0) == 4.0
+        assert p.vjp_rule is not c.vjp_rule and c.name == p.name
+    # copied before either is used; then the original's rules change
+    q = ad.primitive(_square, vjp=lambda x, w: (2 * x[0] * w,))
+    for cp in (copy.copy, copy.deepcopy):
+        d = cp(q)
+        tape_d = ad.record(lambda x: d(x), 3.0)
+        q2 = cp(q)
+        q2.defvjp(lambda x, w: (-1.0 * w,))
+        tape_q2 = ad.record(lambda x: q2(x), 3.0)
+        assert tape_d.gradient(2.0) == 4.0 and tape_q2.gradient(2.0) == -1.0
+        assert ad.record(lambda x: q(x), 3.0).gradient(2.0) == 4.0
+    # an array primitive's copy too
+    s = ad.primitive(lambda a: a[0] * a[1], vjp=lambda a, w: np.array([a[1], a[0]]) * w)
+    tape_s = ad.record(lambda a: s(a), np.array([2.0, 3.0]))
+    s2 = copy.copy(s)
+    s2.defvjp(lambda a, w: np.zeros(2))
+    assert ad.record(lambda a: s2(a), np.array([2.0, 3.0])).gradient().tolist() == [0.0, 0.0]
+    assert tape_s.gradient().tolist() == [3.0, 2.0]
+
+
 # ---- item 11: the primitive registry frees what is gone ---------------------------------------------
 def _make_primitive(scale):
     big = np.full(100_000, scale)                    # a large captured object (800 kB)
