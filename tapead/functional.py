@@ -21,36 +21,53 @@ def _argnums(argnums, nargs):
 
 
 def _record(f, args, argnums):
-    """Tape of f over args[argnums] (the other arguments stay plain values)."""
+    """Tape of f over the arguments argnums names, each once (the others stay plain values);
+    whether argnums is one int; and for each entry of argnums, its input piece on the tape."""
     nums, single = _argnums(argnums, len(args))
+    active = tuple(dict.fromkeys(nums))          # argnums=(0, 0): one input, asked twice
 
-    def g(*active):
+    def g(*xs):
         full = list(args)
-        for a, v in zip(nums, active):
+        for a, v in zip(active, xs):
             full[a] = v
         return f(*full)
-    return record(g, *(args[a] for a in nums)), single, len(nums)
+    return record(g, *(args[a] for a in active)), single, [active.index(a) for a in nums]
 
 
 def _as_tuple(r, pieces):
     return r if pieces > 1 else (r,)
 
 
+def _pick(r, pick):
+    """Results per argnums entry from the tuple r of results per input piece; an argument
+    named twice gets its own copy each time after the first (JAX's arrays do not alias)."""
+    seen, out = set(), []
+    for i in pick:
+        out.append(_fresh(r[i]) if i in seen else r[i])
+        seen.add(i)
+    return tuple(out)
+
+
+def _fresh(a):
+    return a.copy() if isinstance(a, np.ndarray) else \
+        tuple(_fresh(b) for b in a) if isinstance(a, tuple) else a
+
+
 def grad(f, argnums=0):
     """Gradient of a scalar-valued f with respect to args[argnums] (a tuple for a tuple)."""
     def grad_f(*args):
-        tape, single, pieces = _record(f, args, argnums)
+        tape, single, pick = _record(f, args, argnums)
         g = tape.gradient()
-        return g if single else _as_tuple(g, pieces)
+        return g if single else _pick(_as_tuple(g, max(pick) + 1), pick)
     return grad_f
 
 
 def jacobian(f, argnums=0, mode="auto"):
     """Jacobian of f, shaped f(x).shape + x.shape; mode "auto", "forward" or "reverse"."""
     def jac_f(*args):
-        tape, single, pieces = _record(f, args, argnums)
+        tape, single, pick = _record(f, args, argnums)
         J = tape.jacobian(None, mode=mode)
-        return J if single else _as_tuple(J, pieces)
+        return J if single else _pick(_as_tuple(J, max(pick) + 1), pick)
     return jac_f
 
 
@@ -68,11 +85,12 @@ def hessian(f, argnums=0):
     """Hessian of a scalar-valued f, shaped x.shape + x.shape; for a tuple argnums a nested
     tuple (H[i][j] shaped args[i].shape + args[j].shape), as JAX."""
     def hess_f(*args):
-        tape, single, pieces = _record(f, args, argnums)
+        tape, single, pick = _record(f, args, argnums)
         H = tape.hessian(None)
-        if single or pieces > 1:
+        if single:
             return H
-        return ((H,),)
+        rows = H if max(pick) > 0 else ((H,),)          # blocks per input piece
+        return _pick(tuple(_pick(row, pick) for row in rows), pick)
     return hess_f
 
 

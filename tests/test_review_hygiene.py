@@ -62,6 +62,49 @@ def test_item4_copied_primitive_is_its_own_primitive():
     assert tape_s.gradient().tolist() == [3.0, 2.0]
 
 
+# ---- item 5: duplicated argnums -------------------------------------------------------------------
+def test_item5_grad_with_duplicated_argnums_as_jax():
+    assert ad.grad(lambda x: x * x, argnums=(0, 0))(3.0) == (6.0, 6.0)
+    g = lambda a, b: a * a * b                       # noqa: E731
+    assert ad.grad(g, argnums=(1, 0, 1))(3.0, 2.0) == (9.0, 12.0, 9.0)
+    assert ad.grad(g, argnums=[0, -2])(3.0, 2.0) == (12.0, 12.0)
+    r = ad.grad(lambda v: ad.sum(v * v), argnums=(0, 0))(np.array([1.0, 2.0]))
+    assert [x.tolist() for x in r] == [[2.0, 4.0], [2.0, 4.0]]
+    r[0][0] = 99.0                                   # the two results do not alias
+    assert r[1].tolist() == [2.0, 4.0]
+
+
+@pytest.mark.parametrize("transform", [ad.jacobian, ad.jacfwd, ad.jacrev])
+def test_item5_jacobians_with_duplicated_argnums_as_jax(transform):
+    f = lambda x, c: np.sin(x) * x[0] * c            # noqa: E731
+    x = np.arange(3.0)
+    J = transform(f, argnums=0)(x, 2.0)
+    J2 = transform(f, argnums=(0, 0))(x, 2.0)
+    assert len(J2) == 2 and all(np.array_equal(j, J) for j in J2)
+    Jc = transform(f, argnums=1)(x, 2.0)
+    J3 = transform(f, argnums=(1, 0, 1))(x, 2.0)
+    assert np.array_equal(J3[0], Jc) and np.array_equal(J3[1], J) and np.array_equal(J3[2], Jc)
+
+
+def test_item5_hessian_with_duplicated_argnums_as_jax():
+    H = ad.hessian(lambda x: x ** 3, argnums=(0, 0))(2.0)
+    assert H == ((12.0, 12.0), (12.0, 12.0))
+    g = lambda a, b: a * a * b                       # noqa: E731
+    # d2g/da2 = 2b = 4, d2g/dadb = 2a = 6, d2g/db2 = 0 (what jax.hessian gives)
+    assert ad.hessian(g, argnums=(0, 1, 0))(3.0, 2.0) == ((4.0, 6.0, 4.0), (6.0, 0.0, 6.0),
+                                                           (4.0, 6.0, 4.0))
+    f = lambda a, b: ad.sin(a[0] * b) + a[1] ** 3 * b ** 2   # noqa: E731
+    a, b = np.array([0.3, -0.7]), 1.1
+    Haa = ad.hessian(f)(a, b)
+    (H00, H01), (H10, H11) = ad.hessian(f, argnums=(0, 0))(a, b)
+    for block in (H00, H01, H10, H11):
+        assert block.shape == (2, 2) and np.array_equal(block, Haa)
+    ((Hab_aa, Hab_ab), (Hab_ba, Hab_bb)) = ad.hessian(f, argnums=(0, 1))(a, b)
+    (Hba_bb, Hba_ba), (Hba_ab, Hba_aa) = ad.hessian(f, argnums=(1, 0))(a, b)
+    assert np.array_equal(Hba_aa, Hab_aa) and np.array_equal(Hba_ab, Hab_ab)
+    assert Hba_bb == Hab_bb
+
+
 # ---- item 11: the primitive registry frees what is gone ---------------------------------------------
 def _make_primitive(scale):
     big = np.full(100_000, scale)                    # a large captured object (800 kB)
