@@ -8,7 +8,7 @@ import os
 import shutil
 import subprocess
 
-
+from ._core import lib
 from .trace import _GUARDS, _View, _num, call_info, primal_rule
 
 MAX_OPS = 2000
@@ -20,9 +20,9 @@ def _q(s):
     return '"' + str(s).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
-def _check_size(tape, max_ops):
-    if max_ops is not None and len(tape) > max_ops:
-        raise ValueError(f"this tape has {len(tape)} operations, more than max_ops={max_ops}: "
+def _check_size(n_ops, max_ops):
+    if max_ops is not None and n_ops > max_ops:
+        raise ValueError(f"this tape has {n_ops} operations, more than max_ops={max_ops}: "
                          f"a graph that size is unreadable and slow to lay out; pass "
                          f"max_ops=None (or a larger number) to draw it anyway, or use "
                          f"tape.trace() for an excerpt")
@@ -35,8 +35,10 @@ def to_dot(tape, x=None, *, max_ops=MAX_OPS, names=None, rankdir="LR"):
     octagons; each edge is labelled with the local partial ∂v[k]/∂v[j] at x. Constants are
     small plain-text nodes (no partial). Raises ValueError beyond max_ops operations.
     """
-    _check_size(tape, max_ops)
-    view = _View(tape, x, names=names)
+    rec = tape._rec                     # read once: replays in other threads may re-record
+    _check_size(lib.tp_n_ops(rec._p), max_ops)
+    view = _View(tape, x, names=names, rec=rec)
+    _check_size(view.n_ops, max_ops)              # x re-recorded the tape: another size
     m = view.m
     point = ", ".join(f"{n}={_num(a, 6)}" for n, a in zip(view.in_names[:8], view.x))
     n = len(view.outputs)

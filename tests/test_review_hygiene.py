@@ -165,3 +165,76 @@ def test_item11_a_tape_keeps_its_primitives_alive():
     del x, y
     gc.collect()
     assert rp() is None and rb() is None
+
+
+# ---- item 12: trace()/to_dot() while another thread re-records -------------------------------------
+def _branchy(x):
+    if x > 0:
+        return x * x * x + 1.0
+    return ad.sin(x)
+
+
+def _branchy_value_and_slope(x):
+    return (x * x * x + 1.0, 3 * x * x) if x > 0 else (math.sin(x), math.cos(x))
+
+
+def _number_after(text, label):
+    return float(re.search(label + r"\s*=\s*[^=\n]*=\s*(\S+)", text).group(1))
+
+
+def _check_trace(text):
+    n_ops = int(re.match(r"tape: 1 input, (\d+) operations", text).group(1))
+    x = float(re.search(r"^at \(x1\) = \((\S+)\)$", text, re.M).group(1))
+    primal = text.split("Forward Primal Trace\n")[1].split("\n\n")[0].splitlines()
+    assert len(primal) == 1 + n_ops + 1, text      # inputs, operations, output
+    assert float(primal[0].split("=")[-1]) == x, text
+    y, dy = _branchy_value_and_slope(x)
+    assert n_ops == (4 if x > 0 else 2), text
+    assert math.isclose(_number_after(text, r"\n  y   "), y, rel_tol=1e-12), text
+    assert math.isclose(_number_after(text, "\n  ẏ   "), dy, rel_tol=1e-12), text
+    xbar = float(re.search(r"x̄ = \(v̄\[0\]\) = \((\S+)\)", text).group(1))
+    assert math.isclose(xbar, dy, rel_tol=1e-12), text
+
+
+def _check_dot(src):
+    n_ops = int(re.match(r"// tapead computational graph: 1 input, (\d+) operations", src)
+                .group(1))
+    x = float(re.search(r"local partial derivatives at \(x1=(\S+)\)", src).group(1))
+    nodes = re.findall(r"^  v\d+ \[shape=(?:ellipse|diamond)", src, re.M)
+    assert len(nodes) == n_ops, src
+    assert n_ops == (4 if x > 0 else 2), src
+    y = float(re.search(r'out0 \[.*label="y\\n(\S+)"\]', src).group(1))
+    assert math.isclose(y, _branchy_value_and_slope(x)[0], rel_tol=1e-5), src
+
+
+def test_item12_trace_and_to_dot_read_one_recording_while_another_thread_rerecords():
+    tape = ad.record(_branchy, 1.5)
+    stop, errors = threading.Event(), []
+
+    def replay():
+        k = 0
+        try:
+            while not stop.is_set():
+                x = (1.0 + (k % 97) / 100.0) * (1 if k % 2 else -1)
+                assert math.isclose(tape.gradient(x), _branchy_value_and_slope(x)[1],
+                                    rel_tol=1e-12)
+                k += 1
+        except BaseException as e:                 # noqa: BLE001 - reported below
+            errors.append(e)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    th = threading.Thread(target=replay)
+    th.start()
+    try:
+        deadline, n = time.monotonic() + 4.0, 0
+        while time.monotonic() < deadline and not errors:
+            _check_trace(tape.trace())
+            _check_dot(tape.to_dot())
+            n += 1
+    finally:
+        stop.set()
+        th.join()
+        sys.setswitchinterval(interval)
+    assert not errors, errors[0]
+    assert n > 10 and tape.stats()["rerecords"] > 10
