@@ -24,12 +24,14 @@ used again.
 """
 import functools
 import itertools
+import reprlib
 import threading
 import weakref
 
 import numpy as np
 
 from ._core import check, ffi, lib
+from .tape import _as_float_array
 from .var import Var, _make, _number, operand_codes
 
 _registry = {}                     # id -> (weak reference to the Primitive, takes an array)
@@ -118,7 +120,7 @@ class Primitive:
         """f at x as a flat float64 array, and whether f gives a scalar."""
         y = self.fun(*self._args(x, array))
         scalar = np.ndim(y) == 0
-        y = np.atleast_1d(np.asarray(y, dtype=np.float64))
+        y = np.atleast_1d(floats(y, self, "function"))
         if y.ndim != 1 or y.size == 0:
             raise ValueError(f"primitive {self.name} must return a number or a non-empty 1-d "
                              f"array; got shape {np.shape(y)}")
@@ -142,6 +144,16 @@ def primitive(fun=None, *, jvp=None, vjp=None, name=None):
     if fun is None:
         return lambda f: Primitive(f, jvp, vjp, name)
     return Primitive(fun, jvp, vjp, name)
+
+
+def floats(r, prim, what):
+    """What prim's function or rule (what) returned, as a float64 array; TypeError naming both
+    for None, strings and other non-numbers (NumPy would make None NaN and parse strings)."""
+    try:
+        return _as_float_array(r, what)
+    except TypeError:
+        raise TypeError(f"primitive {prim.name}: its {what} returned {reprlib.repr(r)}; expected "
+                        f"real numbers (a number or an array-like of numbers)") from None
 
 
 def _release(ids):
@@ -194,7 +206,7 @@ def tp_py_call(prim, mode, k, x, n, K, inp, out):
             d = src[:, j].copy() if array else tuple(src[:, j].tolist())
         else:
             d = src[:, j].copy() if n > 1 else float(src[0, j])
-        r = np.asarray(rule(args, d), dtype=np.float64).ravel()
+        r = floats(rule(args, d), P, "jvp rule" if mode == 1 else "vjp rule").ravel()
         if r.size != cols:
             what = "jvp rule must return one number per output" if mode == 1 else \
                 "vjp rule must return one number per input"

@@ -12,7 +12,9 @@ import unicodedata
 import numpy as np
 
 from ._core import OP_ARITY, OP_FORMULA, Op, check, ffi, lib
+from .primitive import floats, lookup
 from .program import at_point, sweep
+from .tape import _as_float_array
 
 # ---- display templates: op -> (∂z/∂operand for each operand, tangent rule) ---------------------
 # {x} {y} {w}: operands, {z}: result, {dx} {dy} {dw}: operand tangents. Text only, no numbers.
@@ -190,7 +192,6 @@ def _elide(terms, joiner, keep=3):
 def call_info(view, k):
     """A user primitive's CALL (op k, or the CALL of the OUT op k): (primitive, takes an array,
     number of outputs n, input operands, op index of the CALL, which output op k is)."""
-    from .primitive import lookup
     ops, j = view.operands(k), 0
     if view.op_name(k) == "OUT":
         j = int(view.consts[-1 - ops[1]])
@@ -395,7 +396,7 @@ class _Adjoint:
         x = np.array([view.values[a] if a >= 0 else view.consts[-1 - a] for a in ins])
         r = prim._rule("vjp")(x if array else tuple(x.tolist()),
                               w.copy() if n > 1 else float(w[0]))
-        return np.asarray(r, dtype=np.float64).ravel()
+        return floats(r, prim, "vjp rule").ravel()
 
     def prepare(self, shown):
         """Before printing `shown` lines: with many lines, add up all running values in one
@@ -531,7 +532,7 @@ def trace(tape, x=None, v=None, w=None, *, dual=False, limit=20, names=None, asc
     if w is None:
         wf = np.ones(n)
     else:
-        wa = np.asarray(w, dtype=np.float64)
+        wa = _as_float_array(w, "w")             # as the replays: no None, no strings
         if wa.shape != rec.out_shape and wa.size != n:
             raise ValueError(f"expected w of shape {rec.out_shape} (like y), got shape "
                              f"{wa.shape}")

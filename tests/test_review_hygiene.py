@@ -238,3 +238,58 @@ def test_item12_trace_and_to_dot_read_one_recording_while_another_thread_rerecor
         sys.setswitchinterval(interval)
     assert not errors, errors[0]
     assert n > 10 and tape.stats()["rerecords"] > 10
+
+
+# ---- item 13: validation --------------------------------------------------------------------------
+def test_item13_trace_checks_w_as_the_replays_do():
+    one = ad.record(lambda x: x * x, 2.0)
+    two = ad.record(lambda x: np.array([x * x, x + 1.0]), 2.0)
+    for tape, w in [(one, "2.0"), (one, np.array("2.0")), (two, [None, 1.0]),
+                    (two, ["1", "2"]), (two, np.array([1.0, None], dtype=object))]:
+        with pytest.raises(TypeError, match=r"\bw\b.*real number"):
+            tape.vjp(None, w)
+        with pytest.raises(TypeError, match=r"\bw\b.*real number"):
+            tape.trace(w=w)
+    assert "ȳ = w = (2, 3)" in two.trace(w=[2.0, 3.0])
+
+
+def test_item13_primitive_rules_must_return_numbers():
+    def prim(jvp, vjp):
+        return ad.primitive(_square, jvp=jvp, vjp=vjp, name="sq")
+
+    for bad in (None, "2.0", ("2.0",), [None], {"a": 1}):
+        tape = ad.record(lambda x: prim(lambda x, v: bad, lambda x, w: bad)(x), 3.0)
+        with pytest.raises(TypeError, match=r"primitive sq.*jvp rule.*returned"):
+            tape.jvp(2.0, 1.0)
+        with pytest.raises(TypeError, match=r"primitive sq.*vjp rule.*returned"):
+            tape.gradient(2.0)
+        assert tape(2.0) == 4.0                      # the tape stays usable
+    for bad in (None, "4.0", ["1", "2"]):
+        p = ad.primitive(lambda x: bad, jvp=lambda x, v: v[0], name="f_bad")
+        with pytest.raises(TypeError, match=r"primitive f_bad.*function.*returned"):
+            ad.record(lambda x: p(x), 3.0)
+
+
+@pytest.mark.parametrize("h", [math.nan, math.inf, -math.inf, 0.0, -1e-3,
+                               np.array([1e-3, math.nan])])
+def test_item13_finite_diff_refuses_bad_steps(h):
+    x = np.array([1.0, 2.0]) if np.ndim(h) else 1.0
+    with pytest.raises(ValueError, match="h must be"):
+        ad.finite_diff(lambda x: x * x, x, h=h)
+
+
+def test_item13_finite_diff_refuses_steps_lost_in_rounding_and_strings():
+    with pytest.raises(ValueError, match="rounding"):
+        ad.finite_diff(lambda x: x * x, 1e20, h=1.0)
+    with pytest.raises(TypeError, match="h expects a real number"):
+        ad.finite_diff(lambda x: x * x, 1.0, h="0.1")
+    with pytest.raises(ValueError, match="eps must be"):
+        ad.check_grads(lambda x: x * x, (1.0,), eps=math.nan)
+
+
+@pytest.mark.parametrize("args", [1.0, np.array([1.0, 2.0]), "x", None])
+def test_item13_check_grads_needs_a_tuple_of_arguments(args):
+    with pytest.raises(TypeError, match=r"args must be a tuple or list of f's positional "
+                                        r"arguments"):
+        ad.check_grads(lambda x: x * x, args)
+    ad.check_grads(lambda x: x * x, [1.0])
