@@ -156,13 +156,14 @@ def floats(r, prim, what):
                         f"real numbers (a number or an array-like of numbers)") from None
 
 
-def _release(ids):
+def _release(ids, registry=_registry, free=_free):
     """The callback freeing a primitive's ids when it is gone (no lock: it may run in the
-    garbage collector while _id holds the lock; dict.pop and list.append are atomic)."""
+    garbage collector while _id holds the lock; dict.pop and list.append are atomic). It
+    holds the registry itself: at interpreter exit the module's globals may be gone."""
     def release(_):
         for i in list(ids.values()):
-            _registry.pop(i, None)
-            _free.append(i)
+            registry.pop(i, None)
+            free.append(i)
     return release
 
 
