@@ -89,13 +89,17 @@ def to_dot(tape, x=None, *, max_ops=MAX_OPS, names=None, rankdir="LR"):
     return "\n".join(lines) + "\n"
 
 
-def render(tape, path, x=None, *, max_ops=MAX_OPS, names=None, timeout=120):
-    """Write the graph to path as SVG, PNG or PDF (by extension) with Graphviz's `dot`."""
-    path = os.fspath(path)
+def render_format(path):
+    """The output format of path by its extension (svg, png or pdf), else ValueError."""
     fmt = os.path.splitext(path)[1].lower().lstrip(".")
     if fmt not in FORMATS:
         raise ValueError(f"render writes {', '.join('.' + f for f in FORMATS)} files; got "
                          f"{path!r} (tape.to_dot() gives the DOT source)")
+    return fmt
+
+
+def graphviz():
+    """The path of Graphviz's `dot`, else RuntimeError saying how to install it."""
     dot = shutil.which("dot")
     if dot is None:
         raise RuntimeError("Graphviz's `dot` program was not found on PATH, so the graph cannot "
@@ -103,10 +107,23 @@ def render(tape, path, x=None, *, max_ops=MAX_OPS, names=None, timeout=120):
                            "graphviz; macOS: brew install graphviz; conda: conda install "
                            "graphviz), or save tape.to_dot() to a .dot file and render it "
                            "elsewhere")
+    return dot
+
+
+def render(tape, path, x=None, *, max_ops=MAX_OPS, names=None, timeout=120):
+    """Write the graph to path as SVG, PNG or PDF (by extension) with Graphviz's `dot`."""
+    path = os.fspath(path)
+    fmt = render_format(path)                     # the arguments first, then Graphviz
+    _check_size(len(tape), max_ops)
+    dot = graphviz()
     source = to_dot(tape, x, max_ops=max_ops, names=names)
-    done = subprocess.run([dot, f"-T{fmt}", "-o", path], input=source.encode(),
-                          capture_output=True, timeout=timeout)
+    try:
+        done = subprocess.run([dot, f"-T{fmt}", "-o", path], input=source.encode(),
+                              capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"dot took more than {timeout} s to lay the graph out; pass a "
+                           f"larger timeout, or draw less (tape.trace() for an excerpt)") from None
     if done.returncode != 0:
-        raise RuntimeError(f"dot failed ({done.returncode}): "
-                           f"{done.stderr.decode(errors='replace').strip()}")
+        err = " ".join(done.stderr.decode(errors="replace").split())      # one line
+        raise RuntimeError(f"dot failed ({done.returncode}): {err}")
     return path

@@ -293,3 +293,60 @@ def test_item13_check_grads_needs_a_tuple_of_arguments(args):
                                         r"arguments"):
         ad.check_grads(lambda x: x * x, args)
     ad.check_grads(lambda x: x * x, [1.0])
+
+
+# ---- item 14: a machine without the optional tools ---------------------------------------------------
+ENV = {**os.environ, "PYTHONIOENCODING": "utf-8"}
+
+
+def _cli(*args, env=ENV):
+    return subprocess.run([sys.executable, "-m", "tapead", *args], capture_output=True,
+                          text=True, encoding="utf-8", env=env, timeout=120)
+
+
+def _one_line_error(r, *pieces):
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    for piece in pieces:
+        assert piece in r.stderr, (piece, r.stderr)
+    assert r.stdout == "", r.stdout                  # reported before any trace is printed
+
+
+def test_item14_render_checks_max_ops_before_looking_for_graphviz(monkeypatch, tmp_path):
+    monkeypatch.setattr(graph.shutil, "which", lambda name: None)
+    tape = ad.record(lambda x: ad.sum([x * float(k) for k in range(2100)]), 1.0)
+    with pytest.raises(ValueError, match="max_ops"):
+        tape.render(tmp_path / "big.svg")
+    with pytest.raises(RuntimeError, match="Graphviz"):
+        tape.render(tmp_path / "big.svg", max_ops=None)
+
+
+def test_item14_cli_dot_to_an_unwritable_path_exits_2(tmp_path):
+    (tmp_path / "isdir.dot").mkdir()
+    for path in (tmp_path / "no" / "such" / "dir" / "g.dot", tmp_path / "isdir.dot"):
+        r = _cli("trace", SEED, "--at", "x1=2", "x2=1", "--dot", str(path))
+        _one_line_error(r, "--dot", str(path))
+
+
+def test_item14_cli_dot_refuses_big_graphs_and_other_formats_in_one_line(tmp_path):
+    expr = "+".join(["x1"] * 2100)
+    r = _cli("trace", expr, "--at", "x1=1", "--dot", str(tmp_path / "g.dot"))
+    _one_line_error(r, "--force")
+    assert not (tmp_path / "g.dot").exists()
+    r = _cli("trace", "x1", "--at", "x1=1", "--dot", str(tmp_path / "g.txt"))
+    _one_line_error(r, ".svg")
+
+
+def test_item14_cli_reports_missing_graphviz_before_the_trace(tmp_path):
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    r = _cli("trace", SEED, "--at", "x1=2", "x2=1", "--dot", str(tmp_path / "g.svg"),
+             env={**ENV, "PATH": str(empty)})
+    _one_line_error(r, "Graphviz")
+    assert not (tmp_path / "g.svg").exists()
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed")
+def test_item14_cli_render_to_an_unwritable_path_exits_2(tmp_path):
+    path = tmp_path / "no" / "such" / "dir" / "g.svg"
+    _one_line_error(_cli("trace", SEED, "--at", "x1=2", "x2=1", "--dot", str(path)), "--dot")
