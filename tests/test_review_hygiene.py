@@ -350,3 +350,59 @@ def test_item14_cli_reports_missing_graphviz_before_the_trace(tmp_path):
 def test_item14_cli_render_to_an_unwritable_path_exits_2(tmp_path):
     path = tmp_path / "no" / "such" / "dir" / "g.svg"
     _one_line_error(_cli("trace", SEED, "--at", "x1=2", "x2=1", "--dot", str(path)), "--dot")
+
+
+# ---- item 15: messages ---------------------------------------------------------------------------
+INTERNALS = ("tape.", "t.outputs", "t.variables", "w=", "ad.record", " v ", "x_flat")
+
+
+def _says(exc_info, name):
+    msg = str(exc_info.value)
+    assert name in msg, msg
+    for word in INTERNALS:
+        assert word not in msg, (word, msg)
+
+
+def test_item15_functional_errors_name_the_functional_api():
+    vec = lambda x: x * 2.0                          # noqa: E731
+    cases = [
+        ("ad.grad", ValueError, lambda: ad.grad(vec)(np.ones(2))),
+        ("ad.hessian", ValueError, lambda: ad.hessian(vec)(np.ones(2))),
+        ("ad.hvp", ValueError, lambda: ad.hvp(vec, (np.ones(2),), (np.ones(2),))),
+        ("ad.grad", TypeError, lambda: ad.grad(lambda x: x * x)("abc")),
+        ("ad.jacobian", TypeError, lambda: ad.jacobian(lambda x: x * x)(None)),
+        ("ad.grad", TypeError, lambda: ad.grad(lambda x: "s")(1.0)),
+        ("ad.jacobian", TypeError, lambda: ad.jacobian(lambda x: [x, None])(1.0)),
+        ("ad.jacobian", TypeError, lambda: ad.jacobian(lambda x: [x, [x, x]])(1.0)),
+        ("ad.jacfwd", TypeError, lambda: ad.jacfwd(lambda x: [[x], [x, x]])(1.0)),
+        ("ad.jacrev", ValueError, lambda: ad.jacrev(vec, argnums=())(1.0)),
+        ("ad.jacobian", ValueError, lambda: ad.jacobian(vec, mode="sideways")(1.0)),
+        ("ad.jacobian", ValueError, lambda: ad.jacobian(vec, argnums=3)(1.0)),
+        ("ad.grad", TypeError, lambda: ad.grad(vec, argnums="0")(1.0)),
+        ("ad.grad", TypeError, lambda: ad.grad(vec, argnums=None)(1.0)),
+        ("ad.jvp", TypeError, lambda: ad.jvp(lambda x: x * x, (1.0,), ("a",))),
+        ("ad.jvp", TypeError, lambda: ad.jvp(lambda x: x * x, 1.0, 1.0)),
+        ("ad.jvp", TypeError, lambda: ad.jvp(lambda x: x * x, (), ())),
+        ("ad.hvp", TypeError, lambda: ad.hvp(lambda x: x * x, (), ())),
+        ("ad.hvp", TypeError, lambda: ad.hvp(lambda x: x * x, (1.0,), ([None],))),
+        ("ad.vjp", TypeError, lambda: ad.vjp(lambda x: x * x)),
+        ("ad.vjp", TypeError, lambda: ad.vjp(lambda x: x * x, 3.0)[1]("1.0")),
+        ("ad.vjp", ValueError, lambda: ad.vjp(lambda x: x * x, 3.0)[1](np.ones(2))),
+        ("ad.jvp", ValueError, lambda: ad.jvp(lambda x: x * x, (1.0,), (np.ones(2),))),
+    ]
+    for name, exc, call in cases:
+        with pytest.raises(exc) as e:
+            call()
+        _says(e, name)
+
+
+def test_item15_pickling_a_tape_says_it_cannot_yet():
+    tape = ad.record(lambda x: x * x, 3.0)
+    for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
+        with pytest.raises(TypeError, match=r"tapead\.Tape cannot be pickled yet") as e:
+            pickle.dumps(tape, protocol=protocol)
+        assert "cffi" not in str(e.value) and "CData" not in str(e.value)
+    with pytest.raises(TypeError, match=r"tapead\.Tape cannot be"):
+        copy.deepcopy(tape)
+    c = copy.copy(tape)                              # a second Tape around the same recording
+    assert c.gradient(2.0) == 4.0 and tape.gradient(5.0) == 10.0
