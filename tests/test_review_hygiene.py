@@ -26,7 +26,7 @@ primitive_mod = importlib.import_module("tapead.primitive")   # ad.primitive is 
 SEED = "x1 * sqrt(log(x1 / sin(x2 ** 2)))"
 
 
-# ---- item 4: copy.copy / copy.deepcopy of a primitive ---------------------------------------------
+# ---- item 4: copy.copy / copy.deepcopy of a primitive -------------------------------------------
 def _square(x):
     return x * x
 
@@ -62,7 +62,7 @@ def test_item4_copied_primitive_is_its_own_primitive():
     assert tape_s.gradient().tolist() == [3.0, 2.0]
 
 
-# ---- item 5: duplicated argnums -------------------------------------------------------------------
+# ---- item 5: duplicated argnums -----------------------------------------------------------------
 def test_item5_grad_with_duplicated_argnums_as_jax():
     assert ad.grad(lambda x: x * x, argnums=(0, 0))(3.0) == (6.0, 6.0)
     g = lambda a, b: a * a * b                       # noqa: E731
@@ -105,7 +105,7 @@ def test_item5_hessian_with_duplicated_argnums_as_jax():
     assert Hba_bb == Hab_bb
 
 
-# ---- item 11: the primitive registry frees what is gone ---------------------------------------------
+# ---- item 11: the primitive registry frees what is gone -----------------------------------------
 def _make_primitive(scale):
     big = np.full(100_000, scale)                    # a large captured object (800 kB)
 
@@ -167,7 +167,7 @@ def test_item11_a_tape_keeps_its_primitives_alive():
     assert rp() is None and rb() is None
 
 
-# ---- item 12: trace()/to_dot() while another thread re-records -------------------------------------
+# ---- item 12: trace()/to_dot() while another thread re-records ----------------------------------
 def _branchy(x):
     if x > 0:
         return x * x * x + 1.0
@@ -240,7 +240,7 @@ def test_item12_trace_and_to_dot_read_one_recording_while_another_thread_rerecor
     assert n > 10 and tape.stats()["rerecords"] > 10
 
 
-# ---- item 13: validation --------------------------------------------------------------------------
+# ---- item 13: validation ------------------------------------------------------------------------
 def test_item13_trace_checks_w_as_the_replays_do():
     one = ad.record(lambda x: x * x, 2.0)
     two = ad.record(lambda x: np.array([x * x, x + 1.0]), 2.0)
@@ -295,7 +295,7 @@ def test_item13_check_grads_needs_a_tuple_of_arguments(args):
     ad.check_grads(lambda x: x * x, [1.0])
 
 
-# ---- item 14: a machine without the optional tools ---------------------------------------------------
+# ---- item 14: a machine without the optional tools ----------------------------------------------
 ENV = {**os.environ, "PYTHONIOENCODING": "utf-8"}
 
 
@@ -352,7 +352,7 @@ def test_item14_cli_render_to_an_unwritable_path_exits_2(tmp_path):
     _one_line_error(_cli("trace", SEED, "--at", "x1=2", "x2=1", "--dot", str(path)), "--dot")
 
 
-# ---- item 15: messages ---------------------------------------------------------------------------
+# ---- item 15: messages --------------------------------------------------------------------------
 INTERNALS = ("tape.", "t.outputs", "t.variables", "w=", "ad.record", " v ", "x_flat")
 
 
