@@ -1,7 +1,7 @@
 """The seed's numerical methods, as a checker: finite differences and check_grads."""
 import numpy as np
 
-from .tape import record
+from .tape import _as_float_array, record
 
 _EPS = np.finfo(np.float64).eps
 
@@ -16,15 +16,16 @@ def finite_diff(f, x, h=None, method="central"):
     """
     if method not in ("forward", "central"):
         raise ValueError(f"method must be 'forward' or 'central', got {method!r}")
-    x = np.asarray(x, dtype=np.float64)
+    x = _as_float_array(x, "x")
     xf = x.ravel()
     if h is None:
         base = np.sqrt(_EPS) if method == "forward" else np.cbrt(_EPS)
         steps = base * np.maximum(1.0, np.abs(xf))
     else:
-        steps = np.broadcast_to(np.asarray(h, dtype=np.float64), xf.shape)
-        if np.any(steps <= 0):
-            raise ValueError("h must be positive")
+        steps = np.broadcast_to(_as_float_array(h, "h"), xf.shape)
+        if not np.all(np.isfinite(steps) & (steps > 0)):
+            raise ValueError(f"h must be a positive finite step (or one per entry of x); got "
+                             f"{h!r}")
 
     def call(v):
         y = f(float(v[0]) if x.ndim == 0 else v.reshape(x.shape))
@@ -36,6 +37,10 @@ def finite_diff(f, x, h=None, method="central"):
         xp = xf.copy()
         xp[i] += hi
         hi = xp[i] - xf[i]                 # the step actually taken
+        if hi == 0:                        # x + h == x
+            at = "x" if x.ndim == 0 else f"x{[int(j) for j in np.unravel_index(i, x.shape)]}"
+            raise ValueError(f"the step h = {float(steps[i])!r} is lost in rounding at {at} = "
+                             f"{float(xf[i])!r}: give a larger h")
         if method == "forward":
             cols.append((call(xp) - y0) / hi)
         else:
@@ -65,6 +70,12 @@ def check_grads(f, args, order=1, modes=("fwd", "rev"), eps=None, rtol=None, ato
     for m in modes:
         if m not in ("fwd", "rev"):
             raise ValueError(f"modes must be drawn from ('fwd', 'rev'), got {m!r}")
+    if not isinstance(args, (tuple, list)):
+        raise TypeError(f"check_grads: args must be a tuple or list of f's positional "
+                        f"arguments, as in check_grads(f, (x,)); got {type(args).__name__}")
+    if eps is not None and not (isinstance(eps, (int, float, np.integer, np.floating)) and
+                                np.isfinite(eps) and eps > 0):
+        raise ValueError(f"check_grads: eps must be a positive finite number, got {eps!r}")
     args = tuple(args)
     rtol = 1e-5 if rtol is None else rtol
     atol = 1e-5 if atol is None else atol

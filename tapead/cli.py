@@ -13,6 +13,7 @@ import sys
 import numpy as np
 
 import tapead as ad
+from tapead import graph
 
 # elementary functions a trace expression may call, with their number of arguments
 FUNCTIONS = {name: 1 for name in (
@@ -20,6 +21,7 @@ FUNCTIONS = {name: 1 for name in (
     "log10 sqrt cbrt square abs sign erf").split()}
 FUNCTIONS.update({name: 2 for name in ("hypot", "atan2", "pow", "maximum", "minimum")})
 MAX_LENGTH = 100_000
+MAX_GRAPH = 2000                 # operations --dot draws without --force
 BINARY = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**"}
 UNARY = {ast.USub: "-", ast.UAdd: "+"}
 _KINDS = {ast.Attribute: "attribute access", ast.Subscript: "subscripts",
@@ -208,6 +210,33 @@ def _unicode_ok(stream):
         return False
 
 
+def write_graph(tape, names, path, force):
+    """--dot PATH: the DOT source (.dot, .gv) or a drawing by Graphviz (.svg, .png, .pdf).
+    Raises ExprError, or OSError when PATH cannot be written."""
+    source = path.lower().endswith((".dot", ".gv"))
+    if not source:
+        try:
+            graph.render_format(path)
+        except ValueError:
+            raise ExprError(f"--dot {path}: FILE must end in .dot or .gv (DOT source), or "
+                            f".svg, .png or .pdf (drawn with Graphviz)") from None
+        try:
+            graph.graphviz()
+        except RuntimeError as e:
+            raise ExprError(f"--dot {path}: {e}") from None
+    if not force and len(tape) > MAX_GRAPH:
+        raise ExprError(f"--dot {path}: the tape has {len(tape)} operations, more than "
+                        f"{MAX_GRAPH}: too big a graph to read; add --force to draw it anyway")
+    if source:
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(tape.to_dot(names=names, max_ops=None))
+        return
+    try:
+        tape.render(path, names=names, max_ops=None)
+    except RuntimeError as e:
+        raise ExprError(f"--dot {path}: {e}") from None
+
+
 def cmd_trace(args, parser):
     try:
         at = _assignments(args.at or [], "--at")
@@ -215,21 +244,25 @@ def cmd_trace(args, parser):
         v = _direction(args.tangent, names)
     except ExprError as e:
         parser.error(str(e))
+    if args.dot:               # first: a bad --dot is reported alone, before any trace
+        try:
+            write_graph(tape, names, args.dot, args.force)
+        except OSError as e:
+            return _fail(parser, f"--dot {args.dot}: cannot write it: {e.strerror or e}")
+        except ExprError as e:
+            return _fail(parser, str(e))
     print(f"f({', '.join(names)}) = {args.expr.strip()}")
     print(tape.trace(v=v, dual=args.dual, limit=None if args.all else args.limit,
                      names=names, ascii=args.ascii))
     if args.dot:
-        if args.dot.lower().endswith((".dot", ".gv")):
-            with open(args.dot, "w", encoding="utf-8") as fh:
-                fh.write(tape.to_dot(names=names, max_ops=None if args.force else 2000))
-        else:
-            try:
-                tape.render(args.dot, names=names, max_ops=None if args.force else 2000)
-            except (RuntimeError, ValueError) as e:
-                print(f"error: --dot {args.dot}: {e}", file=sys.stderr)
-                return 1
         print(f"wrote the computational graph to {args.dot}")
     return 0
+
+
+def _fail(parser, message):
+    """A one-line error on stderr and exit status 2 (argparse's for bad arguments)."""
+    print(f"{parser.prog}: error: {message}", file=sys.stderr)
+    return 2
 
 
 def build_parser():
@@ -267,7 +300,7 @@ def build_parser():
     t.add_argument("--all", action="store_true", help="print every line, however long")
     t.add_argument("--dot", metavar="FILE", help="write the graph: FILE.dot/.gv as DOT source, "
                    ".svg/.png/.pdf rendered with Graphviz's dot")
-    t.add_argument("--force", action="store_true", help="draw graphs of more than 2000 ops")
+    t.add_argument("--force", action="store_true", help=f"draw graphs of more than {MAX_GRAPH} ops")
     t.add_argument("--ascii", action="store_true", help="print ASCII only (vdot, vbar, d)")
     return p, t
 

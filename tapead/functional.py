@@ -1,116 +1,210 @@
 """The functional API of API.md section 3, with JAX's names and return conventions.
 
 Each transform records f once at the given arguments and sweeps that tape: a thin layer over
-Tape, not a separate engine.
+Tape, not a separate engine. Arguments, f's result and the shapes asked for are checked here
+first, so that errors name the transform the user called (ad.grad, ad.hessian, ...).
 """
+import reprlib
+
 import numpy as np
 
-from .tape import record
+from .tape import _MODES, _as_float_array, record
+from .var import Var, _number
 
 
-def _argnums(argnums, nargs):
-    single = isinstance(argnums, int)
+def _argnums(name, argnums, nargs):
+    single = isinstance(argnums, (int, np.integer))
+    if not single and not isinstance(argnums, (tuple, list)):
+        raise TypeError(f"{name}: argnums must be an int or a tuple of ints, got {argnums!r}")
     nums = (argnums,) if single else tuple(argnums)
     if not nums:
-        raise ValueError("argnums must name at least one argument")
+        raise ValueError(f"{name}: argnums must name at least one argument")
     for a in nums:
-        if not isinstance(a, int) or not -nargs <= a < nargs:
-            raise ValueError(f"argnums {argnums!r} out of range for {nargs} positional "
-                             f"arguments")
-    return tuple(a % nargs for a in nums), single
+        if not isinstance(a, (int, np.integer)):
+            raise TypeError(f"{name}: argnums must be an int or a tuple of ints, got "
+                            f"{argnums!r}")
+        if not -nargs <= a < nargs:
+            raise ValueError(f"{name}: argnums {argnums!r} out of range for {nargs} positional "
+                             f"argument{'s' * (nargs != 1)}")
+    return tuple(int(a) % nargs for a in nums), single
 
 
-def _record(f, args, argnums):
-    """Tape of f over args[argnums] (the other arguments stay plain values)."""
-    nums, single = _argnums(argnums, len(args))
+def _record(name, f, args, argnums):
+    """Tape of f over the arguments argnums names, each once (the others stay plain values);
+    whether argnums is one int; and for each entry of argnums, its input piece on the tape."""
+    nums, single = _argnums(name, argnums, len(args))
+    active = tuple(dict.fromkeys(nums))          # argnums=(0, 0): one input, asked twice
+    for a in active:
+        _as_float_array(args[a], f"{name}: argument {a}")
 
-    def g(*active):
+    def g(*xs):
         full = list(args)
-        for a, v in zip(nums, active):
+        for a, v in zip(active, xs):
             full[a] = v
         return f(*full)
-    return record(g, *(args[a] for a in nums)), single, len(nums)
+    return (record(_checked(name, g), *(args[a] for a in active)), single,
+            [active.index(a) for a in nums])
+
+
+def _record_at(name, f, primals):
+    """Tape of f at primals (a tuple), each checked."""
+    if not primals:
+        raise TypeError(f"{name} needs at least one primal (an argument of f) to differentiate "
+                        f"at")
+    for k, p in enumerate(primals):
+        _as_float_array(p, f"{name}: primal {k}")
+    return record(_checked(name, f), *primals)
+
+
+def _checked(name, f):
+    """f, with its result checked as a tape's outputs are, in the words of the transform."""
+    def g(*xs):
+        y = f(*xs)
+        if type(y) is not Var:
+            _check_result(name, y)
+        return y
+    return g
+
+
+def _check_result(name, y):
+    try:
+        items = np.asarray(y, dtype=object).flat
+    except ValueError as e:
+        raise ValueError(f"{name}: f must return a number or a regular (nested) array of "
+                         f"numbers: {e}") from None
+    for e in items:
+        if type(e) is not Var and _number(e) is None:
+            got = reprlib.repr(y) if e is y else \
+                f"a {type(y).__name__} holding a {type(e).__name__}"
+            raise TypeError(f"{name}: f must return a number or a regular (nested) array of "
+                            f"numbers (computed from its arguments, or constants); it returned "
+                            f"{got}")
+
+
+def _scalar(name, tape, hint):
+    if tape.n_outputs != 1:
+        raise ValueError(f"{name} needs f to return a scalar (one number); it returned an array "
+                         f"of shape {tape._out_shape} ({hint})")
 
 
 def _as_tuple(r, pieces):
     return r if pieces > 1 else (r,)
 
 
+def _pick(r, pick):
+    """Results per argnums entry from the tuple r of results per input piece; an argument
+    named twice gets its own copy each time after the first (JAX's arrays do not alias)."""
+    seen, out = set(), []
+    for i in pick:
+        out.append(_fresh(r[i]) if i in seen else r[i])
+        seen.add(i)
+    return tuple(out)
+
+
+def _fresh(a):
+    return a.copy() if isinstance(a, np.ndarray) else \
+        tuple(_fresh(b) for b in a) if isinstance(a, tuple) else a
+
+
 def grad(f, argnums=0):
     """Gradient of a scalar-valued f with respect to args[argnums] (a tuple for a tuple)."""
     def grad_f(*args):
-        tape, single, pieces = _record(f, args, argnums)
+        tape, single, pick = _record("ad.grad", f, args, argnums)
+        _scalar("ad.grad", tape, "ad.jacobian differentiates a vector-valued f")
         g = tape.gradient()
-        return g if single else _as_tuple(g, pieces)
+        return g if single else _pick(_as_tuple(g, max(pick) + 1), pick)
     return grad_f
 
 
 def jacobian(f, argnums=0, mode="auto"):
     """Jacobian of f, shaped f(x).shape + x.shape; mode "auto", "forward" or "reverse"."""
+    return _jacobian("ad.jacobian", f, argnums, mode)
+
+
+def _jacobian(name, f, argnums, mode):
+    if mode not in _MODES:
+        raise ValueError(f"{name}: mode must be one of {_MODES}, got {mode!r}")
+
     def jac_f(*args):
-        tape, single, pieces = _record(f, args, argnums)
+        tape, single, pick = _record(name, f, args, argnums)
         J = tape.jacobian(None, mode=mode)
-        return J if single else _as_tuple(J, pieces)
+        return J if single else _pick(_as_tuple(J, max(pick) + 1), pick)
     return jac_f
 
 
 def jacfwd(f, argnums=0):
     """Jacobian by forward mode (one tangent direction per input)."""
-    return jacobian(f, argnums, mode="forward")
+    return _jacobian("ad.jacfwd", f, argnums, "forward")
 
 
 def jacrev(f, argnums=0):
     """Jacobian by reverse mode (one adjoint direction per output)."""
-    return jacobian(f, argnums, mode="reverse")
+    return _jacobian("ad.jacrev", f, argnums, "reverse")
+
+
+_SCALAR_HESSIAN = "take the Hessian of a scalar, such as ad.dot(w, f(x)) for weights w"
 
 
 def hessian(f, argnums=0):
     """Hessian of a scalar-valued f, shaped x.shape + x.shape; for a tuple argnums a nested
     tuple (H[i][j] shaped args[i].shape + args[j].shape), as JAX."""
     def hess_f(*args):
-        tape, single, pieces = _record(f, args, argnums)
+        tape, single, pick = _record("ad.hessian", f, args, argnums)
+        _scalar("ad.hessian", tape, _SCALAR_HESSIAN)
         H = tape.hessian(None)
-        if single or pieces > 1:
+        if single:
             return H
-        return ((H,),)
+        rows = H if max(pick) > 0 else ((H,),)          # blocks per input piece
+        return _pick(tuple(_pick(row, pick) for row in rows), pick)
     return hess_f
 
 
 def hvp(f, primals, tangents):
     """Hessian of scalar-valued f at primals applied to tangents (one forward-over-reverse
     sweep): shaped like the primal for one primal, a tuple for several."""
-    primals, tangents = tuple(primals), tuple(tangents)
-    _same_shapes("hvp", "tangent", primals, tangents)
-    tape = record(f, *primals)
+    primals, tangents = _pairs("ad.hvp", primals, tangents)
+    tape = _record_at("ad.hvp", f, primals)
+    _scalar("ad.hvp", tape, _SCALAR_HESSIAN)
     return tape.hvp(None, tangents[0] if len(tangents) == 1 else tangents)
 
 
 def jvp(f, primals, tangents):
     """(f(*primals), J·tangents); primals and tangents are tuples of matching structure."""
-    primals, tangents = tuple(primals), tuple(tangents)
-    _same_shapes("jvp", "tangent", primals, tangents)
-    tape = record(f, *primals)
+    primals, tangents = _pairs("ad.jvp", primals, tangents)
+    tape = _record_at("ad.jvp", f, primals)
     return tape.jvp(None, tangents[0] if len(tangents) == 1 else tangents)
 
 
 def vjp(f, *primals):
     """(f(*primals), pullback) where pullback(w) is the tuple of cotangents w·J, one per
     primal."""
-    tape = record(f, *primals)
+    tape = _record_at("ad.vjp", f, primals)
     y = tape.forward()
 
     def pullback(w):
-        _same_shapes("vjp", "cotangent", (y,), (w,))
+        _as_float_array(w, "ad.vjp's pullback: the cotangent")
+        _same_shapes("ad.vjp's pullback", "cotangent", (y,), (w,), "output")
         return _as_tuple(tape.vjp(None, w)[1], len(primals))
     return y, pullback
 
 
-def _same_shapes(what, name, primals, tangents):
-    """JAX's rule: one tangent per primal, of the primal's shape (no batching here; the Tape
-    methods take a direction axis)."""
+def _pairs(name, primals, tangents):
+    """JAX's rules: primals and tangents are tuples or lists, one tangent per primal, each of
+    its primal's shape (no batching here; the Tape methods take a direction axis)."""
+    if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
+        raise TypeError(f"{name}: primals and tangents must be tuples or lists, one entry per "
+                        f"argument of f, as in {name}(f, (x,), (v,)); got "
+                        f"{type(primals).__name__} and {type(tangents).__name__}")
+    for k, t in enumerate(tangents):
+        _as_float_array(t, f"{name}: tangent {k}")
+    _same_shapes(name, "tangent", primals, tangents)
+    return tuple(primals), tuple(tangents)
+
+
+def _same_shapes(what, name, primals, tangents, of="primal"):
     if len(primals) != len(tangents):
         raise ValueError(f"{what}: {len(primals)} primals but {len(tangents)} {name}s")
     for k, (p, t) in enumerate(zip(primals, tangents)):
         if np.shape(p) != np.shape(t):
             raise ValueError(f"{what}: {name} {k} has shape {np.shape(t)}, expected "
-                             f"{np.shape(p)} (the shape of its primal)")
+                             f"{np.shape(p)} (the shape of its {of})")

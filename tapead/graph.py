@@ -8,7 +8,7 @@ import os
 import shutil
 import subprocess
 
-
+from ._core import lib
 from .trace import _GUARDS, _View, _num, call_info, primal_rule
 
 MAX_OPS = 2000
@@ -20,9 +20,9 @@ def _q(s):
     return '"' + str(s).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
-def _check_size(tape, max_ops):
-    if max_ops is not None and len(tape) > max_ops:
-        raise ValueError(f"this tape has {len(tape)} operations, more than max_ops={max_ops}: "
+def _check_size(n_ops, max_ops):
+    if max_ops is not None and n_ops > max_ops:
+        raise ValueError(f"this tape has {n_ops} operations, more than max_ops={max_ops}: "
                          f"a graph that size is unreadable and slow to lay out; pass "
                          f"max_ops=None (or a larger number) to draw it anyway, or use "
                          f"tape.trace() for an excerpt")
@@ -35,8 +35,10 @@ def to_dot(tape, x=None, *, max_ops=MAX_OPS, names=None, rankdir="LR"):
     octagons; each edge is labelled with the local partial ∂v[k]/∂v[j] at x. Constants are
     small plain-text nodes (no partial). Raises ValueError beyond max_ops operations.
     """
-    _check_size(tape, max_ops)
-    view = _View(tape, x, names=names)
+    rec = tape._rec                     # read once: replays in other threads may re-record
+    _check_size(lib.tp_n_ops(rec._p), max_ops)
+    view = _View(tape, x, names=names, rec=rec)
+    _check_size(view.n_ops, max_ops)              # x re-recorded the tape: another size
     m = view.m
     point = ", ".join(f"{n}={_num(a, 6)}" for n, a in zip(view.in_names[:8], view.x))
     n = len(view.outputs)
@@ -87,13 +89,17 @@ def to_dot(tape, x=None, *, max_ops=MAX_OPS, names=None, rankdir="LR"):
     return "\n".join(lines) + "\n"
 
 
-def render(tape, path, x=None, *, max_ops=MAX_OPS, names=None, timeout=120):
-    """Write the graph to path as SVG, PNG or PDF (by extension) with Graphviz's `dot`."""
-    path = os.fspath(path)
+def render_format(path):
+    """The output format of path by its extension (svg, png or pdf), else ValueError."""
     fmt = os.path.splitext(path)[1].lower().lstrip(".")
     if fmt not in FORMATS:
         raise ValueError(f"render writes {', '.join('.' + f for f in FORMATS)} files; got "
                          f"{path!r} (tape.to_dot() gives the DOT source)")
+    return fmt
+
+
+def graphviz():
+    """The path of Graphviz's `dot`, else RuntimeError saying how to install it."""
     dot = shutil.which("dot")
     if dot is None:
         raise RuntimeError("Graphviz's `dot` program was not found on PATH, so the graph cannot "
@@ -101,10 +107,23 @@ def render(tape, path, x=None, *, max_ops=MAX_OPS, names=None, timeout=120):
                            "graphviz; macOS: brew install graphviz; conda: conda install "
                            "graphviz), or save tape.to_dot() to a .dot file and render it "
                            "elsewhere")
+    return dot
+
+
+def render(tape, path, x=None, *, max_ops=MAX_OPS, names=None, timeout=120):
+    """Write the graph to path as SVG, PNG or PDF (by extension) with Graphviz's `dot`."""
+    path = os.fspath(path)
+    fmt = render_format(path)                     # the arguments first, then Graphviz
+    _check_size(len(tape), max_ops)
+    dot = graphviz()
     source = to_dot(tape, x, max_ops=max_ops, names=names)
-    done = subprocess.run([dot, f"-T{fmt}", "-o", path], input=source.encode(),
-                          capture_output=True, timeout=timeout)
+    try:
+        done = subprocess.run([dot, f"-T{fmt}", "-o", path], input=source.encode(),
+                              capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"dot took more than {timeout} s to lay the graph out; pass a "
+                           f"larger timeout, or draw less (tape.trace() for an excerpt)") from None
     if done.returncode != 0:
-        raise RuntimeError(f"dot failed ({done.returncode}): "
-                           f"{done.stderr.decode(errors='replace').strip()}")
+        err = " ".join(done.stderr.decode(errors="replace").split())      # one line
+        raise RuntimeError(f"dot failed ({done.returncode}): {err}")
     return path

@@ -16,16 +16,29 @@ implement a backward() function").
 On Vars a primitive is recorded as one tape operation (CALL, plus an OUT per further output);
 the C sweeps call its function and rules back through tp_py_call. An exception a rule raises
 comes out of the sweep as that exception, and the tape stays usable.
+
+The C tape holds a primitive by a small integer id. The registry maps ids to weak references;
+the recordings that used a primitive hold it strongly (_users), so a primitive, and whatever
+its functions capture, is freed once it and every recording using it are gone, and its ids are
+used again.
 """
 import functools
+import itertools
+import reprlib
 import threading
+import weakref
 
 import numpy as np
 
 from ._core import check, ffi, lib
+from .tape import _as_float_array
 from .var import Var, _make, _number, operand_codes
 
-_registry = []                     # id -> (Primitive, takes an array)
+_registry = {}                     # id -> (weak reference to the Primitive, takes an array)
+_free = []                         # ids of primitives that are gone, to use again
+_new_ids = itertools.count()
+_users = weakref.WeakKeyDictionary()   # recording -> the primitives recorded on it
+_lock = threading.Lock()           # one id per (primitive, array) even across threads
 _pending = threading.local()       # the exception a rule raised in this thread's sweep
 
 
@@ -36,7 +49,8 @@ class Primitive:
     def __init__(self, fun, jvp=None, vjp=None, name=None):
         self.fun, self.jvp_rule, self.vjp_rule = fun, jvp, vjp
         self.name = name or getattr(fun, "__name__", "primitive")
-        self._ids = {}
+        self._ids = {}             # takes an array -> registry id
+        self._ref = None           # the registry's weak reference to self
         functools.update_wrapper(self, fun, updated=())
 
     def defjvp(self, rule):
@@ -52,6 +66,17 @@ class Primitive:
     def __repr__(self):
         return f"<tapead.primitive {self.name}>"
 
+    # copy.copy, copy.deepcopy (and pickle): a copy is a primitive of its own, with its own ids,
+    # so changing its rules never reaches tapes recorded with the original, nor the other way
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        del state["_ids"], state["_ref"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._ids, self._ref = {}, None
+
     def __call__(self, *args):
         array = len(args) == 1 and np.ndim(args[0]) >= 1
         if array and np.ndim(args[0]) != 1:
@@ -65,6 +90,7 @@ class Primitive:
         codes = operand_codes(rec, items, f"primitive {self.name}")
         values = [a._value if type(a) is Var else _number(a) for a in items]
         y, scalar = self._outputs(np.array(values, dtype=np.float64), array)
+        _users.setdefault(rec, set()).add(self)          # the recording keeps self alive
         z = check(lib.tp_rec_call(rec._p, self._id(array), codes, len(codes),
                                   ffi.from_buffer("double[]", y), y.size), self.name)
         if scalar:
@@ -75,10 +101,17 @@ class Primitive:
         return out
 
     def _id(self, array):
-        if array not in self._ids:
-            self._ids[array] = len(_registry)
-            _registry.append((self, array))
-        return self._ids[array]
+        i = self._ids.get(array)
+        if i is None:
+            with _lock:
+                i = self._ids.get(array)
+                if i is None:
+                    if self._ref is None:
+                        self._ref = weakref.ref(self, _release(self._ids))
+                    i = _free.pop() if _free else next(_new_ids)
+                    _registry[i] = (self._ref, array)
+                    self._ids[array] = i
+        return i
 
     def _args(self, x, array):
         return (x,) if array else tuple(float(e) for e in x)
@@ -87,7 +120,7 @@ class Primitive:
         """f at x as a flat float64 array, and whether f gives a scalar."""
         y = self.fun(*self._args(x, array))
         scalar = np.ndim(y) == 0
-        y = np.atleast_1d(np.asarray(y, dtype=np.float64))
+        y = np.atleast_1d(floats(y, self, "function"))
         if y.ndim != 1 or y.size == 0:
             raise ValueError(f"primitive {self.name} must return a number or a non-empty 1-d "
                              f"array; got shape {np.shape(y)}")
@@ -113,6 +146,36 @@ def primitive(fun=None, *, jvp=None, vjp=None, name=None):
     return Primitive(fun, jvp, vjp, name)
 
 
+def floats(r, prim, what):
+    """What prim's function or rule (what) returned, as a float64 array; TypeError naming both
+    for None, strings and other non-numbers (NumPy would make None NaN and parse strings)."""
+    try:
+        return _as_float_array(r, what)
+    except TypeError:
+        raise TypeError(f"primitive {prim.name}: its {what} returned {reprlib.repr(r)}; expected "
+                        f"real numbers (a number or an array-like of numbers)") from None
+
+
+def _release(ids, registry=_registry, free=_free):
+    """The callback freeing a primitive's ids when it is gone (no lock: it may run in the
+    garbage collector while _id holds the lock; dict.pop and list.append are atomic). It
+    holds the registry itself: at interpreter exit the module's globals may be gone."""
+    def release(_):
+        for i in list(ids.values()):
+            registry.pop(i, None)
+            free.append(i)
+    return release
+
+
+def lookup(i):
+    """(Primitive, takes an array) of registry id i, which a live recording holds."""
+    ref, array = _registry[i]
+    prim = ref()
+    if prim is None:                   # cannot happen while a recording holds the primitive
+        raise RuntimeError(f"tapead primitive {i} is gone")
+    return prim, array
+
+
 def _keep(exc_type, exc, tb):
     _pending.exc = exc.with_traceback(tb) if exc is not None else exc_type()
     return -1
@@ -122,7 +185,7 @@ def _keep(exc_type, exc, tb):
 def tp_py_call(prim, mode, k, x, n, K, inp, out):
     """The C sweeps' way into a primitive: mode 0 evaluates, 1 applies the jvp rule to K
     directions (k x K in, n x K out), 2 the vjp rule to K weight vectors (n x K, k x K)."""
-    P, array = _registry[prim]
+    P, array = lookup(prim)
     xs = np.frombuffer(ffi.buffer(x, 8 * k), dtype=np.float64).copy()
     args = xs if array else tuple(xs.tolist())           # the rules' x
     if mode == 0:
@@ -144,7 +207,7 @@ def tp_py_call(prim, mode, k, x, n, K, inp, out):
             d = src[:, j].copy() if array else tuple(src[:, j].tolist())
         else:
             d = src[:, j].copy() if n > 1 else float(src[0, j])
-        r = np.asarray(rule(args, d), dtype=np.float64).ravel()
+        r = floats(rule(args, d), P, "jvp rule" if mode == 1 else "vjp rule").ravel()
         if r.size != cols:
             what = "jvp rule must return one number per output" if mode == 1 else \
                 "vjp rule must return one number per input"

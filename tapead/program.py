@@ -50,20 +50,30 @@ def listing(tape):
     return steps, consts, outputs
 
 
-def at_point(tape, x=None, v=None, w=None):
+def at_point(tape, x=None, v=None, w=None, rec=None):
     """Values, tangents (direction v, flat like x) and adjoints (weights w, flat like y) of every
-    variable at x, and the local partials aligned with the operand stream. Where a branch guard
-    flips at x, a tape from ad.record is recorded again there first (else BranchChanged)."""
-    rec = tape._rec
-    try:
-        return _at_point(rec, x, v, w)
-    except Flip:
-        return _at_point(tape._after_flip(rec, x), x, v, w)
+    variable at x, and the local partials aligned with the operand stream; with "rec", the
+    recording swept, and "x", the flat point. Where a branch guard flips at x, a tape from
+    ad.record is recorded again there first (else BranchChanged).
 
-
-def _at_point(rec, x, v, w):
-    p = rec._p
+    The recording (rec, default tape._rec) is read once and x=None (its last point swept,
+    which replays in other threads move) resolved once: another thread re-recording the tape
+    meanwhile changes nothing here."""
+    rec = tape._rec if rec is None else rec
     xf = rec.x_flat(x)
+    try:
+        return sweep(rec, xf, v, w)
+    except Flip:
+        if x is None:
+            parts = rec.split(xf)
+            x = parts[0] if len(parts) == 1 else tuple(parts)
+        rec = tape._after_flip(rec, x)
+        return sweep(rec, rec.x_flat(x), v, w)
+
+
+def sweep(rec, xf, v=None, w=None):
+    """at_point's numbers for the recording rec at the flat point xf (no re-recording)."""
+    p = rec._p
     nv = rec.m + lib.tp_n_ops(p)
     vals, tans, adjs = np.empty(nv), np.empty(nv), np.empty(nv)
     partials = np.empty(lib.tp_n_args(p))
@@ -77,4 +87,5 @@ def _at_point(rec, x, v, w):
                          ffi.NULL if wf is None else _buf(wf), _buf(vals), _buf(tans),
                          _buf(adjs), _buf(partials)), "inspect")
     return {"values": vals, "tangents": tans if vf is not None else None,
-            "adjoints": adjs if wf is not None else None, "partials": partials}
+            "adjoints": adjs if wf is not None else None, "partials": partials, "rec": rec,
+            "x": xf}

@@ -361,6 +361,20 @@ class Tape:
         self._rerecords += 1
         return rec
 
+    # ---- copies ------------------------------------------------------------------------------
+    def __reduce_ex__(self, protocol):
+        raise TypeError("tapead.Tape cannot be pickled yet: its recording lives in C memory. "
+                        "Record the tape again where it is needed (saving tapes comes later)")
+
+    def __deepcopy__(self, memo):
+        raise TypeError("tapead.Tape cannot be deep-copied yet; copy.copy(tape) gives a second "
+                        "Tape around the same recording, which is immutable once closed")
+
+    def __copy__(self):
+        t = Tape.__new__(Tape)
+        t.__dict__.update(self.__dict__)
+        return t
+
     # ---- inspection --------------------------------------------------------------------------
     def __len__(self):
         return lib.tp_n_ops(self._rec._p)

@@ -12,7 +12,9 @@ import unicodedata
 import numpy as np
 
 from ._core import OP_ARITY, OP_FORMULA, Op, check, ffi, lib
-from .program import at_point
+from .primitive import floats, lookup
+from .program import at_point, sweep
+from .tape import _as_float_array
 
 # ---- display templates: op -> (∂z/∂operand for each operand, tangent rule) ---------------------
 # {x} {y} {w}: operands, {z}: result, {dx} {dy} {dw}: operand tangents. Text only, no numbers.
@@ -84,21 +86,24 @@ def _num(c, digits=15):
 
 class _View:
     """The tape at a point as numpy arrays: ops, operand positions, and the C-computed values,
-    tangents, adjoints and partials (tapead.program.at_point)."""
+    tangents, adjoints and partials (tapead.program.at_point). Everything comes from one
+    recording (self.rec: rec, or the tape's when it is read; another thread may re-record the
+    tape meanwhile) at one point."""
 
-    def __init__(self, tape, x=None, v=None, w=None, names=None, ascii=False):
+    def __init__(self, tape, x=None, v=None, w=None, names=None, ascii=False, rec=None):
         self.v, self.w = v, w
         self.missing = {}                         # sweep -> why it is not shown
         try:                                      # (re-records where a branch guard flips)
-            at = at_point(tape, x, v, w)
+            at = at_point(tape, x, v, w, rec)
         except TypeError:                         # a user primitive without a jvp/vjp rule
-            at = at_point(tape, x)
+            at = at_point(tape, x, rec=rec)
             for key, vv, ww in (("tangents", v, None), ("adjoints", None, w)):
                 try:
-                    at[key] = at_point(tape, x, vv, ww)[key]
+                    at[key] = sweep(at["rec"], at["x"], vv, ww)[key]
                 except TypeError as e:
                     self.missing[key] = str(e)
-        p = tape._p                               # the recording swept just now
+        self.rec = at["rec"]                      # the recording swept just now
+        p = self.rec._p
         n_ops, n_args = lib.tp_n_ops(p), lib.tp_n_args(p)
         self.ops = np.empty(n_ops, dtype=np.uint8)
         self.args = np.empty(n_args, dtype=np.int32)
@@ -108,9 +113,9 @@ class _View:
                             ffi.from_buffer("int32_t[]", self.args),
                             ffi.from_buffer("double[]", self.consts),
                             ffi.from_buffer("int32_t[]", self.outputs)))
-        self.m, self.n_ops, self.ascii = tape.n_inputs, n_ops, ascii
+        self.m, self.n_ops, self.ascii = self.rec.m, n_ops, ascii
         self.start, self.count = _operand_positions(self.ops, self.args)
-        self.x = tape._x(x)                      # flat; x itself as the tape's inputs are shaped
+        self.x = at["x"]                          # flat; the point swept
         self.values, self.tangents = at["values"], at["tangents"]
         self.adjoints, self.partials = at["adjoints"], at["partials"]
         if names is None:
@@ -187,13 +192,12 @@ def _elide(terms, joiner, keep=3):
 def call_info(view, k):
     """A user primitive's CALL (op k, or the CALL of the OUT op k): (primitive, takes an array,
     number of outputs n, input operands, op index of the CALL, which output op k is)."""
-    from .primitive import _registry
     ops, j = view.operands(k), 0
     if view.op_name(k) == "OUT":
         j = int(view.consts[-1 - ops[1]])
         k = ops[0] - view.m
         ops = view.operands(k)
-    prim, array = _registry[int(view.consts[-1 - ops[0]])]
+    prim, array = lookup(int(view.consts[-1 - ops[0]]))
     return prim, array, int(view.consts[-1 - ops[1]]), ops[2:], k, j
 
 
@@ -392,7 +396,7 @@ class _Adjoint:
         x = np.array([view.values[a] if a >= 0 else view.consts[-1 - a] for a in ins])
         r = prim._rule("vjp")(x if array else tuple(x.tolist()),
                               w.copy() if n > 1 else float(w[0]))
-        return np.asarray(r, dtype=np.float64).ravel()
+        return floats(r, prim, "vjp rule").ravel()
 
     def prepare(self, shown):
         """Before printing `shown` lines: with many lines, add up all running values in one
@@ -517,30 +521,33 @@ def trace(tape, x=None, v=None, w=None, *, dual=False, limit=20, names=None, asc
     arithmetic. limit: lines shown at each end of a long trace (None: all). names: input names
     (default x1 ... xm). ascii=True avoids non-ASCII symbols (v̇ -> vdot, v̄ -> vbar, ∂ -> d).
     """
-    m, n = tape.n_inputs, tape.n_outputs
-    xf = tape._x(x)
+    rec = tape._rec                     # read once: replays in other threads may re-record
+    m, n = rec.m, rec.n_out
+    rec.x_flat(x)
     if v is None:
         vf = np.zeros(m)
         vf[:1] = 1.0
     else:
-        vf = tape._x(v, "v")
+        vf = rec.x_flat(v, "v")
     if w is None:
         wf = np.ones(n)
     else:
-        wa = np.asarray(w, dtype=np.float64)
-        if wa.shape != tape._out_shape and wa.size != n:
-            raise ValueError(f"expected w of shape {tape._out_shape} (like y), got shape "
+        wa = _as_float_array(w, "w")             # as the replays: no None, no strings
+        if wa.shape != rec.out_shape and wa.size != n:
+            raise ValueError(f"expected w of shape {rec.out_shape} (like y), got shape "
                              f"{wa.shape}")
         wf = wa.ravel()
     if limit is not None and (int(limit) != limit or limit < 1):
         raise ValueError(f"limit must be a positive integer or None, got {limit!r}")
-    view = _View(tape, x, vf, wf, names=names, ascii=ascii)
-    stats = tape.stats()
-    by_op = ", ".join(f"{k} {c}" for k, c in stats["by_opcode"].items()) or "none"
+    view = _View(tape, x, vf, wf, names=names, ascii=ascii, rec=rec)
+    m, n = view.m, len(view.outputs)              # of the recording swept (x may re-record)
+    counts = np.bincount(view.ops, minlength=len(Op))
+    by_op = ", ".join(f"{Op(k).name.lower()} {c}" for k, c in enumerate(counts.tolist())
+                      if c) or "none"
     lines = [f"tape: {m} input{'s' * (m != 1)}, {view.n_ops} operation"
              f"{'s' * (view.n_ops != 1)} ({by_op}), {n} output{'s' * (n != 1)}"]
     point = ", ".join(view.in_names[:8]) + (", …" if m > 8 else "")
-    lines.append(f"at ({point}) = {_vector(xf, 15)}")
+    lines.append(f"at ({point}) = {_vector(view.x, 15)}")
     total = m + view.n_ops + n
     lines += [""] + _section(view, "Forward Primal Trace", total,
                              lambda i: _primal_row(view, i), limit)
