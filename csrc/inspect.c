@@ -42,19 +42,19 @@ int tp_inspect(tp_tape *t, const double *x, const double *v, const double *w, do
             const double z = V[iz]; (void)z;
             switch (t->ops[o]) {
 #define VAL(i) V[q[i]]
-#define INSPECT_1(NAME) { const int32_t ix = p[0]; const double x = V[ix]; double px; (void)ix; \
-    (void)x; NAME##_PARTIAL; *out++ = px; p += 1; }
-#define INSPECT_2(NAME) { const int32_t ix = p[0], iy = p[1]; const double x = V[ix], y = V[iy]; \
-    double px, py; (void)ix; (void)iy; (void)x; (void)y; NAME##_PARTIAL; *out++ = px; \
+#define INSPECT_1(NAME, RULE) { const int32_t ix = p[0]; const double x = V[ix]; double px; (void)ix; \
+    (void)x; RULE_OF(RULE, NAME, PARTIAL); *out++ = px; p += 1; }
+#define INSPECT_2(NAME, RULE) { const int32_t ix = p[0], iy = p[1]; const double x = V[ix], y = V[iy]; \
+    double px, py; (void)ix; (void)iy; (void)x; (void)y; RULE_OF(RULE, NAME, PARTIAL); *out++ = px; \
     *out++ = py; p += 2; }
-#define INSPECT_3(NAME) { const int32_t ix = p[0], iy = p[1], iw = p[2]; \
+#define INSPECT_3(NAME, RULE) { const int32_t ix = p[0], iy = p[1], iw = p[2]; \
     const double x = V[ix], y = V[iy], w = V[iw]; double px, py, pw; (void)ix; (void)iy; \
-    (void)iw; (void)x; (void)y; (void)w; NAME##_PARTIAL; *out++ = px; *out++ = py; \
+    (void)iw; (void)x; (void)y; (void)w; RULE_OF(RULE, NAME, PARTIAL); *out++ = px; *out++ = py; \
     *out++ = pw; p += 3; }
-#define INSPECT_VARIADIC(NAME) { const int32_t n = p[0]; const int32_t *q = p + 1; (void)q; \
-    *out++ = 0.0; for (int32_t i = 0; i < n; i++) { double pi; NAME##_PARTIAL; *out++ = pi; } \
+#define INSPECT_VARIADIC(NAME, RULE) { const int32_t n = p[0]; const int32_t *q = p + 1; (void)q; \
+    *out++ = 0.0; for (int32_t i = 0; i < n; i++) { double pi; RULE_OF(RULE, NAME, PARTIAL); *out++ = pi; } \
     *out++ = 0.0; p += n + 2; }
-#define OP(NAME, ARITY, RULE, FORMULA) case TP_OP_##NAME: INSPECT_##ARITY(NAME); break;
+#define OP(NAME, ARITY, RULE, FORMULA) case TP_OP_##NAME: INSPECT_##ARITY(NAME, RULE); break;
 #include "ops.def"
 #undef OP
 #undef VAL

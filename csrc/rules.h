@@ -321,6 +321,9 @@
                          for (int j = 0; j < K; j++) TAN(iz, j) = TAN(is_, j); }
 #define WHERE_ADJOINT  { const int32_t is_ = (x != 0.0) ? iy : iw; \
                          for (int j = 0; j < K; j++) ADJ(is_, j) += ADJ(iz, j); }
+/* second order: the adjoint and its tangent D go to the chosen operand only */
+#define WHERE_SECOND   { const int32_t is_ = (x != 0.0) ? iy : iw; A[is_] += A[iz]; \
+                         for (int64_t j = 0; j < K; j++) DOT_(is_, j) += DOT_(iz, j); }
 
 /* ---- SUM: z = x_1 + ... + x_n ---------------------------------------------------------------- */
 #define SUM_PRIMAL     { z = 0.0; for (int32_t i = 0; i < n; i++) z += VAL(i); }
@@ -347,27 +350,10 @@
 #define GE_PRIMAL      z = (x >= y) ? 1.0 : 0.0; CHECK_GUARD(z, w)
 #define EQ_PRIMAL      z = (x == y) ? 1.0 : 0.0; CHECK_GUARD(z, w)
 #define NE_PRIMAL      z = (x != y) ? 1.0 : 0.0; CHECK_GUARD(z, w)
+/* the rules every GUARD op shares (its kind's, not per op: see RULE_OF below) */
 #define GUARD_PARTIAL  px = 0.0; py = 0.0; pw = 0.0
-#define GUARD_PARTIAL2 pxx = 0.0; pxy = 0.0; pyy = 0.0; pxw = 0.0; pyw = 0.0; pww = 0.0
 #define GUARD_TAYLOR   for (int k = 1; k <= d; k++) { Z[k] = 0.0; }
-#define LT_CURVATURE LINEAR
-#define LE_CURVATURE LINEAR
-#define GT_CURVATURE LINEAR
-#define GE_CURVATURE LINEAR
-#define EQ_CURVATURE LINEAR
-#define NE_CURVATURE LINEAR
-#define LT_PARTIAL GUARD_PARTIAL
-#define LE_PARTIAL GUARD_PARTIAL
-#define GT_PARTIAL GUARD_PARTIAL
-#define GE_PARTIAL GUARD_PARTIAL
-#define EQ_PARTIAL GUARD_PARTIAL
-#define NE_PARTIAL GUARD_PARTIAL
-#define LT_TAYLOR GUARD_TAYLOR
-#define LE_TAYLOR GUARD_TAYLOR
-#define GT_TAYLOR GUARD_TAYLOR
-#define GE_TAYLOR GUARD_TAYLOR
-#define EQ_TAYLOR GUARD_TAYLOR
-#define NE_TAYLOR GUARD_TAYLOR
+#define GUARD_CURVATURE LINEAR
 
 /* ---- CALL: z = f(x_1 .. x_k), a user-defined primitive; OUT: output y of the call x ----------
  * Operands of CALL: its primitive's id and number of outputs n (constants), then its inputs; the
@@ -381,5 +367,13 @@
 #define CALL_CURVATURE NONLINEAR
 #define OUT_CURVATURE  NONLINEAR
 #define OUT_TAYLOR     return TP_ENORULE
+
+/* ---- an op's rule of a given part, by its kind (ops.def's RULE column) ------------------------
+ * RULE_OF(RULE, NAME, PART): NAME_PART, except GUARD ops, which share GUARD_PART. */
+#define RULE_OF(RULE, NAME, PART) RULE_OF_##RULE(NAME, PART)
+#define RULE_OF_PARTIAL(NAME, PART)   NAME##_##PART
+#define RULE_OF_CUSTOM(NAME, PART)    NAME##_##PART
+#define RULE_OF_PRIMITIVE(NAME, PART) NAME##_##PART
+#define RULE_OF_GUARD(NAME, PART)     GUARD_##PART
 
 #endif

@@ -33,11 +33,9 @@
         for (int64_t j = 0; j < K; j++) { double dpi; \
             NAME##_DPARTIAL; \
             DOT_(q[i], j) += TIMES(DOT_(iz, j), pi) + TIMES(a_, dpi); } } }
-/* WHERE: adjoint and its tangent go to the selected operand only */
+/* CUSTOM ops: their NAME_SECOND rule (rules.h) does the work */
 #define SECOND_CUSTOM_3(NAME) { p -= 3; LOAD_3; (void)px; (void)py; (void)pw; (void)pxx; \
-    (void)pxy; (void)pyy; (void)pxw; (void)pyw; (void)pww; \
-    const int32_t is_ = (x != 0.0) ? iy : iw; A[is_] += A[iz]; \
-    for (int64_t j = 0; j < K; j++) DOT_(is_, j) += DOT_(iz, j); }
+    (void)pxy; (void)pyy; (void)pxw; (void)pyw; (void)pww; NAME##_SECOND; }
 
 #define SECOND_GUARD_3(NAME) { p -= 3; }
 #define SECOND_PRIMITIVE_VARIADIC(NAME) return TP_ENORULE

@@ -27,8 +27,13 @@ const char *const tp_op_formula[] = {
 #define LINEAR 0
 #define BILINEAR 1
 #define NONLINEAR 2
-#define OP(NAME, ARITY, RULE, FORMULA) NAME##_CURVATURE,
+#define OP(NAME, ARITY, RULE, FORMULA) RULE_OF(RULE, NAME, CURVATURE),
 const int tp_op_curvature[] = {
+#include "ops.def"
+};
+#undef OP
+#define OP(NAME, ARITY, RULE, FORMULA) TP_KIND_##RULE,
+const int tp_op_kind[] = {
 #include "ops.def"
 };
 #undef OP
@@ -194,7 +199,7 @@ static int32_t append(tp_tape *t, int op, const int32_t *a, int64_t n)
 #undef OP
     }
 #undef VAL
-    if (tp_op_arity[op] == 3 && op >= TP_OP_LT && op <= TP_OP_NE) {   /* remember comparisons */
+    if (tp_op_kind[op] == TP_KIND_GUARD) {                  /* remember comparisons */
         if ((rc = GROW(t, guards, cap_guards, 2 * t->n_guards + 2, INT64_MAX / 8)) < 0) return rc;
         t->guards[2 * t->n_guards] = nz;
         t->guards[2 * t->n_guards + 1] = t->n_args;
@@ -212,7 +217,7 @@ static int32_t append(tp_tape *t, int op, const int32_t *a, int64_t n)
 /* Any operation but the primitives' (which tp_rec_call records with their values). */
 static int32_t record(tp_tape *t, int op, const int32_t *a, int64_t n)
 {
-    if (op == TP_OP_CALL || op == TP_OP_OUT) return TP_EARG;
+    if (tp_op_kind[op] == TP_KIND_PRIMITIVE) return TP_EARG;
     return append(t, op, a, n);
 }
 

@@ -30,6 +30,13 @@ extern const char *const tp_op_name[];
 extern const int tp_op_arity[];            /* -1: variadic */
 extern const char *const tp_op_formula[];
 extern const int tp_op_curvature[];        /* 0 linear, 1 bilinear, 2 nonlinear: Hessian sparsity */
+enum tp_op_kind_t {                        /* ops.def's RULE column */
+    TP_KIND_PARTIAL = 0,    /* tangent and adjoint from NAME_PARTIAL */
+    TP_KIND_CUSTOM = 1,     /* NAME_TANGENT, NAME_ADJOINT, NAME_SECOND in rules.h */
+    TP_KIND_GUARD = 2,      /* a comparison: no derivative; replays check its outcome */
+    TP_KIND_PRIMITIVE = 3   /* a user-defined primitive: rules are Python callables */
+};
+extern const int tp_op_kind[];
 
 /* lifetime and recording */
 tp_tape *tp_new(void);

@@ -31,19 +31,19 @@ int tp_taylor(tp_tape *t, const double *x, const double *v, int64_t order, doubl
 /* a function of constant series is constant: no recurrence (none divides 0 by 0 at a point of
  * infinite derivative, as the zero tangent rule of the first-order sweeps) */
 #define CONSTANT_RESULT { for (int k = 1; k <= d; k++) Z[k] = 0.0; }
-#define TAYLOR_1(NAME) { const int32_t ix = p[0]; const double *X = SERIES(ix); \
+#define TAYLOR_1(NAME, RULE) { const int32_t ix = p[0]; const double *X = SERIES(ix); \
     const double x = X[0]; double z; (void)ix; NAME##_PRIMAL; Z[0] = z; \
-    if (ser_constant(X, d)) CONSTANT_RESULT else { NAME##_TAYLOR; } p += 1; }
-#define TAYLOR_2(NAME) { const int32_t ix = p[0], iy = p[1]; \
+    if (ser_constant(X, d)) CONSTANT_RESULT else { RULE_OF(RULE, NAME, TAYLOR); } p += 1; }
+#define TAYLOR_2(NAME, RULE) { const int32_t ix = p[0], iy = p[1]; \
     const double *X = SERIES(ix), *Y = SERIES(iy); const double x = X[0], y = Y[0]; double z; \
     (void)ix; (void)iy; (void)x; (void)y; NAME##_PRIMAL; Z[0] = z; \
-    if (ser_constant(X, d) && ser_constant(Y, d)) CONSTANT_RESULT else { NAME##_TAYLOR; } p += 2; }
-#define TAYLOR_3(NAME) { const double *X = SERIES(p[0]), *Y = SERIES(p[1]), *W = SERIES(p[2]); \
+    if (ser_constant(X, d) && ser_constant(Y, d)) CONSTANT_RESULT else { RULE_OF(RULE, NAME, TAYLOR); } p += 2; }
+#define TAYLOR_3(NAME, RULE) { const double *X = SERIES(p[0]), *Y = SERIES(p[1]), *W = SERIES(p[2]); \
     const double x = X[0], y = Y[0], w = W[0]; double z; (void)x; (void)y; (void)w; (void)W; \
     NAME##_PRIMAL; \
-    Z[0] = z; NAME##_TAYLOR; p += 3; }
-#define TAYLOR_VARIADIC(NAME) { const int32_t n = p[0]; const int32_t *q = p + 1; double z; \
-    (void)q; NAME##_PRIMAL; Z[0] = z; NAME##_TAYLOR; p += n + 2; }
+    Z[0] = z; RULE_OF(RULE, NAME, TAYLOR); p += 3; }
+#define TAYLOR_VARIADIC(NAME, RULE) { const int32_t n = p[0]; const int32_t *q = p + 1; double z; \
+    (void)q; NAME##_PRIMAL; Z[0] = z; RULE_OF(RULE, NAME, TAYLOR); p += n + 2; }
 #define VAL(i) SERIES(q[i])[0]
 #define SER(i) SERIES(q[i])
 #define CHECK_GUARD(z, w) if ((z) == 1.0 - (w)) { rc = tp_flipped(iz, x, y); goto done; }
@@ -52,7 +52,7 @@ int tp_taylor(tp_tape *t, const double *x, const double *v, int64_t order, doubl
     for (int64_t o = 0; o < t->n_ops; o++, iz++) {
         double *Z = SERIES(iz);
         switch (t->ops[o]) {
-#define OP(NAME, ARITY, RULE, FORMULA) case TP_OP_##NAME: TAYLOR_##ARITY(NAME); break;
+#define OP(NAME, ARITY, RULE, FORMULA) case TP_OP_##NAME: TAYLOR_##ARITY(NAME, RULE); break;
 #include "ops.def"
 #undef OP
         }

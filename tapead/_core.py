@@ -16,6 +16,14 @@ OP_ARITY = {op: lib.tp_op_arity[op] for op in Op}          # -1: variadic
 OP_FORMULA = {op: ffi.string(lib.tp_op_formula[op]).decode() for op in Op}
 OP_CURVATURE = {op: lib.tp_op_curvature[op] for op in Op}  # 0 linear, 1 bilinear, 2 nonlinear
 
+
+class GroupOp:
+    """Ops by kind, from ops.def's RULE column (through the C table tp_op_kind)."""
+    PARTIAL = frozenset(op for op in Op if lib.tp_op_kind[op] == lib.TP_KIND_PARTIAL)
+    CUSTOM = frozenset(op for op in Op if lib.tp_op_kind[op] == lib.TP_KIND_CUSTOM)
+    GUARD = frozenset(op for op in Op if lib.tp_op_kind[op] == lib.TP_KIND_GUARD)
+    PRIMITIVE = frozenset(op for op in Op if lib.tp_op_kind[op] == lib.TP_KIND_PRIMITIVE)
+
 _MESSAGES = {
     lib.TP_ENOMEM: (MemoryError, "the tape could not allocate memory"),
     lib.TP_ECLOSED: (TapeError, "this tape is closed: its recording ended with its `with` block "

@@ -9,7 +9,7 @@ import shutil
 import subprocess
 
 from ._core import lib
-from .trace import _GUARDS, _View, _num, call_info, primal_rule
+from .trace import _GUARDS, _PRIMITIVES, _View, _num, call_info, primal_rule
 
 MAX_OPS = 2000
 FORMATS = ("svg", "png", "pdf")
@@ -61,7 +61,7 @@ def to_dot(tape, x=None, *, max_ops=MAX_OPS, names=None, rankdir="LR"):
         lines.append(f"  v{z} [shape={shape}, label={_q(label)}];")
         start, ops = int(view.start[k]), view.operands(k)
         kind = view.op_name(k)
-        if kind in ("CALL", "OUT"):     # a user primitive: its rules are Python callables
+        if kind in _PRIMITIVES:     # a user primitive: its rules are Python callables
             ins = call_info(view, k)[3] if kind == "CALL" else ops[:1]
             lines += [f"  v{a} -> v{z} [style={'dashed' if kind == 'OUT' else 'solid'}];"
                       for a in ins if a >= 0]

@@ -11,7 +11,7 @@ import unicodedata
 
 import numpy as np
 
-from ._core import OP_ARITY, OP_FORMULA, Op, check, ffi, lib
+from ._core import OP_ARITY, OP_FORMULA, GroupOp, Op, check, ffi, lib
 from .primitive import floats, lookup
 from .program import at_point, sweep
 from .tape import _as_float_array
@@ -56,16 +56,16 @@ RULES = {
     "MIN": (("[{x} < {y}]", "[{y} < {x}]"), "[{x} < {y}]·{dx} + [{y} < {x}]·{dy}  (½, ½ on a tie)"),
     "WHERE": (("0", "[{x} ≠ 0]", "[{x} = 0]"), "{dy} if {x} ≠ 0 else {dw}"),
     # comparisons (branch guards): z = 1 or 0, no derivative; w is the outcome at recording
-    **{op: (("0", "0", "0"), "0") for op in ("LT", "LE", "GT", "GE", "EQ", "NE")},
+    **{op.name: (("0", "0", "0"), "0") for op in GroupOp.GUARD},
     # user-defined primitives (tapead.primitive): their rules are the user's Python callables
-    "CALL": None,
-    "OUT": None,
+    **{op.name: None for op in GroupOp.PRIMITIVE},
     "SUM": None,          # variadic: generated below (∂ = 1 each)
     "DOT": None,          # variadic: ∂/∂x_i = its pair partner
 }
 
 # ops whose adjoint reaches only some operands (rules.h): guards none, WHERE the chosen one
-_GUARDS = {"LT", "LE", "GT", "GE", "EQ", "NE"}
+_GUARDS = {op.name for op in GroupOp.GUARD}
+_PRIMITIVES = {op.name for op in GroupOp.PRIMITIVE}
 _ASCII = str.maketrans({"·": "*", "−": "-", "²": "^2", "√": "sqrt", "½": "1/2", "π": "pi",
                         "≠": "!=", "×": "*", "ε": "eps", "∂": "d", "…": "...", "⋮": ":",
                         "′": "'"})
@@ -212,7 +212,7 @@ def primal_rule(view, k, operand=None):
     names operand a (default: v[i] or the constant)."""
     operand = operand or view.operand
     name = view.op_name(k)
-    if name in ("CALL", "OUT"):
+    if name in _PRIMITIVES:
         return _call_text(view, k, operand)
     ops = [operand(a) for a in view.operands(k)]
     if name == "SUM":
@@ -253,7 +253,7 @@ def partial_rules(view, k):
 def tangent_rule(view, k):
     """v̇[k] in terms of earlier values and tangents."""
     name, ops = view.op_name(k), view.operands(k)
-    if name in ("CALL", "OUT"):
+    if name in _PRIMITIVES:
         prim, _, n, ins, _, j = call_info(view, k)
         args = _elide([view.operand(a) for a in ins], ", ")
         dots = _elide([view.dot(view.var(a)) if a >= 0 else "0" for a in ins], ", ")
@@ -308,7 +308,7 @@ def _tangent_row(view, i):
         notes = [f"∂/∂{view.var(a)} = {_num(parts[s + j], 6)}"
                  for j, a in enumerate(ops) if a >= 0]
         note = _elide(notes, ", ", keep=2) if notes else ""
-        if view.op_name(k) in ("CALL", "OUT"):
+        if view.op_name(k) in _PRIMITIVES:
             note = "the primitive's own jvp rule"
         return view.dot(view.var(i)), tangent_rule(view, k), _num(view.tangents[i]), note
     o = i - m - n_ops

@@ -15,7 +15,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 import tapead as ad
-from tapead._core import OP_ARITY, Op
+from tapead._core import OP_ARITY, GroupOp, Op
 
 RTOL = 1e-13        # AD against closed form
 FD_RTOL = 1e-6      # central differences against closed form
@@ -207,8 +207,8 @@ CASES = {
                    lambda r, a: [math.sin(a), r * math.cos(a)],
                    [(1.5, 0.5), (-2.0, 2.5), (0.0, 1.0)]),
 }
-GUARDS = (Op.LT, Op.LE, Op.GT, Op.GE, Op.EQ, Op.NE)
-PRIMITIVES = (Op.CALL, Op.OUT)
+GUARDS = tuple(sorted(GroupOp.GUARD))          # op kinds from ops.def's RULE column
+PRIMITIVES = tuple(sorted(GroupOp.PRIMITIVE))
 CASE_IDS = [(op, k) for op, case in CASES.items() for k in range(len(case.spellings))]
 
 
@@ -557,3 +557,19 @@ def test_nonfinite_inputs_sweep_without_crashing(op):
         assert t([math.inf]) == 1.0 and t.gradient([math.inf])[0] == 0.0
     if op is Op.ATAN:
         assert t([math.inf]) == math.pi / 2 and t.gradient([math.inf])[0] == 0.0
+
+
+def test_op_kinds_come_from_the_op_list():
+    """GroupOp is read from ops.def's RULE column (through C): every op has exactly one kind,
+    comparisons are GUARD, user primitives PRIMITIVE, WHERE is CUSTOM."""
+    import re
+    from pathlib import Path
+    rows = re.findall(r"^OP\(\s*(\w+)\s*,\s*\w+\s*,\s*(\w+)\s*,", (Path(__file__).parents[1] /
+                      "csrc" / "ops.def").read_text(), flags=re.M)
+    kinds = {"PARTIAL": GroupOp.PARTIAL, "CUSTOM": GroupOp.CUSTOM, "GUARD": GroupOp.GUARD,
+             "PRIMITIVE": GroupOp.PRIMITIVE}
+    assert len(rows) == len(Op)
+    for name, rule in rows:
+        assert [k for k, group in kinds.items() if Op[name] in group] == [rule]
+    assert {op.name for op in GroupOp.GUARD} == {"LT", "LE", "GT", "GE", "EQ", "NE"}
+    assert Op.WHERE in GroupOp.CUSTOM
