@@ -754,23 +754,26 @@ static struct PyModuleDef module_def = {
     PyModuleDef_HEAD_INIT, "tapead._fast", "hot paths: Var's number protocol, small replays", -1, module_methods,
 };
 
+/* A heap type from spec, added to module m as name (the module and R each hold a reference). */
+static PyTypeObject *add_type(PyObject *m, PyType_Spec *spec, const char *name)
+{
+    PyObject *type = PyType_FromSpec(spec);
+    if (!type) return NULL;
+    Py_INCREF(type);
+    if (PyModule_AddObject(m, name, type) < 0) {
+        Py_DECREF(type);
+        Py_DECREF(type);
+        return NULL;
+    }
+    return (PyTypeObject *)type;
+}
+
 PyMODINIT_FUNC PyInit__fast(void)
 {
     PyObject *m = PyModule_Create(&module_def);
     if (!m) return NULL;
-    R.var_type = (PyTypeObject *)PyType_FromSpec(&var_spec);
-    if (!R.var_type) { Py_DECREF(m); return NULL; }
-    Py_INCREF(R.var_type);
-    if (PyModule_AddObject(m, "Var", (PyObject *)R.var_type) < 0) {
-        Py_DECREF(R.var_type);
-        Py_DECREF(m);
-        return NULL;
-    }
-    R.cond_type = (PyTypeObject *)PyType_FromSpec(&cond_spec);
-    if (!R.cond_type) { Py_DECREF(m); return NULL; }
-    Py_INCREF(R.cond_type);
-    if (PyModule_AddObject(m, "Cond", (PyObject *)R.cond_type) < 0) {
-        Py_DECREF(R.cond_type);
+    if (!(R.var_type = add_type(m, &var_spec, "Var")) ||
+        !(R.cond_type = add_type(m, &cond_spec, "Cond"))) {
         Py_DECREF(m);
         return NULL;
     }

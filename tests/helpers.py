@@ -51,6 +51,21 @@ def poly(a, z):
 
 
 # ---- threads ------------------------------------------------------------------------------------
+def in_thread(fn):
+    """Run fn in another thread: {"result": ...} or {"error": the exception it raised}."""
+    box = {}
+
+    def run():
+        try:
+            box["result"] = fn()
+        except BaseException as e:           # noqa: BLE001 - handed to the main thread
+            box["error"] = e
+    th = threading.Thread(target=run)
+    th.start()
+    th.join()
+    return box
+
+
 def run_in_threads(body, n_threads):
     """Run body(k) for k in range(n_threads), each in its own thread, all released at once by a
     barrier; the first exception a thread raised is raised again here."""

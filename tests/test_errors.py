@@ -1,12 +1,12 @@
 """Every error case of API.md (sections 1, 2 and 8): the right exception type, a message that
 helps, and no crash; NaN and Inf inputs sweep as IEEE says."""
 import math
-import threading
 
 import numpy as np
 import pytest
 
 import tapead as ad
+from helpers import in_thread
 
 
 def vector_tape():
@@ -228,20 +228,6 @@ def test_replay_of_a_tape_without_outputs(replay):
 
 
 # ---- another thread --------------------------------------------------------------------------
-def _in_thread(fn):
-    box = {}
-
-    def run():
-        try:
-            box["result"] = fn()
-        except BaseException as e:           # noqa: BLE001 - handed to the main thread
-            box["error"] = e
-    th = threading.Thread(target=run)
-    th.start()
-    th.join()
-    return box
-
-
 @pytest.mark.parametrize("use", [
     lambda t, x: x * 2.0, lambda t, x: 1.0 + x, lambda t, x: ad.sin(x), lambda t, x: -x,
     lambda t, x: x ** 2, lambda t, x: ad.sum([x, x]), lambda t, x: t.variables(1.0),
@@ -254,12 +240,12 @@ def test_open_tape_from_another_thread(use):
         x = t.variables(1.0)
         y = x * 3.0
         t.outputs(y)
-        box = _in_thread(lambda: use(t, x))
+        box = in_thread(lambda: use(t, x))
         assert isinstance(box.get("error"), ad.TapeError), box
         assert "thread" in str(box["error"])
         assert len(t) == 1
     # once closed, the tape is immutable and any thread may replay it
-    box = _in_thread(lambda: t.gradient(2.0))
+    box = in_thread(lambda: t.gradient(2.0))
     assert box == {"result": 3.0}
 
 
@@ -267,7 +253,7 @@ def test_each_thread_records_its_own_tape():
     """One recording per thread at a time: a recording in one thread does not block another."""
     with ad.Tape() as t:
         x = t.variables(2.0)
-        box = _in_thread(lambda: ad.record(lambda u: u * u, 1.0).gradient(3.0))
+        box = in_thread(lambda: ad.record(lambda u: u * u, 1.0).gradient(3.0))
         assert box == {"result": 6.0}
         t.outputs(x * x)
 

@@ -10,21 +10,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 import tapead as ad
-
-
-def in_thread(fn):
-    """Run fn in another thread; its exception (or result) comes back."""
-    out = {}
-
-    def run():
-        try:
-            out["result"] = fn()
-        except BaseException as e:              # noqa: BLE001 - handed back to the test
-            out["error"] = e
-    th = threading.Thread(target=run)
-    th.start()
-    th.join()
-    return out
+from helpers import in_thread
 
 
 # ---- a second thread entering a tape another thread records ------------------------------------
