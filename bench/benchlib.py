@@ -96,7 +96,7 @@ def ratios(info, t, problem, plain, speedup=False):
                 info[f"ratio_to_plain_{kind}"] = t / p
 
 
-# ---- issue 4: the m-by-n family of the forward/reverse cost model ---------------------------
+# ---- the m-by-n family of the forward/reverse cost model ------------------------------------
 # F: R^m -> R^n with fixed internal work: an input layer of m - 1 additions, a chain of
 # CHAIN_STEPS scalar steps (5 operations each), and n outputs read off the chain (no
 # operations). len(tape) = (m - 1) + 5 * CHAIN_STEPS, so ops(F) hardly moves with m and n and the

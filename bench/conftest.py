@@ -1,4 +1,4 @@
-"""pytest configuration of the tapead benchmark suite (issue 2, "Speed").
+"""pytest configuration of the tapead benchmark suite (speed against plain Python).
 
 - ``plain``: the plain-Python baseline, measured once per session with timeit best-of-N
   (the same estimator as the benchmarks' ``min``), so
@@ -7,7 +7,7 @@
 - ``--huge`` (or TAPEAD_BENCH_HUGE=1): also run the 10**8-operation tape (tens of seconds,
   about 3 GB of memory); skipped by default.
 
-Issue 4 (modes, problem suite, peers) adds:
+The modes, problem-suite and peer benchmarks add:
 - ``--full`` (or TAPEAD_BENCH_FULL=1): the long variants, marked ``full`` (larger problem sizes,
   every peer on every problem, the slow peers at the target sizes); skipped by default so that
   ``python -m pytest bench`` stays within a few minutes;
@@ -85,7 +85,7 @@ def pytest_addoption(parser):
     parser.addoption("--huge", action="store_true", default=False,
                      help="also run the 10**8-operation tape benchmark (tens of seconds, ~3 GB)")
     parser.addoption("--full", action="store_true", default=False,
-                     help="also run the long issue-4 variants (larger problems, every peer on "
+                     help="also run the long variants (larger problems, every peer on "
                           "every problem; about 10 minutes)")
 
 
@@ -139,7 +139,7 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     machine_info["cores"] = os.cpu_count()
 
 
-# ---- issue 4: the plain-Python time of a problem of bench/problems.py ------------------------
+# ---- the plain-Python time of a problem of bench/problems.py ------------------------
 @pytest.fixture(scope="session")
 def problem_plain():
     """problem_plain(problem) -> seconds of one plain-Python evaluation f(list of floats, PLAIN),

@@ -1,4 +1,4 @@
-"""The problem suite of issue 4, as in CppAD's speed tests, in plain Python scalar code.
+"""The problem suite, as in CppAD's speed tests, in plain Python scalar code.
 
 Every problem is one function ``f(x, ops)``: ``x`` a Python list of scalars of whatever kind
 the system under test uses (floats, tapead Vars, 0-d torch tensors, JAX tracers, CasADi SX,
@@ -8,7 +8,7 @@ system, and on floats it is the plain-Python baseline.
 
 | problem | CppAD test | f | derivative | oracle |
 | --- | --- | --- | --- | --- |
-| rosen | (issue 2) | extended Rosenbrock loop | gradient | scipy.optimize.rosen_der |
+| rosen | (core speed) | extended Rosenbrock loop | gradient | scipy.optimize.rosen_der |
 | det_minor | det_minor | det by expansion in minors | gradient | det(A)·inv(A)ᵀ |
 | det_lu | det_lu | det by LU, partial pivoting | gradient | det(A)·inv(A)ᵀ |
 | mat_mul | mat_mul | z = Σ (X·X)ij | gradient | colsum(X)_a + rowsum(X)_b |

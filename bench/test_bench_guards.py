@@ -1,4 +1,4 @@
-"""Issue 6, "Speed": the cost of safe replay, side by side in one run.
+"""The cost of safe replay (branch guards), side by side in one run.
 
 Groups:
 - "guards: overhead 10^5 ops", "guards: overhead 10^6 ops": a replayed forward / gradient of a

@@ -1,4 +1,4 @@
-"""Issue 2, item 2: a tape of 10**8 operations records and sweeps.
+"""A tape of 10**8 operations records and sweeps.
 
 Not run by default: ``python -m pytest bench --huge`` (or TAPEAD_BENCH_HUGE=1). Recording 10**8
 operations from Python takes tens of seconds and about 3 GB of memory at its peak.

@@ -1,4 +1,4 @@
-"""Issue 4, item 2: forward against reverse mode as m (inputs) and n (outputs) vary.
+"""Forward against reverse mode as m (inputs) and n (outputs) vary.
 
 The family F: R^m -> R^n of benchlib.chain_family has fixed internal work apart from its input
 layer (m - 1 additions) and its outputs (read off a chain of 2048 scalar steps, 5 operations

@@ -1,4 +1,4 @@
-"""Issue 4, item 5: other AD systems side by side with tapead, in the same run, on the same code.
+"""Other AD systems side by side with tapead, in the same run, on the same code.
 
 Every system runs the problems of bench/problems.py (one ``f(x, ops)`` for all, ``ops`` the
 system's math functions) through its usual derivative API (bench/peers/__init__.py):

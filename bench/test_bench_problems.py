@@ -1,4 +1,4 @@
-"""Issue 4, item 4: the problem suite (CppAD's speed tests, bench/problems.py) on tapead.
+"""The problem suite (CppAD's speed tests, bench/problems.py) on tapead.
 
 For every problem and size:
 - cold: ``ad.record(f, x0)`` and the first derivative (gradient, Jacobian or Hessian by the

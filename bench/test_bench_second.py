@@ -1,4 +1,4 @@
-"""Issue 5, "Speed (bench, same run)": second order and Taylor sweeps against first-order ones on
+"""Second order and Taylor sweeps against first-order ones on
 the same tape.
 
 Groups (pytest-benchmark's table is grouped by them):

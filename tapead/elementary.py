@@ -1,4 +1,4 @@
-"""Elementary functions of API.md section 1: on a Var they record one tape operation; on plain
+"""Elementary functions (docs/API.md): on a Var they record one tape operation; on plain
 numbers they return plain numbers; on arrays they apply elementwise (object arrays of Var give
 object arrays of Var). NumPy's ufuncs dispatch here for Vars (Var.__array_ufunc__), and NumPy's
 object-array loops call the same functions through the Var methods named after the ufuncs."""

@@ -1,4 +1,4 @@
-"""Exception types of API.md section 8."""
+"""Exception types (docs/API.md, errors)."""
 
 
 class TapeError(RuntimeError):

@@ -1,4 +1,4 @@
-"""The functional API of API.md section 3, with JAX's names and return conventions.
+"""The functional API (docs/API.md), with JAX's names and return conventions.
 
 Each transform records f once at the given arguments and sweeps that tape: a thin layer over
 Tape, not a separate engine. Arguments, f's result and the shapes asked for are checked here

@@ -1,4 +1,4 @@
-"""User-defined primitives (API.md §7; the seed: "for non-trivial operations, one needs to
+"""User-defined primitives (docs/API.md; the seed document: "for non-trivial operations, one needs to
 implement a backward() function").
 
     @ad.primitive

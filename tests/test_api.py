@@ -1,4 +1,4 @@
-"""The public API of API.md sections 1-4: functional transforms with JAX's conventions, recording
+"""The public API (docs/API.md, recording to checking): functional transforms with JAX's conventions, recording
 and output structures, NumPy object arrays, backward(), stats() and the visit counters, nbytes,
 and the derivative checker."""
 import math

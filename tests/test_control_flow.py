@@ -1,4 +1,4 @@
-"""Control flow and safe replay (API.md §5, issue 6): branch guards, re-recording,
+"""Control flow and safe replay (docs/API.md §6): branch guards, re-recording,
 ad.BranchChanged, and ad.where.
 
 Piecewise programs are recorded at one point and replayed on the other side of each branch; the

@@ -1,4 +1,4 @@
-"""Every error case of API.md (sections 1, 2 and 8): the right exception type, a message that
+"""Every error case of the API (docs/API.md): the right exception type, a message that
 helps, and no crash; NaN and Inf inputs sweep as IEEE says."""
 import math
 

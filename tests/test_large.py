@@ -1,4 +1,4 @@
-"""A tape of 10**8 operations records and sweeps (issue 2, item 2). Slow: tens of seconds and a
+"""A tape of 10**8 operations records and sweeps. Slow: tens of seconds and a
 few GB of memory; deselected by default, run with ``python -m pytest -m slow``."""
 import pytest
 from numpy.testing import assert_allclose

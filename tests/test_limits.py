@@ -1,4 +1,4 @@
-"""Running out of memory is a MemoryError, never a crash (issue 2, item 2).
+"""Running out of memory is a MemoryError, never a crash.
 
 A child process caps its address space a little above what it uses, then records until the tape
 cannot grow: the recorder's failed allocation must surface as MemoryError, the process must stay

@@ -1,4 +1,4 @@
-"""User-defined primitives (API.md §7, issue 6): Python functions with their own jvp/vjp rules,
+"""User-defined primitives (docs/API.md): Python functions with their own jvp/vjp rules,
 recorded as one tape operation (CALL, plus OUT per further output) that the C sweeps call back.
 
 Oracles: central differences of the same program on plain floats (a primitive called on numbers

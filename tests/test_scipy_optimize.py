@@ -1,4 +1,4 @@
-"""Issue 5, scipy.optimize: a tape recorded once from the Rosenbrock Python loop drives
+"""scipy.optimize: a tape recorded once from the Rosenbrock Python loop drives
 scipy.optimize.minimize(method="trust-ncg", jac=tape.gradient, hessp=tape.hvp) to the known
 minimum (all ones) within one iteration of the same run with scipy's own rosen_der and
 rosen_hess_prod.

@@ -1,4 +1,4 @@
-"""Issue 5, second order: tape.hvp, tape.hessian, ad.hessian and ad.hvp against independent
+"""Second order: tape.hvp, tape.hessian, ad.hessian and ad.hvp against independent
 oracles.
 
 - scipy.optimize.rosen_hess / rosen_hess_prod at random points on one replayed tape of the

@@ -1,4 +1,4 @@
-"""Issue 5, Taylor coefficients: tape.taylor(x, v, order=d) -> y_0 .. y_d of t -> f(x + t v).
+"""Taylor coefficients: tape.taylor(x, v, order=d) -> y_0 .. y_d of t -> f(x + t v).
 
 - known Taylor series at 0 (exp, sin, cos, 1/(1-t), log(1+t), sqrt(1+t), (1+t)**a, atan, tanh,
   ...) to order 11;
