@@ -42,8 +42,8 @@ static struct {
     PyObject *fail;          /* fail(status): raises the exception of a C status */
     PyObject *number;        /* number(obj): float for a real number, None otherwise */
     PyObject *mixed;         /* mixed(): raises TapeError for operands of two tapes */
-    PyObject *on_guard;      /* on_guard(recording, index, kind): notes where a guard was
-                                recorded (kind 0: a comparison's truth value, 1: .value) */
+    PyObject *on_guard;      /* on_guard(recording, index): notes where a Cond became a guard */
+    PyObject *on_value;      /* on_value(recording, index): .value read while recording */
     int op_cmp[6];           /* TP_OP_LT .. TP_OP_NE in Py_LT .. Py_GE order */
     int op_add, op_sub, op_mul, op_div, op_pow, op_neg, op_abs, op_square, op_sqrt;
 } R;
@@ -210,12 +210,27 @@ static int operand_code(tp_tape *p, PyObject *o, double v, int32_t *code)
 }
 
 /* Note where the user's code made guard gi (on_guard reads the calling frame). */
-static int note_guard(PyObject *rec, int32_t gi, int kind)
+static int note_guard(PyObject *rec, int32_t gi)
 {
-    PyObject *r = PyObject_CallFunction(R.on_guard, "Oii", rec, (int)gi, kind);
+    PyObject *r = PyObject_CallFunction(R.on_guard, "Oi", rec, (int)gi);
     if (!r) return -1;
     Py_DECREF(r);
     return 0;
+}
+
+/* An int that float64 cannot hold (beyond 2**53): the doubles just below and above it. 1 when
+ * o is such an int (then *lo < o < *hi), 0 when c == o exactly, -1 on error. */
+static int inexact_int(PyObject *o, double c, double *lo, double *hi)
+{
+    PyObject *f = PyFloat_FromDouble(c);
+    if (!f) return -1;
+    int eq = PyObject_RichCompareBool(o, f, Py_EQ), gt = eq ? 0 : PyObject_RichCompareBool(o, f, Py_GT);
+    Py_DECREF(f);
+    if (eq < 0 || gt < 0) return -1;
+    if (eq) return 0;
+    *lo = gt ? c : nextafter(c, -INFINITY);
+    *hi = gt ? nextafter(c, INFINITY) : c;
+    return 1;
 }
 
 static PyObject *richcompare(PyObject *a, PyObject *b, int cmp)
@@ -234,6 +249,15 @@ static PyObject *richcompare(PyObject *a, PyObject *b, int cmp)
     else if ((k = as_number(b, &vb)) <= 0) {
         if (k < 0) return NULL;
         Py_RETURN_NOTIMPLEMENTED;
+    }
+    double lo, hi;                                /* Python compares ints exactly: so do we */
+    if (!IS_VAR(b) && PyLong_Check(b) && (k = inexact_int(b, vb, &lo, &hi)) != 0) {
+        if (k < 0) return NULL;
+        switch (cmp) {                           /* a is the Var (Python reflects for us) */
+        case Py_LT: case Py_LE: cmp = Py_LE; vb = lo; break;
+        case Py_GT: case Py_GE: cmp = Py_GE; vb = hi; break;
+        default: vb = NAN;                       /* == never holds, != always does */
+        }
     }
     int outcome;
     switch (cmp) {
@@ -266,7 +290,7 @@ static int cond_bool(CondObject *c)
         if (rc == TP_ECLOSED) return c->outcome;               /* taken after the recording */
         if (rc < 0) { status_error(rc); return -1; }
         c->guarded = 1;
-        if (note_guard(c->rec, c->index, 0) < 0) return -1;
+        if (note_guard(c->rec, c->index) < 0) return -1;
     }
     return c->outcome;
 }
@@ -329,7 +353,6 @@ COND_UNARY(cond_abs, PyNumber_Absolute)
 COND_UNARY(cond_invert, PyNumber_Invert)
 COND_UNARY(cond_int, PyNumber_Long)
 COND_UNARY(cond_float, PyNumber_Float)
-COND_UNARY(cond_index, PyNumber_Index)
 
 static PyObject *cond_pow(PyObject *a, PyObject *b, PyObject *mod)
 {
@@ -349,6 +372,13 @@ static Py_hash_t cond_hash(CondObject *self)
 {
     int t = cond_bool(self);
     return t < 0 ? -1 : t;                       /* hash(True) == 1, hash(False) == 0 */
+}
+
+static PyObject *cond_str(CondObject *self)       /* "True" / "False", as a bool prints */
+{
+    PyObject *b = as_bool((PyObject *)self), *r = b ? PyObject_Str(b) : NULL;
+    Py_XDECREF(b);
+    return r;
 }
 
 static PyObject *cond_repr(CondObject *self)
@@ -392,10 +422,10 @@ static PyObject *cond_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 
 static PyType_Slot cond_slots[] = {
     {Py_tp_new, cond_new}, {Py_tp_dealloc, cond_dealloc}, {Py_tp_hash, cond_hash},
-    {Py_tp_richcompare, cond_richcompare}, {Py_tp_repr, cond_repr},
+    {Py_tp_richcompare, cond_richcompare}, {Py_tp_repr, cond_repr}, {Py_tp_str, cond_str},
     {Py_tp_members, cond_members}, {Py_tp_getset, cond_getset},
     {Py_nb_bool, cond_bool}, {Py_nb_int, cond_int}, {Py_nb_float, cond_float},
-    {Py_nb_index, cond_index}, {Py_nb_add, cond_add}, {Py_nb_subtract, cond_sub},
+    {Py_nb_add, cond_add}, {Py_nb_subtract, cond_sub},
     {Py_nb_multiply, cond_mul}, {Py_nb_true_divide, cond_div},
     {Py_nb_floor_divide, cond_floordiv}, {Py_nb_remainder, cond_mod}, {Py_nb_power, cond_pow},
     {Py_nb_negative, cond_neg}, {Py_nb_positive, cond_pos}, {Py_nb_absolute, cond_abs},
@@ -418,18 +448,12 @@ static PyObject *get_value(VarObject *self, void *c)
 {
     (void)c;
     if (readable(self->p) < 0) return NULL;
-    double x = R.value(self->p, self->index);
-    if (!R.closed(self->p)) {
-        int32_t cx, cw, gi = 0;
-        int rc = R.konst(self->p, x, &cx), nan = x != x;
-        if (rc >= 0) rc = R.konst(self->p, 1.0, &cw);
-        /* x == x_recorded, or for NaN x != x: true now, flips wherever x differs */
-        if (rc >= 0) rc = gi = R.rec3(self->p, nan ? R.op_cmp[Py_NE] : R.op_cmp[Py_EQ],
-                                      self->index, nan ? self->index : cx, cw);
-        if (rc < 0 && rc != TP_ECLOSED) return status_error(rc);
-        if (rc >= 0 && note_guard(self->rec, gi, 1) < 0) return NULL;
+    if (!R.closed(self->p)) {                  /* on_value records the guards (tp_guard_value) */
+        PyObject *r = PyObject_CallFunction(R.on_value, "Oi", self->rec, (int)self->index);
+        if (!r) return NULL;
+        Py_DECREF(r);
     }
-    return PyFloat_FromDouble(x);
+    return PyFloat_FromDouble(R.value(self->p, self->index));
 }
 
 /* the value without a guard: repr, format and tapead's own code */
@@ -490,11 +514,11 @@ static PyType_Spec var_spec = {
 static PyObject *setup(PyObject *mod, PyObject *args)
 {
     (void)mod;
-    PyObject *fail, *number, *mixed, *on_guard;
+    PyObject *fail, *number, *mixed, *on_guard, *on_value;
     unsigned long long a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12;
     int lt, le, gt, ge, eq, ne;
-    if (!PyArg_ParseTuple(args, "OOOO(KKKKKKKKKKKK)(iiiiiiiiiiiiiii)", &fail, &number, &mixed,
-                          &on_guard, &a1, &a2, &a3, &a4, &a5, &a6, &a7, &a8, &a9, &a10, &a11, &a12,
+    if (!PyArg_ParseTuple(args, "OOOOO(KKKKKKKKKKKK)(iiiiiiiiiiiiiii)", &fail, &number, &mixed,
+                          &on_guard, &on_value, &a1, &a2, &a3, &a4, &a5, &a6, &a7, &a8, &a9, &a10, &a11, &a12,
                           &R.op_add, &R.op_sub, &R.op_mul, &R.op_div, &R.op_pow, &R.op_neg,
                           &R.op_abs, &R.op_square, &R.op_sqrt, &lt, &le, &gt, &ge, &eq, &ne))
         return NULL;
@@ -503,6 +527,7 @@ static PyObject *setup(PyObject *mod, PyObject *args)
     R.rec3 = (void *)(uintptr_t)a9; R.konst = (void *)(uintptr_t)a10;
     R.guard = (void *)(uintptr_t)a11; R.closed = (void *)(uintptr_t)a12;
     Py_INCREF(on_guard); Py_XDECREF(R.on_guard); R.on_guard = on_guard;
+    Py_INCREF(on_value); Py_XDECREF(R.on_value); R.on_value = on_value;
     R.rec1 = (void *)(uintptr_t)a1; R.rec2 = (void *)(uintptr_t)a2;
     R.rec2vc = (void *)(uintptr_t)a3; R.rec2cv = (void *)(uintptr_t)a4;
     R.value = (void *)(uintptr_t)a5; R.forward = (void *)(uintptr_t)a6;

@@ -285,6 +285,31 @@ int tp_guard(tp_tape *t, int64_t var, int outcome)
     return TP_OK;
 }
 
+/* Guards that variable var keeps its value at recording, for what reading it while recording
+ * froze (.value, .grad): var == value; for NaN var != var; for a zero also its sign, 1/var > 0
+ * (or < 0). guards[] gets the guards' variables; returns how many (1 or 2). */
+int tp_guard_value(tp_tape *t, int32_t var, int32_t *guards)
+{
+    int rc = may_record(t);
+    if (rc < 0) return rc;
+    if (var < 0 || var >= tp_nvars(t)) return TP_EARG;
+    const double x = t->vals[var];
+    int32_t one, c, zero;
+    if ((rc = const_code(t, 1.0, &one)) < 0) return rc;
+    if (x != x) {
+        int32_t a[3] = {var, var, one};
+        return (guards[0] = append(t, TP_OP_NE, a, 3)) < 0 ? guards[0] : 1;
+    }
+    if ((rc = const_code(t, x, &c)) < 0) return rc;
+    int32_t a[3] = {var, c, one};
+    if ((guards[0] = append(t, TP_OP_EQ, a, 3)) < 0) return guards[0];
+    if (x != 0.0) return 1;
+    int32_t d[2] = {one, var}, s;                  /* 1/var: +inf or -inf, the zero's sign */
+    if ((rc = const_code(t, 0.0, &zero)) < 0 || (rc = s = append(t, TP_OP_DIV, d, 2)) < 0) return rc;
+    int32_t b[3] = {s, zero, one};
+    return (guards[1] = append(t, signbit(x) ? TP_OP_LT : TP_OP_GT, b, 3)) < 0 ? guards[1] : 2;
+}
+
 /* The comparison that made variable var: its opcode, operands (x, y, outcome) and their values
  * at recording. */
 int tp_comparison(const tp_tape *t, int64_t var, int *op, int32_t *operands, double *values)

@@ -56,6 +56,7 @@ int32_t tp_rec_call(tp_tape *t, int prim, const int32_t *inputs, int64_t k, cons
 int tp_const(tp_tape *t, double c, int32_t *code);                 /* operand code of c */
 int tp_set_outputs(tp_tape *t, const int32_t *idx, int64_t n);
 int tp_guard(tp_tape *t, int64_t var, int outcome);  /* comparison var becomes a branch guard */
+int tp_guard_value(tp_tape *t, int32_t var, int32_t *guards);  /* guards var == its value */
 int tp_comparison(const tp_tape *t, int64_t var, int *op, int32_t *operands, double *values);
 
 /* inspection */

@@ -146,9 +146,9 @@ def where(cond, x, y):
     recording a branch guard. A Var also serves (nonzero: true). A plain bool (or a Cond whose
     truth value Python already took, as in ``a > 0 and b > 0``) just selects, and the guards it
     came from stay in force: replays on the other side re-record or raise BranchChanged."""
-    if type(cond) is Cond or type(cond) is Var:
+    if (type(cond) is Cond or type(cond) is Var) and not (np.ndim(x) or np.ndim(y)):
         return _where1(cond, x, y)
-    c = np.asarray(cond)
+    c = np.asarray(cond, dtype=object) if type(cond) in (Cond, Var) else np.asarray(cond)
     if c.dtype == object:                        # an array of conditions: elementwise
         _check_tapes(c, x, y)
         return np.frompyfunc(_where1, 3, 1)(c, np.asarray(x, dtype=object),

@@ -48,7 +48,8 @@ class _Recording:
         self.fast = 0              # 1: input is one vector, 2: one scalar (tapead._fast paths)
         self.grads = None          # adjoints of every variable from the last backward()
         self.guards = []           # variable index of each branch guard, in order made
-        self.sites = {}            # variable index of a guard -> (file, line, kind)
+        self.sites = {}            # variable index of a guard -> (file, line, frozen variable
+                                   # for .value/.grad read while recording, else None)
         self.colouring = False     # the Hessian's colouring (sparsity.py): False, "once", None
                                    # (no pattern worth it) or (colours, p, rows, cols, ...)
 
@@ -110,11 +111,11 @@ class _Recording:
               "t.outputs")
         self.out_shape, self.n_out = arr.shape, len(items)
 
-    def note_guard(self, index, frame, kind=0):
-        """Variable `index` became a branch guard (kind 0: a comparison's truth value was taken,
-        1: .value was read while recording); frame is the user code that made it."""
+    def note_guard(self, index, frame, frozen=None):
+        """Variable `index` became a branch guard: a Cond's truth value was taken, or (frozen:
+        the variable read) .value/.grad was read while recording; frame is the user's code."""
         self.guards.append(index)
-        self.sites[index] = (frame.f_code.co_filename, frame.f_lineno, kind)
+        self.sites[index] = (frame.f_code.co_filename, frame.f_lineno, frozen)
 
     def backward(self, root, seed):
         adj = np.empty(root + 1)
@@ -237,12 +238,14 @@ class _Recording:
         where = self.sites.get(var)
         site = f"{where[0]}:{where[1]}" if where else "an unknown line"
         was = bool(values[2])
-        if where and where[2] == 1:                # .value read while recording
+        if where and where[2] is not None:         # .value/.grad read while recording
+            v = where[2]
             return BranchChanged(
-                f"{names[0]}.value was read while recording (at {site}), which fixed the tape "
-                f"to {names[0]} = {values[0]!r}; it is {now[0]!r} now. Compute with the Var "
-                f"itself (not its .value) so replays at other points stay valid, or record "
-                f"with ad.record(f, x), which re-records f at the new point")
+                f"{_vname(self, v)}.value (or a .grad depending on it) was read while recording "
+                f"(at {site}), which fixed the tape to {_vname(self, v)} = "
+                f"{lib.tp_value(self._p, v)!r}; this point differs. Compute with the Var itself "
+                f"(not its .value) so replays at other points stay valid, or record with "
+                f"ad.record(f, x), which re-records f at the new point")
         return BranchChanged(
             f"branch guard {names[0]} {rel} {names[1]} (recorded at {site}) was {was} at "
             f"recording ({then}) and is {not was} now ({later}). This tape was recorded "
@@ -506,8 +509,8 @@ class Tape:
                 rec = self._after_flip(rec, x)     # re-recorded at x (or BranchChanged)
                 if rec.n_out != 1:                 # f's new branch has other outputs:
                     return self._gradient(x)       # ValueError, as on the general path
-                try:                               # x is its last point now: no conversion
-                    if _fast.grad(rec, rec.fast == 2, None, g) is None:
+                try:                               # x again: another thread may sweep meanwhile
+                    if _fast.grad(rec, rec.fast == 2, x, g) is None:
                         return g if rec.fast == 1 else float(g[0])
                 except _Flip:                      # f took another branch on the same input
                     raise rec.branch_changed() from None

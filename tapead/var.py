@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 
 from ._core import Op, fail, ffi, lib
-from ._fast import Var, new as new_var, setup as _setup
+from ._fast import Cond, Var, new as new_var, setup as _setup
 from .errors import TapeError
 
 #: numpy ufunc -> tapead function; filled by tapead.elementary (Var.__array_ufunc__ reads it)
@@ -24,7 +24,12 @@ class _Methods:
 
     @property
     def grad(self):
-        return self._rec.grad_of(self.index)
+        """The adjoint from the last backward() (None before). Read while the tape records, it
+        depends on the point: every input gets a guard on its value (as for .value)."""
+        rec = self._rec
+        if rec.grads is not None and not lib.tp_closed(rec._p) and lib.tp_readable(rec._p):
+            freeze(rec, range(rec.m), sys._getframe(1), ".grad")
+        return rec.grad_of(self.index)
 
     @property
     def tape(self):
@@ -171,27 +176,52 @@ for _name, _attr in vars(_Methods).items():
         setattr(Var, _name, _attr)
 del _name, _attr
 
-def _on_guard(rec, index, kind):
-    """Variable index became a branch guard: a comparison whose truth value Python took (kind 0)
-    or v.value read while recording (kind 1, warned once per line). Notes the user's line."""
-    frame = sys._getframe(1)
-    rec.note_guard(index, frame, kind)
-    if kind:
-        warnings.warn_explicit(
-            "reading .value of a tapead Var while recording freezes that number into the tape: "
-            "it now holds a branch guard, so replays at another value re-record (ad.record) or "
-            "raise BranchChanged. To print progress, print the Var or format it (f'{v:.4g}'); "
-            "to compute, use the Var itself (ad.sin, numpy.sin, +, *, ...)",
-            ValueWarning, frame.f_code.co_filename, frame.f_lineno,
-            module=frame.f_globals.get("__name__"), registry=frame.f_globals.setdefault(
-                "__warningregistry__", {}))
+def _on_guard(rec, index):
+    """A Cond's truth value was taken: variable index is now a branch guard. Notes the line."""
+    rec.note_guard(index, sys._getframe(1))
+
+
+def _on_value(rec, index):
+    """v.value was read while recording (called from C with the user's frame above)."""
+    freeze(rec, (index,), sys._getframe(1), ".value")
+
+
+def freeze(rec, indices, frame, what):
+    """Guards that variables keep their recorded values, for a number read while recording
+    (`what`: ".value" or ".grad"): replays elsewhere re-record or raise BranchChanged instead of
+    reusing it silently. Warns once per line of user code."""
+    if lib.tp_closed(rec._p):
+        return
+    guards = ffi.new("int32_t[2]")
+    for i in indices:
+        n = lib.tp_guard_value(rec._p, i, guards)
+        if n < 0:
+            fail(n, what)
+        for k in range(n):
+            rec.note_guard(guards[k], frame, i)
+    warnings.warn_explicit(
+        f"reading {what} of a tapead Var while recording freezes that number into the tape: it "
+        f"now holds a branch guard, so replays at another point re-record (ad.record) or raise "
+        f"BranchChanged. To print progress, print the Var or format it (f'{{v:.4g}}'); to "
+        f"compute, use the Var itself (ad.sin, numpy.sin, +, *, ...)",
+        ValueWarning, frame.f_code.co_filename, frame.f_lineno,
+        module=frame.f_globals.get("__name__"),
+        registry=frame.f_globals.setdefault("__warningregistry__", {}))
+
+
+def _cond_format(self, spec):
+    """A Cond formats as its bool does (taking its truth value)."""
+    return format(bool(self), spec)
+
+
+Cond.__format__ = _cond_format
 
 
 class ValueWarning(UserWarning):
-    """v.value was read while recording: the tape now holds a guard on that value."""
+    """v.value (or .grad) was read while recording: the tape now holds a guard on that value."""
 
 
-_setup(fail, _number, _mixed, _on_guard,
+_setup(fail, _number, _mixed, _on_guard, _on_value,
        tuple(_address(f) for f in ("tp_rec1", "tp_rec2", "tp_rec2vc", "tp_rec2cv", "tp_value",
                                    "tp_forward", "tp_vjp", "tp_n_ops", "tp_rec3", "tp_const",
                                    "tp_guard", "tp_closed")),
