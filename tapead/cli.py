@@ -1,25 +1,30 @@
 """Command line: `python -m tapead` (the seed walkthrough) and `python -m tapead trace EXPR`.
 
 EXPR is parsed with Python's ast and checked against a whitelist (names, numbers, + - * / **,
-unary + -, calls of tapead's elementary functions); it is then evaluated by walking the tree on
-tapead Vars. Nothing is ever passed to eval or exec.
+unary + -, calls of tapead's elementary functions, lists as the arguments of sum and dot); it is
+then evaluated by walking the tree on tapead Vars. Nothing is ever passed to eval or exec.
 """
 import argparse
 import ast
+import inspect
 import math
 import os
 import sys
+import textwrap
 
 import numpy as np
 
 import tapead as ad
 from tapead import graph
+from tapead._core import OP_ARITY
+from tapead.optable import OPS
 
-# elementary functions a trace expression may call, with their number of arguments
-FUNCTIONS = {name: 1 for name in (
-    "sin cos tan asin acos atan sinh cosh tanh asinh acosh atanh exp expm1 log log1p log2 "
-    "log10 sqrt cbrt square abs sign erf").split()}
-FUNCTIONS.update({name: 2 for name in ("hypot", "atan2", "pow", "maximum", "minimum")})
+# the functions a trace expression may call (the op table's CLI names), with their number of
+# arguments; a variadic op's function (sum, dot) takes lists, as ad.sum(xs) and ad.dot(xs, ys)
+FUNCTIONS = {row.cli: OP_ARITY[op] if OP_ARITY[op] >= 0 else
+             len(inspect.signature(getattr(ad, row.cli)).parameters)
+             for op, row in OPS.items() if row.cli and row.cli.isidentifier()}
+LISTS = {row.cli for op, row in OPS.items() if row.cli in FUNCTIONS and OP_ARITY[op] < 0}
 MAX_LENGTH = 100_000
 MAX_GRAPH = 2000                 # operations --dot draws without --force
 BINARY = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**"}
@@ -53,8 +58,8 @@ def _children(node):
         return [node.left, node.right]
     if isinstance(node, ast.UnaryOp):
         return [node.operand]
-    if isinstance(node, ast.Call):
-        return list(node.args)
+    if isinstance(node, ast.Call):                  # a list argument: its elements
+        return [e for a in node.args for e in (a.elts if isinstance(a, ast.List) else [a])]
     return []
 
 
@@ -108,10 +113,19 @@ def check_expression(src):
                 k = FUNCTIONS[func.id]
                 raise ExprError(f"{func.id} takes {k} argument{'s' * (k > 1)}, got "
                                 f"{len(node.args)}: `{_piece(src, node)}`")
+            lists = func.id in LISTS
+            for a in node.args:
+                if isinstance(a, ast.List) != lists:
+                    raise ExprError(f"{func.id} takes {'lists' if lists else 'numbers'}, as in "
+                                    f"{func.id}({'[x1, x2]' if lists else 'x1'}): "
+                                    f"`{_piece(src, node)}`")
+                if lists and any(isinstance(e, ast.Starred) for e in a.elts):
+                    raise ExprError(f"starred items are not allowed: `{_piece(src, node)}`")
         else:
             kind = _KINDS.get(type(node), f"`{type(node).__name__}` expressions")
             raise ExprError(f"{kind} not allowed: `{_piece(src, node)}` (allowed: names, "
-                            f"numbers, + - * / **, calls of tapead's elementary functions)")
+                            f"numbers, + - * / **, calls of tapead's elementary functions, "
+                            f"lists as the arguments of sum and dot)")
         stack.extend(reversed(_children(node)))
     return tree, names
 
@@ -137,10 +151,13 @@ def evaluate(tree, env):
         elif isinstance(node, ast.UnaryOp):
             a = vals.pop()
             vals.append(-a if isinstance(node.op, ast.USub) else +a)
-        else:                                      # a checked Call
-            n = len(node.args)
-            args = vals[len(vals) - n:]
+        else:                                      # a checked Call; list arguments regrouped
+            sizes = [len(a.elts) if isinstance(a, ast.List) else None for a in node.args]
+            n = sum(1 if k is None else k for k in sizes)
+            flat = vals[len(vals) - n:]
             del vals[len(vals) - n:]
+            it = iter(flat)
+            args = [next(it) if k is None else [next(it) for _ in range(k)] for k in sizes]
             vals.append(getattr(ad, node.func.id)(*args))
     return vals[0]
 
@@ -180,7 +197,7 @@ def record_expression(src, at):
         try:
             with np.errstate(all="ignore"):
                 y = evaluate(tree, dict(zip(names, xs)))
-        except ArithmeticError as e:
+        except (ArithmeticError, ValueError) as e:       # ValueError: dot of unequal lists
             raise ExprError(f"cannot evaluate {_short(src.strip())!r}: {e}") from None
         t.outputs(y)
     return t, names
@@ -265,6 +282,10 @@ def _fail(parser, message):
     return 2
 
 
+def _wrapped(names):
+    return textwrap.fill(" ".join(names) + ".", 76, initial_indent="  ", subsequent_indent="  ")
+
+
 def build_parser():
     p = argparse.ArgumentParser(
         prog="python -m tapead",
@@ -282,7 +303,8 @@ def build_parser():
         description="Record EXPR on a tape and print its Forward Primal, Forward Tangent and "
                     "Reverse Adjoint Traces.",
         epilog="EXPR may use input names, numbers, + - * / ** (unary + -) and calls of\n"
-               f"tapead's elementary functions:\n  {' '.join(FUNCTIONS)}.\n"
+               f"tapead's elementary functions:\n{_wrapped(FUNCTIONS)}\n"
+               "sum and dot take lists, as in sum([x1, x2, x1 * x2]) or dot([x1, x2], [x2, 3]).\n"
                "Anything else (attributes, subscripts, lambdas, other calls, keywords) is\n"
                "refused with exit status 2. The expression is parsed with ast, never eval'd.\n"
                "An expression starting with '-' goes after --, as in: trace -- \"-x1 * x2\" ...\n\n"

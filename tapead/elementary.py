@@ -2,12 +2,11 @@
 numbers they return plain numbers; on arrays they apply elementwise (object arrays of Var give
 object arrays of Var). NumPy's ufuncs dispatch here for Vars (Var.__array_ufunc__), and NumPy's
 object-array loops call the same functions through the Var methods named after the ufuncs."""
-import operator
-
 import numpy as np
 
-from ._core import Op, check, lib
+from ._core import OP_ARITY, GroupOp, Op, check, lib
 from ._fast import Cond, rec1 as _rec1, rec2 as _rec2
+from .optable import ELEMENTWISE, OPS
 from .var import UFUNCS, Var, _make, _mixed, _number, operand_codes
 
 
@@ -73,44 +72,15 @@ def _binary(op, plain, name):
     return f
 
 
-def _sign(x):
-    return np.sign(x)
+def _named(op):
+    """A row's function name: ad.<name>, or its ufunc's name for an op spelled by an operator."""
+    row = OPS[op]
+    return row.name or row.ufuncs[0].__name__
 
 
-# name, op, plain-number function, numpy ufunc it stands for (None: no ufunc of that meaning)
-_UNARY = [
-    ("sin", Op.SIN, np.sin, np.sin), ("cos", Op.COS, np.cos, np.cos),
-    ("tan", Op.TAN, np.tan, np.tan), ("asin", Op.ASIN, np.arcsin, np.arcsin),
-    ("acos", Op.ACOS, np.arccos, np.arccos), ("atan", Op.ATAN, np.arctan, np.arctan),
-    ("sinh", Op.SINH, np.sinh, np.sinh), ("cosh", Op.COSH, np.cosh, np.cosh),
-    ("tanh", Op.TANH, np.tanh, np.tanh), ("asinh", Op.ASINH, np.arcsinh, np.arcsinh),
-    ("acosh", Op.ACOSH, np.arccosh, np.arccosh), ("atanh", Op.ATANH, np.arctanh, np.arctanh),
-    ("exp", Op.EXP, np.exp, np.exp), ("expm1", Op.EXPM1, np.expm1, np.expm1),
-    ("log", Op.LOG, np.log, np.log), ("log1p", Op.LOG1P, np.log1p, np.log1p),
-    ("log2", Op.LOG2, np.log2, np.log2), ("log10", Op.LOG10, np.log10, np.log10),
-    ("sqrt", Op.SQRT, np.sqrt, np.sqrt), ("cbrt", Op.CBRT, np.cbrt, np.cbrt),
-    ("square", Op.SQUARE, np.square, np.square), ("abs", Op.ABS, np.abs, np.absolute),
-    ("sign", Op.SIGN, _sign, np.sign), ("negative", Op.NEG, np.negative, np.negative),
-]
-_BINARY = [
-    ("hypot", Op.HYPOT, np.hypot, np.hypot), ("atan2", Op.ATAN2, np.arctan2, np.arctan2),
-    ("pow", Op.POW, np.power, np.power), ("maximum", Op.MAX, np.maximum, np.maximum),
-    ("minimum", Op.MIN, np.minimum, np.minimum), ("add", Op.ADD, np.add, np.add),
-    ("subtract", Op.SUB, np.subtract, np.subtract), ("multiply", Op.MUL, np.multiply, np.multiply),
-    ("divide", Op.DIV, np.divide, np.true_divide),
-]
-
-_ns = globals()
-for _name, _op, _plain, _ufunc in _UNARY:
-    _ns[_name] = _f = _unary(_op, _plain, _name)
-    UFUNCS[_ufunc] = _f
-for _name, _op, _plain, _ufunc in _BINARY:
-    _ns[_name] = _f = _binary(_op, _plain, _name)
-    UFUNCS[_ufunc] = _f
-UFUNCS[np.positive] = lambda x: x
-UFUNCS[np.conjugate] = lambda x: x
-# comparisons (NumPy scalars on the left of a Var come here): Python's, giving Conds
 def _comparison(compare):
+    """A comparison ufunc on Vars (a NumPy scalar on the left of a Var comes here): Python's
+    operator, giving Conds."""
     def plain(u):
         u = u[()] if isinstance(u, np.ndarray) else u           # 0-d arrays: their element
         return u if type(u) is Var else _number(u)
@@ -122,18 +92,16 @@ def _comparison(compare):
     return f
 
 
-for _ufunc, _cmp in ((np.less, operator.lt), (np.less_equal, operator.le),
-                     (np.greater, operator.gt), (np.greater_equal, operator.ge),
-                     (np.equal, operator.eq), (np.not_equal, operator.ne)):
-    UFUNCS[_ufunc] = _comparison(_cmp)
-
-
-def _erf_plain(x):
-    import math
-    return np.vectorize(math.erf, otypes=[float])(x) if np.ndim(x) else math.erf(x)
-
-
-erf = _unary(Op.ERF, _erf_plain, "erf")
+# the elementwise functions and the ufunc map, from the op table (tapead/optable.py)
+_ns = globals()
+for _op in ELEMENTWISE:
+    _f = (_unary if OP_ARITY[_op] == 1 else _binary)(_op, OPS[_op].plain, _named(_op))
+    _ns[_named(_op)] = _f
+    UFUNCS.update(dict.fromkeys(OPS[_op].ufuncs, _f))
+for _op in sorted(GroupOp.GUARD):
+    UFUNCS.update(dict.fromkeys(OPS[_op].ufuncs, _comparison(OPS[_op].plain)))
+UFUNCS[np.positive] = lambda x: x
+UFUNCS[np.conjugate] = lambda x: x
 
 
 def where(cond, x, y):
@@ -226,10 +194,10 @@ def dot(a, b):
 
 _WHERE, _SUM, _DOT = int(Op.WHERE), int(Op.SUM), int(Op.DOT)
 
-# NumPy's object-dtype loops call a method named after the ufunc on each element.
+# NumPy's object-dtype loops call a method named after the ufunc on each element, or the Python
+# operator for an operator's ufunc.
+_OPERATORS = {u for row in OPS.values() if row.operator for u in row.ufuncs} | {np.positive}
 for _ufunc, _f in list(UFUNCS.items()):
-    if _ufunc not in (np.add, np.subtract, np.multiply, np.true_divide, np.power,
-                      np.negative, np.positive, np.absolute, np.less, np.less_equal,
-                      np.greater, np.greater_equal, np.equal, np.not_equal):
+    if _ufunc not in _OPERATORS:
         setattr(Var, _ufunc.__name__, lambda self, *a, _f=_f: _f(self, *a))
-del _ns, _name, _op, _plain, _ufunc, _f, _cmp
+del _ns, _op, _ufunc, _f

@@ -2,9 +2,10 @@
 
 Values, tangents, adjoints and local partials come from the C sweeps (tp_export, tp_inspect via
 tapead.program); the adjoint trace's running sums add those numbers in the sweep's order (a user
-primitive's share comes from its own vjp rule, called as the C sweep calls it). The table below
-is display text only: how to print each op's local partials and tangent rule in terms of its
-operands. Numbering as in the seed: with m inputs, variable i prints as v[i - m + 1].
+primitive's share comes from its own vjp rule, called as the C sweep calls it). The templates
+(tapead/optable.py) are display text only: how to print each op's local partials and tangent
+rule in terms of its operands. Numbering as in the seed: with m inputs, variable i prints as
+v[i - m + 1].
 """
 import re
 import unicodedata
@@ -12,56 +13,13 @@ import unicodedata
 import numpy as np
 
 from ._core import OP_ARITY, OP_FORMULA, GroupOp, Op, check, ffi, lib
+from .optable import display_templates
 from .primitive import floats, lookup
 from .program import at_point, sweep
 from .tape import _as_float_array
 
-# ---- display templates: op -> (∂z/∂operand for each operand, tangent rule) ---------------------
-# {x} {y} {w}: operands, {z}: result, {dx} {dy} {dw}: operand tangents. Text only, no numbers.
-RULES = {
-    "NEG": (("−1",), "−{dx}"),
-    "ADD": (("1", "1"), "{dx} + {dy}"),
-    "SUB": (("1", "−1"), "{dx} − {dy}"),
-    "MUL": (("{y}", "{x}"), "{dx}·{y} + {x}·{dy}"),
-    "DIV": (("1/{y}", "−{x}/{y}²"), "({dx}·{y} − {x}·{dy})/{y}²"),
-    "POW": (("{y}·{x}^({y} − 1)", "{z}·log({x})"), "{y}·{x}^({y} − 1)·{dx} + {z}·log({x})·{dy}"),
-    "SQUARE": (("2·{x}",), "2·{x}·{dx}"),
-    "SQRT": (("½·{x}^(−½)",), "½·{x}^(−½)·{dx}"),
-    "CBRT": (("1/(3·{z}²)",), "{dx}/(3·{z}²)"),
-    "EXP": (("exp({x})",), "exp({x})·{dx}"),
-    "EXPM1": (("exp({x})",), "exp({x})·{dx}"),
-    "LOG": (("1/{x}",), "{dx}/{x}"),
-    "LOG1P": (("1/(1 + {x})",), "{dx}/(1 + {x})"),
-    "LOG2": (("1/({x}·ln 2)",), "{dx}/({x}·ln 2)"),
-    "LOG10": (("1/({x}·ln 10)",), "{dx}/({x}·ln 10)"),
-    "SIN": (("cos({x})",), "cos({x})·{dx}"),
-    "COS": (("−sin({x})",), "−sin({x})·{dx}"),
-    "TAN": (("1 + {z}²",), "(1 + {z}²)·{dx}"),
-    "ASIN": (("1/√(1 − {x}²)",), "{dx}/√(1 − {x}²)"),
-    "ACOS": (("−1/√(1 − {x}²)",), "−{dx}/√(1 − {x}²)"),
-    "ATAN": (("1/(1 + {x}²)",), "{dx}/(1 + {x}²)"),
-    "SINH": (("cosh({x})",), "cosh({x})·{dx}"),
-    "COSH": (("sinh({x})",), "sinh({x})·{dx}"),
-    "TANH": (("1 − {z}²",), "(1 − {z}²)·{dx}"),
-    "ASINH": (("1/√({x}² + 1)",), "{dx}/√({x}² + 1)"),
-    "ACOSH": (("1/√({x}² − 1)",), "{dx}/√({x}² − 1)"),
-    "ATANH": (("1/(1 − {x}²)",), "{dx}/(1 − {x}²)"),
-    "ATAN2": (("{y}/({x}² + {y}²)", "−{x}/({x}² + {y}²)"),
-              "({y}·{dx} − {x}·{dy})/({x}² + {y}²)"),
-    "HYPOT": (("{x}/{z}", "{y}/{z}"), "({x}·{dx} + {y}·{dy})/{z}"),
-    "ERF": (("2/√π·exp(−{x}²)",), "2/√π·exp(−{x}²)·{dx}"),
-    "ABS": (("sign({x})",), "sign({x})·{dx}"),
-    "SIGN": (("0",), "0"),
-    "MAX": (("[{x} > {y}]", "[{y} > {x}]"), "[{x} > {y}]·{dx} + [{y} > {x}]·{dy}  (½, ½ on a tie)"),
-    "MIN": (("[{x} < {y}]", "[{y} < {x}]"), "[{x} < {y}]·{dx} + [{y} < {x}]·{dy}  (½, ½ on a tie)"),
-    "WHERE": (("0", "[{x} ≠ 0]", "[{x} = 0]"), "{dy} if {x} ≠ 0 else {dw}"),
-    # comparisons (branch guards): z = 1 or 0, no derivative; w is the outcome at recording
-    **{op.name: (("0", "0", "0"), "0") for op in GroupOp.GUARD},
-    # user-defined primitives (tapead.primitive): their rules are the user's Python callables
-    **{op.name: None for op in GroupOp.PRIMITIVE},
-    "SUM": None,          # variadic: generated below (∂ = 1 each)
-    "DOT": None,          # variadic: ∂/∂x_i = its pair partner
-}
+# ---- display templates (tapead/optable.py): op name -> (∂z/∂operand each, tangent rule) ------
+RULES = display_templates()
 
 # ops whose adjoint reaches only some operands (rules.h): guards none, WHERE the chosen one
 _GUARDS = {op.name for op in GroupOp.GUARD}

@@ -129,6 +129,13 @@ HOSTILE = [
     ("(y := x1)", "assignment"),
     ("f'{x1}'", "JoinedStr"),
     ("1/0 + x1", "float division by zero"),
+    ("sin([x1])", "sin takes numbers"),
+    ("sum(x1, x2)", "sum takes 1 argument"),
+    ("sum(x1)", "sum takes lists"),
+    ("dot([x1], x2)", "dot takes lists"),
+    ("sum([*[x1]])", "starred"),
+    ("sum([[x1]])", "List"),
+    ("dot([x1], [x1, x2])", "equal length"),
 ]
 
 
@@ -183,3 +190,20 @@ def test_constant_expression_and_unused_input():
     r = run("trace", "x1 * 2", "--at", "x1=1", "x2=5")
     assert r.returncode == 0
     assert "x̄ = (v̄[-1], v̄[0]) = (2, 0)" in r.stdout          # x2 unused: adjoint 0
+
+
+def test_where_sum_and_dot_with_lists():
+    """where takes a number as its condition (nonzero: true); sum and dot take lists, as
+    ad.sum(xs) and ad.dot(xs, ys); each records its one operation."""
+    for expr, at, ops, value, grad in [
+        ("sum([x1, x2, x1 * x2])", (2.0, 1.0), {"sum": 1, "mul": 1}, 5.0, (2.0, 3.0)),
+        ("dot([x1, x2], [x2, 3])", (2.0, 1.0), {"dot": 1}, 5.0, (1.0, 5.0)),
+        ("where(x1 - 2, x1 * x2, sin(x2))", (3.0, 0.5), {"where": 1}, 1.5, (0.5, 3.0)),
+        ("sum([])", (2.0, 1.0), {}, 0.0, (0.0, 0.0)),
+    ]:
+        tape, _ = cli.record_expression(expr, {"x1": at[0], "x2": at[1]})
+        assert all(tape.stats()["by_opcode"].get(k) == n for k, n in ops.items()), expr
+        assert tape(at) == value and tape.gradient(at).tolist() == list(grad), expr
+    r = run("trace", "where(x1 - 2, x1 * x2, sin(x2))", "--at", "x1=2", "x2=1")
+    assert r.returncode == 0, r.stderr
+    assert "v[4]  = v[2] if v[1] != 0 else v[3]" in r.stdout

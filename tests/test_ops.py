@@ -1,14 +1,14 @@
 """Every op of the op list (csrc/ops.def, seen from Python as tapead._core.Op), table-driven.
 
 For each op: value, tangent (jvp, jacobian forward) and adjoint (vjp, gradient, jacobian
-reverse) at several points, against closed-form partial derivatives written here with the math
-module, and those closed forms against central differences. Each case is reached through every
-public spelling (operator, ad.<name>, numpy ufunc) and must record the op it stands for. A test
+reverse) at several points, against closed-form partial derivatives written with the math module
+(the first-order cases of tests/op_cases.py), and those closed forms against central
+differences. Each case is reached through every public spelling (operator, ad.<name>, numpy
+ufunc) and must record the op it stands for. A test
 fails when an op of the list has no case. Then: mixed operand kinds, the documented conventions
 at non-smooth points, and NaN/Inf inputs through every op.
 """
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -17,220 +17,42 @@ from numpy.testing import assert_allclose, assert_array_equal
 import tapead as ad
 from tapead._core import OP_ARITY, GroupOp, Op
 
+from op_cases import context, table
+
 RTOL = 1e-13        # AD against closed form
 FD_RTOL = 1e-6      # central differences against closed form
 FD_ATOL = 1e-8
 
 
-@dataclass
-class Case:
-    spellings: list      # functions of n scalars (Var or float) that record the op
-    value: object        # closed form of the value, on floats (math module)
-    partials: object     # closed form of the partial derivatives, on floats: list of n
-    points: list         # points inside the domain where the op is smooth
-    fd: bool = True      # compare the closed form with central differences
-
-
-def unary(adfn, npfn, value, deriv, points, extra=()):
-    return Case([adfn] + ([npfn] if npfn is not None else []) + list(extra),
-                lambda x: value(x), lambda x: [deriv(x)], [(p,) for p in points])
-
-
-def binary(spellings, value, partials, points):
-    return Case(spellings, value, partials, points)
-
-
-@ad.primitive
-def _xsiny(x, y):
-    """x sin(y) as a user primitive of two scalars (its rules in NumPy)."""
-    return x * np.sin(y)
-
-
-@_xsiny.defjvp
-def _xsiny_jvp(x, v):
-    return v[0] * np.sin(x[1]) + x[0] * np.cos(x[1]) * v[1]
-
-
-@_xsiny.defvjp
-def _xsiny_vjp(x, w):
-    return (w * np.sin(x[1]), w * x[0] * np.cos(x[1]))
-
-
-@ad.primitive
-def _polar(r, a):
-    """(r cos a, r sin a): a user primitive with two outputs (CALL, then one OUT)."""
-    return np.array([r * np.cos(a), r * np.sin(a)])
-
-
-@_polar.defjvp
-def _polar_jvp(x, v):
-    r, a = x
-    return np.array([v[0] * np.cos(a) - r * np.sin(a) * v[1],
-                     v[0] * np.sin(a) + r * np.cos(a) * v[1]])
-
-
-@_polar.defvjp
-def _polar_vjp(x, w):
-    r, a = x
-    return (w[0] * np.cos(a) + w[1] * np.sin(a), r * (w[1] * np.cos(a) - w[0] * np.sin(a)))
-
-
-def _sec2(x):
-    return 1.0 / math.cos(x) ** 2
-
-
-def _cbrt(x):
-    return math.copysign(abs(x) ** (1.0 / 3.0), x)
-
-
-CASES = {
-    # ---- arithmetic ---------------------------------------------------------------------------
-    Op.NEG: unary(lambda x: -x, np.negative, lambda x: -x, lambda x: -1.0, [1.3, -0.7, 0.0]),
-    Op.ADD: binary([lambda x, y: x + y, np.add], lambda x, y: x + y, lambda x, y: [1.0, 1.0],
-                   [(1.5, 2.25), (-3.0, 0.5), (1e3, -1e-3)]),
-    Op.SUB: binary([lambda x, y: x - y, np.subtract], lambda x, y: x - y,
-                   lambda x, y: [1.0, -1.0], [(1.5, 2.25), (-3.0, 0.5), (1e3, -1e-3)]),
-    Op.MUL: binary([lambda x, y: x * y, np.multiply], lambda x, y: x * y, lambda x, y: [y, x],
-                   [(1.5, 2.25), (-3.0, 0.5), (0.0, 4.0)]),
-    Op.DIV: binary([lambda x, y: x / y, np.divide, np.true_divide], lambda x, y: x / y,
-                   lambda x, y: [1.0 / y, -x / y ** 2], [(1.5, 2.25), (-3.0, 0.5), (0.0, -4.0)]),
-    Op.POW: binary([lambda x, y: x ** y, ad.pow, np.power], lambda x, y: x ** y,
-                   lambda x, y: [y * x ** (y - 1), x ** y * math.log(x)],
-                   [(1.5, 2.25), (0.3, -1.7), (2.0, 0.5), (2.5, 2.0), (4.0, 3.0)]),
-    Op.SQUARE: unary(ad.square, np.square, lambda x: x * x, lambda x: 2 * x, [1.3, -0.7, 0.0],
-                     extra=[lambda x: x ** 2, lambda x: x ** 2.0]),
-    Op.SQRT: unary(ad.sqrt, np.sqrt, math.sqrt, lambda x: 0.5 / math.sqrt(x), [1.3, 0.02, 40.0]),
-    Op.CBRT: unary(ad.cbrt, np.cbrt, _cbrt, lambda x: 1.0 / (3.0 * _cbrt(x) ** 2),
-                   [1.3, -8.0, 0.02, 27.0]),
-    # ---- exponentials and logarithms ----------------------------------------------------------
-    Op.EXP: unary(ad.exp, np.exp, math.exp, math.exp, [1.3, -0.7, 0.0, 20.0]),
-    Op.EXPM1: unary(ad.expm1, np.expm1, math.expm1, math.exp, [1.3, -0.7, 1e-8]),
-    Op.LOG: unary(ad.log, np.log, math.log, lambda x: 1.0 / x, [1.3, 0.07, 50.0]),
-    Op.LOG1P: unary(ad.log1p, np.log1p, math.log1p, lambda x: 1.0 / (1.0 + x), [1.3, -0.7, 1e-9]),
-    Op.LOG2: unary(ad.log2, np.log2, math.log2, lambda x: 1.0 / (x * math.log(2.0)),
-                   [1.3, 0.07, 50.0]),
-    Op.LOG10: unary(ad.log10, np.log10, math.log10, lambda x: 1.0 / (x * math.log(10.0)),
-                    [1.3, 0.07, 50.0]),
-    # ---- trigonometric and hyperbolic ---------------------------------------------------------
-    Op.SIN: unary(ad.sin, np.sin, math.sin, math.cos, [1.3, -0.7, 0.0, 10.0]),
-    Op.COS: unary(ad.cos, np.cos, math.cos, lambda x: -math.sin(x), [1.3, -0.7, 0.0, 10.0]),
-    Op.TAN: unary(ad.tan, np.tan, math.tan, _sec2, [1.3, -0.7, 0.0, 4.0]),
-    Op.ASIN: unary(ad.asin, np.arcsin, math.asin, lambda x: 1.0 / math.sqrt(1 - x * x),
-                   [0.3, -0.7, 0.0, 0.99]),
-    Op.ACOS: unary(ad.acos, np.arccos, math.acos, lambda x: -1.0 / math.sqrt(1 - x * x),
-                   [0.3, -0.7, 0.0, 0.99]),
-    Op.ATAN: unary(ad.atan, np.arctan, math.atan, lambda x: 1.0 / (1 + x * x),
-                   [1.3, -0.7, 0.0, 30.0]),
-    Op.SINH: unary(ad.sinh, np.sinh, math.sinh, math.cosh, [1.3, -0.7, 0.0, 5.0]),
-    Op.COSH: unary(ad.cosh, np.cosh, math.cosh, math.sinh, [1.3, -0.7, 0.0, 5.0]),
-    Op.TANH: unary(ad.tanh, np.tanh, math.tanh, lambda x: 1.0 / math.cosh(x) ** 2,
-                   [1.3, -0.7, 0.0, 3.0]),
-    Op.ASINH: unary(ad.asinh, np.arcsinh, math.asinh, lambda x: 1.0 / math.sqrt(x * x + 1),
-                    [1.3, -0.7, 0.0, 30.0]),
-    Op.ACOSH: unary(ad.acosh, np.arccosh, math.acosh, lambda x: 1.0 / math.sqrt(x * x - 1),
-                    [1.3, 1.01, 30.0]),
-    Op.ATANH: unary(ad.atanh, np.arctanh, math.atanh, lambda x: 1.0 / (1 - x * x),
-                    [0.3, -0.7, 0.0, 0.95]),
-    Op.ATAN2: binary([ad.atan2, np.arctan2], math.atan2,
-                     lambda x, y: [y / (x * x + y * y), -x / (x * x + y * y)],
-                     [(1.5, 2.25), (-3.0, 0.5), (0.5, -3.0), (-1.0, -1e-3)]),
-    Op.HYPOT: binary([ad.hypot, np.hypot], math.hypot,
-                     lambda x, y: [x / math.hypot(x, y), y / math.hypot(x, y)],
-                     [(1.5, 2.25), (-3.0, 0.5), (0.0, -4.0)]),
-    # ---- special functions --------------------------------------------------------------------
-    Op.ERF: unary(ad.erf, None, math.erf,
-                  lambda x: 2.0 / math.sqrt(math.pi) * math.exp(-x * x), [1.3, -0.7, 0.0, 3.0]),
-    # ---- non-smooth (smooth points here; the conventions are tested below) ---------------------
-    Op.ABS: unary(ad.abs, np.abs, abs, lambda x: math.copysign(1.0, x), [1.3, -0.7],
-                  extra=[lambda x: abs(x), np.absolute]),
-    Op.SIGN: unary(ad.sign, np.sign, lambda x: math.copysign(1.0, x), lambda x: 0.0,
-                   [1.3, -0.7]),
-    Op.MAX: binary([ad.maximum, np.maximum], max,
-                   lambda x, y: [1.0, 0.0] if x > y else [0.0, 1.0],
-                   [(1.5, 2.25), (-3.0, -4.5), (0.0, -1e-3)]),
-    Op.MIN: binary([ad.minimum, np.minimum], min,
-                   lambda x, y: [1.0, 0.0] if x < y else [0.0, 1.0],
-                   [(1.5, 2.25), (-3.0, -4.5), (0.0, -1e-3)]),
-    # ---- selection (a Var condition: nonzero means true) ---------------------------------------
-    Op.WHERE: Case([ad.where,
-                    lambda c, a, b: ad.where(np.array([c]), np.array([a]), np.array([b]))[0]],
-                   lambda c, a, b: a if c != 0 else b,
-                   lambda c, a, b: [0.0, 1.0, 0.0] if c != 0 else [0.0, 0.0, 1.0],
-                   [(1.0, 2.5, -3.0), (-0.5, 2.5, -3.0), (0.0, 2.5, -3.0), (3.0, -1.0, 7.0)],
-                   fd=False),
-    # ---- n-ary --------------------------------------------------------------------------------
-    Op.SUM: Case([lambda x, y, z: ad.sum([x, y, z]),
-                  lambda x, y, z: ad.sum(np.array([x, y, z, x], dtype=object)) - x,
-                  lambda x, y, z: ad.sum((x, 2.5, y, z)) - 2.5],
-                 lambda x, y, z: x + y + z, lambda x, y, z: [1.0, 1.0, 1.0],
-                 [(1.5, -2.0, 0.25), (0.0, 3.0, -7.5)]),
-    Op.DOT: Case([lambda x, y, z: ad.dot([x, y, z], [y, z, x]),
-                  lambda x, y, z: ad.dot(np.array([x, y, z]), np.array([y, z, x])),
-                  lambda x, y, z: ad.dot([x, 2.0, z], [y, 0.0, x]) + y * z],
-                 lambda x, y, z: x * y + y * z + z * x,
-                 lambda x, y, z: [y + z, x + z, x + y],
-                 [(1.5, -2.0, 0.25), (0.0, 3.0, -7.5)]),
-    # ---- branch guards: a comparison of Vars returns a bool and records a guard; a tape of
-    # ad.record re-records when a replay flips it, so each case is right on both sides -------
-    Op.LT: binary([lambda x, y: x * y if x < y else x - y],
-                  lambda x, y: x * y if x < y else x - y,
-                  lambda x, y: [y, x] if x < y else [1.0, -1.0],
-                  [(1.0, 2.0), (3.0, 2.0), (-1.5, -0.5), (0.5, -0.5)]),
-    Op.LE: binary([lambda x, y: ad.sin(x) * y if x <= y else x / y],
-                  lambda x, y: math.sin(x) * y if x <= y else x / y,
-                  lambda x, y: [math.cos(x) * y, math.sin(x)] if x <= y else [1 / y, -x / y ** 2],
-                  [(1.0, 2.0), (3.0, 2.0), (-1.5, -0.5)]),
-    Op.GT: binary([lambda x, y: x * x if x > y else y * 3.0],
-                  lambda x, y: x * x if x > y else y * 3.0,
-                  lambda x, y: [2 * x, 0.0] if x > y else [0.0, 3.0],
-                  [(1.0, 2.0), (3.0, 2.0), (-0.5, -1.5)]),
-    Op.GE: binary([lambda x, y: ad.exp(x) if x >= y else ad.exp(y)],
-                  lambda x, y: math.exp(x) if x >= y else math.exp(y),
-                  lambda x, y: [math.exp(x), 0.0] if x >= y else [0.0, math.exp(y)],
-                  [(1.0, 2.0), (3.0, 2.0), (2.5, 1.0)]),
-    Op.EQ: Case([lambda x, y: x * 2.0 if x == y else x * y],
-                lambda x, y: x * 2.0 if x == y else x * y,
-                lambda x, y: [2.0, 0.0] if x == y else [y, x],
-                [(1.0, 1.0), (1.0, 2.0), (-3.0, -3.0), (0.5, 4.0)], fd=False),
-    Op.NE: Case([lambda x, y: x * y if x != y else x + 1.0],
-                lambda x, y: x * y if x != y else x + 1.0,
-                lambda x, y: [y, x] if x != y else [1.0, 0.0],
-                [(1.0, 2.0), (2.0, 2.0), (-3.0, 0.5)], fd=False),
-    # ---- user-defined primitives: CALL (the call and its first output), OUT (each further
-    # output); the derivative rules are the NumPy callables above -------------------------------
-    Op.CALL: binary([_xsiny, lambda x, y: _xsiny(x * 1.0, y)],
-                    lambda x, y: x * math.sin(y),
-                    lambda x, y: [math.sin(y), x * math.cos(y)],
-                    [(1.5, 0.5), (-2.0, 2.5), (0.0, 1.0)]),
-    Op.OUT: binary([lambda r, a: _polar(r, a)[1]],
-                   lambda r, a: r * math.sin(a),
-                   lambda r, a: [math.sin(a), r * math.cos(a)],
-                   [(1.5, 0.5), (-2.0, 2.5), (0.0, 1.0)]),
-}
+FIRST = table("first")                         # op -> its first-order cases (tests/op_cases.py)
+# (op, k): spelling k of the op, over its cases in order
+SPELLINGS = {op: [(case, fn) for case in cases for fn in case.spellings]
+             for op, cases in FIRST.items()}
 GUARDS = tuple(sorted(GroupOp.GUARD))          # op kinds from ops.def's RULE column
 PRIMITIVES = tuple(sorted(GroupOp.PRIMITIVE))
-CASE_IDS = [(op, k) for op, case in CASES.items() for k in range(len(case.spellings))]
+CASE_IDS = [(op, k) for op, spellings in SPELLINGS.items() for k in range(len(spellings))]
 
 
 def test_every_op_has_a_case():
-    """Adding an op to csrc/ops.def without a case here breaks the suite."""
-    missing = [op.name for op in Op if op not in CASES]
-    assert not missing, f"ops without a test case in tests/test_ops.py: {missing}"
-    assert set(CASES) <= set(Op)
+    """Adding an op to csrc/ops.def without a first-order case breaks the suite."""
+    missing = [op.name for op in Op if op not in FIRST]
+    assert not missing, f"ops without a first-order case in tests/op_cases.py: {missing}"
+    assert set(FIRST) <= set(Op)
 
 
 def test_op_table_arity_matches_cases():
-    for op, case in CASES.items():
-        n = len(case.points[0])
-        if op in GUARDS:                    # x, y and the outcome at recording
-            assert OP_ARITY[op] == n + 1, op.name
-        elif op in PRIMITIVES:              # CALL: variadic; OUT: the call and an output number
-            assert OP_ARITY[op] in (-1, 2), op.name
-        elif OP_ARITY[op] >= 0:
-            assert OP_ARITY[op] == n, op.name
-        else:
-            assert OP_ARITY[op] == -1, op.name
-        assert all(len(p) == n for p in case.points), op.name
+    for op, cases in FIRST.items():
+        for case in cases:
+            n = len(case.points[0])
+            if op in GUARDS:                # x, y and the outcome at recording
+                assert OP_ARITY[op] == n + 1, op.name
+            elif op in PRIMITIVES:          # CALL: variadic; OUT: the call and an output number
+                assert OP_ARITY[op] in (-1, 2), op.name
+            elif OP_ARITY[op] >= 0:
+                assert OP_ARITY[op] == n, op.name
+            else:
+                assert OP_ARITY[op] == -1, op.name
+            assert all(len(p) == n for p in case.points), op.name
 
 
 def _record(fn, point):
@@ -244,8 +66,7 @@ def _closed_jac(case, p):
 
 @pytest.mark.parametrize("op,k", CASE_IDS, ids=[f"{op.name}-{k}" for op, k in CASE_IDS])
 def test_op_value_tangent_adjoint(op, k):
-    case = CASES[op]
-    fn = case.spellings[k]
+    case, fn = SPELLINGS[op][k]
     rng = np.random.default_rng(int(op) * 10 + k)
     replay = _record(fn, case.points[0])          # one tape, replayed at every point
     assert op.name.lower() in replay.stats()["by_opcode"], \
@@ -254,43 +75,47 @@ def test_op_value_tangent_adjoint(op, k):
         x = np.array(p, dtype=float)
         n = x.size
         z, J = case.value(*p), _closed_jac(case, p)
-        for t in (_record(fn, p), replay):
-            assert_allclose(t(x), z, rtol=RTOL, atol=1e-300)
-            assert type(t(x)) is float
+        for t, fresh in ((_record(fn, p), True), (replay, False)):
+            msg = context(op, f"spelling {k}", p, fresh)
+            assert_allclose(t(x), z, rtol=RTOL, atol=1e-300, err_msg=msg)
+            assert type(t(x)) is float, msg
             # adjoint
-            assert_allclose(t.gradient(x), J, rtol=RTOL, atol=1e-15)
-            assert_allclose(t.jacobian(x, mode="reverse"), J, rtol=RTOL, atol=1e-15)
+            assert_allclose(t.gradient(x), J, rtol=RTOL, atol=1e-15, err_msg=msg)
+            assert_allclose(t.jacobian(x, mode="reverse"), J, rtol=RTOL, atol=1e-15, err_msg=msg)
             y, xbar = t.vjp(x, 1.75)
-            assert_allclose(y, z, rtol=RTOL, atol=1e-300)
-            assert_allclose(xbar, 1.75 * J, rtol=RTOL, atol=1e-15)
+            assert_allclose(y, z, rtol=RTOL, atol=1e-300, err_msg=msg)
+            assert_allclose(xbar, 1.75 * J, rtol=RTOL, atol=1e-15, err_msg=msg)
             w = np.array([0.5, -2.0, 3.0])                    # k = 3 weights in one sweep
             _, xbar = t.vjp(x, w)
-            assert_allclose(xbar, np.outer(w, J), rtol=RTOL, atol=1e-15)
+            assert_allclose(xbar, np.outer(w, J), rtol=RTOL, atol=1e-15, err_msg=msg)
             # tangent
-            assert_allclose(t.jacobian(x, mode="forward"), J, rtol=RTOL, atol=1e-15)
+            assert_allclose(t.jacobian(x, mode="forward"), J, rtol=RTOL, atol=1e-15, err_msg=msg)
             v = rng.normal(size=n)
             y, ydot = t.jvp(x, v)
-            assert_allclose(y, z, rtol=RTOL, atol=1e-300)
-            assert_allclose(ydot, J @ v, rtol=1e-12, atol=1e-14)
+            assert_allclose(y, z, rtol=RTOL, atol=1e-300, err_msg=msg)
+            assert_allclose(ydot, J @ v, rtol=1e-12, atol=1e-14, err_msg=msg)
             V = rng.normal(size=(n, 4))                       # k = 4 directions in one sweep
             _, ydot = t.jvp(x, V)
-            assert ydot.shape == (4,)
-            assert_allclose(ydot, J @ V, rtol=1e-12, atol=1e-14)
+            assert ydot.shape == (4,), msg
+            assert_allclose(ydot, J @ V, rtol=1e-12, atol=1e-14, err_msg=msg)
 
 
-@pytest.mark.parametrize("op", list(CASES), ids=[op.name for op in CASES])
+@pytest.mark.parametrize("op", list(FIRST), ids=[op.name for op in FIRST])
 def test_closed_form_against_central_differences(op):
     """The closed forms used above are themselves checked numerically (and AD with them)."""
-    case = CASES[op]
-    if not case.fd:
+    cases = [case for case in FIRST[op] if case.fd]
+    if not cases:
         pytest.skip("piecewise-constant in its condition; the closed form is exact")
-    t = _record(case.spellings[0], case.points[0])
-    for p in case.points:
-        x = np.array(p, dtype=float)
-        fd = ad.finite_diff(lambda u: case.value(*[float(e) for e in u]), x)
-        scale = max(1.0, abs(case.value(*p)))
-        assert_allclose(_closed_jac(case, p), fd, rtol=FD_RTOL, atol=FD_ATOL * scale)
-        assert_allclose(t.gradient(x), fd, rtol=FD_RTOL, atol=FD_ATOL * scale)
+    for case in cases:
+        t = _record(case.spellings[0], case.points[0])
+        for p in case.points:
+            x = np.array(p, dtype=float)
+            fd = ad.finite_diff(lambda u: case.value(*[float(e) for e in u]), x)
+            scale = max(1.0, abs(case.value(*p)))
+            msg = context(op, "closed form", p, p == case.points[0])
+            assert_allclose(_closed_jac(case, p), fd, rtol=FD_RTOL, atol=FD_ATOL * scale,
+                            err_msg=msg)
+            assert_allclose(t.gradient(x), fd, rtol=FD_RTOL, atol=FD_ATOL * scale, err_msg=msg)
 
 
 def test_where_selected_branch_on_both_sides_of_condition():
@@ -526,26 +351,27 @@ def test_zero_tangent_or_adjoint_stays_zero_through_infinite_partials():
 
 # ---- NaN and Inf through every op -------------------------------------------------------------
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")      # NumPy, in the user primitives
-@pytest.mark.parametrize("op", list(CASES), ids=[op.name for op in CASES])
+@pytest.mark.parametrize("op", list(FIRST), ids=[op.name for op in FIRST])
 def test_nonfinite_inputs_sweep_without_crashing(op):
-    case = CASES[op]
-    n = len(case.points[0])
-    t = _record(case.spellings[0], case.points[0])
-    for bad in (math.nan, math.inf, -math.inf):
-        for i in range(n):
-            x = np.array(case.points[0], dtype=float)
-            x[i] = bad
-            y = t(x)
-            g = t.gradient(x)
-            Jf = t.jacobian(x, mode="forward")
-            Jr = t.jacobian(x, mode="reverse")
-            _, ydot = t.jvp(x, np.ones((n, 2)))
-            _, xbar = t.vjp(x, np.ones(2))
-            assert isinstance(y, float) and np.shape(g) == (n,) and ydot.shape == (2,)
-            if op not in PRIMITIVES:        # (user rules need not skip 0 * NaN)
-                assert_array_equal(np.isnan(Jf), np.isnan(Jr))
-            if math.isnan(bad) and op not in (Op.WHERE, Op.SIGN, Op.MAX, Op.MIN) + GUARDS:
-                assert math.isnan(y), (op.name, x, y)     # NaN propagates through the value
+    for k, case in enumerate(FIRST[op]):
+        n = len(case.points[0])
+        t = _record(case.spellings[0], case.points[0])
+        for bad in (math.nan, math.inf, -math.inf):
+            for i in range(n):
+                x = np.array(case.points[0], dtype=float)
+                x[i] = bad
+                msg = context(op, f"case {k}", x, False)
+                y = t(x)
+                g = t.gradient(x)
+                Jf = t.jacobian(x, mode="forward")
+                Jr = t.jacobian(x, mode="reverse")
+                _, ydot = t.jvp(x, np.ones((n, 2)))
+                _, xbar = t.vjp(x, np.ones(2))
+                assert isinstance(y, float) and np.shape(g) == (n,) and ydot.shape == (2,), msg
+                if op not in PRIMITIVES:    # (user rules need not skip 0 * NaN)
+                    assert_array_equal(np.isnan(Jf), np.isnan(Jr), err_msg=msg)
+                if math.isnan(bad) and op not in (Op.WHERE, Op.SIGN, Op.MAX, Op.MIN) + GUARDS:
+                    assert math.isnan(y), (msg, y)        # NaN propagates through the value
     # IEEE values at a few well-known points (the tape takes its recorded shape, (1,))
     if op is Op.EXP:
         assert t([-math.inf]) == 0.0 and t.gradient([-math.inf])[0] == 0.0

@@ -20,10 +20,10 @@ from numpy.testing import assert_allclose, assert_array_equal
 import tapead as ad
 from tapead._core import Op
 
-from helpers import (OP_CASES, C, _mp, case_params, op_table, operands, poly, program_steps,
-                     run_program)
+from helpers import poly, program_steps, run_program
 from helpers import seed_f_vec as seed_f
 from helpers import seed_grad_vec as seed_grad
+from op_cases import _mp, case_params, context, operands, table
 
 RTOL = 1e-13          # AD against a closed form or an exact (mpmath) oracle
 FD_RTOL = 1e-7        # AD against Richardson-extrapolated central differences
@@ -357,23 +357,7 @@ def test_poly_second_derivative_in_z(z):
 
 
 # ---- every op: mpmath's exact derivatives and central differences of tape.gradient --------------
-# the shared cases (helpers.OP_CASES), with this file's own for NEG, MUL and POW and more cases
-# for DIV, SQUARE and SUM
-SECOND = op_table({
-    Op.NEG: [C(lambda x: -x, lambda x: -x, (0.7,), (-1.3,))],
-    Op.MUL: [C(lambda x, y: x * y, lambda x, y: x * y, (0.7, -1.2), (0.0, 2.0)),
-             C(lambda x: x * x, lambda x: x * x, (-0.6,)),
-             C(lambda x: 3 * x, lambda x: 3 * x, (0.4,))],
-    Op.DIV: OP_CASES[Op.DIV] + [C(lambda x: x / 4.0, lambda x: x / 4.0, (0.8,))],
-    Op.POW: [C(lambda x, y: x ** y, lambda x, y: x ** y, (1.5, 2.25), (0.3, -1.7), (2.0, 0.5)),
-             C(lambda x: x ** 3.7, lambda x: x ** 3.7, (1.3,)),
-             C(lambda x: x ** 3, lambda x: x ** 3, (-1.3,)),
-             C(lambda x: 2.5 ** x, lambda x: 2.5 ** x, (0.6,)),
-             C(lambda x, y: ad.pow(x, y), lambda x, y: x ** y, (0.9, 3.0))],
-    Op.SQUARE: OP_CASES[Op.SQUARE] + [C(lambda x: x ** 2, lambda x: x * x, (0.4,))],
-    Op.SUM: OP_CASES[Op.SUM] + [C(lambda x, y: ad.sum([x, 2.5, y]), lambda x, y: x + 2.5 + y,
-                                  (0.4, 0.7))],
-})
+SECOND = table("second")         # op -> its second-order cases (tests/op_cases.py)
 
 
 def outer(z):
@@ -391,7 +375,7 @@ ALL_IDS, OP_IDS, NO_RULE_IDS = case_params(SECOND)
 def test_every_op_has_a_second_order_case():
     """Adding an op to csrc/ops.def without a second-order case here breaks the suite."""
     missing = [op.name for op in Op if op not in SECOND]
-    assert not missing, f"ops without a second-order case in tests/test_second_order.py: {missing}"
+    assert not missing, f"ops without a second-order case in tests/op_cases.py: {missing}"
     assert set(SECOND) <= set(Op)
 
 
@@ -399,12 +383,14 @@ def test_every_op_has_a_second_order_case():
 def test_op_case_records_its_op(op, k, point):
     case = SECOND[op][k]
     tape = ad.record(op_program(case, point), np.zeros(len(point)))
-    assert tape.stats()["by_opcode"].get(op.name.lower(), 0) >= 1, op.name
+    assert tape.stats()["by_opcode"].get(op.name.lower(), 0) >= 1, \
+        context(op, f"case {k}", point, True)
 
 
 def _points(point, rng):
+    """x = 0, where the tape was recorded (fresh), and a nearby x (the tape replayed)."""
     m = len(point)
-    return [np.zeros(m), 0.1 * rng.uniform(-1.0, 1.0, m)]
+    return [(np.zeros(m), True), (0.1 * rng.uniform(-1.0, 1.0, m), False)]
 
 
 @pytest.mark.parametrize("op, k, point", OP_IDS)
@@ -417,7 +403,8 @@ def test_op_hessian_against_mpmath(op, k, point):
     with mp.workdps(40):
         def F(*xs):
             return outer(case.mp(*operands(point, xs)))
-        for x in _points(point, rng):
+        for x, fresh in _points(point, rng):
+            msg = context(op, f"case {k}", operands(point, x), fresh)
             H = tape.hessian(x)
             H = np.reshape(H, (m, m))
             want = np.empty((m, m))
@@ -429,11 +416,11 @@ def test_op_hessian_against_mpmath(op, k, point):
                     want[i, j] = want[j, i] = float(mp.diff(F, tuple(float(v) for v in x),
                                                             tuple(order)))
             scale = max(1.0, np.abs(want).max())
-            assert_allclose(H, want, rtol=1e-12, atol=1e-13 * scale, err_msg=op.name)
-            assert_array_equal(H, H.T)
+            assert_allclose(H, want, rtol=1e-12, atol=1e-13 * scale, err_msg=msg)
+            assert_array_equal(H, H.T, err_msg=msg)
             v = rng.normal(size=m)
             assert_allclose(np.reshape(tape.hvp(x, v), m), want @ v, rtol=1e-12,
-                            atol=1e-13 * scale * np.abs(v).max(), err_msg=op.name)
+                            atol=1e-13 * scale * np.abs(v).max(), err_msg=msg)
 
 
 @pytest.mark.parametrize("op, k, point", OP_IDS)
@@ -442,12 +429,13 @@ def test_op_hessian_against_central_differences_of_gradient(op, k, point):
     m = len(point)
     tape = ad.record(op_program(case, point), np.zeros(m))
     rng = np.random.default_rng(int(op) * 10 + k + 1)
-    for x in _points(point, rng):
+    for x, fresh in _points(point, rng):
+        msg = context(op, f"case {k}", operands(point, x), fresh)
         H = np.reshape(tape.hessian(x), (m, m))
         fd, err = richardson_jacobian(lambda u: np.reshape(tape.gradient(u), m), x, h=1e-3)
         scale = max(1.0, np.abs(fd).max())
-        assert err < 1e-7 * scale, op.name
-        assert_allclose(H, fd, rtol=FD_RTOL, atol=1e-8 * scale, err_msg=op.name)
+        assert err < 1e-7 * scale, msg
+        assert_allclose(H, fd, rtol=FD_RTOL, atol=1e-8 * scale, err_msg=msg)
 
 
 @pytest.mark.parametrize("op, k, point", NO_RULE_IDS)
@@ -462,7 +450,8 @@ def test_op_without_second_order_rule_raises_and_the_tape_stays_usable(op, k, po
         tape.hvp(x, np.ones(m))
     g = np.reshape(tape.gradient(x), m)                     # first order still works
     fd, err = richardson_jacobian(lambda u: np.atleast_1d(tape.forward(u)), x)
-    assert_allclose(g, fd.ravel(), rtol=1e-8, atol=1e-9)
+    assert_allclose(g, fd.ravel(), rtol=1e-8, atol=1e-9,
+                    err_msg=context(op, f"case {k}", operands(point, x), False))
 
 
 # ---- branch guards: replays across a branch -----------------------------------------------------

@@ -20,8 +20,9 @@ from numpy.testing import assert_allclose, assert_array_equal
 import tapead as ad
 from tapead._core import Op
 
-from helpers import C, _mp, case_params, op_table, operands, poly, program_steps, run_program
+from helpers import poly, program_steps, run_program
 from helpers import seed_f_vec as seed_f
+from op_cases import _mp, case_params, context, operands, table
 
 N = 11                     # order of the known series
 
@@ -253,18 +254,7 @@ def test_poly_second_derivative_and_taylor_shift(z):
 
 
 # ---- every op: mpmath.taylor at order 5 ---------------------------------------------------------
-# the shared cases (helpers.OP_CASES), with this file's own for NEG, MUL and POW
-TAYLOR = op_table({
-    Op.NEG: [C(lambda x: -x, lambda x: -x, (0.7,))],
-    Op.MUL: [C(lambda x, y: x * y, lambda x, y: x * y, (0.7, -1.2)),
-             C(lambda x: x * x, lambda x: x * x, (-0.6,)),
-             C(lambda x: 3 * x, lambda x: 3 * x, (0.4,))],
-    Op.POW: [C(lambda x, y: x ** y, lambda x, y: x ** y, (1.5, 2.25), (0.3, -1.7)),
-             C(lambda x: x ** 3.7, lambda x: x ** 3.7, (1.3,)),
-             C(lambda x: x ** 3, lambda x: x ** 3, (-1.3,)),
-             C(lambda x: x ** -2, lambda x: x ** -2, (-0.9,)),
-             C(lambda x: 2.5 ** x, lambda x: _mp().mpf(2.5) ** x, (0.6,))],
-})
+TAYLOR = table("taylor")         # op -> its Taylor cases (tests/op_cases.py)
 ORDER = 5
 
 
@@ -281,14 +271,15 @@ ALL_IDS, OP_IDS, NO_RULE_IDS = case_params(TAYLOR)
 def test_every_op_has_a_taylor_case():
     """Adding an op to csrc/ops.def without a Taylor case here breaks the suite."""
     missing = [op.name for op in Op if op not in TAYLOR]
-    assert not missing, f"ops without a Taylor case in tests/test_taylor.py: {missing}"
+    assert not missing, f"ops without a Taylor case in tests/op_cases.py: {missing}"
     assert set(TAYLOR) <= set(Op)
 
 
 @pytest.mark.parametrize("op, k, point", ALL_IDS)
 def test_op_case_records_its_op(op, k, point):
     tape = ad.record(op_program(TAYLOR[op][k], point), np.zeros(len(point)))
-    assert tape.stats()["by_opcode"].get(op.name.lower(), 0) >= 1, op.name
+    assert tape.stats()["by_opcode"].get(op.name.lower(), 0) >= 1, \
+        context(op, f"case {k}", point, True)
 
 
 @pytest.mark.parametrize("op, k, point", OP_IDS)
@@ -298,10 +289,11 @@ def test_op_taylor_against_mpmath(op, k, point):
     m = len(point)
     tape = ad.record(op_program(case, point), np.zeros(m))
     rng = np.random.default_rng(int(op) * 10 + k)
-    for x in (np.zeros(m), 0.1 * rng.uniform(-1.0, 1.0, m)):
+    for x, fresh in ((np.zeros(m), True), (0.1 * rng.uniform(-1.0, 1.0, m), False)):
+        msg = context(op, f"case {k}", operands(point, x), fresh)     # fresh: recorded at x
         v = rng.uniform(-1.0, 1.0, m)
         y = tape.taylor(x, v, order=ORDER)
-        assert y.shape == (ORDER + 1, 2)
+        assert y.shape == (ORDER + 1, 2), msg
         with mp.workdps(40):
             def g(t, o):
                 z = case.mp(*operands(point, [xi + t * vi for xi, vi in zip(x, v)]))
@@ -310,9 +302,10 @@ def test_op_taylor_against_mpmath(op, k, point):
                 want = np.array([float(c) for c in mp.taylor(lambda t: g(t, o), 0, ORDER)])
                 scale = max(1.0, np.abs(want).max())
                 assert_allclose(y[:, o], want, rtol=1e-12, atol=1e-13 * scale,
-                                err_msg=f"{op.name} output {o}")
+                                err_msg=f"{msg}, output {o}")
         # order 1 is the tangent sweep
-        assert_allclose(y[1], tape.jvp(x, v)[1], rtol=1e-13, atol=1e-14 * np.abs(y).max())
+        assert_allclose(y[1], tape.jvp(x, v)[1], rtol=1e-13, atol=1e-14 * np.abs(y).max(),
+                        err_msg=msg)
 
 
 @pytest.mark.parametrize("op, k, point", NO_RULE_IDS)
@@ -327,7 +320,8 @@ def test_op_without_taylor_rule_raises_and_the_tape_stays_usable(op, k, point):
     assert_allclose(y, tape.forward(x), rtol=0)
     h = 1e-6
     fd = (tape.forward(x + h) - tape.forward(x - h)) / (2 * h)
-    assert_allclose(ydot, fd, rtol=1e-7, atol=1e-8)
+    assert_allclose(ydot, fd, rtol=1e-7, atol=1e-8,
+                    err_msg=context(op, f"case {k}", operands(point, x), False))
 
 
 # ---- branch guards: replays across a branch -----------------------------------------------------

@@ -231,10 +231,13 @@ def test_every_op_has_a_display_template():
 
 
 def test_every_unary_op_traces():
-    from tapead.cli import FUNCTIONS
+    """Every function of the CLI's list (the op table's), on Vars: lists for sum and dot."""
+    from tapead.cli import FUNCTIONS, LISTS
     for name, k in FUNCTIONS.items():
         fn = getattr(ad, name)
-        tape = ad.record((lambda a, b: fn(a)) if k == 1 else (lambda a, b: fn(a, b)), 0.5, 0.25)
+        args = (lambda a, b: [[a, b], [b, a]][:k]) if name in LISTS else \
+            (lambda a, b: [a, b, a][:k])
+        tape = ad.record(lambda a, b: fn(*args(a, b)), 0.5, 0.25)
         text = tape.trace(dual=True)
         assert "Reverse Adjoint Trace" in text and "∂" in text
         g = np.array(tape.gradient((0.5, 0.25)))
