@@ -233,8 +233,9 @@
 #define ACOSH_PARTIAL  px = 1.0 / (sqrt(x - 1.0) * sqrt(x + 1.0))
 #define ACOSH_PARTIAL2 pxx = -x * px * px * px
 #define ACOSH_CURVATURE NONLINEAR
-#define ACOSH_TAYLOR   S0[0] = (x - 1.0) * (x + 1.0); ser_square_plus(S0, X, d, 1.0);   /* x^2 - 1 */ \
-                       S1[0] = sqrt(S0[0]); ser_sqrt(S1, S0, d); ser_quot_int(Z, X, S1, d)
+#define ACOSH_TAYLOR   S0[0] = sqrt(x - 1.0); ser_sqrt(S0, X, d);        /* sqrt(x - 1) sqrt(x + 1): */ \
+                       S1[0] = sqrt(x + 1.0); ser_sqrt(S1, X, d);        /* no x^2 to overflow */ \
+                       S2[0] = S0[0] * S1[0]; ser_mul(S2, S0, S1, d); ser_quot_int(Z, X, S2, d)
 
 /* ---- ATANH: z = atanh(x) dz = dx / (1 - x^2) ----------------------------------------------- */
 #define ATANH_PRIMAL   z = atanh(x)

@@ -3,7 +3,7 @@
 - atan2 and hypot: gradient, forward Jacobian, Hessian and hvp at points from the subnormals to
   1.7e308, mixed scales (x = 1e-200, y = 1e200) and zeros, against their closed forms; the rules
   formed x^2 + y^2 (or z^3), which overflows or underflows far inside the range of the result;
-- atan2 and hypot Taylor series there against mpmath.taylor; order 1 = jvp.
+- atan2, hypot and acosh Taylor series there against mpmath.taylor; order 1 = jvp.
 
 The oracle of a Taylor series is mpmath.taylor of t = sigma tau, sigma chosen so that the
 function of tau has unit scale (its nearest singularity at |tau| ~ 2), the k-th coefficient then
@@ -130,3 +130,15 @@ def test_atan2_hypot_taylor_at_every_scale(f, mpf, partials, point):
         if partials_are_doubles(partials, point):       # else the tangent rule cannot be right
             jvp = tape.jvp(point, v)[1]
             assert y[1] == pytest.approx(jvp, rel=1e-14, abs=2 * TINY), v
+
+
+@pytest.mark.parametrize("x", [1.5, 1e10, 1e154, 1.5e154, 1e200, 1e300, 1.7e308])
+def test_acosh_taylor_for_large_x(x):
+    """sqrt(x^2 - 1) overflowed above 1.3e154: order 1 was 0 instead of ~1/x."""
+    tape = ad.record(ad.acosh, 2.0)
+    for v in (1.0, 0.3 * x, -1e-100 * x):
+        y = tape.taylor(x, v, order=5)
+        want, scales = series_oracle(mp.acosh, (x,), (v,), (mp.mpf(x) - 1) / abs(v) / 2, 5)
+        check_series(y, want, scales, 1e-13, f"acosh at {x} along {v}")
+        assert y[1] == pytest.approx(tape.jvp(x, v)[1], rel=1e-14, abs=2 * TINY)
+        assert y[1] != 0.0
