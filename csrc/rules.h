@@ -85,8 +85,8 @@
 #define POW_TAYLOR     if (ser_constant(Y, d)) ser_powr(Z, X, y, d, S0, S1);   /* x ** c */ \
                        else if (x == 0.0 && ser_constant(X, d)) {            /* 0 ** y */ \
                            for (int k = 1; k <= d; k++) { Z[k] = 0.0; } } \
-                       else { S0[0] = log(x); ser_quot_int(S0, X, X, d);      /* exp(y log x) */ \
-                              S1[0] = y * S0[0]; ser_mul(S1, Y, S0, d); ser_exp(Z, S1, d); }
+                       else if (x == 0.0) ser_powr(Z, X, y, d, S0, S1);   /* y frozen: dz/dy = 0 */ \
+                       else ser_pow(Z, X, Y, d, S0, S1, S2, S3, S4);  /* x^y0 exp((y - y0) log x) */
 
 #define SQUARE_PRIMAL  z = x * x
 #define SQUARE_PARTIAL px = 2.0 * x

@@ -125,10 +125,40 @@ static inline void ser_scales(const double *X, const double *Y, int d, int *e, i
     *e = ser_rate(X, Y, d, *a);
 }
 
+/* P = (X / X0)^r at time scale 2^e (P[0] = 1; Z[k] = X0^r 2^(-e k) P[k]), X0 finite, nonzero:
+ *     P[k] = (1/k) sum_{j=1..k} (r j - (k - j)) Q[j] P[k-j],   Q = X / X0 (left in Q),
+ * from X Z' = r Z X'. r j - (k - j), not (r + 1) j - k: r + 1 rounds a tiny r away. */
+static inline void ser_powq(double *P, double *Q, const double *X, double r, int d, int e)
+{
+    const int a = -ilogb(X[0]);
+    const double x0 = ldexp(X[0], a);
+    P[0] = Q[0] = 1.0;
+    for (int k = 1; k <= d; k++) Q[k] = ldexp(X[k], e * k + a) / x0;
+    for (int k = 1; k <= d; k++) {
+        double s = 0.0;
+        for (int j = 1; j <= k; j++) s += (r * j - (k - j)) * Q[j] * P[k - j];
+        P[k] = s / k;
+    }
+}
+
+/* X0^r = c 2^n with c of unit scale: exactly z = X0^r (the primal value) where it is a normal
+ * number; else x0^r 2^f with X0 = x0 2^b and b r = n + f split exactly (fma). Where that
+ * leaves the range too (|r| beyond ~1000): c = z, n = 0. X0 finite, nonzero. */
+static inline void ser_pow_scale(double z, double X0, double r, double *c, int *n)
+{
+    if (isnormal(z)) { *n = ilogb(z); *c = ldexp(z, -*n); return; }
+    const int b = ilogb(X0);
+    const double nb = floor(b * r), cb = pow(ldexp(X0, -b), r) * exp2(fma(b, r, -nb));
+    if (isfinite(cb) && cb != 0.0 && fabs(nb) < 4096.0) { *c = cb; *n = (int)nb; }
+    else { *c = z; *n = 0; }
+}
+
 /* Z = X^r, r constant. A whole r (|r| <= 64) by repeated multiplication (exact at X[0] == 0, no
- * underflow through Z[0]); otherwise Z[k] = X0^(r-k) p_k with p_0 = 1 and
- * p_k = (1/k) sum_{j=1..k} ((r+1) j - k) X_j X0^(j-1) p_{k-j}, from X Z' = r Z X' (no division by
- * X0, and Z[k] is not derived from an underflowed Z[0]). P, Q: scratch series. */
+ * underflow through Z[0]). Otherwise Z[k] = X0^r 2^(-e k) P[k], P = (X / X0)^r at unit scale
+ * (ser_powq, ser_scales) and X0^r = c 2^n (ser_pow_scale): no coefficient leaves the range
+ * before its result does, none is derived from an underflowed Z[0], and a tiny r keeps its
+ * digits. At X0 == 0: Z[k] = X0^(r-k) p_k, p_k = (1/k) sum_j (r j - (k - j)) X_j X0^(j-1) p_{k-j}
+ * (0 or infinite). P, Q: scratch series. */
 static inline void ser_powr(double *Z, const double *X, double r, int d, double *P, double *Q)
 {
     if (r == floor(r) && fabs(r) <= 64.0) {
@@ -153,12 +183,60 @@ static inline void ser_powr(double *Z, const double *X, double r, int d, double 
         }
         return;
     }
-    P[0] = 1.0;
+    if (X[0] == 0.0 || !isfinite(X[0])) {
+        P[0] = 1.0;
+        for (int k = 1; k <= d; k++) {
+            double s = 0.0, xp = 1.0;                         /* xp = X0^(j-1) */
+            for (int j = 1; j <= k; j++, xp *= X[0]) s += (r * j - (k - j)) * X[j] * xp * P[k - j];
+            P[k] = s / k;
+            Z[k] = pow(X[0], r - k) * P[k];
+        }
+        return;
+    }
+    int e, a, n;
+    double c;
+    ser_scales(X, X, d, &e, &a);
+    ser_powq(P, Q, X, r, d, e);
+    ser_pow_scale(Z[0], X[0], r, &c, &n);
+    for (int k = 1; k <= d; k++) Z[k] = ldexp(c * P[k], n - e * k);
+}
+
+/* Z = X^Y, Y moving, X[0] != 0: Z = X0^y0 P B with P = (X / X0)^y0 (ser_powq, y0 = Y[0]) and
+ * B = exp((Y - y0) log X), all at one unit time scale (ser_rate of X / X0 and of Y log x) and
+ * X0^y0 = c 2^n (ser_pow_scale): no coefficient is derived from an underflowed or overflowed
+ * z = x^y0, and Z[1] = z (y0 X[1] / x + log(x) Y[1]) is the tangent rule's. A still exponent
+ * (Y[j] == 0) adds nothing, not the NaN of log x for x < 0. P, Q, L, E, B: scratch series
+ * (Q = X / X0, then Y at the time scale; L = log X; E = (Y - y0) log X). */
+static inline void ser_pow(double *Z, const double *X, const double *Y, int d, double *P,
+                           double *Q, double *L, double *E, double *B)
+{
+    if (!isfinite(X[0])) {
+        for (int k = 1; k <= d; k++) Z[k] = NAN;
+        return;
+    }
+    const double l0 = log(X[0]);
+    int e, a, n;
+    double c;
+    ser_scales(X, X, d, &e, &a);
+    const int ey = ser_rate(Y, Y, d, isfinite(l0) ? ilogb(fabs(l0) + 1.0) : 0);
+    if (ey < e) e = ey;
+    ser_powq(P, Q, X, Y[0], d, e);
+    L[0] = l0;
+    ser_quot_int(L, Q, Q, d);                                 /* log X = log X0 + log Q */
+    for (int k = 1; k <= d; k++) Q[k] = ldexp(Y[k], e * k);
+    E[0] = 0.0;
     for (int k = 1; k <= d; k++) {
-        double s = 0.0, xp = 1.0;                             /* xp = X0^(j-1) */
-        for (int j = 1; j <= k; j++, xp *= X[0]) s += ((r + 1.0) * j - k) * X[j] * xp * P[k - j];
-        P[k] = s / k;
-        Z[k] = pow(X[0], r - k) * P[k];
+        double s = 0.0;
+        for (int j = 1; j <= k; j++) if (Q[j] != 0.0) s += Q[j] * L[k - j];
+        E[k] = s;
+    }
+    B[0] = 1.0;
+    ser_exp(B, E, d);
+    ser_pow_scale(Z[0], X[0], Y[0], &c, &n);
+    for (int k = 1; k <= d; k++) {
+        double s = 0.0;
+        for (int j = 0; j <= k; j++) s += P[j] * B[k - j];
+        Z[k] = ldexp(c * s, n - e * k);
     }
 }
 
