@@ -13,7 +13,7 @@
  *                 sparsity: LINEAR (none: piecewise linear), BILINEAR (x with y only, as x*y),
  *                 NONLINEAR (all its operands together).
  *   NAME_TAYLOR   fills Taylor coefficients Z[1..d] of the result from the operands' X, Y, W
- *                 (SER(i) for variadic ops), Z[0] = z being set; S0, S1, S2 are scratch series.
+ *                 (SER(i) for variadic ops), Z[0] = z being set; S0 .. S4 are scratch series.
  *                 The recurrences are in series.h.
  *   NAME_TANGENT / NAME_ADJOINT (CUSTOM ops only) do the work directly, for K directions:
  *                 TAN(i, j) / ADJ(i, j) are direction j of variable i.
@@ -30,6 +30,12 @@
 #define TP_LN2      0.693147180559945309417232121458176568
 #define TP_LN10     2.302585092994045684017991454684364208
 #define TP_2_SQRTPI 1.128379167095512573896158903121545172  /* 2/sqrt(pi) */
+
+/* x, y scaled exactly by a power of 2 s_ that brings max(|x|, |y|) into [2^-500, 2^500] (as libm's
+ * hypot): xs_^2 + ys_^2 neither overflows nor loses to underflow. */
+#define TP_SCALE  const double ax_ = fabs(x), ay_ = fabs(y), m_ = ax_ > ay_ ? ax_ : ay_; \
+                  const double s_ = m_ > 0x1p500 ? 0x1p-600 : (m_ < 0x1p-500 ? 0x1p600 : 1.0); \
+                  const double xs_ = x * s_, ys_ = y * s_
 
 /* ---- NEG: z = -x --------------------------------------------------------------------------- */
 #define NEG_PRIMAL     z = -x
@@ -79,8 +85,8 @@
 #define POW_TAYLOR     if (ser_constant(Y, d)) ser_powr(Z, X, y, d, S0, S1);   /* x ** c */ \
                        else if (x == 0.0 && ser_constant(X, d)) {            /* 0 ** y */ \
                            for (int k = 1; k <= d; k++) { Z[k] = 0.0; } } \
-                       else { S0[0] = log(x); ser_quot_int(S0, X, X, d);      /* exp(y log x) */ \
-                              S1[0] = y * S0[0]; ser_mul(S1, Y, S0, d); ser_exp(Z, S1, d); }
+                       else if (x == 0.0) ser_powr(Z, X, y, d, S0, S1);   /* y frozen: dz/dy = 0 */ \
+                       else ser_pow(Z, X, Y, d, S0, S1, S2, S3, S4);  /* x^y0 exp((y - y0) log x) */
 
 #define SQUARE_PRIMAL  z = x * x
 #define SQUARE_PARTIAL px = 2.0 * x
@@ -227,8 +233,9 @@
 #define ACOSH_PARTIAL  px = 1.0 / (sqrt(x - 1.0) * sqrt(x + 1.0))
 #define ACOSH_PARTIAL2 pxx = -x * px * px * px
 #define ACOSH_CURVATURE NONLINEAR
-#define ACOSH_TAYLOR   S0[0] = (x - 1.0) * (x + 1.0); ser_square_plus(S0, X, d, 1.0);   /* x^2 - 1 */ \
-                       S1[0] = sqrt(S0[0]); ser_sqrt(S1, S0, d); ser_quot_int(Z, X, S1, d)
+#define ACOSH_TAYLOR   S0[0] = sqrt(x - 1.0); ser_sqrt(S0, X, d);        /* sqrt(x - 1) sqrt(x + 1): */ \
+                       S1[0] = sqrt(x + 1.0); ser_sqrt(S1, X, d);        /* no x^2 to overflow */ \
+                       S2[0] = S0[0] * S1[0]; ser_mul(S2, S0, S1, d); ser_quot_int(Z, X, S2, d)
 
 /* ---- ATANH: z = atanh(x) dz = dx / (1 - x^2) ----------------------------------------------- */
 #define ATANH_PRIMAL   z = atanh(x)
@@ -237,38 +244,35 @@
 #define ATANH_CURVATURE NONLINEAR
 #define ATANH_TAYLOR   S0[0] = (1.0 - x) * (1.0 + x); ser_square_plus(S0, X, d, -1.0); ser_quot_int(Z, X, S0, d)
 
-/* ---- ATAN2: z = atan2(x, y)   dz = (y dx - x dy) / (x^2 + y^2)    (0 at x == y == 0) -------- */
+/* ---- ATAN2: z = atan2(x, y)   dz = (y dx - x dy) / (x^2 + y^2)    (0 at x == y == 0) --------
+ * The partials on x, y scaled by s_ (TP_SCALE): r_ = (x^2 + y^2) s_^2 stays in range */
 #define ATAN2_PRIMAL   z = atan2(x, y)
-#define ATAN2_PARTIAL  { double r2_ = x * x + y * y; \
-                         px = r2_ > 0.0 ? y / r2_ : 0.0; py = r2_ > 0.0 ? -x / r2_ : 0.0; }
-#define ATAN2_PARTIAL2 { double r2_ = x * x + y * y, r4_ = r2_ * r2_; \
-                         pxx = r2_ > 0.0 ? -2.0 * x * y / r4_ : 0.0; \
-                         pxy = r2_ > 0.0 ? (x * x - y * y) / r4_ : 0.0; \
-                         pyy = r2_ > 0.0 ? 2.0 * x * y / r4_ : 0.0; }
+#define ATAN2_PARTIAL  { TP_SCALE; const double r_ = xs_ * xs_ + ys_ * ys_; \
+                         px = r_ > 0.0 ? ys_ / r_ * s_ : 0.0; py = r_ > 0.0 ? -xs_ / r_ * s_ : 0.0; }
+#define ATAN2_PARTIAL2 { TP_SCALE; const double r_ = xs_ * xs_ + ys_ * ys_; \
+                         const int ok_ = r_ > 0.0;                        /* -2xy/r^4, (x^2 - y^2)/r^4 */ \
+                         const double a_ = ok_ ? xs_ / r_ : 0.0, b_ = ok_ ? ys_ / r_ : 0.0; \
+                         pxx = -2.0 * (a_ * b_) * s_ * s_; pyy = -pxx; \
+                         pxy = ok_ ? ((xs_ - ys_) / r_) * ((xs_ + ys_) / r_) * s_ * s_ : 0.0; }
 #define ATAN2_CURVATURE NONLINEAR
 #define ATAN2_TAYLOR   if (x == 0.0 && y == 0.0) { for (int k = 1; k <= d; k++) Z[k] = 0.0; } \
-                       else if (d > 0) {   /* z' = (y x' - x y') / (x^2 + y^2) */ \
-                       S0[0] = x * x + y * y; ser_mul(S0, X, X, d); \
-                       for (int k = 1; k <= d; k++) { double s_ = 0.0; \
-                           for (int j = 0; j <= k; j++) { s_ += Y[j] * Y[k - j]; } S0[k] += s_; } \
-                       for (int k = 0; k < d; k++) { double s_ = 0.0; \
-                           for (int j = 0; j <= k; j++) \
-                               s_ += (k - j + 1) * (Y[j] * X[k - j + 1] - X[j] * Y[k - j + 1]); \
-                           S1[k] = s_; } \
-                       S2[0] = S1[0] / S0[0]; ser_div(S2, S1, S0, d - 1); \
-                       for (int k = 1; k <= d; k++) Z[k] = S2[k - 1] / k; }
+                       else ser_atan2(Z, X, Y, d, S0, S1, S2, S3, S4)
 
-/* ---- HYPOT: z = hypot(x, y)   dz = (x dx + y dy) / z          (0 at x == y == 0) -------- */
+/* ---- HYPOT: z = hypot(x, y)   dz = (x dx + y dy) / z          (0 at x == y == 0) --------
+ * Where z is subnormal, 0 or overflowed, the partials on x, y scaled by s_ (TP_SCALE); second
+ * partials y^2/z^3, -xy/z^3, x^2/z^3 as products of x/z^1.5, y/z^1.5: no overflow */
 #define HYPOT_PRIMAL   z = hypot(x, y)
-#define HYPOT_PARTIAL  px = z > 0.0 ? x / z : 0.0; py = z > 0.0 ? y / z : 0.0
-#define HYPOT_PARTIAL2 { double z3_ = z * z * z; pxx = z > 0.0 ? y * y / z3_ : 0.0; \
-                         pxy = z > 0.0 ? -x * y / z3_ : 0.0; pyy = z > 0.0 ? x * x / z3_ : 0.0; }
+#define HYPOT_PARTIAL  { if (z >= 0x1p-1022 && z != INFINITY) { px = x / z; py = y / z; } \
+                         else { TP_SCALE; const double h_ = z > 0.0 ? hypot(xs_, ys_) : 0.0; \
+                                px = h_ > 0.0 ? xs_ / h_ : 0.0; py = h_ > 0.0 ? ys_ / h_ : 0.0; } }
+#define HYPOT_PARTIAL2 { TP_SCALE; const double h_ = s_ == 1.0 ? z : hypot(xs_, ys_);  /* z s_ */ \
+                         const double q_ = h_ > 0.0 ? 1.0 / sqrt(h_) : 0.0, g_ = sqrt(s_); /* exact */ \
+                         const double u_ = h_ > 0.0 ? xs_ * q_ / h_ * g_ : 0.0; \
+                         const double v_ = h_ > 0.0 ? ys_ * q_ / h_ * g_ : 0.0; \
+                         pxx = v_ * v_; pxy = -u_ * v_; pyy = u_ * u_; }
 #define HYPOT_CURVATURE NONLINEAR
 #define HYPOT_TAYLOR   if (x == 0.0 && y == 0.0) { for (int k = 1; k <= d; k++) Z[k] = 0.0; } \
-                       else { S0[0] = x * x + y * y; ser_mul(S0, X, X, d); \
-                       for (int k = 1; k <= d; k++) { double s_ = 0.0; \
-                           for (int j = 0; j <= k; j++) { s_ += Y[j] * Y[k - j]; } S0[k] += s_; } \
-                       ser_sqrt(Z, S0, d); }
+                       else ser_hypot(Z, X, Y, d, S0, S1, S2, S3)
 
 /* ---- ERF: z = erf(x)     dz = 2/sqrt(pi) exp(-x^2) dx ------------------------------------- */
 #define ERF_PRIMAL     z = erf(x)

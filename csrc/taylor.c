@@ -15,10 +15,11 @@ int tp_taylor(tp_tape *t, const double *x, const double *v, int64_t order, doubl
     work_t w;
     int rc = work_begin(&w, t);
     if (rc < 0) return rc;
-    double *base = work_buf(&w, W_DIRS, ns * D1), *aux = work_buf(&w, W_DIRS2, 3 * D1);
+    double *base = work_buf(&w, W_DIRS, ns * D1), *aux = work_buf(&w, W_DIRS2, 5 * D1);
     if (!base || !aux) { work_end(&w); return TP_ENOMEM; }
     rc = TP_OK;
     double *Sr = base + t->n_consts * D1, *S0 = aux, *S1 = aux + D1, *S2 = aux + 2 * D1;
+    double *S3 = aux + 3 * D1, *S4 = aux + 4 * D1;
     memset(base, 0, (size_t)((t->n_consts + t->n_inputs) * D1) * sizeof(double));  /* the ops */
     for (int64_t c = 0; c < t->n_consts; c++) Sr[(-1 - c) * D1] = t->consts[c];     /* write all */
     for (int64_t i = 0; i < t->n_inputs; i++) {
