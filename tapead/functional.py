@@ -38,7 +38,11 @@ def _as_tuple(r, pieces):
 
 def grad(f, argnums=0):
     """Gradient of a scalar-valued f with respect to args[argnums] (a tuple for a tuple)."""
+    whole = type(argnums) is int and argnums in (0, -1)    # grad(f)(x): f itself is recorded
+
     def grad_f(*args):
+        if whole and len(args) == 1:
+            return record(f, args[0]).gradient()
         tape, single, pieces = _record(f, args, argnums)
         g = tape.gradient()
         return g if single else _as_tuple(g, pieces)
