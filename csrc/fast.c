@@ -58,7 +58,6 @@ static struct {
     PyTypeObject *float64;   /* numpy.float64 (a float subclass) */
     PyObject *own;           /* own(address): the cffi pointer that frees the tape (`_p`) */
     PyObject *record_general; /* tapead.tape._record: ad.record's general path */
-    PyObject *key;           /* "tapead.recording": the thread's recording in its state dict */
     PyObject *s_set_outputs, *s_gradient, *s_after_flip, *s_branch_changed;
     PyObject *fail;          /* fail(status): raises the exception of a C status */
     PyObject *number;        /* number(obj): float for a real number, None otherwise */
@@ -973,22 +972,23 @@ static PyType_Spec rec_spec = {
 };
 
 /* ---- the thread's recording ---------------------------------------------------------------
- * In the thread state's dict (one per thread, freed with it): the recording this thread is
- * making, or None. */
-static PyObject *current_get(void)             /* borrowed; NULL: none (no error) */
+ * The recording this thread is making (a reference), or NULL: set by `with tape:` and by
+ * record(), read by both (a thread runs Python code with the GIL held, so only the thread
+ * itself touches its own). */
+static __thread PyObject *current_rec;
+
+static PyObject *current_get(void)             /* borrowed; NULL: none */
 {
-    PyObject *d = PyThreadState_GetDict();
-    if (!d) return NULL;
-    PyObject *r = PyDict_GetItemWithError(d, R.key);
-    if (!r) { PyErr_Clear(); return NULL; }
-    return r == Py_None ? NULL : r;
+    return current_rec;
 }
 
 static int current_set(PyObject *rec)           /* rec NULL: none */
 {
-    PyObject *d = PyThreadState_GetDict();
-    if (!d) { PyErr_SetString(PyExc_RuntimeError, "no thread state dict"); return -1; }
-    return PyDict_SetItem(d, R.key, rec ? rec : Py_None);
+    PyObject *old = current_rec;
+    Py_XINCREF(rec);
+    current_rec = rec;
+    Py_XDECREF(old);
+    return 0;
 }
 
 static PyObject *py_current(PyObject *mod, PyObject *unused)
@@ -1255,9 +1255,9 @@ static PyObject *record_into(PyObject *f, PyObject *const *items, Py_ssize_t k, 
     if (current_set((PyObject *)r) < 0) { Py_XDECREF(outer); goto close; }
     set = 1;
     if (kind == 1) {                              /* an object ndarray of m Vars */
-        PyObject *size = PyLong_FromLongLong(m);
-        arr = size ? PyObject_CallFunctionObjArgs(R.np_empty, size, R.object_dtype, NULL) : NULL;
-        Py_XDECREF(size);
+        PyObject *cargs[2] = {PyLong_FromLongLong(m), R.object_dtype};
+        arr = cargs[0] ? PyObject_Vectorcall(R.np_empty, cargs, 2, NULL) : NULL;
+        Py_XDECREF(cargs[0]);
         if (!arr) goto close;
         for (int64_t i = 0; i < m; i++) {
             PyObject *v = make((PyObject *)r, r->p, (int32_t)i);
@@ -1428,7 +1428,6 @@ PyMODINIT_FUNC PyInit__fast(void)
         add_type(m, "Cond", &cond_spec, &R.cond_type) < 0 ||
         add_type(m, "Recording", &rec_spec, &R.rec_base) < 0 ||
         add_type(m, "TapeBase", &tape_spec, &R.tape_base) < 0 ||
-        !(R.key = PyUnicode_InternFromString("tapead.recording")) ||
         !(R.s_set_outputs = PyUnicode_InternFromString("set_outputs")) ||
         !(R.s_gradient = PyUnicode_InternFromString("_gradient")) ||
         !(R.s_after_flip = PyUnicode_InternFromString("_after_flip")) ||

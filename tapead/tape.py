@@ -24,7 +24,7 @@ def _buf(a):
     return ffi.from_buffer("double[]", a)
 
 
-class _Recording(_fast.Recording):
+class _RecordingMethods:
     """One recording of a tape: owns the C tape and knows the input and output structure.
 
     Vars hold their recording (not the Tape), so its memory lives as long as they do, even after
@@ -39,8 +39,10 @@ class _Recording(_fast.Recording):
     of each branch guard, in order made), ``sites`` (variable index of a guard -> (file, line,
     kind)) and ``colouring`` (the Hessian's colouring, sparsity.py: False, "once", None -- no
     pattern worth it -- or (colours, p, rows, cols, ...)).
+
+    The methods below are copied onto that C type (as var.py does for Var): recordings are
+    instances of it, neither tracked by the cyclic GC nor of a Python subclass.
     """
-    __slots__ = ()
 
     def owner(self):
         """The Tape of this recording. Vars keep their recording alive, not the Tape (no
@@ -240,6 +242,13 @@ class _Recording(_fast.Recording):
             f"recording ({then}) and is {not was} now ({later}). This tape was recorded "
             f"imperatively and cannot re-record; use ad.record(f, x), which re-records f at "
             f"the new point, or ad.where for branch-free code")
+
+
+for _name, _attr in vars(_RecordingMethods).items():
+    if _name not in ("__module__", "__dict__", "__weakref__"):
+        setattr(_fast.Recording, _name, _attr)
+_Recording = _fast.Recording
+del _name, _attr, _RecordingMethods
 
 
 def _vname(rec, i):
