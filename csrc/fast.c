@@ -1041,6 +1041,8 @@ static void tape_dealloc(TapeObject *self)
     Py_DECREF(tp);
 }
 
+static PyObject *record_into(PyObject *f, PyObject *const *items, Py_ssize_t k, PyObject *tape);
+
 /* The gradient at x of a recording taken by the C path: 1 with *res, 0 not taken here, -1
  * error, 2 a branch guard flipped (nothing stored). */
 static int grad_fast(RecObject *r, PyObject *x, PyObject **res)
@@ -1144,10 +1146,24 @@ static PyObject *tape_gradient(TapeObject *self, PyObject *const *args, Py_ssize
             Py_DECREF(rec);
             return NULL;
         }
-        /* a branch guard flipped at x: re-record f there (or BranchChanged) */
-        PyObject *args2[3] = {(PyObject *)self, rec, x};
-        PyObject *next = PyObject_VectorcallMethod(R.s_after_flip, args2,
-                                                   3, NULL);
+        /* a branch guard flipped at x: re-record f there (x as its pieces, as _after_flip
+         * gives them, when record_into takes them; else _after_flip: BranchChanged for an
+         * imperative tape) */
+        PyObject *next = Py_NotImplemented;
+        Py_INCREF(next);
+        if (self->fn && self->fn != Py_None && x != Py_None) {
+            Py_DECREF(next);
+            if (r->fast != 3) next = record_into(self->fn, &x, 1, (PyObject *)self);
+            else if (PyList_CheckExact(x) || PyTuple_CheckExact(x))
+                next = record_into(self->fn, PySequence_Fast_ITEMS(x),
+                                   PySequence_Fast_GET_SIZE(x), (PyObject *)self);
+            else { next = Py_NotImplemented; Py_INCREF(next); }
+        }
+        if (next == Py_NotImplemented) {
+            Py_DECREF(next);
+            PyObject *args2[3] = {(PyObject *)self, rec, x};
+            next = PyObject_VectorcallMethod(R.s_after_flip, args2, 3, NULL);
+        }
         Py_DECREF(rec);
         if (!next) return NULL;
         rec = next;

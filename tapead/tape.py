@@ -340,8 +340,12 @@ class Tape(_fast.TapeBase):
         recording of f at x, or BranchChanged for an imperatively recorded tape."""
         if self._fn is None:
             raise rec.branch_changed() from None
-        # the replay has checked x already: one input piece goes to f's recording as it is
-        args = [x] if x is not None and len(rec.pieces) == 1 else rec.split(rec.x_flat(x))
+        # the replay has checked x already: one input piece goes to f's recording as it is,
+        # and so do the pieces of several scalars (converted as add_inputs converts them)
+        if x is not None and rec.fast == 3 and isinstance(x, (tuple, list)):
+            args = x
+        else:
+            args = [x] if x is not None and len(rec.pieces) == 1 else rec.split(rec.x_flat(x))
         return self._rerecord(args)
 
     def _rerecord(self, args):

@@ -160,6 +160,26 @@ def test_re_records_at_flipped_guards_like_the_general_path(x):
     assert t_fast.stats()["rerecords"] == 2 * int(flipped)
 
 
+FLIP_FORMS = [(0.5, 1.0), [0, 1], (np.float64(0.5), 1), (np.array(0.5), 1.0),
+              (np.float32(0.5), 1.0), (True, 2.0)]
+
+
+@pytest.mark.parametrize("x", FLIP_FORMS, ids=[repr(x) for x in FLIP_FORMS])
+def test_re_recording_at_x_in_any_form_is_the_general_recording_there(x):
+    t = ad.record(kinked, 2.0, 1.0)
+    fresh = imperative(kinked, *[float(v) for v in x])
+    assert bits(t.gradient(x)) == bits(fresh.gradient())
+    assert t.stats()["rerecords"] == 1
+    same_tape(t, fresh)
+    t = ad.record(kinked, 2.0, 1.0)
+    assert bits(t.forward(x)) == bits(fresh.forward()) and t.stats()["rerecords"] == 1
+    same_tape(t, fresh)
+    tv = ad.record(lambda v: kinked(v[0], v[1]), np.array([2.0, 1.0]))
+    xv = np.array([float(v) for v in x])
+    assert bits(tv.gradient(xv)) == bits(fresh.gradient()) and tv.stats()["rerecords"] == 1
+    assert bits(tv.gradient(list(xv))) == bits(fresh.gradient())
+
+
 def changes_outputs(a, b):
     return a * b if a > b else [a, b]
 
