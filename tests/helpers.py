@@ -105,7 +105,7 @@ def guard(rel):
     return lambda x, y: x * x * y if rel(x, y) else x * y * y
 
 
-# user primitives (CALL, and OUT for a second output) with first-order rules only
+# user primitives (CALL; pair writes two outputs) with first-order rules only
 def _cube_fun(x):
     return x ** 3
 
@@ -173,8 +173,8 @@ OP_CASES = {
     Op.EQ: [C(guard(lambda x, y: x == y), guard(lambda x, y: x == y), (0.7, -1.2))],
     Op.NE: [C(guard(lambda x, y: x != y), guard(lambda x, y: x != y), (0.7, -1.2))],
     # user primitives carry first-order rules only: second order and Taylor raise TypeError
-    Op.CALL: [C(lambda x: cube(x) + x * x, None, (0.7,), raises=TypeError)],
-    Op.OUT: [C(lambda x, y: ad.sum(pair(x, y)) * x, None, (0.7, -1.2), raises=TypeError)],
+    Op.CALL: [C(lambda x: cube(x) + x * x, None, (0.7,), raises=TypeError),
+              C(lambda x, y: ad.sum(pair(x, y)) * x, None, (0.7, -1.2), raises=TypeError)],
 }
 
 

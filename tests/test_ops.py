@@ -15,7 +15,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 import tapead as ad
-from tapead._core import OP_ARITY, GroupOp, Op
+from tapead._core import OP_ARITY, OP_RESULTS, GroupOp, Op
 
 RTOL = 1e-13        # AD against closed form
 FD_RTOL = 1e-6      # central differences against closed form
@@ -58,7 +58,7 @@ def _xsiny_vjp(x, w):
 
 @ad.primitive
 def _polar(r, a):
-    """(r cos a, r sin a): a user primitive with two outputs (CALL, then one OUT)."""
+    """(r cos a, r sin a): a user primitive with two outputs (one CALL writing two variables)."""
     return np.array([r * np.cos(a), r * np.sin(a)])
 
 
@@ -196,16 +196,12 @@ CASES = {
                 lambda x, y: x * y if x != y else x + 1.0,
                 lambda x, y: [y, x] if x != y else [1.0, 0.0],
                 [(1.0, 2.0), (2.0, 2.0), (-3.0, 0.5)], fd=False),
-    # ---- user-defined primitives: CALL (the call and its first output), OUT (each further
-    # output); the derivative rules are the NumPy callables above -------------------------------
-    Op.CALL: binary([_xsiny, lambda x, y: _xsiny(x * 1.0, y)],
+    # ---- user-defined primitives: CALL writes all its outputs (_polar: two, the case its
+    # second); the derivative rules are the NumPy callables above ------------------------------
+    Op.CALL: binary([_xsiny, lambda x, y: _xsiny(x * 1.0, y), lambda r, a: _polar(r, a)[1]],
                     lambda x, y: x * math.sin(y),
                     lambda x, y: [math.sin(y), x * math.cos(y)],
                     [(1.5, 0.5), (-2.0, 2.5), (0.0, 1.0)]),
-    Op.OUT: binary([lambda r, a: _polar(r, a)[1]],
-                   lambda r, a: r * math.sin(a),
-                   lambda r, a: [math.sin(a), r * math.cos(a)],
-                   [(1.5, 0.5), (-2.0, 2.5), (0.0, 1.0)]),
 }
 GUARDS = tuple(sorted(GroupOp.GUARD))          # op kinds from ops.def's RULE column
 PRIMITIVES = tuple(sorted(GroupOp.PRIMITIVE))
@@ -224,8 +220,8 @@ def test_op_table_arity_matches_cases():
         n = len(case.points[0])
         if op in GUARDS:                    # x, y and the outcome at recording
             assert OP_ARITY[op] == n + 1, op.name
-        elif op in PRIMITIVES:              # CALL: variadic; OUT: the call and an output number
-            assert OP_ARITY[op] in (-1, 2), op.name
+        elif op in PRIMITIVES:              # CALL: variadic, its result count stored
+            assert OP_ARITY[op] == -1 and OP_RESULTS[op] == -1, op.name
         elif OP_ARITY[op] >= 0:
             assert OP_ARITY[op] == n, op.name
         else:
@@ -561,15 +557,18 @@ def test_nonfinite_inputs_sweep_without_crashing(op):
 
 def test_op_kinds_come_from_the_op_list():
     """GroupOp is read from ops.def's RULE column (through C): every op has exactly one kind,
-    comparisons are GUARD, user primitives PRIMITIVE, WHERE is CUSTOM."""
+    comparisons are GUARD, user primitives PRIMITIVE, WHERE is CUSTOM. OP_RESULTS is its
+    RESULTS column: one variable per scalar op, a CALL's count stored with its operands."""
     import re
     from pathlib import Path
-    rows = re.findall(r"^OP\(\s*(\w+)\s*,\s*\w+\s*,\s*(\w+)\s*,", (Path(__file__).parents[1] /
-                      "csrc" / "ops.def").read_text(), flags=re.M)
+    rows = re.findall(r"^OP\(\s*(\w+)\s*,\s*\w+\s*,\s*(\w+)\s*,\s*(\w+)\s*,",
+                      (Path(__file__).parents[1] / "csrc" / "ops.def").read_text(), flags=re.M)
     kinds = {"PARTIAL": GroupOp.PARTIAL, "CUSTOM": GroupOp.CUSTOM, "GUARD": GroupOp.GUARD,
              "PRIMITIVE": GroupOp.PRIMITIVE}
     assert len(rows) == len(Op)
-    for name, rule in rows:
+    for name, results, rule in rows:
         assert [k for k, group in kinds.items() if Op[name] in group] == [rule]
+        assert OP_RESULTS[Op[name]] == (-1 if results == "VARIADIC" else int(results)), name
     assert {op.name for op in GroupOp.GUARD} == {"LT", "LE", "GT", "GE", "EQ", "NE"}
     assert Op.WHERE in GroupOp.CUSTOM
+    assert {op for op in Op if OP_RESULTS[op] != 1} == {Op.CALL}
