@@ -39,7 +39,9 @@ def hessian_colouring(rec):
         z = 0
         for s in sets:
             z |= s
-        dep[st.index:st.index + st.results] = [z] * st.results
+        dep[st.index] = z
+        if st.results > 1:                       # a call's further outputs
+            dep[st.index + 1:st.index + st.results] = [z] * (st.results - 1)
         curvature = OP_CURVATURE[st.op]
         if curvature == 2 and z:
             couple(z, z)

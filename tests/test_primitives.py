@@ -186,6 +186,7 @@ def test_a_call_writes_its_outputs_as_consecutive_variables():
     """One CALL op writes all n outputs, variables z .. z+n-1, and the next op's result follows
     them; backward() from an output before the call's last replays the whole call."""
     from tapead.program import listing
+    from tapead.sparsity import hessian_colouring
     with ad.Tape() as t:
         x = t.variables(np.array([0.4, -0.3, 1.2]))
         c = cumprod(x)                                     # 3 outputs
@@ -200,6 +201,13 @@ def test_a_call_writes_its_outputs_as_consecutive_variables():
     c[1].backward()                                        # c[1] = x0 x1
     assert_allclose([v.grad for v in x], [-0.3, 0.4, 0.0], rtol=1e-15)
     assert_allclose(t.gradient(), [-0.6, 0.8, 0.0], rtol=1e-15)
+    # the Hessian's pattern: c[1] (a further result of the call) depends on x0 and x1
+    with ad.Tape() as t:
+        x = t.variables(np.array([0.4, -0.3, 1.2]))
+        t.outputs(cumprod(x[:2])[1] * x[2])
+    _, _, rows, cols = hessian_colouring(t._rec)
+    assert sorted(zip(rows.tolist(), cols.tolist())) == \
+        [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2), (2, 0), (2, 1)]
 
 
 def test_array_primitive_closed_forms():
