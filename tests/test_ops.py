@@ -46,7 +46,7 @@ def test_op_table_arity_matches_cases():
             n = len(case.points[0])
             if op in GUARDS:                # x, y and the outcome at recording
                 assert OP_ARITY[op] == n + 1, op.name
-            elif op in PRIMITIVES:          # CALL: variadic; OUT: the call and an output number
+            elif op in PRIMITIVES:          # CALL: variadic, writing its outputs
                 assert OP_ARITY[op] in (-1, 2), op.name
             elif OP_ARITY[op] >= 0:
                 assert OP_ARITY[op] == n, op.name
