@@ -2,6 +2,7 @@
  * point, and each operand's local partial from the op's PARTIAL rule. */
 #include <string.h>
 #include "sweeps.h"
+#include "block.h"
 #include "rules.h"
 
 /* vals, tans, adjs: tp_n_vars doubles each (any may be NULL); v: one direction (m entries), w:

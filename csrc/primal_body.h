@@ -30,6 +30,8 @@ static int PRIMAL_FN(const tp_tape *t, double *V, work_t *w, double *A)
 #define CHECK_GUARD(z, w) if ((z) == 1.0 - (w)) return tp_flipped(Z - V, x, y)  /* w NaN: never */
 #define PRIMITIVE_CALL { int rc_ = tp_call_primal(V, Z, q, n, w); if (rc_ < 0) return rc_; \
                          z = *Z; }
+#define BLOCK_PRIMAL(op) { (void)n; int rc_ = tp_block_primal(t, V, op, q, (int32_t)(Z - V), Z); \
+                           if (rc_ < 0) { return rc_; } z = *Z; }
 #if THREADED
     static const void *const label[] = {
 #define OP(NAME, ARITY, RESULTS, RULE, FORMULA) &&primal_##NAME,
@@ -58,6 +60,7 @@ static int PRIMAL_FN(const tp_tape *t, double *V, work_t *w, double *A)
 #undef VAL
 #undef CHECK_GUARD
 #undef PRIMITIVE_CALL
+#undef BLOCK_PRIMAL
 }
 #undef CLEAR
 #undef ADVANCE

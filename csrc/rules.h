@@ -369,6 +369,17 @@
 #define CALL_TAYLOR    return TP_ENORULE
 #define CALL_CURVATURE NONLINEAR
 
+/* ---- MAP, REDUCE, MATMUL, PACK: array block operations (tape.h, "Block operations") -------
+ * One op over blocks of variables; block.c runs MAP's element rules from the banners above (the
+ * scalar op named by its attribute), matmul.c the bilinear product. Each sweep says what
+ * BLOCK_PRIMAL, BLOCK_TAYLOR do (they write all r results); traces show no local partials. */
+#define MAP_PRIMAL     BLOCK_PRIMAL(TP_OP_MAP)
+#define REDUCE_PRIMAL  BLOCK_PRIMAL(TP_OP_REDUCE)
+#define MATMUL_PRIMAL  BLOCK_PRIMAL(TP_OP_MATMUL)
+#define PACK_PRIMAL    BLOCK_PRIMAL(TP_OP_PACK)
+#define BLOCK_PARTIAL(op)   pi = NAN
+#define BLOCK_CURVATURE(op) NONLINEAR
+
 /* ---- an op's rule of a given part, by its kind (ops.def's RULE column) ------------------------
  * RULE_OF(RULE, NAME, PART): NAME_PART, except GUARD ops, which share GUARD_PART. */
 #define RULE_OF(RULE, NAME, PART) RULE_OF_##RULE(NAME, PART)
@@ -376,5 +387,6 @@
 #define RULE_OF_CUSTOM(NAME, PART)    NAME##_##PART
 #define RULE_OF_PRIMITIVE(NAME, PART) NAME##_##PART
 #define RULE_OF_GUARD(NAME, PART)     GUARD_##PART
+#define RULE_OF_BLOCK(NAME, PART)     BLOCK_##PART(TP_OP_##NAME)
 
 #endif

@@ -2,6 +2,7 @@
  * sweep), k directions carried at once; tape.hessian carries m of them. */
 #include <string.h>
 #include "sweeps.h"
+#include "block.h"
 #include "rules.h"
 
 #define K 1

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "sweeps.h"
+#include "block.h"
 #include "rules.h"
 
 #if defined(__GNUC__) || defined(__clang__)

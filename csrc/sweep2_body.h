@@ -40,6 +40,8 @@
 
 #define SECOND_GUARD_3(NAME) { }
 #define SECOND_PRIMITIVE_VARIADIC(NAME) return TP_ENORULE
+#define SECOND_BLOCK_VARIADIC(NAME) { \
+    int rc_ = tp_block_second(t, V, T, A, D, K, TP_OP_##NAME, p + 1, iz); if (rc_ < 0) return rc_; }
 
 static int CAT(second, SUFFIX)(const tp_tape *t, const double *V, const double *T, double *A,
                                double *D, int64_t k)
@@ -76,3 +78,4 @@ static int CAT(second, SUFFIX)(const tp_tape *t, const double *V, const double *
 #undef SECOND_CUSTOM_3
 #undef SECOND_GUARD_3
 #undef SECOND_PRIMITIVE_VARIADIC
+#undef SECOND_BLOCK_VARIADIC

@@ -33,6 +33,9 @@
 #define TANGENT_PRIMITIVE_VARIADIC(NAME) { \
     int rc_ = tp_call_tangent(V, T, K, p + 1, p[0], iz, w); if (rc_ < 0) return rc_; }
 
+#define TANGENT_BLOCK_VARIADIC(NAME) { \
+    int rc_ = tp_block_tangent(t, V, T, K, TP_OP_##NAME, p + 1, iz); if (rc_ < 0) return rc_; }
+
 #define ADJOINT_PARTIAL_1(NAME) { LOAD_1; NAME##_PARTIAL; \
     for (int64_t j = 0; j < K; j++) { ADJ(ix, j) += TIMES(ADJ(iz, j), px); } }
 #define ADJOINT_PARTIAL_2(NAME) { LOAD_2; NAME##_PARTIAL; \
@@ -49,6 +52,8 @@
 #define ADJOINT_GUARD_3(NAME) { }
 #define ADJOINT_PRIMITIVE_VARIADIC(NAME) { \
     int rc_ = tp_call_adjoint(V, A, K, p + 1, p[0], iz, w); if (rc_ < 0) return rc_; }
+#define ADJOINT_BLOCK_VARIADIC(NAME) { \
+    int rc_ = tp_block_adjoint(t, V, A, K, TP_OP_##NAME, p + 1, iz); if (rc_ < 0) return rc_; }
 
 /* T: tangents of every slot (constants zero, inputs seeded); fills the operations' tangents. */
 static int CAT(tangent, SUFFIX)(const tp_tape *t, const double *V, double *T, int64_t k,
@@ -143,3 +148,5 @@ static int CAT(adjoint, SUFFIX)(const tp_tape *t, const double *V, double *A, in
 #undef ADJOINT_CUSTOM_3
 #undef ADJOINT_GUARD_3
 #undef ADJOINT_PRIMITIVE_VARIADIC
+#undef TANGENT_BLOCK_VARIADIC
+#undef ADJOINT_BLOCK_VARIADIC

@@ -7,6 +7,7 @@
 
 #define CHECK_GUARD(z, w)          /* recording: the outcome is what was just computed */
 #define PRIMITIVE_CALL z = NAN     /* tp_rec_call sets the values the user's function gave */
+#define BLOCK_PRIMAL(op) z = NAN      /* tp_rec_block computes them (blocktape.c) */
 
 #define OP(NAME, ARITY, RESULTS, RULE, FORMULA) #NAME,
 const char *const tp_op_name[] = {
@@ -64,6 +65,10 @@ static int grow(void **p, int64_t *cap, int64_t need, size_t sz, int64_t limit)
     *p = q; *cap = c;
     return TP_OK;
 }
+int tp_grow(void **p, int64_t *cap, int64_t need, size_t sz, int64_t limit)
+{
+    return grow(p, cap, need, sz, limit);
+}
 #define GROW(t, arr, capf, need, limit) \
     grow((void **)&(t)->arr, &(t)->capf, (need), sizeof *(t)->arr, (limit))
 
@@ -76,7 +81,8 @@ void tp_free(tp_tape *t)
 {
     if (!t) return;
     free(t->ops); free(t->args); free(t->consts); free(t->ckeys); free(t->cslot);
-    free(t->vals); free(t->outputs); free(t->last_x); free(t->guards); free(t);
+    free(t->vals); free(t->outputs); free(t->last_x); free(t->guards);
+    free(t->shp); free(t->shp_at); free(t->shash); free(t);
 }
 
 /* The calling thread starts recording t: once per tape, by one thread (a second `with t:`, from
@@ -104,6 +110,8 @@ static int may_record(const tp_tape *t)
     if (__atomic_load_n(&t->sweeping, __ATOMIC_ACQUIRE)) return TP_EBUSY;
     return TP_OK;
 }
+
+int tp_may_record(const tp_tape *t) { return may_record(t); }
 
 /* ---- constant pool: open addressing on the bit pattern, so -0.0 and each NaN stay apart ---- */
 static uint64_t mix(uint64_t h)
@@ -195,8 +203,8 @@ static int32_t append(tp_tape *t, int op, const int32_t *a, int64_t n)
     if (op == TP_OP_DOT && n % 2) return TP_EARG;
     int64_t r = counted ? a[0] : tp_op_results[op];
     if (r < 1) return TP_EARG;
-    for (int64_t i = counted; i < n; i++)
-        if (!valid_operand(t, a[i])) return TP_EARG;
+    for (int64_t i = counted; i < n && tp_op_kind[op] != TP_KIND_BLOCK; i++)  /* blocktape.c */
+        if (!valid_operand(t, a[i])) return TP_EARG;        /* checks a block op's words */
     int64_t nz = tp_nvars(t), nargs = n + (variadic ? 2 : 0);
     if ((rc = GROW(t, vals, cap_vals, nz + r, MAX_VARS)) < 0 ||
         (rc = GROW(t, ops, cap_ops, t->n_ops + 1, MAX_VARS)) < 0 ||
@@ -227,16 +235,19 @@ static int32_t append(tp_tape *t, int op, const int32_t *a, int64_t n)
     memcpy(dst, a, (size_t)n * sizeof *a);
     t->n_args += nargs;
     t->ops[t->n_ops++] = (uint8_t)op;
-    t->vals[nz] = z;
-    for (int64_t i = 1; i < r; i++) t->vals[nz + i] = NAN;
+    for (int64_t i = 0; i < r; i++) t->vals[nz + i] = i ? NAN : z;
     t->n_vars = nz + r;
     return (int32_t)nz;
 }
 
-/* Any operation but the primitives' (which tp_rec_call records with their values). */
+int32_t tp_append(tp_tape *t, int op, const int32_t *a, int64_t n) { return append(t, op, a, n); }
+
+/* Any operation but the primitives' and block ops' (tp_rec_call, tp_rec_block record them with
+ * their values). */
 static int32_t record(tp_tape *t, int op, const int32_t *a, int64_t n)
 {
-    if (tp_op_kind[op] == TP_KIND_PRIMITIVE) return TP_EARG;
+    if (op < 0 || op >= TP_N_OPCODES) return TP_EARG;
+    if (tp_op_kind[op] == TP_KIND_PRIMITIVE || tp_op_kind[op] == TP_KIND_BLOCK) return TP_EARG;
     return append(t, op, a, n);
 }
 
@@ -393,7 +404,8 @@ int64_t tp_n_outputs(const tp_tape *t) { return t->n_outputs; }
 int64_t tp_nbytes(const tp_tape *t)
 {
     return t->n_ops * (int64_t)sizeof *t->ops + t->n_args * (int64_t)sizeof *t->args +
-           t->n_consts * (int64_t)sizeof *t->consts + t->n_outputs * (int64_t)sizeof *t->outputs;
+           t->n_consts * (int64_t)sizeof *t->consts + t->n_outputs * (int64_t)sizeof *t->outputs +
+           t->n_shp * (int64_t)sizeof *t->shp;
 }
 
 double tp_value(const tp_tape *t, int64_t i)    /* callers check tp_readable first */

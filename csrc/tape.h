@@ -19,11 +19,19 @@
  * Every other word is an operand code: >= 0 a variable, < 0 constant -1-code of the pool (a
  * CALL's id is its primitive's number as a constant).
  *
- * Planned (array operands, not implemented): an op on arrays is a block op of its own opcode,
- * VARIADIC in arity and results: n, r, s, b_1 .., n, where r is the size of its result shape s
- * (a shape id) and each block operand b_i is two words: the first variable of a contiguous range
- * (or the first constant code) and a shape id into a per-tape shape table (dims, strides). A
- * walker that only counts variables reads r and skips n + 2 words without knowing the op.
+ * Block operations (ad.Array; ops.def's BLOCK rows), VARIADIC in arity and results:
+ *     n, r, s, a, f_1, s_1, .., f_k, s_k, n          (n = 3 + 2k)
+ * r results (variables iz .. iz+r-1, C order) of shape s, a an attribute (MAP: the scalar op
+ * applied per element; REDUCE: the shape mapping x's index space into z's), then k block operands:
+ * f the first element's operand code and s a shape id (dims and strides, in elements) into the
+ * tape's shape table (tp_shape). A block of constants has ascending codes (tp_const_block), so
+ * element offset o of any block is code f + o. A walker that only counts variables reads r and
+ * skips n + 2 words without knowing the op.
+ *   MAP     k = the scalar op's arity; each operand's dims are the result's (0 strides broadcast)
+ *   REDUCE  z[zmap(i)] += x[i] over x's index space; a = zmap's shape id (x's dims, z's strides)
+ *   MATMUL  two 2-d operands (m, p) and (p, q), z their (m, q) product
+ *   PACK    z = every operand's elements in its C order, one after another (copies, transposes,
+ *           slices, ad.asarray of scattered Vars)
  */
 #pragma once
 #include <stdint.h>
@@ -55,7 +63,8 @@ enum tp_op_kind_t {                        /* ops.def's RULE column */
     TP_KIND_PARTIAL = 0,    /* tangent and adjoint from NAME_PARTIAL */
     TP_KIND_CUSTOM = 1,     /* NAME_TANGENT, NAME_ADJOINT, NAME_SECOND in rules.h */
     TP_KIND_GUARD = 2,      /* a comparison: no derivative; replays check its outcome */
-    TP_KIND_PRIMITIVE = 3   /* a user-defined primitive: rules are Python callables */
+    TP_KIND_PRIMITIVE = 3,  /* a user-defined primitive: rules are Python callables */
+    TP_KIND_BLOCK = 4       /* an array operation (block.c, matmul.c) */
 };
 extern const int tp_op_kind[];
 
@@ -79,6 +88,17 @@ int tp_set_outputs(tp_tape *t, const int32_t *idx, int64_t n);
 int tp_guard(tp_tape *t, int64_t var, int outcome);  /* comparison var becomes a branch guard */
 int tp_guard_value(tp_tape *t, int32_t var, int32_t *guards);  /* guards var == its value */
 int tp_comparison(const tp_tape *t, int64_t var, int *op, int32_t *operands, double *values);
+
+/* array blocks (blocktape.c): a shape id for nd dims and strides (deduplicated); n constants
+ * appended as one block, *first the code of its element 0 (codes ascend); a block op over nb
+ * operands (blocks: first, shape id each) with results of shape `shape` (returns the first) */
+int32_t tp_shape(tp_tape *t, int nd, const int64_t *dims, const int64_t *strides);
+int tp_const_block(tp_tape *t, const double *x, int64_t n, int32_t *first);
+int32_t tp_rec_block(tp_tape *t, int op, int32_t attr, int32_t shape, const int32_t *blocks,
+                     int64_t nb);
+int tp_values(const tp_tape *t, int64_t first, int64_t n, double *out);  /* at recording */
+int tp_set_dgemm(void *dgemm);   /* BLAS dgemm (Fortran ABI, LP64), or NULL: built-in kernel */
+int tp_blas(void);               /* 1: matmul calls the BLAS dgemm */
 
 /* inspection */
 int64_t tp_n_inputs(const tp_tape *t);

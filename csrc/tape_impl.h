@@ -37,6 +37,9 @@ struct tp_tape {
     int32_t *outputs; int64_t n_outputs;
     int64_t *guards; int64_t n_guards, cap_guards; /* comparisons: (variable, operand position,
                                                       op index) */
+    int64_t *shp;    int64_t n_shp, cap_shp;       /* shape table: nd, dims, strides per shape */
+    int64_t *shp_at; int64_t n_shapes, cap_shapes; /* where shape id i starts in shp */
+    int32_t *shash;  int64_t shash_cap;            /* shape ids by content (open addressing) */
     int closed;
     int claimed;                                   /* tp_claim ran: no second claim */
     int started;                                   /* the owner is set (`with tape:`) */
@@ -57,3 +60,11 @@ static inline int tp_may_read(const tp_tape *t)
  * recording on that (open) tape meanwhile must not move them. */
 static inline void tp_sweep_begin(tp_tape *t) { __atomic_add_fetch(&t->sweeping, 1, __ATOMIC_ACQ_REL); }
 static inline void tp_sweep_end(tp_tape *t) { __atomic_sub_fetch(&t->sweeping, 1, __ATOMIC_ACQ_REL); }
+
+/* tape.c's recording primitives, for blocktape.c */
+#define TP_MAXDIM 32
+int tp_may_record(const tp_tape *t);
+int tp_grow(void **p, int64_t *cap, int64_t need, size_t sz, int64_t limit);
+int32_t tp_append(tp_tape *t, int op, const int32_t *a, int64_t n);
+/* shape id s: its nd, then dims[nd] and strides[nd] */
+static inline const int64_t *tp_shape_of(const tp_tape *t, int32_t s) { return t->shp + t->shp_at[s]; }

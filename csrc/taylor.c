@@ -3,6 +3,7 @@
 #include <string.h>
 #include "sweeps.h"
 #include "series.h"
+#include "block.h"
 #include "rules.h"
 
 /* y (n x (d+1)): coefficient k of output o at o*(d+1) + k. */
@@ -49,6 +50,8 @@ int tp_taylor(tp_tape *t, const double *x, const double *v, int64_t order, doubl
 #define SER(i) SERIES(q[i])
 #define CHECK_GUARD(z, w) if ((z) == 1.0 - (w)) { rc = tp_flipped(iz, x, y); goto done; }
 #define PRIMITIVE_CALL { rc = TP_ENORULE; goto done; }
+#define BLOCK_PRIMAL(op) z = 0.0                       /* BLOCK_TAYLOR writes every coefficient */
+#define BLOCK_TAYLOR(op) if ((rc = tp_block_taylor(t, Sr, D1, d, op, q, iz, aux)) < 0) goto done
     for (int64_t o = 0; o < t->n_ops; o++) {      /* iz: the op's first result; its rule moves p */
         double *Z = SERIES(iz);
         const int32_t *const at = p;

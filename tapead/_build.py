@@ -35,11 +35,11 @@ ffibuilder.set_source(
     '#include "tape_impl.h"',
     sources=[os.path.relpath(os.path.join(CSRC, f))
              for f in ("tape.c", "sweep.c", "second.c", "taylor.c", "inspect.c", "primitive.c",
-                       "work.c")],
+                       "work.c", "blocktape.c", "block.c", "matmul.c")],
     include_dirs=[os.path.relpath(CSRC)],
     depends=[os.path.join(CSRC, f) for f in ("ops.def", "rules.h", "series.h", "tape.h",
                                              "tape_impl.h", "sweeps.h", "work.h", "primal_body.h", "sweep_body.h",
-                                             "sweep2_body.h")],
+                                             "sweep2_body.h", "block.h")],
     # IEEE semantics: no -ffast-math, no contraction into FMA (same bits on every machine).
     # -fno-crossjumping keeps one dispatch jump per op handler in the threaded sweeps (merged
     # jumps mispredict: 2 ns/op instead of 7 on the Rosenbrock tape).

@@ -24,6 +24,7 @@ class GroupOp:
     CUSTOM = frozenset(op for op in Op if lib.tp_op_kind[op] == lib.TP_KIND_CUSTOM)
     GUARD = frozenset(op for op in Op if lib.tp_op_kind[op] == lib.TP_KIND_GUARD)
     PRIMITIVE = frozenset(op for op in Op if lib.tp_op_kind[op] == lib.TP_KIND_PRIMITIVE)
+    BLOCK = frozenset(op for op in Op if lib.tp_op_kind[op] == lib.TP_KIND_BLOCK)
 
 _MESSAGES = {
     lib.TP_ENOMEM: (MemoryError, "the tape could not allocate memory"),

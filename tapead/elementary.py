@@ -6,6 +6,7 @@ import numpy as np
 
 from ._core import OP_ARITY, GroupOp, Op, check, lib
 from ._fast import Cond, rec1 as _rec1, rec2 as _rec2
+from .array import Array, _map, matmul as _matmul, reduce_sum
 from .optable import ELEMENTWISE, OPS
 from .var import UFUNCS, Var, _make, _mixed, _number, operand_codes
 
@@ -30,6 +31,8 @@ def _unary(op, plain, name):
     def f(x):
         if type(x) is Var:
             return _rec1(op, x)
+        if type(x) is Array:                     # one MAP over the block
+            return _map(op, x)
         c = _number(x)
         if c is not None:
             return float(plain(c))
@@ -50,6 +53,8 @@ def _binary(op, plain, name):
     op = int(op)
 
     def f(x, y):
+        if type(x) is Array or type(y) is Array:
+            return _map(op, x, y)
         tx, ty = type(x) is Var, type(y) is Var
         if tx or ty:
             r = _rec2(op, x, y)
@@ -168,7 +173,10 @@ def _floats(items, name):
 
 
 def sum(xs):
-    """Sum of a sequence or array; with Vars, one n-ary tape operation (numbers included)."""
+    """Sum of a sequence or array; with Vars, one n-ary tape operation (numbers included); of
+    an ad.Array, one REDUCE."""
+    if type(xs) is Array:
+        return reduce_sum(xs)
     items = list(np.asarray(xs, dtype=object).flat) if isinstance(xs, np.ndarray) else list(xs)
     owner = next((v for v in items if type(v) is Var), None)
     if owner is None:
@@ -179,7 +187,10 @@ def sum(xs):
 
 
 def dot(a, b):
-    """Inner product of two equal-length sequences, one n-ary tape operation when Vars occur."""
+    """Inner product of two equal-length sequences, one n-ary tape operation when Vars occur;
+    of ad.Arrays, one MATMUL."""
+    if type(a) is Array or type(b) is Array:
+        return _matmul(a, b)
     a = list(np.asarray(a, dtype=object).flat)
     b = list(np.asarray(b, dtype=object).flat)
     if len(a) != len(b):

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 
 from ._core import lib
+from .program import refuse_blocks
 from .trace import _GUARDS, _PRIMITIVES, _View, _num, call_info, primal_rule
 
 MAX_OPS = 2000
@@ -35,6 +36,7 @@ def to_dot(tape, x=None, *, max_ops=MAX_OPS, names=None, rankdir="LR"):
     octagons; each edge is labelled with the local partial ∂v[k]/∂v[j] at x. Constants are
     small plain-text nodes (no partial). Raises ValueError beyond max_ops operations.
     """
+    refuse_blocks(tape, "tape.to_dot")
     rec = tape._rec                     # read once: replays in other threads may re-record
     _check_size(lib.tp_n_ops(rec._p), max_ops)
     view = _View(tape, x, names=names, rec=rec)

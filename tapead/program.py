@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._core import OP_ARITY, OP_FORMULA, OP_RESULTS, Flip, Op, check, ffi, lib
+from ._core import OP_ARITY, OP_FORMULA, OP_RESULTS, Flip, GroupOp, Op, check, ffi, lib
 
 _ARITY = np.array([OP_ARITY[op] for op in sorted(Op)], dtype=np.int64)
 _RESULTS = np.array([OP_RESULTS[op] for op in sorted(Op)], dtype=np.int64)
@@ -72,6 +72,15 @@ def decode(ops, args, m):
         prev = k + 1
     first = m + np.cumsum(results) - results
     return start, count, first, results
+
+
+def refuse_blocks(tape, what):
+    """TypeError naming `what` for a tape holding array block ops (not shown per element yet)."""
+    ops = export(tape)[0]
+    found = sorted({Op(int(o)).name for o in np.unique(ops)} & {op.name for op in GroupOp.BLOCK})
+    if found:
+        raise TypeError(f"{what} of a tape holding array block operations ({', '.join(found)}) "
+                        f"is not implemented yet")
 
 
 def listing(tape):

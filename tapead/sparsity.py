@@ -7,7 +7,7 @@ second derivative can couple its operands (tp_op_curvature, from each op's rules
 pairs to the pattern. The pattern holds for every point the tape is valid at (its guards)."""
 import numpy as np
 
-from ._core import OP_CURVATURE
+from ._core import OP_CURVATURE, GroupOp
 from .program import listing
 
 MAX_WORK = 20_000_000          # bit operations; beyond that a dense Hessian is as cheap
@@ -20,6 +20,8 @@ def hessian_colouring(rec):
     if m < 3:
         return None
     steps, _, _ = listing(rec)
+    if any(st.op in GroupOp.BLOCK for st in steps):
+        return None                              # array block ops: dense (not analysed yet)
     if len(steps) * max(1, m // 64) > MAX_WORK:
         return None
     dep = [1 << i for i in range(m)] + [0] * sum(st.results for st in steps)

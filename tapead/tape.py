@@ -15,6 +15,7 @@ from . import _fast
 from ._core import OP_FORMULA, Flip as _Flip, Op, check, ffi, lib
 from .errors import BranchChanged, TapeError
 from .sparsity import hessian_colouring
+from .array import Array
 from .var import Var, _make, _number
 
 _MODES = ("auto", "forward", "reverse")
@@ -55,7 +56,7 @@ class _RecordingMethods:
         return t
 
     # ---- recording ---------------------------------------------------------------------------
-    def add_inputs(self, x):
+    def add_inputs(self, x, array=False):
         a = _as_float_array(x, "t.variables")
         flat = a.ravel() if a.flags.c_contiguous else np.ascontiguousarray(a).ravel()
         n = flat.size
@@ -67,6 +68,8 @@ class _RecordingMethods:
             self.fast = 1 if a.ndim == 1 else 2 if a.ndim == 0 else 0
         else:                                     # several pieces: all scalars, or none fast
             self.fast = 3 if a.ndim == 0 and self.fast in (2, 3) else 0
+        if array:                                 # an ad.Array: the block itself
+            return Array(self, first, a.shape)
         if a.ndim == 0:
             return _make(self, first)
         out = np.empty(n, dtype=object)
@@ -80,6 +83,14 @@ class _RecordingMethods:
             check(lib.tp_set_outputs(self._p, [y.index], 1), "t.outputs")
             self.out_shape, self.n_out = (), 1
             return
+        if type(y) is Array:                      # its block, in C order
+            if y._rec is not self:
+                raise TapeError("t.outputs got an ad.Array of another tape")
+            idx = np.arange(y._first, y._first + y.size, dtype=np.int32)
+            check(lib.tp_set_outputs(self._p, ffi.from_buffer("int32_t[]", idx), y.size),
+                  "t.outputs")
+            self.out_shape, self.n_out = y.shape, y.size
+            return
         try:
             arr = np.asarray(y, dtype=object)
         except ValueError as e:
@@ -89,6 +100,8 @@ class _RecordingMethods:
         idx = np.empty(len(items), dtype=np.int32)
         code = ffi.new("int32_t *")
         for k, e in enumerate(items):
+            if type(e) is Array and e.shape == ():  # a 0-d ad.Array: its variable
+                e = _make(e._rec, e._first)
             if type(e) is Var:
                 if e._rec is not self:
                     raise TapeError("t.outputs got a Var of another tape")
@@ -327,10 +340,11 @@ class Tape(_fast.TapeBase):
         """True while operations may still be recorded on this tape."""
         return not lib.tp_closed(self._rec._p)
 
-    def variables(self, x):
+    def variables(self, x, array=False):
         """Declare inputs: a number gives one Var, an array-like an object ndarray of Var of the
-        same shape. Call before the first operation; inputs are numbered in call order."""
-        return self._rec.add_inputs(x)
+        same shape; with array=True an ad.Array (interim opt-in: arrays become the default
+        later). Call before the first operation; inputs are numbered in call order."""
+        return self._rec.add_inputs(x, array)
 
     def outputs(self, y):
         """Declare the outputs: a Var, a number, or a (nested) sequence/array of them. Numbers
@@ -352,7 +366,8 @@ class Tape(_fast.TapeBase):
 
     def _rerecord(self, args):
         """Record f again at args, one per input piece (its branch guards flipped there)."""
-        rec = _fast.record_into(self._fn, args, self)     # scalars or one vector: in C
+        arrays = getattr(self, "_arrays", False)
+        rec = NotImplemented if arrays else _fast.record_into(self._fn, args, self)  # in C
         if rec is not NotImplemented:
             return rec
         rec = _Recording(self)
@@ -360,7 +375,7 @@ class Tape(_fast.TapeBase):
         outer = _fast.current()
         _fast.set_current(rec)
         try:
-            xs = [rec.add_inputs(a) for a in args]
+            xs = [rec.add_inputs(a, arrays) for a in args]
             rec.set_outputs(self._fn(*xs))
         finally:
             _fast.set_current(outer)
@@ -671,13 +686,17 @@ def _as_float_array(x, what):
 record = _fast.record
 
 
-def _record(f, *args):
-    """ad.record's general path (see tapead._fast.record)."""
+def _record(f, *args, arrays=False):
+    """ad.record's general path (see tapead._fast.record). arrays=True: f gets an ad.Array per
+    array argument (interim opt-in; object arrays of Var stay the default for now)."""
     if not args:
         raise TypeError("ad.record(f, x, ...) needs at least one argument to differentiate by")
     tape = Tape()
+    arrays = bool(arrays)
+    if arrays:
+        tape._arrays = True
     with tape:
-        xs = [tape.variables(a) for a in args]
+        xs = [tape.variables(a, arrays) for a in args]
         tape.outputs(f(*xs))
     tape._fn = f
     return tape

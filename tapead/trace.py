@@ -15,7 +15,7 @@ import numpy as np
 from ._core import OP_ARITY, OP_FORMULA, GroupOp, Op
 from .optable import display_templates
 from .primitive import floats, lookup
-from .program import at_point, decode, export, sweep
+from .program import at_point, decode, export, sweep, refuse_blocks
 from .tape import _as_float_array
 
 # ---- display templates (tapead/optable.py): op name -> (∂z/∂operand each, tangent rule) ------
@@ -455,6 +455,7 @@ def trace(tape, x=None, v=None, w=None, *, dual=False, limit=20, names=None, asc
     arithmetic. limit: lines shown at each end of a long trace (None: all). names: input names
     (default x1 ... xm). ascii=True avoids non-ASCII symbols (v̇ -> vdot, v̄ -> vbar, ∂ -> d).
     """
+    refuse_blocks(tape, "tape.trace")
     rec = tape._rec                     # read once: replays in other threads may re-record
     m, n = rec.m, rec.n_out
     rec.x_flat(x)

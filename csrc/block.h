@@ -1,0 +1,56 @@
+/* Array block operations (tape.h, "Block operations"): the operand descriptors and the kernels
+ * shared by the recording (blocktape.c) and the sweeps (block.c, matmul.c). */
+#pragma once
+#include "tape_impl.h"
+
+/* A block operand: element offset o (from the strides and a multi-index) is operand code
+ * first + o; b points at element 0 of the array swept (values, or direction 0 of tangents). */
+typedef struct {
+    int32_t first;
+    int nd;
+    const int64_t *dims, *st;
+    int64_t size;
+} blk;
+
+static inline void tp_blk(const tp_tape *t, const int32_t *w, blk *o)
+{
+    const int64_t *s = tp_shape_of(t, w[1]);
+    o->first = w[0];
+    o->nd = (int)s[0];
+    o->dims = s + 1;
+    o->st = s + 1 + s[0];
+    o->size = 1;
+    for (int d = 0; d < o->nd; d++) o->size *= o->dims[d];
+}
+
+/* Values of a block op's r results from operand values: opnd[i] points at operand i's element
+ * 0 (V + first in a sweep). q: the op's words after n (q[0] = r). */
+int tp_block_values(const tp_tape *t, int op, const int32_t *q, const double *const *opnd,
+                    double *Z);
+
+/* The sweeps' block cases (sweep_body.h, sweep2_body.h, primal_body.h, taylor.c): the op at
+ * first result iz, words q (after n). K directions at T[i*K + j], as the sweeps store them. */
+int tp_block_primal(const tp_tape *t, const double *V, int op, const int32_t *q, int32_t iz,
+                    double *Z);
+int tp_block_tangent(const tp_tape *t, const double *V, double *T, int64_t K, int op,
+                     const int32_t *q, int32_t iz);
+int tp_block_adjoint(const tp_tape *t, const double *V, double *A, int64_t K, int op,
+                     const int32_t *q, int32_t iz);
+int tp_block_second(const tp_tape *t, const double *V, const double *T, double *A, double *D,
+                    int64_t K, int op, const int32_t *q, int32_t iz);
+int tp_block_taylor(const tp_tape *t, double *S, int64_t D1, int d, int op, const int32_t *q,
+                    int32_t iz, double *aux);
+
+/* matmul.c: C += A B for (m x p) A and (p x q) B, every matrix strided (row, column strides in
+ * doubles); the BLAS dgemm when set, else the built-in blocked kernel. TP_OK or TP_ENOMEM. */
+int tp_gemm(int64_t m, int64_t q, int64_t p, const double *A, int64_t a0, int64_t a1,
+            const double *B, int64_t b0, int64_t b1, double *C, int64_t c0, int64_t c1);
+/* MATMUL's sweeps (block.c dispatches to them) */
+int tp_matmul_tangent(const tp_tape *t, const double *V, double *T, int64_t K, const int32_t *q,
+                      int32_t iz);
+int tp_matmul_adjoint(const tp_tape *t, const double *V, double *A, int64_t K,
+                      const int32_t *q, int32_t iz);
+int tp_matmul_second(const tp_tape *t, const double *V, const double *T, double *A, double *D,
+                     int64_t K, const int32_t *q, int32_t iz);
+int tp_matmul_taylor(const tp_tape *t, double *S, int64_t D1, int d, const int32_t *q,
+                     int32_t iz);

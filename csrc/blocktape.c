@@ -1,0 +1,223 @@
+/* Recording array block operations: the shape table, blocks of constants, and tp_rec_block, which
+ * checks a block op's words and computes its values with the sweeps' own kernels (block.c). */
+#include <stdlib.h>
+#include <string.h>
+#include "block.h"
+
+#define MAX_VARS ((int64_t)INT32_MAX)
+
+static uint64_t shape_hash(const int64_t *w, int64_t n)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (int64_t i = 0; i < n; i++) { h ^= (uint64_t)w[i]; h *= 1099511628211ULL; h ^= h >> 29; }
+    return h;
+}
+
+static int64_t shape_words(const tp_tape *t, int32_t id) { return 1 + 2 * tp_shape_of(t, id)[0]; }
+
+static int shape_rehash(tp_tape *t, int64_t cap)
+{
+    int32_t *h = malloc((size_t)cap * sizeof *h);
+    if (!h) return TP_ENOMEM;
+    for (int64_t i = 0; i < cap; i++) h[i] = -1;
+    for (int64_t id = 0; id < t->n_shapes; id++) {
+        uint64_t k = shape_hash(tp_shape_of(t, (int32_t)id), shape_words(t, (int32_t)id));
+        int64_t s = (int64_t)(k & (uint64_t)(cap - 1));
+        while (h[s] >= 0) s = (s + 1) & (cap - 1);
+        h[s] = (int32_t)id;
+    }
+    free(t->shash);
+    t->shash = h; t->shash_cap = cap;
+    return TP_OK;
+}
+
+/* The id of the shape (dims, strides), added to the table unless it holds it already. */
+int32_t tp_shape(tp_tape *t, int nd, const int64_t *dims, const int64_t *strides)
+{
+    int rc = tp_may_record(t);
+    if (rc < 0) return rc;
+    if (nd < 0 || nd > TP_MAXDIM) return TP_EARG;
+    int64_t w[1 + 2 * TP_MAXDIM], n = 1 + 2 * (int64_t)nd, size = 1;
+    w[0] = nd;
+    for (int d = 0; d < nd; d++) {
+        if (dims[d] < 0 || dims[d] > MAX_VARS || strides[d] < -MAX_VARS || strides[d] > MAX_VARS)
+            return TP_EARG;
+        w[1 + d] = dims[d]; w[1 + nd + d] = strides[d];
+        size *= dims[d];
+        if (size > MAX_VARS) return TP_EARG;
+    }
+    if (2 * (t->n_shapes + 1) > t->shash_cap &&
+        (rc = shape_rehash(t, t->shash_cap ? 2 * t->shash_cap : 64)) < 0) return rc;
+    uint64_t k = shape_hash(w, n);
+    int64_t s = (int64_t)(k & (uint64_t)(t->shash_cap - 1));
+    for (; t->shash[s] >= 0; s = (s + 1) & (t->shash_cap - 1)) {
+        int32_t id = t->shash[s];
+        if (shape_words(t, id) == n && !memcmp(tp_shape_of(t, id), w, (size_t)n * sizeof *w))
+            return id;
+    }
+    if (t->n_shapes >= INT32_MAX ||
+        (rc = tp_grow((void **)&t->shp, &t->cap_shp, t->n_shp + n, sizeof *t->shp,
+                      INT64_MAX / 16)) < 0 ||
+        (rc = tp_grow((void **)&t->shp_at, &t->cap_shapes, t->n_shapes + 1, sizeof *t->shp_at,
+                      INT32_MAX)) < 0) return rc < 0 ? rc : TP_ETOOBIG;
+    memcpy(t->shp + t->n_shp, w, (size_t)n * sizeof *w);
+    t->shp_at[t->n_shapes] = t->n_shp;
+    t->n_shp += n;
+    t->shash[s] = (int32_t)t->n_shapes;
+    return (int32_t)t->n_shapes++;
+}
+
+/* n constants as one block: appended to the pool last element first, so that element i has
+ * code *first + i (codes ascend; a sweep buffer holds them in order). Not deduplicated. */
+int tp_const_block(tp_tape *t, const double *x, int64_t n, int32_t *first)
+{
+    int rc = tp_may_record(t);
+    if (rc < 0) return rc;
+    if (n < 0) return TP_EARG;
+    if ((rc = tp_grow((void **)&t->consts, &t->cap_consts, t->n_consts + n, sizeof *t->consts,
+                      MAX_VARS)) < 0) return rc;
+    for (int64_t i = 0; i < n; i++) t->consts[t->n_consts + i] = x[n - 1 - i];
+    t->n_consts += n;
+    *first = (int32_t)(-t->n_consts);
+    return TP_OK;
+}
+
+/* The lowest and highest operand codes of a block (of nonzero size). */
+static void span(const tp_tape *t, const int32_t *w, int64_t *lo, int64_t *hi)
+{
+    blk b;
+    tp_blk(t, w, &b);
+    *lo = *hi = w[0];
+    for (int d = 0; d < b.nd; d++) {
+        int64_t s = (b.dims[d] - 1) * b.st[d];
+        if (s < 0) *lo += s; else *hi += s;
+    }
+}
+
+static int64_t size_of(const tp_tape *t, const int32_t *w)
+{
+    blk b;
+    tp_blk(t, w, &b);
+    return b.size;
+}
+
+/* A block operand lies inside the variables, or inside the constants. */
+static int valid_block(const tp_tape *t, const int32_t *w)
+{
+    if (w[1] < 0 || w[1] >= t->n_shapes) return 0;
+    blk b;
+    tp_blk(t, w, &b);
+    if (!b.size) return 1;
+    int64_t lo, hi;
+    span(t, w, &lo, &hi);
+    return lo >= 0 ? hi < t->n_vars : (lo >= -t->n_consts && hi < 0);
+}
+
+static int same_dims(const blk *a, const int64_t *s)
+{
+    if (a->nd != s[0]) return 0;
+    for (int d = 0; d < a->nd; d++)
+        if (a->dims[d] != s[1 + d]) return 0;
+    return 1;
+}
+
+/* The op's words q (after n; nb operands) are consistent (tape.h, "Block operations"). */
+static int valid_op(const tp_tape *t, int op, const int32_t *q, int64_t nb)
+{
+    const int64_t *zs = tp_shape_of(t, q[1]);
+    blk x, y;
+    for (int64_t i = 0; i < nb; i++)
+        if (!valid_block(t, q + 3 + 2 * i)) return 0;
+    if (nb) tp_blk(t, q + 3, &x);
+    switch (op) {
+    case TP_OP_MAP: {
+        int a = q[2];
+        if (a < 0 || a >= TP_N_OPCODES || tp_op_kind[a] != TP_KIND_PARTIAL ||
+            tp_op_arity[a] != nb || (nb != 1 && nb != 2)) return 0;
+        if (!same_dims(&x, zs)) return 0;
+        if (nb == 2) { tp_blk(t, q + 5, &y); if (!same_dims(&y, zs)) return 0; }
+        return 1;
+    }
+    case TP_OP_REDUCE: {                   /* zmap: x's dims, strides into z (within r) */
+        if (nb != 1 || q[2] < 0 || q[2] >= t->n_shapes) return 0;
+        int32_t w[2] = {0, q[2]};
+        blk zm;
+        tp_blk(t, w, &zm);
+        if (!same_dims(&zm, tp_shape_of(t, q[2])) || zm.nd != x.nd) return 0;
+        for (int d = 0; d < x.nd; d++)
+            if (zm.dims[d] != x.dims[d] || zm.st[d] < 0) return 0;
+        int64_t hi = 0;
+        for (int d = 0; d < zm.nd; d++) hi += (zm.dims[d] - 1) * zm.st[d];
+        return !x.size || hi < q[0];
+    }
+    case TP_OP_MATMUL:
+        if (nb != 2) return 0;
+        tp_blk(t, q + 5, &y);
+        return x.nd == 2 && y.nd == 2 && x.dims[1] == y.dims[0] &&
+               x.dims[0] * y.dims[1] == q[0];
+    case TP_OP_PACK: {
+        int64_t total = 0;
+        for (int64_t i = 0; i < nb; i++) { tp_blk(t, q + 3 + 2 * i, &y); total += y.size; }
+        return total == q[0];
+    }
+    }
+    return 0;
+}
+
+/* One block op: words r, shape, attr, blocks. Returns its first result (values computed here
+ * by block.c's kernels, so a replay at the recorded point gives the same bits). */
+int32_t tp_rec_block(tp_tape *t, int op, int32_t attr, int32_t shape, const int32_t *blocks,
+                     int64_t nb)
+{
+    int rc = tp_may_record(t);
+    if (rc < 0) return rc;
+    if (op < 0 || op >= TP_N_OPCODES || tp_op_kind[op] != TP_KIND_BLOCK || nb < 1 ||
+        nb > (INT32_MAX - 8) / 2 || shape < 0 || shape >= t->n_shapes) return TP_EARG;
+    const int64_t *zs = tp_shape_of(t, shape);
+    int64_t r = 1;
+    for (int d = 0; d < zs[0]; d++) r *= zs[1 + d];
+    if (r < 1 || r > MAX_VARS - t->n_vars) return r < 1 ? TP_EARG : TP_ETOOBIG;
+    int64_t n = 3 + 2 * nb;
+    int32_t *a = malloc((size_t)n * sizeof *a);
+    const double **opnd = malloc((size_t)nb * sizeof *opnd);
+    double *tmp = NULL;
+    int32_t z = TP_ENOMEM;
+    if (!a || !opnd) goto done;
+    a[0] = (int32_t)r; a[1] = shape; a[2] = attr;
+    memcpy(a + 3, blocks, (size_t)(2 * nb) * sizeof *a);
+    z = TP_EARG;
+    if (!valid_op(t, op, a, nb)) goto done;
+    if ((z = tp_append(t, op, a, n)) < 0) goto done;
+    int64_t nc = 0, lo, hi;                /* constant operands: copied in code order */
+    for (int64_t i = 0; i < nb; i++)
+        if (blocks[2 * i] < 0 && size_of(t, blocks + 2 * i)) {
+            span(t, blocks + 2 * i, &lo, &hi);
+            nc += hi - lo + 1;
+        }
+    rc = TP_ENOMEM;
+    if (nc && !(tmp = malloc((size_t)nc * sizeof *tmp))) goto undo;
+    double *free_at = tmp;
+    for (int64_t i = 0; i < nb; i++) {
+        int32_t f = blocks[2 * i];
+        if (f >= 0 || !size_of(t, blocks + 2 * i)) { opnd[i] = t->vals + (f > 0 ? f : 0); continue; }
+        span(t, blocks + 2 * i, &lo, &hi);   /* codes lo .. hi at free_at[0 ..] */
+        for (int64_t c = lo; c <= hi; c++) free_at[c - lo] = t->consts[-1 - c];
+        opnd[i] = free_at + (f - lo);
+        free_at += hi - lo + 1;
+    }
+    if ((rc = tp_block_values(t, op, a, opnd, t->vals + z)) >= 0) goto done;
+undo:                                      /* out of memory: the op is not recorded */
+    t->n_ops--; t->n_args -= n + 2; t->n_vars = z;
+    z = rc;
+done:
+    free(a); free(opnd); free(tmp);
+    return z;
+}
+
+int tp_values(const tp_tape *t, int64_t first, int64_t n, double *out)
+{
+    if (!tp_may_read(t)) return TP_ETHREAD;
+    if (first < 0 || n < 0 || first + n > t->n_vars) return TP_EARG;
+    if (n) memcpy(out, t->vals + first, (size_t)n * sizeof *out);
+    return TP_OK;
+}

@@ -1,0 +1,462 @@
+"""ad.Array: an active float64 array, a contiguous block of tape variables with a shape.
+
+One array operation records one block operation (csrc/tape.h, "Block operations") however many
+elements it has: MAP (an elementwise op with NumPy broadcasting), REDUCE (sum over axes), MATMUL
+and PACK (copies: transpose, slicing, ad.asarray of scattered Vars). Its elements are ordinary
+variables: a[i] of a 1-d Array is the Var of that variable, at no cost.
+"""
+import sys
+
+import numpy as np
+
+from ._core import Op, check, ffi, lib
+from .optable import OPS
+from .var import Var, _make, _mixed, _number, freeze
+
+_MAP, _REDUCE, _MATMUL, _PACK = int(Op.MAP), int(Op.REDUCE), int(Op.MATMUL), int(Op.PACK)
+
+#: NumPy ufunc -> (scalar op, arity) for MAP: the unary and binary ops with PARTIAL rules
+UFUNC_OPS = {u: (int(op), lib.tp_op_arity[op]) for op, row in OPS.items()
+             if lib.tp_op_kind[op] == lib.TP_KIND_PARTIAL and lib.tp_op_arity[op] in (1, 2)
+             for u in row.ufuncs}
+
+
+def _contiguous(shape):
+    st, acc = [], 1
+    for d in reversed(shape):
+        st.append(acc)
+        acc *= d
+    return tuple(reversed(st))
+
+
+class Array:
+    """An active float64 array on a tape: variables first .. first + size - 1 in C order.
+
+    Made by ``t.variables(x, array=True)``, ``ad.record(f, x, arrays=True)``, ``ad.asarray`` and
+    every array operation. Attributes: shape, ndim, size, dtype, value (the values at
+    recording), grad (after backward()), T."""
+    __slots__ = ("_rec", "_first", "shape")
+    __array_priority__ = 2000
+
+    def __init__(self, rec, first, shape):
+        self._rec, self._first, self.shape = rec, int(first), tuple(int(d) for d in shape)
+
+    ndim = property(lambda self: len(self.shape))
+    size = property(lambda self: int(np.prod(self.shape, dtype=np.int64)))
+    dtype = property(lambda self: np.dtype(np.float64))
+    T = property(lambda self: self.transpose())
+
+    @property
+    def tape(self):
+        return self._rec.owner()
+
+    def _values(self):
+        out = np.empty(self.size)
+        if self.size:
+            check(lib.tp_values(self._rec._p, self._first, self.size,
+                                ffi.from_buffer("double[]", out)), "ad.Array.value")
+        return out.reshape(self.shape)
+
+    @property
+    def value(self):
+        """The values at recording (read while recording, they become guards, as Var.value)."""
+        rec = self._rec
+        if not lib.tp_closed(rec._p) and lib.tp_readable(rec._p) and self.size:
+            freeze(rec, range(self._first, self._first + self.size), sys._getframe(1), ".value")
+        return self._values()
+
+    @property
+    def grad(self):
+        """The adjoints from the last backward() (None before), shaped like the array."""
+        g = self._rec.grads
+        if g is None:
+            return None
+        out = np.zeros(self.size)             # variables after backward()'s root: 0
+        n = max(0, min(self.size, g.size - self._first))
+        out[:n] = g[self._first:self._first + n]
+        return out.reshape(self.shape)
+
+    def __repr__(self):
+        return f"Array(shape={self.shape}, value={np.array2string(self._values(), precision=6)})"
+
+    def __len__(self):
+        if not self.shape:
+            raise TypeError("len() of a 0-d ad.Array")
+        return self.shape[0]
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
+    def __bool__(self):
+        raise TypeError("the truth value of an ad.Array is ambiguous; compare its elements "
+                        "(a[i] is a Var) or use ad.maximum / ad.minimum")
+
+    def __float__(self):
+        raise TypeError("float() would drop the derivative of an ad.Array; use .value for the "
+                        "numbers")
+
+    # ---- indexing and views --------------------------------------------------------------------
+    def __getitem__(self, key):
+        if isinstance(key, (Var, Array)):
+            raise TypeError("indexing an ad.Array by Vars (a gather by active indices) is not "
+                            "supported; index by integers and slices")
+        sel = np.arange(self._first, self._first + self.size, dtype=np.int64).reshape(self.shape)
+        sel = sel[key]
+        if np.ndim(sel) == 0:
+            return _make(self._rec, int(sel))
+        return _view(self._rec, np.asarray(sel))
+
+    def reshape(self, *shape):
+        shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+        new = np.empty(self.shape, dtype=np.bool_).reshape(shape).shape   # NumPy's checks
+        return Array(self._rec, self._first, new)
+
+    def ravel(self):
+        return self.reshape(-1)
+
+    flatten = ravel
+
+    def transpose(self, *axes):
+        axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
+        sel = np.arange(self._first, self._first + self.size, dtype=np.int64).reshape(self.shape)
+        return _view(self._rec, sel.transpose(*axes) if axes else sel.T)
+
+    # ---- reductions and products -----------------------------------------------------------------
+    def sum(self, axis=None, keepdims=False):
+        return reduce_sum(self, axis, keepdims)
+
+    def mean(self, axis=None, keepdims=False):
+        return mean(self, axis, keepdims)
+
+    def dot(self, other):
+        return dot(self, other)
+
+    def __matmul__(self, other):
+        return matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return matmul(other, self)
+
+    # ---- arithmetic: one MAP each ---------------------------------------------------------------
+    def __neg__(self):
+        return _map(int(Op.NEG), self)
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        return _map(int(Op.ABS), self)
+
+    def _no_compare(self, other):
+        raise TypeError("comparisons of ad.Array are not supported yet (no guard or where over "
+                        "blocks); compare elements (a[i] is a Var) or use ad.maximum/minimum")
+    __lt__ = __le__ = __gt__ = __ge__ = __eq__ = __ne__ = _no_compare
+    __hash__ = object.__hash__
+
+    # ---- NumPy protocols ------------------------------------------------------------------------
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        if method != "__call__" or kwargs:
+            what = ufunc.__name__ if method == "__call__" else f"{ufunc.__name__}.{method}"
+            raise TypeError(f"numpy.{what}{' with ' + ', '.join(kwargs) if kwargs else ''} is "
+                            f"not supported on ad.Array")
+        if ufunc is np.matmul:
+            return matmul(*inputs)
+        if ufunc is np.positive:
+            return inputs[0]
+        spec = UFUNC_OPS.get(ufunc)
+        if spec is None or spec[1] != len(inputs):
+            raise TypeError(f"numpy.{ufunc.__name__} is not supported on ad.Array (no block "
+                            f"rule); supported: matmul, positive, "
+                            f"{', '.join(sorted(u.__name__ for u in UFUNC_OPS))}")
+        return _map(spec[0], *inputs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        fn = _FUNCTIONS.get(func)
+        if fn is None:
+            raise TypeError(f"numpy.{func.__name__} is not supported on ad.Array; supported: "
+                            f"{', '.join(sorted(f.__name__ for f in _FUNCTIONS))}")
+        return fn(*args, **kwargs)
+
+
+def _binop(op, reflected=False):
+    op = int(op)
+    if reflected:
+        return lambda self, other: _map(op, other, self)
+    return lambda self, other: _map(op, self, other)
+
+
+for _name, _op in (("add", Op.ADD), ("sub", Op.SUB), ("mul", Op.MUL), ("truediv", Op.DIV),
+                   ("pow", Op.POW)):
+    setattr(Array, f"__{_name}__", _binop(_op))
+    setattr(Array, f"__r{_name}__", _binop(_op, True))
+
+
+# ---- operands and recording ------------------------------------------------------------------------
+def _rec_of(items):
+    """The recording of the Vars and Arrays among items (TapeError for two tapes), or None."""
+    rec = None
+    for a in items:
+        if type(a) is Array or type(a) is Var:
+            if rec is None:
+                rec = a._rec
+            elif a._rec is not rec:
+                _mixed()
+    return rec
+
+
+def _shape_id(rec, dims, strides):
+    n = len(dims)
+    return check(lib.tp_shape(rec._p, n, ffi.new("int64_t[]", list(dims) or [0]),
+                              ffi.new("int64_t[]", list(strides) or [0])), "ad.Array")
+
+
+def _operand(rec, a, what):
+    """(first code, shape, strides) of an operand: an Array, a Var, a number or a float array."""
+    if type(a) is Array:
+        return a._first, a.shape, _contiguous(a.shape)
+    if type(a) is Var:
+        return a.index, (), ()
+    c = _number(a)
+    if c is not None:
+        code = ffi.new("int32_t *")
+        check(lib.tp_const(rec._p, c, code), what)
+        return code[0], (), ()
+    arr = np.asarray(a)
+    if arr.dtype == object:
+        return _operand(rec, asarray(arr), what)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{what} expects ad.Arrays, Vars, real numbers or arrays of them; got "
+                        f"{type(a).__name__}")
+    flat = np.ascontiguousarray(arr, dtype=np.float64).ravel()
+    first = ffi.new("int32_t *")
+    check(lib.tp_const_block(rec._p, ffi.from_buffer("double[]", flat), flat.size, first), what)
+    return (first[0] if flat.size else 0), arr.shape, _contiguous(arr.shape)
+
+
+def _record(rec, op, attr, shape, blocks):
+    """One block op; blocks: (first, shape id) per operand. Returns the Array of its results
+    (a Var for shape (), as NumPy gives a scalar)."""
+    size = int(np.prod(shape, dtype=np.int64))
+    if size == 0:                          # nothing to compute: no operation
+        return Array(rec, 0, shape)
+    if rec.fast:                           # array tapes replay through the general paths
+        rec.pieces, rec.sizes              # (made now: they follow from `fast` until then)
+        rec.fast = 0
+    words = [w for b in blocks for w in b]
+    first = check(lib.tp_rec_block(rec._p, op, attr, _shape_id(rec, shape, _contiguous(shape)),
+                                   ffi.new("int32_t[]", words), len(blocks)), "ad.Array")
+    return _make(rec, first) if shape == () else Array(rec, first, shape)   # 0-d: a Var
+
+
+def _broadcast_strides(shape, strides, out):
+    """Strides of an operand of `shape` read over the broadcast shape `out` (0: repeated)."""
+    lead = len(out) - len(shape)
+    return tuple(0 if i < lead or shape[i - lead] == 1 != out[i] else strides[i - lead]
+                 for i in range(len(out)))
+
+
+def _map(op, *args):
+    """MAP of scalar op over args (1 or 2 operands) with NumPy broadcasting."""
+    rec = _rec_of(args)
+    if rec is None:
+        return NotImplemented
+    name = Op(op).name.lower()
+    ops = [_operand(rec, a, f"ad.Array {name}") for a in args]
+    try:
+        out = np.broadcast_shapes(*(s for _, s, _ in ops))
+    except ValueError:
+        raise ValueError(f"operands could not be broadcast together with shapes "
+                         f"{' '.join(str(s) for _, s, _ in ops)}") from None
+    blocks = [(f, _shape_id(rec, out, _broadcast_strides(s, st, out))) for f, s, st in ops]
+    return _record(rec, _MAP, op, out, blocks)
+
+
+def _view(rec, sel):
+    """The Array of the variables sel (an int array): a block when they are consecutive, else
+    one PACK through strides when sel is affine in its index, else TypeError."""
+    flat = sel.ravel()
+    if flat.size == 0:
+        return Array(rec, 0, sel.shape)
+    if flat[-1] - flat[0] == flat.size - 1 and np.all(np.diff(flat) == 1):
+        return Array(rec, flat[0], sel.shape)
+    first = int(flat[0])
+    strides = tuple(int(sel[tuple(1 if k == d else 0 for k in range(sel.ndim))] - first)
+                    if sel.shape[d] > 1 else 0 for d in range(sel.ndim))
+    grid = np.indices(sel.shape).reshape(sel.ndim, -1)
+    if not np.array_equal(first + np.dot(strides, grid), flat):
+        raise TypeError("this index selects elements that no strides describe (a gather): not "
+                        "supported on ad.Array yet; use integers and slices")
+    return _record(rec, _PACK, 0, sel.shape, [(first, _shape_id(rec, sel.shape, strides))])
+
+
+def asarray(a):
+    """An ad.Array from an Array, a Var, or a (nested) sequence or object array of Vars and
+    numbers: the Vars' variables themselves when they are consecutive, else one PACK operation.
+    Without any Var, a float64 ndarray."""
+    if type(a) is Array:
+        return a
+    if type(a) is Var:
+        return Array(a._rec, a.index, ())
+    arr = np.asarray(a, dtype=object)
+    items = list(arr.flat)
+    rec = _rec_of(items)
+    if rec is None:
+        return np.asarray(arr, dtype=np.float64)
+    runs = []                              # [first, length, is_var] runs of the flat items
+    consts = []
+    for e in items:
+        if type(e) is Var:
+            if runs and runs[-1][2] and runs[-1][0] + runs[-1][1] == e.index:
+                runs[-1][1] += 1
+            else:
+                runs.append([e.index, 1, True])
+        else:
+            c = _number(e)
+            if c is None:
+                raise TypeError(f"ad.asarray expects Vars and real numbers; got "
+                                f"{type(e).__name__}")
+            if runs and not runs[-1][2]:
+                runs[-1][1] += 1
+            else:
+                runs.append([len(consts), 1, False])
+            consts.append(c)
+    if len(runs) == 1 and runs[0][2]:
+        return Array(rec, runs[0][0], arr.shape)
+    blocks = []
+    for first, n, is_var in runs:
+        if not is_var:
+            first = _operand(rec, np.array(consts[first:first + n]), "ad.asarray")[0]
+        blocks.append((first, _shape_id(rec, (n,), (1,))))
+    return _record(rec, _PACK, 0, arr.shape, blocks)
+
+
+# ---- reductions, products and NumPy functions --------------------------------------------------------
+def _as_array(a, what):
+    if type(a) is not Array:
+        a = asarray(a) if type(a) is Var or np.asarray(a, dtype=object).dtype == object else a
+    if type(a) is not Array:
+        raise TypeError(f"{what} expects an ad.Array")
+    return a
+
+
+def _axes(axis, ndim):
+    if axis is None:
+        return tuple(range(ndim))
+    out = set()
+    for a in (axis if isinstance(axis, tuple) else (axis,)):
+        a = int(a)
+        if not -ndim <= a < ndim:
+            raise _AxisError(f"axis {a} is out of bounds for an ad.Array of dimension {ndim}")
+        out.add(a % ndim)
+    return tuple(sorted(out))
+
+
+def reduce_sum(a, axis=None, keepdims=False, **kwargs):
+    """Sum over axis (None: all), one REDUCE operation."""
+    if kwargs:
+        raise TypeError(f"numpy.sum of an ad.Array takes axis and keepdims only; got "
+                        f"{', '.join(kwargs)}")
+    a = _as_array(a, "sum")
+    axes = _axes(axis, a.ndim)
+    out = tuple(1 if d in axes else n for d, n in enumerate(a.shape))
+    zst = _contiguous(out)
+    zmap = tuple(0 if d in axes else zst[d] for d in range(a.ndim))
+    res_shape = out if keepdims else tuple(n for d, n in enumerate(a.shape) if d not in axes)
+    rec = a._rec
+    return _record(rec, _REDUCE, _shape_id(rec, a.shape, zmap), res_shape,
+                   [(a._first, _shape_id(rec, a.shape, _contiguous(a.shape)))])
+
+
+def mean(a, axis=None, keepdims=False, **kwargs):
+    """Mean over axis: the sum divided by the count (a REDUCE and a MAP)."""
+    a = _as_array(a, "mean")
+    n = int(np.prod([a.shape[d] for d in _axes(axis, a.ndim)], dtype=np.int64))
+    return reduce_sum(a, axis, keepdims, **kwargs) / float(n)
+
+
+def matmul(a, b):
+    """a @ b: matrix·matrix, matrix·vector, vector·matrix and vector·vector, one MATMUL."""
+    rec = _rec_of((a, b))
+    if rec is None:
+        return NotImplemented
+    (fa, sa, ta), (fb, sb, tb) = (_operand(rec, x, "matmul") for x in (a, b))
+    if not sa or not sb or len(sa) > 2 or len(sb) > 2:
+        raise TypeError(f"ad.Array matmul takes 1-d and 2-d operands; got shapes {sa} and {sb}")
+    if (sa[-1] if len(sa) == 1 else sa[1]) != sb[0]:
+        raise ValueError(f"matmul: shapes {sa} and {sb} do not align")
+    m, p = (1, sa[0]) if len(sa) == 1 else sa
+    q = 1 if len(sb) == 1 else sb[1]
+    xs = (m, p), ((p, 1) if len(sa) == 1 else ta)
+    ys = (p, q), ((1, 1) if len(sb) == 1 else tb)
+    out = (() if len(sa) == 1 else (m,)) + (() if len(sb) == 1 else (q,))
+    return _record(rec, _MATMUL, 0, out, [(fa, _shape_id(rec, *xs)), (fb, _shape_id(rec, *ys))])
+
+
+def dot(a, b):
+    """numpy.dot for 1-d and 2-d operands (matmul)."""
+    return matmul(a, b)
+
+
+def transpose(a, axes=None):
+    return _as_array(a, "transpose").transpose(*(() if axes is None else (axes,)))
+
+
+def reshape(a, shape, order="C"):
+    if order != "C":
+        raise TypeError("numpy.reshape of an ad.Array takes order='C' only")
+    return _as_array(a, "reshape").reshape(shape)
+
+
+_FUNCTIONS = {np.sum: reduce_sum, np.mean: mean, np.dot: dot, np.matmul: matmul,
+              np.transpose: transpose, np.reshape: reshape,
+              np.shape: lambda a: a.shape, np.ndim: lambda a: a.ndim,
+              np.size: lambda a: a.size}
+
+
+# ---- the matmul backend ---------------------------------------------------------------------------
+_BLAS = {"backend": "builtin", "name": "tapead's blocked C kernel (csrc/matmul.c)"}
+
+
+def _find_dgemm():
+    """The address and signature of SciPy's BLAS dgemm (scipy.linalg.cython_blas), or None."""
+    try:
+        import ctypes
+        from scipy.linalg import cython_blas
+        cap = cython_blas.__pyx_capi__["dgemm"]
+    except (ImportError, KeyError, AttributeError):
+        return None
+    get_name = ctypes.pythonapi.PyCapsule_GetName
+    get_name.restype, get_name.argtypes = ctypes.c_char_p, [ctypes.py_object]
+    get_ptr = ctypes.pythonapi.PyCapsule_GetPointer
+    get_ptr.restype, get_ptr.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
+    sig = get_name(cap)
+    text = sig.decode() if sig else ""
+    # void (char *, char *, int *, int *, int *, d *, d *, int *, d *, int *, d *, d *, int *):
+    # LP64 (32-bit int) dimensions, as csrc/matmul.c calls it
+    if not text.startswith("void (") or text.count("int *") != 6 or text.count(",") != 12:
+        return None
+    return get_ptr(cap, sig), text
+
+
+def _use_blas(on=True):
+    """Matmul through SciPy's BLAS dgemm (on, when found) or the built-in kernel; the backend."""
+    found = _find_dgemm() if on else None
+    lib.tp_set_dgemm(ffi.cast("void *", found[0]) if found else ffi.NULL)
+    if found:
+        _BLAS.update(backend="blas", name="scipy.linalg.cython_blas.dgemm", signature=found[1])
+    else:
+        _BLAS.clear()
+        _BLAS.update(backend="builtin", name="tapead's blocked C kernel (csrc/matmul.c)")
+    return blas_info()
+
+
+def blas_info():
+    """The matrix-multiply backend of ad.Array's matmul: {"backend": "blas" or "builtin",
+    "name": ..., "signature": the dgemm capsule's C signature (BLAS)}."""
+    return dict(_BLAS)
+
+
+_AxisError = getattr(getattr(np, "exceptions", np), "AxisError", ValueError)
+_use_blas(True)
+del _name, _op
