@@ -13,6 +13,7 @@ import numpy as np
 from . import _fast
 from ._core import OP_FORMULA, Flip as _Flip, Op, check, ffi, lib
 from .errors import BranchChanged, TapeError
+from . import sparse as _sparse
 from .sparsity import hessian_colouring
 from .var import Var, _make, _number
 
@@ -31,7 +32,7 @@ class _Recording:
     a re-recording (safe replay) replaced it on the Tape while other threads still sweep it.
     """
     __slots__ = ("_p", "_addr", "tape", "pieces", "sizes", "m", "out_shape", "n_out", "fast",
-                 "grads", "guards", "sites", "colouring", "__weakref__")
+                 "grads", "guards", "sites", "colouring", "sparse", "__weakref__")
 
     def __init__(self, tape):
         p = lib.tp_new()
@@ -52,6 +53,7 @@ class _Recording:
                                    # for .value/.grad read while recording, else None)
         self.colouring = False     # the Hessian's colouring (sparsity.py): False, "once", None
                                    # (no pattern worth it) or (colours, p, rows, cols, ...)
+        self.sparse = {}           # sparse.py's Jacobian pattern and plans, the last colours
 
     def owner(self):
         """The Tape of this recording. Vars keep their recording alive, not the Tape (no
@@ -395,6 +397,23 @@ class Tape:
         """Bytes of the recorded program: opcodes, operands, constants and outputs."""
         return lib.tp_nbytes(self._rec._p)
 
+    def jacobian_sparsity(self):
+        """The Jacobian's structural sparsity pattern: a boolean scipy.sparse.csr_array
+        (n_outputs, n_inputs), a superset of its nonzeros wherever the tape's guards hold."""
+        rec = self._rec
+        _want_sparse(True)
+        _need_outputs(rec)
+        return _sparse.jacobian_sparsity(rec)
+
+    def hessian_sparsity(self):
+        """The Hessian's structural sparsity pattern (of w·y, any w): a boolean
+        scipy.sparse.csr_array (n_inputs, n_inputs)."""
+        rec = self._rec
+        _want_sparse(True)
+        _need_outputs(rec)
+        rows, cols = _sparse.hessian_entries(rec)
+        return _sparse.square(np.ones(rows.size, dtype=bool), rows, cols, rec.m)
+
     def stats(self):
         rec = self._rec
         counts = np.zeros(lib.tp_n_opcodes, dtype=np.int64)
@@ -414,6 +433,9 @@ class Tape:
             "constants": lib.tp_n_consts(rec._p),
             "nbytes": lib.tp_nbytes(rec._p),
             "values_nbytes": 8 * (rec.m + n),
+            "colours": {"jacobian": rec.sparse.get("colours"),
+                        "hessian": rec.colouring[1] if isinstance(rec.colouring, tuple)
+                        else None},
         }
 
     def __repr__(self):
@@ -530,12 +552,17 @@ class Tape:
         return rec.shape_x(g)
 
     @_replay
-    def jacobian(self, rec, x=None, mode="auto"):
+    def jacobian(self, rec, x=None, mode="auto", sparse=False):
         """Jacobian at x, shaped y.shape + x.shape (a tuple over inputs given in pieces).
         mode: "forward" (m tangent directions), "reverse" (n adjoint directions) or "auto"
-        (the cheaper of the two by the cost model)."""
+        (the cheaper of the two by the cost model). sparse=True: a scipy.sparse.csr_array
+        (n_outputs, n_inputs), y and x flattened, from one direction per colour of the
+        sparsity pattern's columns (forward) or rows (reverse; auto: the cheaper, dense rows or
+        columns done in the other mode)."""
         if mode not in _MODES:
             raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
+        if _want_sparse(sparse):
+            return _sparse.jacobian(rec, rec.x_flat(x), mode, _ADJOINT_COST)
         xf = rec.x_flat(x)
         m, n = rec.m, rec.n_out
         if mode == "auto":
@@ -581,12 +608,14 @@ class Tape:
         return rec.shape_x(hv, trail=(k,)) if batched else rec.shape_x(hv[:, 0])
 
     @_replay
-    def hessian(self, rec, x=None, w=None):
+    def hessian(self, rec, x=None, w=None, sparse=False):
         """Hessian at x, shaped x.shape + x.shape (nested tuples over inputs given in pieces):
         Hessian-vector directions carried in one vector-mode sweep — one per colour of the
         Hessian's sparsity pattern when that is fewer than the m inputs (found once per
         recording), else m — then symmetrised so that H == H.T to the last bit. For vector
-        outputs, the Hessian of w·y."""
+        outputs, the Hessian of w·y. sparse=True: a scipy.sparse.csr_array (m, m) over the
+        flattened inputs, holding the pattern's entries."""
+        sparse = _want_sparse(sparse)
         wf = rec.weights(w, "tape.hessian")
         xf = rec.x_flat(x)
         m = rec.m
@@ -594,8 +623,9 @@ class Tape:
         if c is False or c == "once":
             # find the pattern when the recording is asked a second time (one-off Hessians, as
             # ad.hessian's, stay dense), or at once when m dense directions cost more than that
-            c = rec.colouring = hessian_colouring(rec) if c == "once" or m > 1000 else "once"
-        H = np.zeros((m, m))
+            c = rec.colouring = hessian_colouring(rec) if sparse or c == "once" or m > 1000 \
+                else "once"
+        H = None if sparse else np.zeros((m, m))
         if isinstance(c, tuple) and c[1] < m:
             # compressed: one direction per colour; entry (r, c) is read back from row r of
             # c's colour, and the mean with (c, r) makes H symmetric to the last bit
@@ -604,11 +634,19 @@ class Tape:
             B = np.empty((m, p))
             check(lib.tp_hvp(rec._p, _buf(xf), _buf(wf), p, _buf(seeds), ffi.NULL, ffi.NULL,
                              _buf(B)), "hessian")
-            H[rows, cols] = (B[rows, at_c] + B[cols, at_r]) * 0.5
-        elif m:
-            check(lib.tp_hvp(rec._p, _buf(xf), _buf(wf), m, ffi.NULL, ffi.NULL, ffi.NULL,
-                             _buf(H)), "hessian")
+            values = (B[rows, at_c] + B[cols, at_r]) * 0.5
+            if sparse:
+                return _sparse.square(values, rows, cols, m)
+            H[rows, cols] = values
+        elif m or sparse:
+            H = np.zeros((m, m))
+            if m:
+                check(lib.tp_hvp(rec._p, _buf(xf), _buf(wf), m, ffi.NULL, ffi.NULL, ffi.NULL,
+                                 _buf(H)), "hessian")
             H = (H + H.T) * 0.5
+            if sparse:
+                rows, cols = _sparse.hessian_entries(rec)
+                return _sparse.square(H[rows, cols], rows, cols, m)
         if len(rec.pieces) == 1:
             return _block(H, rec.pieces, 0, 0)
         return tuple(tuple(_block(H, rec.pieces, i, j) for j in range(len(rec.pieces)))
@@ -633,6 +671,20 @@ def _compressed(rec):
     extra = (seeds, p, rows, cols, colours[rows], colours[cols])
     rec.colouring = rec.colouring[:4] + extra
     return extra
+
+
+def _want_sparse(sparse):
+    """sparse as a bool; True needs SciPy (ImportError naming the extra otherwise)."""
+    if not isinstance(sparse, (bool, np.bool_)):
+        raise TypeError(f"sparse must be True or False, got {sparse!r}")
+    if sparse:
+        _sparse.scipy_sparse()
+    return bool(sparse)
+
+
+def _need_outputs(rec):
+    if rec.out_shape is None:
+        rec.x_flat(None)                           # TapeError: no outputs
 
 
 def _block(H, pieces, i, j):
