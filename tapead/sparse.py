@@ -47,6 +47,10 @@ class Pattern:
 
     nnz = property(lambda self: self.indices.size)
 
+    def csr_indptr(self):
+        """A copy of indptr in the indices' dtype (int32 when it fits: SciPy copies mixed)."""
+        return self.indptr.astype(np.int32 if self.nnz < 2**31 else np.int64)
+
 
 def jacobian_pattern(rec):
     """The recording's Pattern, found once (forward over inputs, or backward over outputs when
@@ -181,14 +185,14 @@ def jacobian(rec, xf, mode, adj_cost):
         check(lib.tp_forward(rec._p, x, ffi.from_buffer("double[]", np.empty(pat.n))),
               "jacobian")
     rec.sparse["colours"] = (plan.pf, plan.pr)
-    return sp.csr_array((data, pat.indices.copy(), pat.indptr.copy()), shape=(pat.n, pat.m))
+    return sp.csr_array((data, pat.indices.copy(), pat.csr_indptr()), shape=(pat.n, pat.m))
 
 
 def jacobian_sparsity(rec):
     """The structural pattern as a boolean csr_array (n_outputs, n_inputs)."""
     sp = scipy_sparse()
     pat = jacobian_pattern(rec)
-    return sp.csr_array((np.ones(pat.nnz, dtype=bool), pat.indices.copy(), pat.indptr.copy()),
+    return sp.csr_array((np.ones(pat.nnz, dtype=bool), pat.indices.copy(), pat.csr_indptr()),
                         shape=(pat.n, pat.m))
 
 
