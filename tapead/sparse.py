@@ -28,6 +28,11 @@ def scipy_sparse():
     return sp
 
 
+def _cache(rec):
+    """The recording's cache; a throwaway one while it is still open (it may still change)."""
+    return rec.sparse if lib.tp_closed(rec._p) else {}
+
+
 def _ptr(a, ctype):
     return ffi.from_buffer(ctype, a) if a is not None else ffi.NULL
 
@@ -55,7 +60,8 @@ class Pattern:
 def jacobian_pattern(rec):
     """The recording's Pattern, found once (forward over inputs, or backward over outputs when
     they need fewer 64-bit words)."""
-    pat = rec.sparse.get("pattern")
+    cache = _cache(rec)
+    pat = cache.get("pattern")
     if pat is None:
         n, m = rec.n_out, rec.m
         indptr = np.empty(n + 1, dtype=np.int64)
@@ -67,7 +73,7 @@ def jacobian_pattern(rec):
                 if nnz else np.empty(0, dtype=np.int32)
         finally:
             lib.tp_free_pattern(out[0])
-        pat = rec.sparse["pattern"] = Pattern(n, m, indptr, indices)
+        pat = cache["pattern"] = Pattern(n, m, indptr, indices)
     return pat
 
 
@@ -154,13 +160,13 @@ def _search(pat, adj_cost):
 
 def plan_for(rec, mode, adj_cost):
     """The recording's plan for mode ("forward", "reverse" or "auto"), found once."""
-    key = ("plan", mode)
-    plan = rec.sparse.get(key)
+    key, cache = ("plan", mode), _cache(rec)
+    plan = cache.get(key)
     if plan is None:
         pat = jacobian_pattern(rec)
         split = _search(pat, adj_cost) if mode == "auto" else \
             _split(pat, mode == "reverse", np.arange(0))
-        plan = rec.sparse[key] = Plan(pat, split)
+        plan = cache[key] = Plan(pat, split)
     return plan
 
 
@@ -202,9 +208,10 @@ def hessian_entries(rec):
     c = rec.colouring
     if isinstance(c, tuple):
         return c[2], c[3]
-    if "hessian" not in rec.sparse:
-        rec.sparse["hessian"] = _hessian_entries(rec)
-    return rec.sparse["hessian"]
+    cache = _cache(rec)
+    if "hessian" not in cache:
+        cache["hessian"] = _hessian_entries(rec)
+    return cache["hessian"]
 
 
 def square(values, rows, cols, m):

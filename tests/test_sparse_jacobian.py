@@ -10,6 +10,7 @@ import pytest
 sp = pytest.importorskip("scipy.sparse")
 
 import tapead as ad                                                    # noqa: E402
+from helpers import program_steps, run_in_threads, run_program         # noqa: E402
 from tapead import sparse as sparse_mod                                # noqa: E402
 from tapead.errors import TapeError                                    # noqa: E402
 
@@ -148,6 +149,45 @@ def test_pattern_superset_with_guards_where_and_constants(seed):
     assert (2, 0) not in P and (2, 6) in P               # a comparison's result neither
 
 
+UNARY = {"sin": ad.sin, "exp_tanh": lambda u: ad.exp(ad.tanh(u)), "neg": lambda u: -u,
+         "sq": lambda u: u * u, "where": lambda u: ad.where(u > 0.1, u * 2.0, ad.cos(u))}
+
+
+def test_random_programs_sparse_equals_dense():
+    """Random DAGs (helpers.run_program): many inputs, several outputs, each mode."""
+    hyp = pytest.importorskip("hypothesis")
+    st = hyp.strategies
+
+    @hyp.settings(max_examples=60, deadline=None)
+    @hyp.given(st.integers(1, 9), program_steps(UNARY),
+               st.lists(st.integers(0, 999), min_size=1, max_size=6), st.integers(0, 2 ** 31))
+    def check(m, body, outs, seed):
+        prog = (m, body, outs)
+        t = ad.record(lambda x: run_program(prog, x, UNARY), np.full(m, 0.3))
+        x = np.random.default_rng(seed).uniform(-1, 1, m)
+        try:
+            for mode in MODES:
+                check_equal(t, x, mode)
+        except ad.BranchChanged:
+            pass
+    check()
+
+
+def test_threads_share_a_tape():
+    n = 200
+    t = ad.record(lambda x: arrowhead(list(x)), np.linspace(0.5, 1.5, n))
+    points = [np.random.default_rng(k).uniform(-1, 1, n) for k in range(4)]
+    want = [t.jacobian(x, mode="forward") for x in points]
+    t2 = ad.record(lambda x: arrowhead(list(x)), np.linspace(0.5, 1.5, n))   # cache made racing
+
+    def body(k):
+        for _ in range(5):
+            for tape in (t, t2):
+                S = tape.jacobian(points[k], sparse=True).toarray()
+                assert np.allclose(S, want[k], rtol=1e-14, atol=0)
+    run_in_threads(body, 4)
+
+
 def test_primitive_outputs_depend_on_all_inputs():
     @ad.primitive
     def two(a, b):
@@ -280,6 +320,19 @@ def test_rerecord_invalidates_the_cache():
     assert np.array_equal(S.toarray(), np.diag(2 * x))
     assert t.stats()["colours"]["jacobian"] == (1, 0)
     assert pattern_set(t.jacobian_sparsity()) == {(i, i) for i in range(n)}
+
+
+def test_open_tape_is_not_cached():
+    """While recording, the outputs may still change: nothing is kept until the tape closes."""
+    with ad.Tape() as t:
+        x = t.variables(np.ones(4))
+        t.outputs([x[0] * x[1], x[2]])
+        assert pattern_set(t.jacobian_sparsity()) == {(0, 0), (0, 1), (1, 2)}
+        t.outputs([x[3] * x[0]])
+        assert pattern_set(t.jacobian_sparsity()) == {(0, 0), (0, 3)}
+        S = t.jacobian(np.arange(4.0), sparse=True)
+        assert S.toarray().tolist() == [[3.0, 0.0, 0.0, 0.0]]
+    assert pattern_set(t.jacobian_sparsity()) == {(0, 0), (0, 3)}
 
 
 # ---- errors -------------------------------------------------------------------------------------
