@@ -19,6 +19,7 @@
 #include <math.h>
 #include <string.h>
 #include "tape_impl.h"
+#include "core_api.h"
 
 typedef struct {
     PyObject_HEAD
@@ -27,25 +28,9 @@ typedef struct {
     int32_t index;
 } VarObject;
 
+static const tp_core_api *C;      /* the core's functions (core_api.h), from setup() */
+
 static struct {
-    int32_t (*rec1)(tp_tape *, int, int32_t);
-    int32_t (*rec2)(tp_tape *, int, int32_t, int32_t);
-    int32_t (*rec2vc)(tp_tape *, int, int32_t, double);
-    int32_t (*rec2cv)(tp_tape *, int, double, int32_t);
-    double (*value)(const tp_tape *, int64_t);
-    int32_t (*rec3)(tp_tape *, int, int32_t, int32_t, int32_t);
-    int (*konst)(tp_tape *, double, int32_t *);
-    int (*forward)(tp_tape *, const double *, double *);
-    int (*vjp)(tp_tape *, const double *, int64_t, const double *, double *, double *);
-    int64_t (*n_ops)(const tp_tape *);
-    int (*guard)(tp_tape *, int64_t, int);
-    int (*closed)(const tp_tape *);
-    tp_tape *(*tape_new)(void);
-    void (*tape_free)(tp_tape *);
-    int (*claim)(tp_tape *);
-    void (*close)(tp_tape *);
-    int64_t (*add_inputs)(tp_tape *, const double *, int64_t);
-    int (*set_outputs)(tp_tape *, const int32_t *, int64_t);
     PyTypeObject *var_type;  /* tapead.Var, made at module init */
     PyTypeObject *cond_type; /* tapead.Cond: a comparison's outcome while recording */
     PyTypeObject *rec_base;  /* tapead._fast.Recording, made at module init */
@@ -64,9 +49,10 @@ static struct {
     PyObject *mixed;         /* mixed(): raises TapeError for operands of two tapes */
     PyObject *on_guard;      /* on_guard(recording, index): notes where a Cond became a guard */
     PyObject *on_value;      /* on_value(recording, index): .value read while recording */
-    int op_cmp[6];           /* TP_OP_LT .. TP_OP_NE in Py_LT .. Py_GE order */
-    int op_add, op_sub, op_mul, op_div, op_pow, op_neg, op_abs, op_square, op_sqrt;
 } R;
+
+/* comparison opcodes in Py_LT .. Py_GE order */
+static const int op_cmp[6] = {TP_OP_LT, TP_OP_LE, TP_OP_EQ, TP_OP_NE, TP_OP_GT, TP_OP_GE};
 
 #define IS_VAR(o) (Py_TYPE(o) == R.var_type)
 
@@ -169,35 +155,35 @@ static PyObject *binary(int op, PyObject *a, PyObject *b)
         if (IS_VAR(b)) {
             VarObject *y = (VarObject *)b;
             if (x->p != y->p) return mixed_tapes();
-            return make(x->rec, x->p, R.rec2(x->p, op, x->index, y->index));
+            return make(x->rec, x->p, C->rec2(x->p, op, x->index, y->index));
         }
         if ((k = as_number(b, &c)) <= 0) {
             if (k < 0) return NULL;
             Py_RETURN_NOTIMPLEMENTED;
         }
-        return make(x->rec, x->p, R.rec2vc(x->p, op, x->index, c));
+        return make(x->rec, x->p, C->rec2vc(x->p, op, x->index, c));
     }
     VarObject *y = (VarObject *)b;
     if ((k = as_number(a, &c)) <= 0) {
         if (k < 0) return NULL;
         Py_RETURN_NOTIMPLEMENTED;
     }
-    return make(y->rec, y->p, R.rec2cv(y->p, op, c, y->index));
+    return make(y->rec, y->p, C->rec2cv(y->p, op, c, y->index));
 }
 
-static PyObject *nb_add(PyObject *a, PyObject *b) { return binary(R.op_add, a, b); }
-static PyObject *nb_sub(PyObject *a, PyObject *b) { return binary(R.op_sub, a, b); }
-static PyObject *nb_mul(PyObject *a, PyObject *b) { return binary(R.op_mul, a, b); }
-static PyObject *nb_div(PyObject *a, PyObject *b) { return binary(R.op_div, a, b); }
+static PyObject *nb_add(PyObject *a, PyObject *b) { return binary(TP_OP_ADD, a, b); }
+static PyObject *nb_sub(PyObject *a, PyObject *b) { return binary(TP_OP_SUB, a, b); }
+static PyObject *nb_mul(PyObject *a, PyObject *b) { return binary(TP_OP_MUL, a, b); }
+static PyObject *nb_div(PyObject *a, PyObject *b) { return binary(TP_OP_DIV, a, b); }
 
 static PyObject *unary(int op, PyObject *a)
 {
     VarObject *x = (VarObject *)a;
-    return make(x->rec, x->p, R.rec1(x->p, op, x->index));
+    return make(x->rec, x->p, C->rec1(x->p, op, x->index));
 }
 
-static PyObject *nb_neg(PyObject *a) { return unary(R.op_neg, a); }
-static PyObject *nb_abs(PyObject *a) { return unary(R.op_abs, a); }
+static PyObject *nb_neg(PyObject *a) { return unary(TP_OP_NEG, a); }
+static PyObject *nb_abs(PyObject *a) { return unary(TP_OP_ABS, a); }
 static PyObject *nb_pos(PyObject *a) { Py_INCREF(a); return a; }
 
 /* x ** 2 records SQUARE (the same values, bit for bit, and a cheaper sweep); other powers POW. */
@@ -214,9 +200,9 @@ static PyObject *nb_pow(PyObject *a, PyObject *b, PyObject *mod)
             if (k < 0) return NULL;
             Py_RETURN_NOTIMPLEMENTED;
         }
-        if (c == 2.0) return unary(R.op_square, a);
+        if (c == 2.0) return unary(TP_OP_SQUARE, a);
     }
-    return binary(R.op_pow, a, b);
+    return binary(TP_OP_POW, a, b);
 }
 
 
@@ -239,7 +225,7 @@ typedef struct {
 static int operand_code(tp_tape *p, PyObject *o, double v, int32_t *code)
 {
     if (IS_VAR(o)) { *code = ((VarObject *)o)->index; return TP_OK; }
-    return R.konst(p, v, code);
+    return C->konst(p, v, code);
 }
 
 /* Note where the user's code made guard gi (on_guard reads the calling frame). */
@@ -273,12 +259,12 @@ static PyObject *richcompare(PyObject *a, PyObject *b, int cmp)
     if (IS_VAR(a) && IS_VAR(b) && ((VarObject *)a)->p != ((VarObject *)b)->p) return mixed_tapes();
     VarObject *v = (VarObject *)(IS_VAR(a) ? a : b);
     if (readable(v->p) < 0) return NULL;
-    if (IS_VAR(a)) va = R.value(v->p, ((VarObject *)a)->index);
+    if (IS_VAR(a)) va = C->value(v->p, ((VarObject *)a)->index);
     else if ((k = as_number(a, &va)) <= 0) {
         if (k < 0) return NULL;
         Py_RETURN_NOTIMPLEMENTED;
     }
-    if (IS_VAR(b)) vb = R.value(v->p, ((VarObject *)b)->index);
+    if (IS_VAR(b)) vb = C->value(v->p, ((VarObject *)b)->index);
     else if ((k = as_number(b, &vb)) <= 0) {
         if (k < 0) return NULL;
         Py_RETURN_NOTIMPLEMENTED;
@@ -304,8 +290,8 @@ static PyObject *richcompare(PyObject *a, PyObject *b, int cmp)
     int32_t ca, cb, cw, gi = 0;
     int rc = operand_code(v->p, a, va, &ca);
     if (rc >= 0) rc = operand_code(v->p, b, vb, &cb);
-    if (rc >= 0) rc = R.konst(v->p, NAN, &cw);                 /* outcome NaN: not checked */
-    if (rc >= 0) rc = gi = R.rec3(v->p, R.op_cmp[cmp], ca, cb, cw);
+    if (rc >= 0) rc = C->konst(v->p, NAN, &cw);                 /* outcome NaN: not checked */
+    if (rc >= 0) rc = gi = C->rec3(v->p, op_cmp[cmp], ca, cb, cw);
     if (rc == TP_ECLOSED) return PyBool_FromLong(outcome);     /* recording is over: plain */
     if (rc < 0) return status_error(rc);
     CondObject *c = PyObject_New(CondObject, R.cond_type);
@@ -319,7 +305,7 @@ static PyObject *richcompare(PyObject *a, PyObject *b, int cmp)
 static int cond_bool(CondObject *c)
 {
     if (!c->guarded) {
-        int rc = R.guard(c->p, c->index, c->outcome);
+        int rc = C->guard(c->p, c->index, c->outcome);
         if (rc == TP_ECLOSED) return c->outcome;               /* taken after the recording */
         if (rc < 0) { status_error(rc); return -1; }
         c->guarded = 1;
@@ -481,12 +467,12 @@ static PyObject *get_value(VarObject *self, void *c)
 {
     (void)c;
     if (readable(self->p) < 0) return NULL;
-    if (!R.closed(self->p)) {                  /* on_value records the guards (tp_guard_value) */
+    if (!C->closed(self->p)) {                  /* on_value records the guards (tp_guard_value) */
         PyObject *r = PyObject_CallFunction(R.on_value, "Oi", self->rec, (int)self->index);
         if (!r) return NULL;
         Py_DECREF(r);
     }
-    return PyFloat_FromDouble(R.value(self->p, self->index));
+    return PyFloat_FromDouble(C->value(self->p, self->index));
 }
 
 /* the value without a guard: repr, format and tapead's own code */
@@ -494,7 +480,7 @@ static PyObject *get_peek(VarObject *self, void *c)
 {
     (void)c;
     if (readable(self->p) < 0) return NULL;
-    return PyFloat_FromDouble(R.value(self->p, self->index));
+    return PyFloat_FromDouble(C->value(self->p, self->index));
 }
 
 static PyObject *get_rec(VarObject *self, void *c)
@@ -543,54 +529,20 @@ static PyType_Spec var_spec = {
 
 /* ---- module functions ---------------------------------------------------------------------- */
 
-/* setup(fail, number, mixed, on_guard, on_value, addresses, opcodes): addresses of tp_rec1, tp_rec2,
- * tp_rec2vc, tp_rec2cv, tp_value, tp_forward, tp_vjp, tp_n_ops, tp_rec3, tp_const, tp_guard,
- * tp_closed, tp_new, tp_free, tp_claim, tp_close, tp_add_inputs, tp_set_outputs, in that order */
-#define N_ADDRESSES 18
+/* setup(fail, number, mixed, on_guard, on_value, api): api is the address tp_api() returns, the
+ * core's functions as the typed table of core_api.h */
 static PyObject *setup(PyObject *mod, PyObject *args)
 {
     (void)mod;
-    PyObject *fail, *number, *mixed, *on_guard, *on_value, *addresses;
-    int lt, le, gt, ge, eq, ne;
-    if (!PyArg_ParseTuple(args, "OOOOOO!(iiiiiiiiiiiiiii)", &fail, &number, &mixed, &on_guard,
-                          &on_value,
-                          &PyTuple_Type, &addresses,
-                          &R.op_add, &R.op_sub, &R.op_mul, &R.op_div, &R.op_pow, &R.op_neg,
-                          &R.op_abs, &R.op_square, &R.op_sqrt, &lt, &le, &gt, &ge, &eq, &ne))
+    PyObject *fail, *number, *mixed, *on_guard, *on_value, *api;
+    if (!PyArg_ParseTuple(args, "OOOOOO", &fail, &number, &mixed, &on_guard, &on_value, &api))
         return NULL;
-    if (PyTuple_GET_SIZE(addresses) != N_ADDRESSES) {
-        PyErr_Format(PyExc_ValueError, "setup expects %d addresses", N_ADDRESSES);
+    const tp_core_api *c = PyLong_AsVoidPtr(api);
+    if (!c) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "setup needs the core's table");
         return NULL;
     }
-    void *a[N_ADDRESSES];
-    for (int i = 0; i < N_ADDRESSES; i++) {
-        a[i] = PyLong_AsVoidPtr(PyTuple_GET_ITEM(addresses, i));
-        if (!a[i]) {
-            if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "a null address");
-            return NULL;
-        }
-    }
-    R.op_cmp[Py_LT] = lt; R.op_cmp[Py_LE] = le; R.op_cmp[Py_GT] = gt; R.op_cmp[Py_GE] = ge;
-    R.op_cmp[Py_EQ] = eq; R.op_cmp[Py_NE] = ne;
-    /* object pointers to function pointers: POSIX guarantees the round trip */
-    R.rec1 = (int32_t (*)(tp_tape *, int, int32_t))a[0];
-    R.rec2 = (int32_t (*)(tp_tape *, int, int32_t, int32_t))a[1];
-    R.rec2vc = (int32_t (*)(tp_tape *, int, int32_t, double))a[2];
-    R.rec2cv = (int32_t (*)(tp_tape *, int, double, int32_t))a[3];
-    R.value = (double (*)(const tp_tape *, int64_t))a[4];
-    R.forward = (int (*)(tp_tape *, const double *, double *))a[5];
-    R.vjp = (int (*)(tp_tape *, const double *, int64_t, const double *, double *, double *))a[6];
-    R.n_ops = (int64_t (*)(const tp_tape *))a[7];
-    R.rec3 = (int32_t (*)(tp_tape *, int, int32_t, int32_t, int32_t))a[8];
-    R.konst = (int (*)(tp_tape *, double, int32_t *))a[9];
-    R.guard = (int (*)(tp_tape *, int64_t, int))a[10];
-    R.closed = (int (*)(const tp_tape *))a[11];
-    R.tape_new = (tp_tape *(*)(void))a[12];
-    R.tape_free = (void (*)(tp_tape *))a[13];
-    R.claim = (int (*)(tp_tape *))a[14];
-    R.close = (void (*)(tp_tape *))a[15];
-    R.add_inputs = (int64_t (*)(tp_tape *, const double *, int64_t))a[16];
-    R.set_outputs = (int (*)(tp_tape *, const int32_t *, int64_t))a[17];
+    C = c;
     Py_INCREF(on_guard); Py_XDECREF(R.on_guard); R.on_guard = on_guard;
     Py_INCREF(on_value); Py_XDECREF(R.on_value); R.on_value = on_value;
     Py_INCREF(fail); Py_INCREF(number); Py_INCREF(mixed);
@@ -765,11 +717,11 @@ static int sweep_vjp(tp_tape *t, const double *x, double *g)
 {
     static const double one = 1.0;
     int rc;
-    if (R.n_ops(t) > RELEASE_GIL_ABOVE) {
+    if (C->n_ops(t) > RELEASE_GIL_ABOVE) {
         Py_BEGIN_ALLOW_THREADS
-        rc = R.vjp(t, x, 1, &one, NULL, g);
+        rc = C->vjp(t, x, 1, &one, NULL, g);
         Py_END_ALLOW_THREADS
-    } else rc = R.vjp(t, x, 1, &one, NULL, g);
+    } else rc = C->vjp(t, x, 1, &one, NULL, g);
     return rc;
 }
 
@@ -833,11 +785,11 @@ static PyObject *py_forward(PyObject *mod, PyObject *const *args, Py_ssize_t n)
     Py_buffer out;
     if (out_buffer(args[3], &out, n_out) < 0) { xin_release(&in); return NULL; }
     int rc;
-    if (R.n_ops(t) > RELEASE_GIL_ABOVE) {
+    if (C->n_ops(t) > RELEASE_GIL_ABOVE) {
         Py_BEGIN_ALLOW_THREADS
-        rc = R.forward(t, in.x, out.buf);
+        rc = C->forward(t, in.x, out.buf);
         Py_END_ALLOW_THREADS
-    } else rc = R.forward(t, in.x, out.buf);
+    } else rc = C->forward(t, in.x, out.buf);
     PyBuffer_Release(&out);
     xin_release(&in);
     if (rc < 0) return status_error(rc);
@@ -847,13 +799,13 @@ static PyObject *py_forward(PyObject *mod, PyObject *const *args, Py_ssize_t n)
 /* ---- Recording ------------------------------------------------------------------------------ */
 static RecObject *rec_alloc(PyTypeObject *type)
 {
-    tp_tape *p = R.tape_new ? R.tape_new() : NULL;
+    tp_tape *p = C ? C->tape_new() : NULL;
     if (!p) {
         PyErr_SetString(PyExc_MemoryError, "could not allocate a tape");
         return NULL;
     }
     RecObject *r = (RecObject *)type->tp_alloc(type, 0);
-    if (!r) { R.tape_free(p); return NULL; }
+    if (!r) { C->tape_free(p); return NULL; }
     r->p = p;
     return r;
 }
@@ -880,7 +832,7 @@ static void rec_dealloc(RecObject *r)
     Py_CLEAR(r->grads); Py_CLEAR(r->guards); Py_CLEAR(r->sites); Py_CLEAR(r->colouring);
     Py_CLEAR(r->sparse);
     if (r->p_obj) Py_CLEAR(r->p_obj);             /* frees the tape unless someone holds it */
-    else if (r->p) R.tape_free(r->p);
+    else if (r->p) C->tape_free(r->p);
     r->p = NULL;
     tp->tp_free((PyObject *)r);
     Py_DECREF(tp);
@@ -1294,7 +1246,7 @@ static PyObject *record_into(PyObject *f, PyObject *const *items, Py_ssize_t k, 
         Py_INCREF(t);
     }
     if (!(r->tape = PyWeakref_NewRef((PyObject *)t, NULL))) goto done;
-    if ((rc = R.claim(r->p)) < 0 || (rc = (int)R.add_inputs(r->p, in.x, m)) < 0) {
+    if ((rc = C->claim(r->p)) < 0 || (rc = (int)C->add_inputs(r->p, in.x, m)) < 0) {
         status_error(rc);
         goto done;
     }
@@ -1328,7 +1280,7 @@ static PyObject *record_into(PyObject *f, PyObject *const *items, Py_ssize_t k, 
     if (!y) goto close;
     if (IS_VAR(y) && ((VarObject *)y)->rec == (PyObject *)r) {   /* one Var output: t.outputs */
         int32_t idx = ((VarObject *)y)->index;
-        if ((rc = R.set_outputs(r->p, &idx, 1)) < 0) { status_error(rc); goto close; }
+        if ((rc = C->set_outputs(r->p, &idx, 1)) < 0) { status_error(rc); goto close; }
         if (!(r->out_shape = PyTuple_New(0))) goto close;
         r->n_out = 1;
     } else {
@@ -1347,7 +1299,7 @@ close:
         } else PyErr_Restore(exc_t, exc_v, exc_tb);
         Py_XDECREF(outer);
     }
-    R.close(r->p);
+    C->close(r->p);
 done:
     xin_release(&in);
     Py_XDECREF(y);

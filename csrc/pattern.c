@@ -11,22 +11,26 @@
 
 #define PASS_BYTES ((int64_t)8 << 20)   /* bit sets of one pass: W words for every variable */
 
-/* The operands q[0 .. *n-1] of an op whose operand words start at p; returns the words after. */
-static const int32_t *operands(int op, const int32_t *p, const int32_t **q, int32_t *n)
+/* The operand codes q[0 .. *n-1] and result count *r of an op whose words start at p (tape.h,
+ * "Operands"); returns where its words end. */
+static const int32_t *decode(int op, const int32_t *p, const int32_t **q, int32_t *n, int32_t *r)
 {
     int a = tp_op_arity[op];
-    if (a == VARIADIC) { *n = p[0]; *q = p + 1; return p + p[0] + 2; }
-    *n = a; *q = p;
-    return p + a;
+    if (a != VARIADIC) { *q = p; *n = a; *r = tp_op_results[op]; return p + a; }
+    int counted = tp_op_results[op] == VARIADIC;    /* w_1 is the result count, no operand */
+    *r = counted ? p[1] : tp_op_results[op];
+    *q = p + 1 + counted; *n = p[0] - counted;
+    return p + p[0] + 2;
 }
 
-/* The same, walking back: p is the end of the op's operand words; returns their start. */
-static const int32_t *operands_back(int op, const int32_t *p, const int32_t **q, int32_t *n)
+/* The same walking back: p is where the op's words end; returns where they start. */
+static const int32_t *decode_back(int op, const int32_t *p, const int32_t **q, int32_t *n,
+                                  int32_t *r)
 {
     int a = tp_op_arity[op];
-    if (a == VARIADIC) { *n = p[-1]; p -= p[-1] + 2; *q = p + 1; return p; }
-    *n = a; *q = p - a;
-    return p - a;
+    const int32_t *start = p - (a == VARIADIC ? p[-1] + 2 : a);
+    decode(op, start, q, n, r);
+    return start;
 }
 
 /* The first operand a derivative flows from: none for a comparison, not WHERE's condition. */
@@ -68,13 +72,18 @@ static void forward_pass(const tp_tape *t, sets_t *s, int64_t i0)
         s->lo[i] = k; s->hi[i] = k + 1;
     }
     const int32_t *p = t->args, *q;
-    int32_t n;
-    for (int64_t o = 0, iz = t->n_inputs; o < t->n_ops; o++, iz++) {
+    int32_t n, r;
+    for (int64_t o = 0, iz = t->n_inputs; o < t->n_ops; o++, iz += r) {
         int op = t->ops[o];
-        p = operands(op, p, &q, &n);
+        p = decode(op, p, &q, &n, &r);
+        if (r < 1) continue;
         set_empty(s, iz);
         for (int32_t i = first_carrier(op, n); i < n; i++)
             if (q[i] >= 0) set_or(s, iz, q[i]);       /* q[i] < 0: a constant */
+        for (int32_t k = 1; k < r; k++) {             /* a call's outputs: all its inputs */
+            set_empty(s, iz + k);
+            set_or(s, iz + k, iz);
+        }
     }
 }
 
@@ -95,13 +104,16 @@ static void reverse_pass(const tp_tape *t, sets_t *s, int64_t r0)
         s->S[v * W + k] |= (uint64_t)1 << ((r - r0) % 64);
     }
     const int32_t *p = t->args + t->n_args, *q;
-    int32_t n;
-    for (int64_t o = t->n_ops - 1, iz = nv - 1; o >= 0; o--, iz--) {
+    int32_t n, r;
+    for (int64_t o = t->n_ops - 1, iz = nv; o >= 0; o--) {
         int op = t->ops[o];
-        p = operands_back(op, p, &q, &n);
-        if (s->lo[iz] >= s->hi[iz]) continue;
-        for (int32_t i = first_carrier(op, n); i < n; i++)
-            if (q[i] >= 0) set_or(s, q[i], iz);
+        p = decode_back(op, p, &q, &n, &r);
+        iz -= r;                                      /* its first result */
+        for (int32_t k = 0; k < r; k++) {
+            if (s->lo[iz + k] >= s->hi[iz + k]) continue;
+            for (int32_t i = first_carrier(op, n); i < n; i++)
+                if (q[i] >= 0) set_or(s, q[i], iz + k);
+        }
     }
 }
 

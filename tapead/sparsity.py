@@ -54,7 +54,7 @@ def _pattern_rows(rec, max_work):
     steps, _, _ = listing(rec)
     if max_work is not None and len(steps) * max(1, m // 64) > max_work:
         return None
-    dep = [1 << i for i in range(m)] + [0] * len(steps)
+    dep = [1 << i for i in range(m)] + [0] * sum(st.results for st in steps)
     rows = [0] * m
     work = 0
 
@@ -72,6 +72,8 @@ def _pattern_rows(rec, max_work):
         for s in sets:
             z |= s
         dep[st.index] = z
+        if st.results > 1:                       # a call's further outputs
+            dep[st.index + 1:st.index + st.results] = [z] * (st.results - 1)
         curvature = OP_CURVATURE[st.op]
         if curvature == 2 and z:
             couple(z, z)

@@ -438,7 +438,7 @@ class Tape(_fast.TapeBase):
             "guards": len(rec.guards),
             "constants": lib.tp_n_consts(rec._p),
             "nbytes": lib.tp_nbytes(rec._p),
-            "values_nbytes": 8 * (rec.m + n),
+            "values_nbytes": 8 * lib.tp_n_vars(rec._p),
             "colours": {"jacobian": rec.sparse.get("colours"),
                         "hessian": rec.colouring[1] if isinstance(rec.colouring, tuple)
                         else None},

@@ -205,6 +205,41 @@ def test_primitive_outputs_depend_on_all_inputs():
         check_equal(t, np.array([0.3, 0.5, 0.7, 1.1]), mode)
 
 
+def _c_pattern(t, reverse):
+    """The pattern from csrc/pattern.c's forward (over inputs) or reverse (over outputs) pass."""
+    from tapead._core import ffi, lib
+    indptr = np.empty(t.n_outputs + 1, dtype=np.int64)
+    out = ffi.new("int32_t **")
+    nnz = lib.tp_jac_pattern(t._rec._p, reverse, ffi.from_buffer("int64_t[]", indptr), out)
+    assert nnz >= 0
+    idx = np.frombuffer(ffi.buffer(out[0], 4 * nnz), dtype=np.int32).copy()
+    lib.tp_free_pattern(out[0])
+    return indptr, idx
+
+
+def test_forward_and_reverse_pattern_passes_agree():
+    """Both passes, on tapes with guards, where, primitives with several outputs, constants and
+    more than 64 inputs and outputs (several words a set)."""
+    @ad.primitive
+    def three(a, b, c):
+        return np.array([a * b, b + c, c * c])
+    three.defjvp(lambda x, v: np.array([v[0] * x[1] + x[0] * v[1], v[1] + v[2], 2 * x[2] * v[2]]))
+    three.defvjp(lambda x, w: (w[0] * x[1], w[0] * x[0] + w[1], w[1] + 2 * x[2] * w[2]))
+
+    def f(x):
+        out = []
+        for i in range(0, len(x) - 3, 3):
+            y = three(x[i], x[i + 2], x[i + 3])
+            out += [y[0] + ad.where(x[i] > 0, x[i + 1], 2.0), y[2] * x[-1], 1.5]
+        return out + [ad.sum(list(x[::7]))]
+    for m in (10, 70, 200):
+        t = ad.record(f, np.linspace(0.5, 1.5, m))
+        fwd, rev = _c_pattern(t, 0), _c_pattern(t, 1)
+        assert all(np.array_equal(a, b) for a, b in zip(fwd, rev))
+        for mode in MODES:
+            check_equal(t, np.linspace(-1, 1, m), mode)
+
+
 def test_shapes_pieces_and_scalars():
     """Rows: y flattened (C order); columns: the inputs' pieces flattened, in order."""
     def f(a, b):
@@ -239,6 +274,9 @@ def test_tridiagonal_1e4_in_three_directions():
     assert t.stats()["colours"]["jacobian"] == (3, 0)
     S = t.jacobian(x, sparse=True)
     assert S.nnz == 3 * n - 2
+    fwd, rev = _c_pattern(t, 0), _c_pattern(t, 1)          # several passes of several words
+    assert np.array_equal(fwd[0], rev[0]) and np.array_equal(fwd[1], rev[1])
+    assert np.array_equal(fwd[1], S.indices)
     d = np.arange(n)
     assert np.array_equal(S.diagonal(), -4.0 * x)
     assert np.array_equal(S[d[1:], d[:-1]], np.ones(n - 1))
