@@ -77,10 +77,10 @@ def jacobian_pattern(rec):
     return pat
 
 
-def _colour(pat, rows, use_conflict, use_line):
+def _colour(pat, rows, use_conflict, use_line, unit=False):
     """Colours of the columns (rows=True: of the rows) and their count; use_conflict: the rows
-    (columns) that count as shared, use_line: the lines to colour. Over the budget: a colour of
-    its own for each line coloured."""
+    (columns) that count as shared, use_line: the lines to colour. unit, or over the budget: a
+    colour of its own for each line coloured."""
     if rows:                     # the rows of J are the columns of J.T: CSR and CSC swap
         nr, nc, rp, ci, cp, ri = pat.m, pat.n, pat.colptr, pat.rowidx, pat.indptr, pat.indices
     else:
@@ -88,7 +88,7 @@ def _colour(pat, rows, use_conflict, use_line):
     colour = np.empty(nc, dtype=np.int32)
     conflict = None if use_conflict is None else use_conflict.astype(np.uint8)
     order = np.argsort(-np.diff(cp), kind="stable")          # largest first (fewer colours)
-    k = lib.tp_colour(nr, nc, _ptr(rp, "int64_t[]"), _ptr(ci, "int32_t[]"), _ptr(cp, "int64_t[]"),
+    k = lib.TP_ETOOBIG if unit else lib.tp_colour(nr, nc, _ptr(rp, "int64_t[]"), _ptr(ci, "int32_t[]"), _ptr(cp, "int64_t[]"),
                       _ptr(ri, "int32_t[]"), _ptr(conflict, "uint8_t[]"),
                       _ptr(use_line.astype(np.uint8), "uint8_t[]"), _ptr(order, "int64_t[]"),
                       COLOUR_BUDGET, _ptr(colour, "int32_t[]"))
@@ -116,41 +116,45 @@ class Plan:
         self.weights[np.flatnonzero(rev >= 0), rev[rev >= 0]] = 1.0
 
 
-def _split(pat, reverse_main, lines):
+def _split(pat, reverse_main, lines, unit=False):
     """(fwd, pf, rev, pr, from_fwd) with `lines` (rows, or with reverse_main columns) done in
-    the other mode and the rest of the pattern coloured for the main mode."""
+    the other mode and the rest of the pattern coloured for the main mode (unit: a colour of
+    its own for each line, no colouring)."""
     if not reverse_main:                     # forward; the dense rows `lines` in reverse
         rev_rows = np.zeros(pat.n, dtype=bool)
         rev_rows[lines] = True
         from_fwd = ~rev_rows[pat.rows]
         need = np.bincount(pat.indices[from_fwd], minlength=pat.m) > 0
-        fwd, pf = _colour(pat, False, ~rev_rows, need)
+        fwd, pf = _colour(pat, False, ~rev_rows, need, unit)
         rev, pr = _colour(pat, True, None, rev_rows & (pat.row_nnz > 0))
     else:                                    # reverse; the dense columns `lines` in forward
         fwd_cols = np.zeros(pat.m, dtype=bool)
         fwd_cols[lines] = True
         from_fwd = fwd_cols[pat.indices]
         need = np.bincount(pat.rows[~from_fwd], minlength=pat.n) > 0
-        rev, pr = _colour(pat, True, ~fwd_cols, need)
+        rev, pr = _colour(pat, True, ~fwd_cols, need, unit)
         fwd, pf = _colour(pat, False, None, fwd_cols & (pat.col_nnz > 0))
     return fwd, pf, rev, pr, from_fwd
 
 
 def _search(pat, adj_cost):
-    """mode="auto": the cheapest of a few splits on each side. A line with d nonzeros kept in
-    the main mode costs at least d directions: lines as dense as the best plan so far always go
-    to the other mode; then the next group of equal density joins them, up to MAX_TRIALS."""
-    best, best_cost = None, min(pat.m, adj_cost * pat.n)     # the dense Jacobian's
+    """mode="auto": the cheapest of a few splits on each side, never dearer than the dense
+    Jacobian's unit directions. A line with d nonzeros kept in the main mode costs at least d
+    directions: lines denser than the best plan so far always go to the other mode; then the
+    next group of equal density joins them, up to MAX_TRIALS."""
+    reverse = pat.m > adj_cost * pat.n                       # the dense Jacobian's mode
+    best = _split(pat, reverse, np.arange(0), unit=True)
+    best_cost = best[1] + adj_cost * best[3]
     for reverse_main in (False, True):
         deg = pat.col_nnz if reverse_main else pat.row_nnz
         unit = adj_cost if reverse_main else 1.0
         order = np.argsort(-deg, kind="stable")
         sdeg = deg[order]
-        k = int(np.count_nonzero(sdeg * unit >= best_cost))
+        k = int(np.count_nonzero(sdeg * unit > best_cost))
         for _ in range(MAX_TRIALS):
             split = _split(pat, reverse_main, order[:k])
             cost = split[1] + adj_cost * split[3]
-            if best is None or cost < best_cost:
+            if cost < best_cost:
                 best, best_cost = split, cost
             if k == len(deg) or sdeg[k] == 0:
                 break
@@ -215,6 +219,8 @@ def hessian_entries(rec):
 
 
 def square(values, rows, cols, m):
-    """A csr_array (m, m) holding values at (rows, cols)."""
+    """A csr_array (m, m) holding values at (rows, cols), given row by row, columns ascending."""
     sp = scipy_sparse()
-    return sp.csr_array(sp.coo_array((values, (rows, cols)), shape=(m, m)))
+    indptr = np.zeros(m + 1, dtype=np.int32 if rows.size < 2**31 else np.int64)
+    np.cumsum(np.bincount(rows, minlength=m), out=indptr[1:])
+    return sp.csr_array((values, cols.astype(indptr.dtype), indptr), shape=(m, m))
