@@ -66,7 +66,7 @@ def jacobian_pattern(rec):
         n, m = rec.n_out, rec.m
         indptr = np.empty(n + 1, dtype=np.int64)
         out = ffi.new("int32_t **")
-        nnz = check(lib.tp_jac_pattern(rec._p, (n + 63) // 64 < (m + 63) // 64,
+        nnz = check(lib.tp_jac_pattern(rec._p, (n + 63) // 64 < (m + 63) // 64, 0,
                                        _ptr(indptr, "int64_t[]"), out), "jacobian_sparsity")
         try:
             indices = np.frombuffer(ffi.buffer(out[0], 4 * nnz), dtype=np.int32).copy() \
@@ -88,10 +88,13 @@ def _colour(pat, rows, use_conflict, use_line, unit=False):
     colour = np.empty(nc, dtype=np.int32)
     conflict = None if use_conflict is None else use_conflict.astype(np.uint8)
     order = np.argsort(-np.diff(cp), kind="stable")          # largest first (fewer colours)
-    k = lib.TP_ETOOBIG if unit else lib.tp_colour(nr, nc, _ptr(rp, "int64_t[]"), _ptr(ci, "int32_t[]"), _ptr(cp, "int64_t[]"),
-                      _ptr(ri, "int32_t[]"), _ptr(conflict, "uint8_t[]"),
-                      _ptr(use_line.astype(np.uint8), "uint8_t[]"), _ptr(order, "int64_t[]"),
-                      COLOUR_BUDGET, _ptr(colour, "int32_t[]"))
+    k = lib.TP_ETOOBIG
+    if not unit:
+        k = lib.tp_colour(nr, nc, _ptr(rp, "int64_t[]"), _ptr(ci, "int32_t[]"),
+                          _ptr(cp, "int64_t[]"), _ptr(ri, "int32_t[]"),
+                          _ptr(conflict, "uint8_t[]"),
+                          _ptr(use_line.astype(np.uint8), "uint8_t[]"), _ptr(order, "int64_t[]"),
+                          COLOUR_BUDGET, _ptr(colour, "int32_t[]"))
     if k == lib.TP_ETOOBIG:
         colour[:] = -1
         colour[use_line] = np.arange(int(use_line.sum()), dtype=np.int32)

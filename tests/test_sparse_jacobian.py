@@ -205,12 +205,14 @@ def test_primitive_outputs_depend_on_all_inputs():
         check_equal(t, np.array([0.3, 0.5, 0.7, 1.1]), mode)
 
 
-def _c_pattern(t, reverse):
-    """The pattern from csrc/pattern.c's forward (over inputs) or reverse (over outputs) pass."""
+def _c_pattern(t, reverse, pass_bytes=0):
+    """The pattern from csrc/pattern.c's forward (over inputs) or reverse (over outputs) sweep,
+    in passes of pass_bytes (0: the default)."""
     from tapead._core import ffi, lib
     indptr = np.empty(t.n_outputs + 1, dtype=np.int64)
     out = ffi.new("int32_t **")
-    nnz = lib.tp_jac_pattern(t._rec._p, reverse, ffi.from_buffer("int64_t[]", indptr), out)
+    nnz = lib.tp_jac_pattern(t._rec._p, reverse, pass_bytes, ffi.from_buffer("int64_t[]", indptr),
+                             out)
     assert nnz >= 0
     idx = np.frombuffer(ffi.buffer(out[0], 4 * nnz), dtype=np.int32).copy()
     lib.tp_free_pattern(out[0])
@@ -218,8 +220,8 @@ def _c_pattern(t, reverse):
 
 
 def test_forward_and_reverse_pattern_passes_agree():
-    """Both passes, on tapes with guards, where, primitives with several outputs, constants and
-    more than 64 inputs and outputs (several words a set)."""
+    """Both sweeps, on tapes with guards, where, primitives with several outputs, constants and
+    more than 64 inputs and outputs (several words a set), in one pass or many."""
     @ad.primitive
     def three(a, b, c):
         return np.array([a * b, b + c, c * c])
@@ -234,8 +236,10 @@ def test_forward_and_reverse_pattern_passes_agree():
         return out + [ad.sum(list(x[::7]))]
     for m in (10, 70, 200):
         t = ad.record(f, np.linspace(0.5, 1.5, m))
-        fwd, rev = _c_pattern(t, 0), _c_pattern(t, 1)
-        assert all(np.array_equal(a, b) for a, b in zip(fwd, rev))
+        fwd = _c_pattern(t, 0)
+        for other in (_c_pattern(t, 1), _c_pattern(t, 0, 8), _c_pattern(t, 1, 8),
+                      _c_pattern(t, 0, 1000), _c_pattern(t, 1, 1000)):
+            assert all(np.array_equal(a, b) for a, b in zip(fwd, other))
         for mode in MODES:
             check_equal(t, np.linspace(-1, 1, m), mode)
 
@@ -274,9 +278,10 @@ def test_tridiagonal_1e4_in_three_directions():
     assert t.stats()["colours"]["jacobian"] == (3, 0)
     S = t.jacobian(x, sparse=True)
     assert S.nnz == 3 * n - 2
-    fwd, rev = _c_pattern(t, 0), _c_pattern(t, 1)          # several passes of several words
-    assert np.array_equal(fwd[0], rev[0]) and np.array_equal(fwd[1], rev[1])
-    assert np.array_equal(fwd[1], S.indices)
+    for reverse in (0, 1):
+        for pass_bytes in (0, 4096):                         # one pass, or many
+            indptr, indices = _c_pattern(t, reverse, pass_bytes)
+            assert np.array_equal(indptr, S.indptr) and np.array_equal(indices, S.indices)
     d = np.arange(n)
     assert np.array_equal(S.diagonal(), -4.0 * x)
     assert np.array_equal(S[d[1:], d[:-1]], np.ones(n - 1))
