@@ -143,7 +143,7 @@ def _split(pat, reverse_main, lines, unit=False):
 def _search(pat, adj_cost):
     """mode="auto": the cheapest of a few splits on each side, never dearer than the dense
     Jacobian's unit directions. A line with d nonzeros kept in the main mode costs at least d
-    directions: lines denser than the best plan so far always go to the other mode; then the
+    directions: lines as dense as the best plan so far always go to the other mode; then the
     next group of equal density joins them, up to MAX_TRIALS."""
     reverse = pat.m > adj_cost * pat.n                       # the dense Jacobian's mode
     best = _split(pat, reverse, np.arange(0), unit=True)
@@ -153,7 +153,7 @@ def _search(pat, adj_cost):
         unit = adj_cost if reverse_main else 1.0
         order = np.argsort(-deg, kind="stable")
         sdeg = deg[order]
-        k = int(np.count_nonzero(sdeg * unit > best_cost))
+        k = int(np.count_nonzero(sdeg * unit >= best_cost))
         for _ in range(MAX_TRIALS):
             split = _split(pat, reverse_main, order[:k])
             cost = split[1] + adj_cost * split[3]
