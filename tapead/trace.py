@@ -16,7 +16,7 @@ from ._core import OP_ARITY, OP_FORMULA, GroupOp, Op
 from .optable import display_templates
 from .primitive import floats, lookup
 from .program import at_point, decode, export, sweep
-from .tape import _as_float_array
+from .convert import as_float_array as _as_float_array
 
 # ---- display templates (tapead/optable.py): op name -> (∂z/∂operand each, tangent rule) ------
 RULES = display_templates()
