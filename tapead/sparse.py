@@ -7,12 +7,11 @@ column (Curtis-Powell-Reid; CppAD's sparse_jacobian). mode="auto" also splits de
 reverse mode (or dense columns to forward mode), so an arrowhead Jacobian takes 3 sweeps, and
 keeps the plan the cost model (tape._ADJOINT_COST) prices cheapest. The pattern and the plans
 are kept with the recording (a re-recording starts afresh). Sparse Hessians take their pattern
-and colouring from sparsity.py; this module turns both into scipy.sparse arrays.
+and colouring from hessian.py and sparsity.py; square() makes their scipy.sparse arrays.
 """
 import numpy as np
 
 from ._core import check, ffi, lib
-from .sparsity import hessian_entries as _hessian_entries
 
 COLOUR_BUDGET = 50_000_000     # row entries one colouring may visit; beyond it, unit directions
 MAX_TRIALS = 6                 # splits tried on each side by mode="auto"
@@ -207,18 +206,6 @@ def jacobian_sparsity(rec):
     pat = jacobian_pattern(rec)
     return sp.csr_array((np.ones(pat.nnz, dtype=bool), pat.indices.copy(), pat.csr_indptr()),
                         shape=(pat.n, pat.m))
-
-
-def hessian_entries(rec):
-    """(rows, cols) of the Hessian's pattern: its colouring's (tape.hessian), else found once
-    whatever it costs."""
-    c = rec.colouring
-    if isinstance(c, tuple):
-        return c[2], c[3]
-    cache = _cache(rec)
-    if "hessian" not in cache:
-        cache["hessian"] = _hessian_entries(rec)
-    return cache["hessian"]
 
 
 def square(values, rows, cols, m):

@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 
-from ._core import Op, fail, ffi, lib
+from ._core import fail, ffi, lib
 from ._fast import Cond, Var, new as new_var, setup as _setup
 from .errors import TapeError
 
