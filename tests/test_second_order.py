@@ -20,7 +20,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 import tapead as ad
 from tapead.hessian import Plan
 
-from helpers import poly, program_steps, run_program
+from helpers import poly, program_steps, record_program, run_program
 from helpers import seed_f_vec as seed_f
 from helpers import seed_grad_vec as seed_grad
 from op_cases import (_mp, case_params, context, missing_cases, operands, records_its_op,
@@ -551,11 +551,7 @@ def run(prog, x):
 
 
 def _random_program_test(m, body, outs, xs, seed):
-    prog = (m, body, outs)
-    x = np.array(xs[:m])
-    y = np.array([float(v) for v in run(prog, x)])
-    assume(np.all(np.isfinite(y)) and np.abs(y).max() < 1e4)
-    tape = ad.record(lambda u: run(prog, u), x)
+    prog, x, tape = record_program(m, body, outs, xs, UNARY)
     rng = np.random.default_rng(seed)
     w = rng.normal(size=len(outs))
     H = tape.hessian(x, w=w)

@@ -19,7 +19,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 import tapead as ad
 
-from helpers import poly, program_steps, run_program
+from helpers import poly, program_steps, record_program, run_program
 from helpers import seed_f_vec as seed_f
 from op_cases import (_mp, case_params, context, missing_cases, operands, records_its_op,
                       table)
@@ -453,11 +453,7 @@ def run(prog, x):
 
 
 def _random_program_test(m, body, outs, xs, seed):
-    prog = (m, body, outs)
-    x = np.array(xs[:m])
-    y = np.array([float(v) for v in run(prog, x)])
-    assume(np.all(np.isfinite(y)) and np.abs(y).max() < 1e4)
-    tape = ad.record(lambda u: run(prog, u), x)
+    prog, x, tape = record_program(m, body, outs, xs, UNARY)
     rng = np.random.default_rng(seed)
     v = rng.normal(size=m)
     w = rng.normal(size=len(outs))
