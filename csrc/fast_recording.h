@@ -58,20 +58,23 @@ static PyObject *lazy_inputs(RecObject *r, int sizes)
     return list;
 }
 
+/* The field of a lazy attribute: 0 pieces, 1 sizes, 2 guards, 3 sites, 4 colouring, 5 sparse */
+static PyObject **rec_slot(RecObject *r, void *which)
+{
+    switch ((int)(intptr_t)which) {
+    case 0: return &r->pieces;
+    case 1: return &r->sizes;
+    case 2: return &r->guards;
+    case 3: return &r->sites;
+    case 5: return &r->sparse;
+    default: return &r->colouring;
+    }
+}
+
 static PyObject *rec_lazy(RecObject *r, void *which)
 {
-    PyObject **slot;
-    switch ((int)(intptr_t)which) {
-    case 0: slot = &r->pieces; break;
-    case 1: slot = &r->sizes; break;
-    case 2: slot = &r->guards; break;
-    case 3: slot = &r->sites; break;
-    case 5: slot = &r->sparse; break;
-    default:                                      /* colouring: False until found */
-        if (!r->colouring) Py_RETURN_FALSE;
-        Py_INCREF(r->colouring);
-        return r->colouring;
-    }
+    PyObject **slot = rec_slot(r, which);
+    if (slot == &r->colouring && !r->colouring) Py_RETURN_FALSE;   /* False until found */
     if (!*slot) {
         int w = (int)(intptr_t)which;
         *slot = w < 2 ? lazy_inputs(r, w) : w == 2 ? PyList_New(0) : PyDict_New();  /* 3, 5 */
@@ -83,15 +86,7 @@ static PyObject *rec_lazy(RecObject *r, void *which)
 
 static int rec_set(RecObject *r, PyObject *v, void *which)
 {
-    PyObject **slot;
-    switch ((int)(intptr_t)which) {
-    case 0: slot = &r->pieces; break;
-    case 1: slot = &r->sizes; break;
-    case 2: slot = &r->guards; break;
-    case 3: slot = &r->sites; break;
-    case 5: slot = &r->sparse; break;
-    default: slot = &r->colouring; break;
-    }
+    PyObject **slot = rec_slot(r, which);
     Py_XINCREF(v);
     Py_XSETREF(*slot, v);
     return 0;
