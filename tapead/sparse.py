@@ -143,7 +143,7 @@ def _search(pat, adj_cost):
     """mode="auto": the cheapest of a few splits on each side, never dearer than the dense
     Jacobian's unit directions. A line with d nonzeros kept in the main mode costs at least d
     directions: lines as dense as the best plan so far always go to the other mode; then the
-    next group of equal density joins them, up to MAX_TRIALS."""
+    next group of equal density joins them while that pays, up to MAX_TRIALS."""
     reverse = pat.m > adj_cost * pat.n                       # the dense Jacobian's mode
     best = _split(pat, reverse, np.arange(0), unit=True)
     best_cost = best[1] + adj_cost * best[3]
@@ -156,6 +156,8 @@ def _search(pat, adj_cost):
         for _ in range(MAX_TRIALS):
             split = _split(pat, reverse_main, order[:k])
             cost = split[1] + adj_cost * split[3]
+            if cost >= best_cost and k:         # splitting more lines stopped paying
+                break
             if cost < best_cost:
                 best, best_cost = split, cost
             if k == len(deg) or sdeg[k] == 0:
