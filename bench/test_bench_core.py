@@ -101,12 +101,7 @@ def test_replay_gradient(benchmark, p, input_kind, plain):
     x_new = x_new.tolist() if input_kind == "list" else x_new
     assert_grad(tape.gradient(x_new), grad(np.asarray(x_new)))
     info = describe(benchmark, p, "replay_gradient", tape=tape, input=input_kind)
-    benchmark(tape.gradient, x_new)
-    t = best(benchmark)
-    ratios(info, t, p, plain, speedup=True)
-    if t is not None:
-        info["us_per_call"] = t * 1e6
-        info["ns_per_op"] = t / len(tape) * 1e9
+    replay_timed(benchmark, info, tape, tape.gradient, x_new, p, plain)
 
 
 @pytest.mark.parametrize("p, input_kind", REPLAYS)
@@ -117,7 +112,12 @@ def test_replay_forward(benchmark, p, input_kind, plain):
     x_new = x_new.tolist() if input_kind == "list" else x_new
     np.testing.assert_allclose(tape.forward(x_new), value(np.asarray(x_new)), rtol=1e-12)
     info = describe(benchmark, p, "replay_forward", tape=tape, input=input_kind)
-    benchmark(tape.forward, x_new)
+    replay_timed(benchmark, info, tape, tape.forward, x_new, p, plain)
+
+
+def replay_timed(benchmark, info, tape, call, x, p, plain):
+    """Time call(x) and note its speed-up over plain Python, µs per call and ns per op."""
+    benchmark(call, x)
     t = best(benchmark)
     ratios(info, t, p, plain, speedup=True)
     if t is not None:
