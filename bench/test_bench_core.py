@@ -1,4 +1,4 @@
-"""Issue 2, "Speed": tapead against plain Python, side by side in one run.
+"""Core speed: tapead against plain Python, side by side in one run.
 
 Groups (pytest-benchmark's table is grouped by them):
 - "rosenbrock n=10^4", "rosenbrock n=10^5", "seed f": plain-Python evaluation (list and
