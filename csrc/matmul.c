@@ -129,7 +129,7 @@ static int acc(mat c, mat a, mat b)        /* c += a b */
     return tp_gemm(a.r, b.c, a.c, a.b, a.s0, a.s1, b.b, b.s0, b.s1, (double *)c.b, c.s0, c.s1);
 }
 
-static int finite(mat x)
+static int all_finite(mat x)
 {
     for (int64_t i = 0; i < x.r; i++)
         for (int64_t j = 0; j < x.c; j++)
@@ -141,7 +141,7 @@ static int finite(mat x)
  * nothing, as in the scalar sweeps (0 * Inf is not NaN there); any product when v is finite */
 static int dacc(mat c, mat d, mat v)
 {
-    if (finite(v)) return acc(c, d, v);
+    if (all_finite(v)) return acc(c, d, v);
     if (!d.r || !v.c || !d.c) return TP_OK;
     return gemm_builtin(d.r, v.c, d.c, d.b, d.s0, d.s1, v.b, v.s0, v.s1, (double *)c.b, c.s0,
                         c.s1, 1);

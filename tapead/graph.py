@@ -8,9 +8,9 @@ import os
 import shutil
 import subprocess
 
-from ._core import lib
 from .program import refuse_blocks
-from .trace import _GUARDS, _PRIMITIVES, _View, _num, call_info, primal_rule
+from ._core import lib
+from .view import _GUARDS, _PRIMITIVES, _View, _num, call_info, primal_rule
 
 MAX_OPS = 2000
 FORMATS = ("svg", "png", "pdf")
