@@ -140,8 +140,11 @@ static int rehash(tp_tape *t, int64_t cap)
 static int const_code(tp_tape *t, double c, int32_t *code)
 {
     int rc;
-    if (2 * (t->n_consts + 1) > t->chash_cap &&
-        (rc = rehash(t, t->chash_cap ? 2 * t->chash_cap : 64)) < 0) return rc;
+    if (2 * (t->n_consts + 1) > t->chash_cap) {   /* (blocks of constants add many at once) */
+        int64_t cap = t->chash_cap ? 2 * t->chash_cap : 64;
+        while (cap < 2 * (t->n_consts + 1)) cap *= 2;
+        if ((rc = rehash(t, cap)) < 0) return rc;
+    }
     uint64_t k; memcpy(&k, &c, sizeof k);
     int64_t h = (int64_t)(mix(k) & (uint64_t)(t->chash_cap - 1));
     while (t->cslot[h] >= 0) {

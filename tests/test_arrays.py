@@ -277,3 +277,10 @@ def test_trace_and_graph_refuse_array_tapes_by_name():
     for fn in (t.trace, t.to_dot):
         with pytest.raises(TypeError, match="MAP, REDUCE"):
             fn()
+
+
+def test_large_constant_block_then_scalar_constants():
+    """A block of constants larger than the constant pool's hash table, then scalar constants."""
+    c = np.arange(5000.0)
+    t = ad.record(lambda a: np.sum(a * c) + 2.5 * np.sum(a - 0.125), np.ones(5000), arrays=True)
+    assert t.gradient(np.ones(5000))[7] == 7 + 2.5
