@@ -58,7 +58,7 @@ static struct {
     PyTypeObject *float64;   /* numpy.float64 (a float subclass) */
     PyObject *own;           /* own(address): the cffi pointer that frees the tape (`_p`) */
     PyObject *record_general; /* tapead.tape._record: ad.record's general path */
-    PyObject *s_set_outputs, *s_gradient, *s_after_flip, *s_branch_changed;
+    PyObject *s_set_outputs, *s_gradient, *s_after_flip, *s_branch_changed, *s_batched;
     PyObject *fail;          /* fail(status): raises the exception of a C status */
     PyObject *number;        /* number(obj): float for a real number, None otherwise */
     PyObject *mixed;         /* mixed(): raises TapeError for operands of two tapes */
@@ -1159,6 +1159,13 @@ static PyObject *tape_gradient(TapeObject *self, PyObject *const *args, Py_ssize
                                PyObject *kwnames)
 {
     PyObject *x = Py_None, *res = NULL, *rec = self->rec;
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    for (Py_ssize_t i = 0; i < nkw && nargs + nkw < 8; i++)      /* batch=: Tape._gradient_batch */
+        if (!PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, i), "batch")) {
+            PyObject *stack[8] = {(PyObject *)self};
+            for (Py_ssize_t j = 0; j < nargs + nkw; j++) stack[j + 1] = args[j];
+            return PyObject_VectorcallMethod(R.s_batched, stack, (size_t)nargs + 1, kwnames);
+        }
     if (parse_x("gradient", args, nargs, kwnames, &x) < 0) return NULL;
     Py_XINCREF(rec);
     for (int again = 0; rec && IS_REC(rec); again = 1) {
@@ -1201,9 +1208,10 @@ static PyObject *tape_gradient(TapeObject *self, PyObject *const *args, Py_ssize
 
 static PyMethodDef tape_methods[] = {
     {"gradient", (PyCFunction)(void (*)(void))tape_gradient, METH_FASTCALL | METH_KEYWORDS,
-     "gradient($self, /, x=None)\n--\n\n"
+     "gradient($self, /, x=None, *, batch=False)\n--\n\n"
      "Gradient of the scalar output at x, shaped like x (one primal + one adjoint sweep); a "
-     "tuple of floats for a tape recorded from several scalars."},
+     "tuple of floats for a tape recorded from several scalars. batch=True: x has a leading axis "
+     "of points (tapead/batch.py)."},
     {NULL}
 };
 
@@ -1474,7 +1482,8 @@ PyMODINIT_FUNC PyInit__fast(void)
         !(R.s_set_outputs = PyUnicode_InternFromString("set_outputs")) ||
         !(R.s_gradient = PyUnicode_InternFromString("_gradient")) ||
         !(R.s_after_flip = PyUnicode_InternFromString("_after_flip")) ||
-        !(R.s_branch_changed = PyUnicode_InternFromString("branch_changed"))) {
+        !(R.s_branch_changed = PyUnicode_InternFromString("branch_changed")) ||
+        !(R.s_batched = PyUnicode_InternFromString("_gradient_batch"))) {
         Py_DECREF(m);
         return NULL;
     }

@@ -20,8 +20,10 @@ def op_rows(path=os.path.join(CSRC, "ops.def")):
 
 
 def cdef_source():
-    with open(os.path.join(CSRC, "tape.h")) as f:
-        decls = "".join(line for line in f if not line.lstrip().startswith("#"))
+    decls = ""
+    for header in ("tape.h", "batch.h"):
+        with open(os.path.join(CSRC, header)) as f:
+            decls += "".join(line for line in f if not line.lstrip().startswith("#"))
     enum = "".join(f"    TP_OP_{name} = ...,\n" for name, *_ in op_rows())
     callback = ('extern "Python+C" int tp_py_call(int prim, int mode, int64_t k, const double *x, '
                 'int64_t n, int64_t K, const double *in, double *out);\n')
@@ -32,14 +34,14 @@ ffibuilder = FFI()
 ffibuilder.cdef(cdef_source())
 ffibuilder.set_source(
     "tapead._tapead",
-    '#include "tape_impl.h"',
+    '#include "tape_impl.h"\n#include "batch.h"',
     sources=[os.path.relpath(os.path.join(CSRC, f))
              for f in ("tape.c", "sweep.c", "second.c", "taylor.c", "inspect.c", "primitive.c",
-                       "work.c")],
+                       "work.c", "batch.c")],
     include_dirs=[os.path.relpath(CSRC)],
     depends=[os.path.join(CSRC, f) for f in ("ops.def", "rules.h", "series.h", "tape.h",
                                              "tape_impl.h", "sweeps.h", "work.h", "primal_body.h", "sweep_body.h",
-                                             "sweep2_body.h")],
+                                             "sweep2_body.h", "batch.h", "batch_body.h")],
     # IEEE semantics: no -ffast-math, no contraction into FMA (same bits on every machine).
     # -fno-crossjumping keeps one dispatch jump per op handler in the threaded sweeps (merged
     # jumps mispredict: 2 ns/op instead of 7 on the Rosenbrock tape).
