@@ -28,6 +28,7 @@ _THREADS = os.cpu_count() or 1
 _MIN_WORK = 2_000_000            # op-visits x points per thread (~2 ms) before a call splits
 _pool = None
 _pool_lock = threading.Lock()
+_inline = threading.local()      # .on: this thread runs an ad.map task, its calls unsplit
 
 
 def set_threads(n):
@@ -134,7 +135,7 @@ def spread(rec, B, directions, sweep):
     """sweep(lo, hi) over [0, B): one call, or runs of whole tiles on the threads at once."""
     work = B * max(lib.tp_n_ops(rec._p), 1) * (1 + directions)
     n = min(_THREADS, work // _MIN_WORK, B)
-    if n <= 1 or not lib.tp_closed(rec._p):
+    if n <= 1 or not lib.tp_closed(rec._p) or getattr(_inline, "on", False):
         return sweep(0, B)
     tile = lib.tp_batch_tile(rec._p, max(directions, 1), 1)
     size = -(-B // n)
