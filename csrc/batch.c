@@ -323,15 +323,16 @@ int tp_vjp_batch(tp_tape *t, int64_t B, const double *x, int64_t k, const double
 {
     BEGIN(k, 1);
     const int64_t kb = pl.kb;
-    double *abase = work_buf(&wk, W_DIRS, pl.ns * (pl.calls ? tp_padded(kb) : kb) * S);
+    const int64_t kc = pl.calls ? tp_padded(kb) : kb;
+    double *abase = work_buf(&wk, W_DIRS, pl.ns * kc * S);
     if (!abase) { rc = TP_ENOMEM; goto done; }
+    memset(abase, 0, (size_t)(pl.ns * kc * S) * sizeof(double));  /* then zero after each sweep */
     for (int64_t b0 = 0; b0 < B && rc >= 0; b0 += S) {
         const int64_t np = B - b0 < S ? B - b0 : S;
         if ((rc = tile_primal(t, x, b0, np, V, S, M, &wk)) < 0) break;
         tile_outputs(t, V, S, b0, np, y);
         for (int64_t j0 = 0; j0 < k; j0 += kb) {
             const int64_t nb = k - j0 < kb ? k - j0 : kb, ks = pl.calls ? tp_padded(nb) : nb;
-            memset(abase, 0, (size_t)(pl.ns * ks * S) * sizeof(double));
             double *A = abase + t->n_consts * ks * S;
             for (int64_t o = 0; o < n; o++)
                 for (int64_t j = 0; j < nb; j++)
@@ -341,6 +342,7 @@ int tp_vjp_batch(tp_tape *t, int64_t B, const double *x, int64_t k, const double
             if ((rc = badjoint(t, V, A, ks, S, np, M, &wk)) < 0) break;
             tp_count(t, 2, t->n_ops * nb * np);
             untile(xbar, A, S, ks, m, k, b0, np, j0, nb);
+            memset(abase, 0, (size_t)((t->n_consts + m) * ks * S) * sizeof(double));
         }
         memcpy(flips + b0, M, (size_t)np);
     }

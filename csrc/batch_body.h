@@ -64,40 +64,47 @@
            (void)x; (void)y; (void)z; (void)ix; (void)iy; NAME##_PARTIAL; \
            tz[b] = TIMES(tx[b], px) + TIMES(ty[b], py); } }
 #define BADJOINT_PARTIAL_1(NAME) { const int32_t ix = p[0]; \
-    const double *restrict X_ = BV(ix), *restrict Z_ = BV(iz), *restrict az = BA(iz, 0); \
-    double *restrict ax = BA(ix, 0); \
+    const double *restrict X_ = BV(ix), *restrict Z_ = BV(iz); \
+    double *restrict az = BA(iz, 0), *restrict ax = BA(ix, 0); \
     LOOP { const double x = X_[b], z = Z_[b]; double px; (void)x; (void)z; (void)ix; \
-           NAME##_PARTIAL; ax[b] += TIMES(az[b], px); } }
+           NAME##_PARTIAL; const double a_ = az[b]; az[b] = 0.0; ax[b] += TIMES(a_, px); } }
 #define BADJOINT_PARTIAL_2(NAME) { const int32_t ix = p[0], iy = p[1]; \
     const double *restrict X_ = BV(ix), *restrict Y_ = BV(iy), *restrict Z_ = BV(iz); \
-    const double *restrict az = BA(iz, 0); double *ax = BA(ix, 0), *ay = BA(iy, 0); \
+    double *restrict az = BA(iz, 0), *ax = BA(ix, 0), *ay = BA(iy, 0); \
     if (ix == iy) LOOP { const double x = X_[b], y = Y_[b], z = Z_[b]; double px, py; \
-           (void)x; (void)y; (void)z; NAME##_PARTIAL; const double a_ = az[b]; \
+           (void)x; (void)y; (void)z; NAME##_PARTIAL; const double a_ = az[b]; az[b] = 0.0; \
            ax[b] += TIMES(a_, px); ax[b] += TIMES(a_, py); } \
     else { double *restrict ax_ = ax, *restrict ay_ = ay; \
     LOOP { const double x = X_[b], y = Y_[b], z = Z_[b]; double px, py; \
-           (void)x; (void)y; (void)z; NAME##_PARTIAL; const double a_ = az[b]; \
+           (void)x; (void)y; (void)z; NAME##_PARTIAL; const double a_ = az[b]; az[b] = 0.0; \
            ax_[b] += TIMES(a_, px); ay_[b] += TIMES(a_, py); } } }
 #else
 #define BADJOINT_PARTIAL_1(NAME) { PART_1(NAME) for (int64_t j = 0; j < K; j++) { \
-    const double *restrict az = BA(iz, j); double *restrict ax = BA(ix, j); \
-    LOOP ax[b] += TIMES(az[b], PX[b]); } }
+    double *restrict az = BA(iz, j), *restrict ax = BA(ix, j); \
+    LOOP { const double a_ = az[b]; az[b] = 0.0; ax[b] += TIMES(a_, PX[b]); } } }
 #define BADJOINT_PARTIAL_2(NAME) { PART_2(NAME) for (int64_t j = 0; j < K; j++) { \
-    const double *restrict az = BA(iz, j); double *ax = BA(ix, j), *ay = BA(iy, j); \
-    LOOP { const double a_ = az[b]; ax[b] += TIMES(a_, PX[b]); ay[b] += TIMES(a_, PY[b]); } } }
+    double *restrict az = BA(iz, j), *ax = BA(ix, j), *ay = BA(iy, j); \
+    LOOP { const double a_ = az[b]; az[b] = 0.0; ax[b] += TIMES(a_, PX[b]); \
+           ay[b] += TIMES(a_, PY[b]); } } }
 #endif
 #define BADJOINT_PARTIAL_VARIADIC(NAME) { const int32_t n = p[0]; const int32_t *q = p + 1; \
     const double *Z_ = BV(iz); \
     for (int32_t i = 0; i < n; i++) { \
         LOOP { const double z = Z_[b]; double pi; (void)z; NAME##_PARTIAL; PX[b] = pi; } \
         for (int64_t j = 0; j < K; j++) { const double *restrict az = BA(iz, j); \
-            double *restrict aq = BA(q[i], j); LOOP aq[b] += TIMES(az[b], PX[b]); } } }
+            double *restrict aq = BA(q[i], j); LOOP aq[b] += TIMES(az[b], PX[b]); } } \
+    ZERO_ADJOINTS(1); }
 #define BADJOINT_CUSTOM_3(NAME) { const int32_t ix = p[0], iy = p[1], iw = p[2]; \
     LOOP { const double x = V[ix * S + b], y = V[iy * S + b], w = V[iw * S + b]; \
-           (void)y; (void)w; NAME##_ADJOINT; } }
-#define BADJOINT_GUARD_3(NAME) { }
+           (void)y; (void)w; NAME##_ADJOINT; } ZERO_ADJOINTS(1); }
+#define BADJOINT_GUARD_3(NAME) { ZERO_ADJOINTS(1); }
 #define BADJOINT_PRIMITIVE_VARIADIC(NAME) { \
-    int rc_ = bcall(VJP, V, A, S, np, K, M, p + 1, p[0], iz, wk); if (rc_ < 0) return rc_; }
+    int rc_ = bcall(VJP, V, A, S, np, K, M, p + 1, p[0], iz, wk); if (rc_ < 0) return rc_; \
+    ZERO_ADJOINTS(p[1]); }
+/* an op's results' adjoints are read by its rule only: zeroed after it, the adjoint buffer is
+ * zero again when the sweep ends (but for the inputs' and constants': tp_vjp_batch) */
+#define ZERO_ADJOINTS(r) for (int64_t z_ = 0; z_ < (r) * K; z_++) { \
+    double *a_ = A + ((int64_t)iz * K + z_) * S; LOOP a_[b] = 0.0; }
 
 /* second order: x_bar += z_bar px; x_bar_dot += z_bar_dot px + z_bar (pxx x_dot + pxy y_dot) */
 #define BSECOND_PARTIAL_1(NAME) { const int32_t ix = p[0]; \
@@ -218,6 +225,7 @@ CLONES static int CAT(bsecond, SUFFIX)(const tp_tape *t, const double *V, const 
 #undef BADJOINT_CUSTOM_3
 #undef BADJOINT_GUARD_3
 #undef BADJOINT_PRIMITIVE_VARIADIC
+#undef ZERO_ADJOINTS
 #undef BSECOND_PARTIAL_1
 #undef BSECOND_PARTIAL_2
 #undef BSECOND_PARTIAL_VARIADIC
