@@ -1,7 +1,7 @@
 /* Batched replays (batch.h): many points in one call. Points are cut into tiles sized to the
  * cache; each sweep visits every op once per tile and runs it over the tile's points in one loop
- * (batch_body.h), so dispatch is paid once per op per tile and the arithmetic vectorises (an AVX2
- * clone where the CPU has it: no FMA, the same bits as the scalar code).
+ * (batch_body.h), so dispatch is paid once per op per tile and the arithmetic vectorises (AVX-512
+ * and AVX2 clones where the CPU has them: no FMA contraction, the same bits as the scalar code).
  *
  * Per point, every result is computed exactly as the one-point sweeps compute it (same rules,
  * same order, the same blocks of directions for a tape with primitives), so batched results equal
@@ -20,7 +20,7 @@
 #define TILE_BYTES ((int64_t)1 << 20)     /* a tile's buffers: to stay in L2 */
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
-#define CLONES __attribute__((target_clones("avx2", "default")))
+#define CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
 #else
 #define CLONES
 #endif

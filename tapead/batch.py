@@ -140,9 +140,13 @@ def spread(rec, B, directions, sweep):
     tile = lib.tp_batch_tile(rec._p, max(directions, 1), 1)
     size = -(-B // n)
     size = -(-size // tile) * tile
-    futures = [_executor().submit(sweep, lo, min(lo + size, B)) for lo in range(0, B, size)]
-    for f in futures:                   # every run ends before an error is raised
-        f.exception()
+    runs = [(lo, min(lo + size, B)) for lo in range(0, B, size)]
+    futures = [_executor().submit(sweep, lo, hi) for lo, hi in runs[1:]]
+    try:
+        sweep(*runs[0])                 # the calling thread sweeps the first run
+    finally:
+        for f in futures:               # every run ends before an error is raised
+            f.exception()
     for f in futures:
         f.result()
 
