@@ -26,7 +26,7 @@ from .errors import TapeError
 
 _THREADS = os.cpu_count() or 1
 _MIN_WORK = 2_000_000            # op-visits x points per thread (~2 ms) before a call splits
-_pool = None
+_pool, _pool_size = None, 0
 _pool_lock = threading.Lock()
 _inline = threading.local()      # .on: this thread runs an ad.map task, its calls unsplit
 
@@ -41,10 +41,14 @@ def set_threads(n):
 
 
 def _executor():
-    global _pool
+    """The threads of batched calls and ad.map: one pool, replaced by a larger one if asked."""
+    global _pool, _pool_size
     with _pool_lock:
-        if _pool is None or _pool._max_workers < _THREADS:
-            _pool = ThreadPoolExecutor(max_workers=_THREADS, thread_name_prefix="tapead-batch")
+        if _pool is None or _pool_size < _THREADS:
+            if _pool is not None:
+                _pool.shutdown(wait=False)
+            _pool_size = max(_THREADS, os.cpu_count() or 1)
+            _pool = ThreadPoolExecutor(max_workers=_pool_size, thread_name_prefix="tapead-batch")
         return _pool
 
 

@@ -69,9 +69,10 @@ def method_calls(t, X, V, W, order=3):
 
 
 def settle_hessian(t, x):
-    """Two one-point Hessians: the recording's colouring is settled (tape.hessian)."""
+    """Two one-point Hessians: the recording's colouring is settled (tape.hessian); x may be
+    (x, w)."""
     for _ in range(2):
-        outcome(lambda: t.hessian(x))
+        outcome(lambda: t.hessian(*x) if isinstance(x, tuple) else t.hessian(x))
 
 
 CASE_PARAMS = [pytest.param(op, k, id=f"{op.name}-{k}") for op, cs in CASES.items()
@@ -125,6 +126,16 @@ def test_random_programs_batched_equal_the_loop():
         ws = RNG.normal(size=(23, len(outs)))
         assert_same(lambda: t.hvp(X, V, ws, batch=True),
                     lambda: [t.hvp(x, v, w) for x, v, w in zip(X, V, ws)])
+        V3, W3 = RNG.normal(size=(23, m, 3)), RNG.normal(size=(23, 3, len(outs)))
+        assert_same(lambda: t.jvp(X, V3, batch=True),
+                    lambda: [t.jvp(x, v) for x, v in zip(X, V3)])
+        assert_same(lambda: t.vjp(X, W3, batch=True),
+                    lambda: [t.vjp(x, w) for x, w in zip(X, W3)])
+        assert_same(lambda: t.hvp(X, V3, ws, batch=True),
+                    lambda: [t.hvp(x, v, w) for x, v, w in zip(X, V3, ws)])
+        settle_hessian(t, (X[0], ws[0]))
+        assert_same(lambda: t.hessian(X, ws, batch=True),
+                    lambda: [t.hessian(x, w) for x, w in zip(X, ws)])
     run()
     del hypothesis
 
