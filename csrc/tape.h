@@ -22,7 +22,8 @@ enum tp_status {
     TP_ECALLBACK = -8,  /* a primitive's Python rule raised (tapead/primitive.py re-raises) */
     TP_ENORULE = -9,    /* a primitive has no rule for this sweep (second order, Taylor) */
     TP_EBUSY = -10,     /* recording on a tape that a sweep is replaying (a primitive's rule) */
-    TP_ESTART = -11     /* recording on a tape that no `with` block started */
+    TP_ESTART = -11,    /* recording on a tape that no `with` block started */
+    TP_EFILE = -12      /* a tape file is invalid: the loader's message says why */
 };
 
 extern const int tp_n_opcodes;
@@ -87,3 +88,17 @@ int tp_taylor(tp_tape *t, const double *x, const double *v, int64_t order, doubl
 int tp_branch_info(int64_t *var, double *xy);   /* this thread's last flipped guard, operands */
 int tp_inspect(tp_tape *t, const double *x, const double *v, const double *w, double *vals,
                double *tans, double *adjs, double *partials);     /* for traces and graphs */
+
+/* saving and loading (serial.c; the format is described there and in docs/API.md). A loader
+ * failure is TP_EFILE with a message in msg (cap bytes). */
+uint64_t tp_checksum(const uint8_t *p, int64_t len);             /* XXH64, seed 0 */
+int64_t tp_dump_prims(const tp_tape *t, int32_t *ids, int64_t cap);   /* primitive ids called */
+int64_t tp_dump_bound(const tp_tape *t, int64_t n_guards, int64_t n_sites, int64_t n_meta,
+                      int64_t n_fn);
+int64_t tp_dump(const tp_tape *t, const int32_t *prims, int64_t n_prims, const int32_t *guards,
+                int64_t n_guards, const int32_t *sites, int64_t n_sites, const uint8_t *meta,
+                int64_t n_meta, const uint8_t *fn, int64_t n_fn, uint8_t *out);
+int tp_load_header(const uint8_t *b, int64_t len, int64_t *info, char *msg, int64_t cap);
+int tp_load(const uint8_t *b, int64_t len, const int32_t *prims, int64_t n_prims, tp_tape **out,
+            char *msg, int64_t cap);
+int tp_load_values(tp_tape *t, char *msg, int64_t cap);    /* values at recording, recomputed */

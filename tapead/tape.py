@@ -33,8 +33,9 @@ class _Recording:
     __slots__ = ("_p", "_addr", "tape", "pieces", "sizes", "m", "out_shape", "n_out", "fast",
                  "grads", "guards", "sites", "colouring", "__weakref__")
 
-    def __init__(self, tape):
-        p = lib.tp_new()
+    def __init__(self, tape, p=None):
+        """A new recording of tape, or the loaded C tape p (tapead/saving.py) it then owns."""
+        p = lib.tp_new() if p is None else p
         if p == ffi.NULL:
             raise MemoryError("could not allocate a tape")
         self._p = ffi.gc(p, lib.tp_free)
@@ -59,7 +60,7 @@ class _Recording:
         t = self.tape()
         if t is None:
             t = Tape.__new__(Tape)
-            t._rec, t._fn, t._rerecords = self, None, 0
+            t._rec, t._fn, t._rerecords, t._fn_note = self, None, 0, None
             self.tape = weakref.ref(t)
         return t
 
@@ -246,11 +247,16 @@ class _Recording:
                 f"{lib.tp_value(self._p, v)!r}; this point differs. Compute with the Var itself "
                 f"(not its .value) so replays at other points stay valid, or record with "
                 f"ad.record(f, x), which re-records f at the new point")
+        t = self.tape()
+        note = t and getattr(t, "_fn_note", None)
+        how = (f"This tape of ad.record was {note} and cannot re-record; load it with its "
+               f"function to re-record f at the new point" if note else
+               "This tape was recorded imperatively and cannot re-record; use ad.record(f, x), "
+               "which re-records f at the new point")
         return BranchChanged(
             f"branch guard {names[0]} {rel} {names[1]} (recorded at {site}) was {was} at "
-            f"recording ({then}) and is {not was} now ({later}). This tape was recorded "
-            f"imperatively and cannot re-record; use ad.record(f, x), which re-records f at "
-            f"the new point, or ad.where for branch-free code")
+            f"recording ({then}) and is {not was} now ({later}). {how}, or ad.where for "
+            f"branch-free code")
 
 
 _fast.set_recording_type(_Recording)
@@ -293,6 +299,7 @@ class Tape:
         self._rec = _Recording(self)
         self._fn = None            # f of ad.record: re-recorded when a branch guard flips
         self._rerecords = 0
+        self._fn_note = None       # why a loaded tape of ad.record has no f (tapead/saving.py)
 
     # the current recording's state, for the modules that read it (program, trace, graph)
     _p = property(lambda self: self._rec._p)
@@ -364,16 +371,36 @@ class Tape:
         self._rerecords += 1
         return rec
 
-    # ---- copies ------------------------------------------------------------------------------
+    # ---- saving and copies (tapead/saving.py) --------------------------------------------------
+    def dumps(self, function=True):
+        """The closed tape as bytes, for ad.loads: a versioned binary format (docs/API.md). A tape
+        of ad.record keeps f by reference (pickle), so the loaded tape re-records it where a
+        branch guard flips; function=False leaves f out (replays then raise BranchChanged)."""
+        from .saving import dumps
+        return dumps(self, function)
+
+    def save(self, path, function=True):
+        """Write the closed tape to the file path (the bytes of dumps), for ad.load."""
+        from .saving import save
+        save(self, path, function)
+
     def __reduce_ex__(self, protocol):
-        raise TypeError("tapead.Tape cannot be pickled yet: its recording lives in C memory. "
-                        "Record the tape again where it is needed (saving tapes comes later)")
+        from .saving import loads
+        return loads, (self.dumps(),)
 
     def __deepcopy__(self, memo):
-        raise TypeError("tapead.Tape cannot be deep-copied yet; copy.copy(tape) gives a second "
-                        "Tape around the same recording, which is immutable once closed")
+        """A Tape around a recording of its own, made from the saved bytes; f is shared (deep
+        copies of functions are the functions themselves)."""
+        import copy
+        from .saving import _dump, _load
+        out, n, prims = _dump(self, False, check_names=False)
+        t = _load(out[:n].tobytes(), False, prims)
+        t._fn = copy.deepcopy(self._fn, memo)
+        t._fn_note, t._rerecords = self._fn_note, self._rerecords
+        return t
 
     def __copy__(self):
+        """A second Tape around the same recording (immutable once closed)."""
         t = Tape.__new__(Tape)
         t.__dict__.update(self.__dict__)
         return t
