@@ -93,6 +93,7 @@ static int fail(err_t *e, const char *fmt, ...)
 /* ---- varints -------------------------------------------------------------------------------- */
 static inline uint8_t *put_varint(uint8_t *o, uint64_t v)
 {
+    if (v < 0x80) { *o = (uint8_t)v; return o + 1; }            /* the common case */
     while (v >= 0x80) { *o++ = (uint8_t)(v | 0x80); v >>= 7; }
     *o++ = (uint8_t)v;
     return o;
@@ -335,40 +336,94 @@ typedef struct {
 
 static const char *name_of(int op) { return tp_op_name[op]; }
 
-/* Operand i of operation k (variable z) from the stream into *q. */
-static int get_operand(reader_t *r, int64_t k, int64_t z, int i, int32_t *q, err_t *e)
+/* Why operand i of operation k (variable z) at stream position p is invalid: a message. */
+static int __attribute__((noinline, cold))
+bad_operand(const reader_t *r, const uint8_t *p, int64_t k, int64_t z, int i, err_t *e)
 {
     uint64_t u;
-    if (get_varint(&r->p, r->end, &u) < 0)
+    if (get_varint(&p, r->end, &u) < 0)
         return fail(e, "the operand stream ends (or a number overflows) in operand %d of "
                     "operation %" PRId64, i + 1, k);
-    if (u & 1) {
-        uint64_t c = u >> 1;
-        if (c >= (uint64_t)r->n_consts)
-            return fail(e, "operand %d of operation %" PRId64 " refers to constant %" PRIu64
-                        "; the pool has %" PRId64, i + 1, k, c, r->n_consts);
-        *q = (int32_t)(-1 - (int64_t)c);
-        return TP_OK;
-    }
+    if (u & 1)
+        return fail(e, "operand %d of operation %" PRId64 " refers to constant %" PRIu64
+                    "; the pool has %" PRId64, i + 1, k, u >> 1, r->n_consts);
     uint64_t zz = u >> 1;
     int64_t s = (int64_t)(zz >> 1) ^ -(int64_t)(zz & 1), var = z - 1 - s;
     if (var >= z)
         return fail(e, "operand %d of operation %" PRId64 " refers to variable %" PRId64
                     ", not yet defined (the operation writes variable %" PRId64 ")", i + 1, k,
                     var, z);
-    if (var < 0)
-        return fail(e, "operand %d of operation %" PRId64 " refers to variable %" PRId64
-                    ", which does not exist", i + 1, k, var);
+    return fail(e, "operand %d of operation %" PRId64 " refers to variable %" PRId64
+                ", which does not exist", i + 1, k, var);
+}
+
+/* Operand i of operation k (variable z) from the stream into *q: a variable before z or a
+ * constant of the file's pool. */
+static inline int get_operand(reader_t *r, int64_t k, int64_t z, int i, int32_t *q, err_t *e)
+{
+    const uint8_t *at = r->p;
+    uint64_t u;
+    if (__builtin_expect(get_varint(&r->p, r->end, &u) < 0, 0))
+        return bad_operand(r, at, k, z, i, e);
+    if (u & 1) {
+        if (__builtin_expect((u >> 1) >= (uint64_t)r->n_consts, 0))
+            return bad_operand(r, at, k, z, i, e);
+        *q = (int32_t)(-1 - (int64_t)(u >> 1));
+        return TP_OK;
+    }
+    uint64_t zz = u >> 1;
+    int64_t var = z - 1 - ((int64_t)(zz >> 1) ^ -(int64_t)(zz & 1));
+    if (__builtin_expect((uint64_t)var >= (uint64_t)z, 0)) return bad_operand(r, at, k, z, i, e);
     *q = (int32_t)var;
     return TP_OK;
 }
-
 
 /* A constant's value, or NAN with *is_const 0 for a variable. */
 static double const_value(const tp_tape *t, int32_t q, int *is_const)
 {
     *is_const = q < 0;
     return q < 0 ? t->consts[-1 - (int64_t)q] : NAN;
+}
+
+/* Operations *k, *k+1, ... while they are plain (plain[op]: their arity; no primitive call,
+ * comparison or variadic op): operands decoded into args. *k: the first op it did not do. */
+static int plain_run(reader_t *r, const uint8_t *ops, const int8_t *plain, int64_t *k,
+                     int64_t n_ops, int64_t m, int32_t *args, int64_t n_words, err_t *e)
+{
+    const uint8_t *p = r->p, *const end = r->end;
+    int64_t words = r->words, j = *k, rc = TP_OK;
+    const uint64_t nc = (uint64_t)r->n_consts;
+    for (; j < n_ops; j++) {
+        int a = plain[ops[j]];
+        if (!a) break;
+        if (words + a > n_words) break;     /* the caller reports it */
+        const int64_t z = m + j;
+        for (int i = 0; i < a; i++) {
+            const uint8_t *at = p;
+            uint64_t u;
+            if (p < end && *p < 0x80) u = *p++;
+            else if (get_varint(&p, end, &u) < 0) goto bad;
+            int64_t v;
+            if (u & 1) {
+                if ((u >> 1) >= nc) goto bad;
+                v = -1 - (int64_t)(u >> 1);
+            } else {
+                uint64_t zz = u >> 1;
+                v = z - 1 - ((int64_t)(zz >> 1) ^ -(int64_t)(zz & 1));
+                if ((uint64_t)v >= (uint64_t)z) goto bad;
+            }
+            args[words + i] = (int32_t)v;
+            continue;
+        bad:
+            r->p = at; r->words = words;
+            rc = bad_operand(r, at, j, z, i, e);
+            *k = j;
+            return (int)rc;
+        }
+        words += a;
+    }
+    r->p = p; r->words = words; *k = j;
+    return TP_OK;
 }
 
 /* The operations: opcodes through the op table, operands decoded and checked, comparisons
@@ -412,10 +467,20 @@ static int load_program(tp_tape *t, const uint8_t *b, const layout_t *L, const i
 
     reader_t r = {b + L->at[C_STREAM], b + L->at[C_STREAM] + c[C_STREAM], 0, c[C_CONSTS]};
     int64_t m = c[C_INPUTS], outs_left = 0, call_var = 0, call_out = 0;
+    int8_t plain[TP_N_OPCODES];             /* arity of an op with plain operands, else 0 */
+    for (int op = 0; op < TP_N_OPCODES; op++)
+        plain[op] = (int8_t)(tp_op_arity[op] != VARIADIC && tp_op_kind[op] <= TP_KIND_CUSTOM
+                             ? tp_op_arity[op] : 0);
     for (int64_t k = 0; k < c[C_OPS]; k++) {
         int op = t->ops[k], a = tp_op_arity[op], rc;
         int64_t z = m + k;
         int32_t *q = t->args + r.words;
+        if (plain[op] && !outs_left) {      /* the common case, in a tight loop of its own */
+            if ((rc = plain_run(&r, t->ops, plain, &k, c[C_OPS], m, t->args, c[C_WORDS], e)) < 0)
+                return rc;
+            if (k == c[C_OPS]) break;
+            op = t->ops[k]; a = tp_op_arity[op]; z = m + k; q = t->args + r.words;
+        }
         if (op == TP_OP_OUT) {              /* only right after its CALL, in order */
             if (!outs_left)
                 return fail(e, "operation %" PRId64 " (OUT) follows no primitive call with "

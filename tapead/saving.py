@@ -9,6 +9,7 @@ import importlib
 import json
 import os
 import pickle
+import pickletools
 import weakref
 
 import numpy as np
@@ -212,8 +213,24 @@ def _load(data, function, prims=None):
     return tape
 
 
+_MEMO_OPS = {"PUT", "BINPUT", "LONG_BINPUT", "GET", "BINGET", "LONG_BINGET"}
+
+
+def _check_pickle(data):
+    """Reject a pickle whose lengths or memo indices ask for more than its size: the unpickler
+    would try to allocate that much (a memo index of 2**31 grows the memo to it)."""
+    n = 0
+    for n, (op, arg, _) in enumerate(pickletools.genops(data), 1):
+        if (op.name in _MEMO_OPS and not 0 <= arg <= n) or \
+                (op.name == "FRAME" and not 0 <= arg <= len(data)):
+            raise ValueError(f"{op.name} {arg} is out of range")
+    if not n:
+        raise ValueError("it is empty")
+
+
 def _unpickle_function(data):
     try:
+        _check_pickle(data)
         fn = pickle.loads(data)
     except Exception as e:          # noqa: BLE001 - whatever unpickling raised
         raise _bad(f"its function f (ad.record) cannot be restored: {type(e).__name__}: {e}. "

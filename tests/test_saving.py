@@ -24,7 +24,7 @@ from tapead._core import Op, lib
 from tapead.saving import FunctionNotSaved
 
 import fuzz_tapes
-from fuzz_tapes import C_INPUTS, C_OPS, C_STREAM, fix, sections, set_count
+from fuzz_tapes import C_FN, C_INPUTS, C_OPS, C_STREAM, fix, sections, set_count
 from helpers import run_in_threads, run_program, seed_f
 from op_cases import CASES, SLOPES
 
@@ -204,6 +204,11 @@ def test_f_that_cannot_be_restored_is_a_value_error():
                                          r"AttributeError.*function=False"):
         ad.loads(fix(data))
     assert ad.loads(fix(data), function=False).gradient([3.0, 1.0]) == (1.0, 3.0)
+    lo, hi = sections(data)[C_FN]                     # a memo index the unpickler would grow to
+    bomb = data[:lo] + b"\x80\x04K\x01r\xff\xff\xff\x7f." + data[hi:]
+    bomb = fix(set_count(bomb, C_FN, 10))
+    with pytest.raises(ValueError, match=r"cannot be restored: ValueError: LONG_BINPUT"):
+        ad.loads(bomb)
 
 
 # ---- guards and their sites --------------------------------------------------------------------
