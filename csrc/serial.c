@@ -3,22 +3,26 @@
  *   header (40 bytes)  magic "\x89TAPEAD\n", u32 format version, u32 byte-order mark 0x01020304,
  *                      u8 sizes of int32, int64 and double, u8 0, u32 0, u64 payload length,
  *                      u64 checksum (XXH64, seed 0) of the payload
- *   payload            N_COUNTS int64 counts (enum below), then the sections in this order:
- *                      op table (16 bytes an entry: NUL-padded name, int8 arity, 3 zeros),
- *                      opcodes (one byte each, indices into the op table), the operand stream
- *                      (varints, below), constants (double), outputs (int32 operand codes),
- *                      recorded inputs (double), branch guards (int32 variables), guard sites
+ *   payload            N_COUNTS int64 counts (enum below), then the sections in file order
+ *                      (ORDER): op table (16 bytes an entry: NUL-padded name, int8 arity, int8
+ *                      results, 2 zeros), opcodes (one byte each, indices into the op table),
+ *                      the operand stream (varints, below), constants (double), outputs (int32
+ *                      operand codes), recorded inputs (double), the recorded outputs of each
+ *                      primitive call (double), branch guards (int32 variables), guard sites
  *                      (int32 variable, frozen variable or -1, line or -1, file index), meta
  *                      (JSON) and f of ad.record (pickle bytes): tapead/saving.py reads those two.
  *
- * Operand stream: per operation, its operand words as in memory (tape_impl.h), each a LEB128
- * varint: an operand code q of the operation writing variable z is 2c+1 for constant c, else
- * 2·zigzag(z-1-q) (the previous variable costs one byte); a variadic op's count n comes first,
- * plain, and its trailing copy is left out; a CALL's primitive id word is its index in the file's
- * primitive table, plain (ids are per process; tapead/saving.py saves primitives by name).
+ * Operand stream: per operation, its operand words as in memory (tape.h, "Operands"), each a
+ * LEB128 varint: an operand code q of the operation whose first result is variable z is 2c+1 for
+ * constant c, else 2·zigzag(z-1-q) (the previous variable costs one byte); a variadic op's
+ * count n comes first, plain, and its trailing copy is left out; a CALL's result count r is
+ * plain, and its primitive id word is its index in the file's primitive table, plain (ids are
+ * per process; tapead/saving.py saves primitives by name).
  *
- * The values at recording are not saved: tp_load_values recomputes them from the recorded inputs
- * with the sweeps' own rules (bit for bit), and checks every branch guard holds there.
+ * The values at recording are not saved but for primitive calls' outputs (so that every
+ * variable costs file bytes): tp_load_values recomputes them from the recorded inputs with the
+ * sweeps' own rules (bit for bit), checks every branch guard holds there and every primitive
+ * gives the values it gave when saved.
  *
  * The loader trusts nothing: every count is bounded by the payload's length before anything is
  * allocated, every index is checked before it is used; any violation is TP_EFILE with a message.
@@ -39,7 +43,18 @@
 static const uint8_t MAGIC[8] = {0x89, 'T', 'A', 'P', 'E', 'A', 'D', '\n'};
 
 enum { C_INPUTS, C_OPS, C_WORDS, C_STREAM, C_CONSTS, C_OUTPUTS, C_GUARDS, C_SITES, C_PRIMS,
-       C_OPTABLE, C_META, C_FN, N_COUNTS };
+       C_OPTABLE, C_META, C_FN, C_CALLVALS, N_COUNTS };
+static const int ORDER[] = {C_OPTABLE, C_OPS, C_STREAM, C_CONSTS, C_OUTPUTS, C_INPUTS,
+                            C_CALLVALS, C_GUARDS, C_SITES, C_META, C_FN};
+#define N_SECTIONS ((int)(sizeof ORDER / sizeof *ORDER))
+static const int64_t WIDTH[N_COUNTS] = {           /* bytes an item; 0: no section */
+    [C_INPUTS] = 8, [C_OPS] = 1, [C_WORDS] = 0, [C_STREAM] = 1, [C_CONSTS] = 8, [C_OUTPUTS] = 4,
+    [C_GUARDS] = 4, [C_SITES] = 16, [C_PRIMS] = 0, [C_OPTABLE] = ENTRY, [C_META] = 1, [C_FN] = 1,
+    [C_CALLVALS] = 8};
+static const char *const SECTION[N_COUNTS] = {
+    "inputs", "operations", "operand words", "operand stream bytes", "constants", "outputs",
+    "branch guards", "guard sites", "primitives", "op table entries", "meta bytes", "f bytes",
+    "primitive call outputs"};
 
 /* ---- checksum: XXH64 (seed 0) --------------------------------------------------------------- */
 static const uint64_t P1 = 0x9E3779B185EBCA87ULL, P2 = 0xC2B2AE3D27D4EB4FULL,
@@ -123,26 +138,37 @@ static inline uint64_t encode_operand(int64_t z, int32_t q)
 }
 
 /* ---- saving --------------------------------------------------------------------------------- */
+/* A walk over a tape's operand stream: each op's words and its first result variable. */
+typedef struct { const int32_t *p; int64_t z; } walk_t;
+
+static inline int64_t results_of(int op, const int32_t *p)   /* p: the op's first word */
+{
+    return tp_op_results[op] == VARIADIC ? p[1] : 1;
+}
+
+static inline void walk_next(walk_t *w, int op)
+{
+    int a = tp_op_arity[op];
+    w->z += results_of(op, w->p);
+    w->p += a == VARIADIC ? w->p[0] + 2 : a;
+}
+
 /* Distinct primitive ids of the tape's calls, in order of first call, into ids (room for cap);
  * returns how many there are. */
 int64_t tp_dump_prims(const tp_tape *t, int32_t *ids, int64_t cap)
 {
     if (!tp_may_read(t)) return TP_ETHREAD;
-    int64_t n = 0, seen = 0;
-    const int32_t *p = t->args;
-    for (int64_t k = 0; k < t->n_ops; k++) {
-        int op = t->ops[k], a = tp_op_arity[op];
-        if (op == TP_OP_CALL) {
-            int32_t id = (int32_t)t->consts[-1 - (int64_t)p[1]];
-            int known = 0;
-            for (int64_t i = 0; i < n && i < cap && !known; i++) known = ids[i] == id;
-            if (!known && n < cap) ids[n] = id;
-            n += !known;
-            seen = n;
-        }
-        p += a == VARIADIC ? p[0] + 2 : a;
+    int64_t n = 0;
+    walk_t w = {t->args, t->n_inputs};
+    for (int64_t k = 0; k < t->n_ops; walk_next(&w, t->ops[k++])) {
+        if (t->ops[k] != TP_OP_CALL) continue;
+        int32_t id = (int32_t)t->consts[-1 - (int64_t)w.p[2]];      /* n, r, id, inputs, n */
+        int known = 0;
+        for (int64_t i = 0; i < n && i < cap && !known; i++) known = ids[i] == id;
+        if (!known && n < cap) ids[n] = id;
+        n += !known;
     }
-    return seen;
+    return n;
 }
 
 /* Bytes a file of t takes at most, with guards, sites, meta and f of the given sizes. */
@@ -150,7 +176,7 @@ int64_t tp_dump_bound(const tp_tape *t, int64_t n_guards, int64_t n_sites, int64
                       int64_t n_fn)
 {
     return HEADER + 8 * N_COUNTS + ENTRY * TP_N_OPCODES + t->n_ops + 10 * t->n_args +
-           8 * t->n_consts + 4 * t->n_outputs + 8 * t->n_inputs + 4 * n_guards + 16 * n_sites +
+           8 * t->n_consts + 4 * t->n_outputs + 8 * t->n_vars + 4 * n_guards + 16 * n_sites +
            n_meta + n_fn;
 }
 
@@ -158,6 +184,37 @@ static uint8_t *put(uint8_t *o, const void *src, int64_t bytes)
 {
     if (bytes > 0) memcpy(o, src, (size_t)bytes);
     return o + (bytes > 0 ? bytes : 0);
+}
+
+/* The operand stream of t, encoded at o; *n_calls, *n_callvals: its calls and their outputs.
+ * NULL if a call's primitive is not among prims. */
+static uint8_t *encode(const tp_tape *t, const int32_t *prims, int64_t n_prims, uint8_t *o,
+                       int64_t *n_calls, int64_t *n_callvals)
+{
+    walk_t w = {t->args, t->n_inputs};
+    for (int64_t k = 0; k < t->n_ops; walk_next(&w, t->ops[k++])) {
+        int op = t->ops[k], a = tp_op_arity[op];
+        const int32_t *p = w.p;
+        if (a != VARIADIC) {
+            for (int i = 0; i < a; i++) o = put_varint(o, encode_operand(w.z, p[i]));
+            continue;
+        }
+        int32_t n = p[0], i = 0;
+        const int32_t *q = p + 1;
+        o = put_varint(o, (uint64_t)n);
+        if (tp_op_results[op] == VARIADIC) o = put_varint(o, (uint64_t)q[i++]);   /* r */
+        if (op == TP_OP_CALL) {                        /* the id: its primitive's index */
+            int32_t id = (int32_t)t->consts[-1 - (int64_t)q[i++]];
+            int64_t j = 0;
+            while (j < n_prims && prims[j] != id) j++;
+            if (j == n_prims) return NULL;
+            o = put_varint(o, (uint64_t)j);
+            (*n_calls)++;
+            *n_callvals += q[0];
+        }
+        for (; i < n; i++) o = put_varint(o, encode_operand(w.z, q[i]));
+    }
+    return o;
 }
 
 /* The file of t into out (tp_dump_bound bytes of room): prims are the ids of tp_dump_prims, in
@@ -170,7 +227,7 @@ int64_t tp_dump(const tp_tape *t, const int32_t *prims, int64_t n_prims, const i
     if (!tp_may_read(t)) return TP_ETHREAD;
     if (!tp_closed(t)) return TP_EARG;
     uint8_t *o = out + HEADER + 8 * N_COUNTS, file_op[TP_N_OPCODES] = {0};
-    int64_t used[TP_N_OPCODES] = {0}, n_table = 0;
+    int64_t used[TP_N_OPCODES] = {0}, n_table = 0, n_calls = 0, n_callvals = 0;
     for (int64_t k = 0; k < t->n_ops; k++) used[t->ops[k]] = 1;
     for (int op = 0; op < TP_N_OPCODES; op++) {       /* the op table: the ops it uses */
         if (!used[op]) continue;
@@ -178,40 +235,23 @@ int64_t tp_dump(const tp_tape *t, const int32_t *prims, int64_t n_prims, const i
         size_t len = strlen(tp_op_name[op]);
         memcpy(o, tp_op_name[op], len < NAME_LEN - 1 ? len : NAME_LEN - 1);
         o[NAME_LEN] = (uint8_t)(int8_t)tp_op_arity[op];
+        o[NAME_LEN + 1] = (uint8_t)(int8_t)tp_op_results[op];
         o += ENTRY;
         file_op[op] = (uint8_t)n_table++;
     }
     for (int64_t k = 0; k < t->n_ops; k++) o[k] = file_op[t->ops[k]];
     o += t->n_ops;
     uint8_t *stream = o;
-    const int32_t *p = t->args;
-    for (int64_t k = 0; k < t->n_ops; k++) {
-        int op = t->ops[k], a = tp_op_arity[op];
-        int64_t z = t->n_inputs + k;
-        if (a != VARIADIC) {
-            for (int i = 0; i < a; i++) o = put_varint(o, encode_operand(z, p[i]));
-            p += a;
-            continue;
-        }
-        int32_t n = p[0];
-        const int32_t *q = p + 1;
-        o = put_varint(o, (uint64_t)n);
-        int i = 0;
-        if (op == TP_OP_CALL) {                         /* the id: its primitive's index */
-            int32_t id = (int32_t)t->consts[-1 - (int64_t)q[0]];
-            int64_t j = 0;
-            while (j < n_prims && prims[j] != id) j++;
-            if (j == n_prims) return TP_EARG;
-            o = put_varint(o, (uint64_t)j);
-            i = 1;
-        }
-        for (; i < n; i++) o = put_varint(o, encode_operand(z, q[i]));
-        p += n + 2;
-    }
+    if (!(o = encode(t, prims, n_prims, o, &n_calls, &n_callvals))) return TP_EARG;
     int64_t stream_len = o - stream;
     o = put(o, t->consts, 8 * t->n_consts);
     o = put(o, t->outputs, 4 * t->n_outputs);
     o = put(o, t->vals, 8 * t->n_inputs);
+    if (n_calls) {                                     /* the calls' recorded outputs */
+        walk_t w = {t->args, t->n_inputs};
+        for (int64_t k = 0; k < t->n_ops; walk_next(&w, t->ops[k++]))
+            if (t->ops[k] == TP_OP_CALL) o = put(o, t->vals + w.z, 8 * (int64_t)w.p[1]);
+    }
     o = put(o, guards, 4 * n_guards);
     o = put(o, sites, 16 * n_sites);
     o = put(o, meta, n_meta);
@@ -220,9 +260,10 @@ int64_t tp_dump(const tp_tape *t, const int32_t *prims, int64_t n_prims, const i
         [C_INPUTS] = t->n_inputs, [C_OPS] = t->n_ops, [C_WORDS] = t->n_args,
         [C_STREAM] = stream_len, [C_CONSTS] = t->n_consts, [C_OUTPUTS] = t->n_outputs,
         [C_GUARDS] = n_guards, [C_SITES] = n_sites, [C_PRIMS] = n_prims,
-        [C_OPTABLE] = n_table, [C_META] = n_meta, [C_FN] = n_fn};
+        [C_OPTABLE] = n_table, [C_META] = n_meta, [C_FN] = n_fn, [C_CALLVALS] = n_callvals};
     memcpy(out + HEADER, counts, sizeof counts);
-    uint64_t payload = (uint64_t)(o - out - HEADER), sum = tp_checksum(out + HEADER, o - out - HEADER);
+    int64_t payload = o - out - HEADER;
+    uint64_t sum = tp_checksum(out + HEADER, payload), plen = (uint64_t)payload;
     uint32_t version = VERSION, bom = BOM, zero = 0;
     uint8_t sizes[4] = {sizeof(int32_t), sizeof(int64_t), sizeof(double), 0};
     memcpy(out, MAGIC, 8);
@@ -230,7 +271,7 @@ int64_t tp_dump(const tp_tape *t, const int32_t *prims, int64_t n_prims, const i
     memcpy(out + 12, &bom, 4);
     memcpy(out + 16, sizes, 4);
     memcpy(out + 20, &zero, 4);
-    memcpy(out + 24, &payload, 8);
+    memcpy(out + 24, &plen, 8);
     memcpy(out + 32, &sum, 8);
     return o - out;
 }
@@ -239,15 +280,7 @@ int64_t tp_dump(const tp_tape *t, const int32_t *prims, int64_t n_prims, const i
 typedef struct {
     int64_t c[N_COUNTS];
     int64_t at[N_COUNTS];         /* offset of each section in the file */
-    int64_t len;                  /* header and payload */
 } layout_t;
-
-static const char *const SECTION[N_COUNTS] = {
-    "inputs", "operations", "operand words", "operand stream bytes", "constants", "outputs",
-    "branch guards", "guard sites", "primitives", "op table entries", "meta bytes", "f bytes"};
-static const int64_t WIDTH[N_COUNTS] = {           /* bytes an item; 0: no section */
-    [C_INPUTS] = 8, [C_OPS] = 1, [C_WORDS] = 0, [C_STREAM] = 1, [C_CONSTS] = 8, [C_OUTPUTS] = 4,
-    [C_GUARDS] = 4, [C_SITES] = 16, [C_PRIMS] = 0, [C_OPTABLE] = ENTRY, [C_META] = 1, [C_FN] = 1};
 
 static int read_header(const uint8_t *b, int64_t len, layout_t *L, int check_sum, err_t *e)
 {
@@ -278,34 +311,30 @@ static int read_header(const uint8_t *b, int64_t len, layout_t *L, int check_sum
     if (len - HEADER < 8 * N_COUNTS)
         return fail(e, "truncated: no room for the %d counts", N_COUNTS);
     memcpy(L->c, b + HEADER, sizeof L->c);
+    const int64_t *c = L->c;
+    for (int s = 0; s < N_COUNTS; s++)
+        if (c[s] < 0) return fail(e, "negative count of %s (%" PRId64 ")", SECTION[s], c[s]);
     int64_t at = HEADER + 8 * N_COUNTS, room = len - at;
-    static const int order[N_COUNTS] = {C_OPTABLE, C_OPS, C_STREAM, C_CONSTS, C_OUTPUTS,
-                                        C_INPUTS, C_GUARDS, C_SITES, C_META, C_FN, C_WORDS,
-                                        C_PRIMS};
-    for (int i = 0; i < N_COUNTS; i++) {               /* each bounded by what is left */
-        int s = order[i];
-        int64_t n = L->c[s], w = WIDTH[s];
-        if (n < 0) return fail(e, "negative count of %s (%" PRId64 ")", SECTION[s], n);
+    for (int i = 0; i < N_SECTIONS; i++) {              /* each bounded by what is left */
+        int s = ORDER[i];
         L->at[s] = at;
-        if (!w) continue;
-        if (n > room / w)
-            return fail(e, "%" PRId64 " %s need more bytes than the %" PRId64 " left", n,
+        if (c[s] > room / WIDTH[s])
+            return fail(e, "%" PRId64 " %s need more bytes than the %" PRId64 " left", c[s],
                         SECTION[s], room);
-        at += n * w; room -= n * w;
+        at += c[s] * WIDTH[s]; room -= c[s] * WIDTH[s];
     }
     if (room)
         return fail(e, "the sections end %" PRId64 " bytes before the payload does", room);
-    const int64_t *c = L->c;
     if (c[C_OPTABLE] > 256) return fail(e, "%" PRId64 " op table entries (at most 256)", c[C_OPTABLE]);
-    if (c[C_INPUTS] + c[C_OPS] > INT32_MAX)
-        return fail(e, "%" PRId64 " variables: more than a tape can index", c[C_INPUTS] + c[C_OPS]);
+    if (c[C_INPUTS] + c[C_OPS] + c[C_CALLVALS] > INT32_MAX)
+        return fail(e, "%" PRId64 " variables: more than a tape can index",
+                    c[C_INPUTS] + c[C_OPS] + c[C_CALLVALS]);
     if (c[C_PRIMS] > c[C_OPS] || c[C_CONSTS] + c[C_PRIMS] > INT32_MAX)
         return fail(e, "%" PRId64 " primitives for %" PRId64 " operations and %" PRId64
                     " constants", c[C_PRIMS], c[C_OPS], c[C_CONSTS]);
     if (c[C_WORDS] > c[C_STREAM] + c[C_OPS])   /* a word is one byte or more, but the copies */
         return fail(e, "%" PRId64 " operand words cannot come from %" PRId64 " bytes",
                     c[C_WORDS], c[C_STREAM]);
-    L->len = len;
     return TP_OK;
 }
 
@@ -334,9 +363,7 @@ typedef struct {
     int64_t n_consts;             /* of the file */
 } reader_t;
 
-static const char *name_of(int op) { return tp_op_name[op]; }
-
-/* Why operand i of operation k (variable z) at stream position p is invalid: a message. */
+/* Why operand i of operation k (first result z) at stream position p is invalid. */
 static int __attribute__((noinline, cold))
 bad_operand(const reader_t *r, const uint8_t *p, int64_t k, int64_t z, int i, err_t *e)
 {
@@ -357,8 +384,8 @@ bad_operand(const reader_t *r, const uint8_t *p, int64_t k, int64_t z, int i, er
                 ", which does not exist", i + 1, k, var);
 }
 
-/* Operand i of operation k (variable z) from the stream into *q: a variable before z or a
- * constant of the file's pool. */
+/* Operand i of operation k (first result z) into *q: a variable before z or a constant of the
+ * file's pool. */
 static inline int get_operand(reader_t *r, int64_t k, int64_t z, int i, int32_t *q, err_t *e)
 {
     const uint8_t *at = r->p;
@@ -378,6 +405,44 @@ static inline int get_operand(reader_t *r, int64_t k, int64_t z, int i, int32_t 
     return TP_OK;
 }
 
+/* Operations *k, *k+1, ... while they are plain (plain[op]: their arity; one result, no
+ * comparison or variadic op), *z their first result: operands decoded into args. *k, *z: the
+ * first op it did not do. */
+static int plain_run(reader_t *r, const uint8_t *ops, const int8_t *plain, int64_t *k,
+                     int64_t *z, int64_t n_ops, int32_t *args, int64_t n_words, err_t *e)
+{
+    const uint8_t *p = r->p, *const end = r->end;
+    int64_t words = r->words, j = *k, zj = *z;
+    const uint64_t nc = (uint64_t)r->n_consts;
+    for (; j < n_ops; j++, zj++) {
+        int a = plain[ops[j]];
+        if (!a || words + a > n_words) break;      /* the caller does it, or reports it */
+        for (int i = 0; i < a; i++) {
+            const uint8_t *at = p;
+            uint64_t u;
+            int64_t v;
+            if (p < end && *p < 0x80) u = *p++;
+            else if (get_varint(&p, end, &u) < 0) goto bad;
+            if (u & 1) {
+                if ((u >> 1) >= nc) goto bad;
+                v = -1 - (int64_t)(u >> 1);
+            } else {
+                uint64_t zz = u >> 1;
+                v = zj - 1 - ((int64_t)(zz >> 1) ^ -(int64_t)(zz & 1));
+                if ((uint64_t)v >= (uint64_t)zj) goto bad;
+            }
+            args[words + i] = (int32_t)v;
+            continue;
+        bad:
+            r->p = at; r->words = words; *k = j; *z = zj;
+            return bad_operand(r, at, j, zj, i, e);
+        }
+        words += a;
+    }
+    r->p = p; r->words = words; *k = j; *z = zj;
+    return TP_OK;
+}
+
 /* A constant's value, or NAN with *is_const 0 for a variable. */
 static double const_value(const tp_tape *t, int32_t q, int *is_const)
 {
@@ -385,60 +450,15 @@ static double const_value(const tp_tape *t, int32_t q, int *is_const)
     return q < 0 ? t->consts[-1 - (int64_t)q] : NAN;
 }
 
-/* Operations *k, *k+1, ... while they are plain (plain[op]: their arity; no primitive call,
- * comparison or variadic op): operands decoded into args. *k: the first op it did not do. */
-static int plain_run(reader_t *r, const uint8_t *ops, const int8_t *plain, int64_t *k,
-                     int64_t n_ops, int64_t m, int32_t *args, int64_t n_words, err_t *e)
+/* The op table: op[i] = this tapead's opcode of the file's opcode i (-1: none). */
+static int read_op_table(const uint8_t *b, const layout_t *L, int *lut, err_t *e)
 {
-    const uint8_t *p = r->p, *const end = r->end;
-    int64_t words = r->words, j = *k, rc = TP_OK;
-    const uint64_t nc = (uint64_t)r->n_consts;
-    for (; j < n_ops; j++) {
-        int a = plain[ops[j]];
-        if (!a) break;
-        if (words + a > n_words) break;     /* the caller reports it */
-        const int64_t z = m + j;
-        for (int i = 0; i < a; i++) {
-            const uint8_t *at = p;
-            uint64_t u;
-            if (p < end && *p < 0x80) u = *p++;
-            else if (get_varint(&p, end, &u) < 0) goto bad;
-            int64_t v;
-            if (u & 1) {
-                if ((u >> 1) >= nc) goto bad;
-                v = -1 - (int64_t)(u >> 1);
-            } else {
-                uint64_t zz = u >> 1;
-                v = z - 1 - ((int64_t)(zz >> 1) ^ -(int64_t)(zz & 1));
-                if ((uint64_t)v >= (uint64_t)z) goto bad;
-            }
-            args[words + i] = (int32_t)v;
-            continue;
-        bad:
-            r->p = at; r->words = words;
-            rc = bad_operand(r, at, j, z, i, e);
-            *k = j;
-            return (int)rc;
-        }
-        words += a;
-    }
-    r->p = p; r->words = words; *k = j;
-    return TP_OK;
-}
-
-/* The operations: opcodes through the op table, operands decoded and checked, comparisons
- * listed; primitive calls' ids from prims (the local ids of the file's primitive table). */
-static int load_program(tp_tape *t, const uint8_t *b, const layout_t *L, const int32_t *prims,
-                        err_t *e)
-{
-    const int64_t *c = L->c;
-    int lut[256];
     for (int i = 0; i < 256; i++) lut[i] = -1;
-    for (int64_t i = 0; i < c[C_OPTABLE]; i++) {
+    for (int64_t i = 0; i < L->c[C_OPTABLE]; i++) {
         const uint8_t *ent = b + L->at[C_OPTABLE] + ENTRY * i;
         char name[NAME_LEN + 1] = {0};
         memcpy(name, ent, NAME_LEN);
-        if (strlen(name) == NAME_LEN || ent[NAME_LEN + 1] || ent[NAME_LEN + 2] || ent[NAME_LEN + 3])
+        if (strlen(name) == NAME_LEN || ent[NAME_LEN + 2] || ent[NAME_LEN + 3])
             return fail(e, "op table entry %" PRId64 " is malformed", i);
         int op = 0;
         while (op < TP_N_OPCODES && strcmp(tp_op_name[op], name) != 0) op++;
@@ -447,11 +467,25 @@ static int load_program(tp_tape *t, const uint8_t *b, const layout_t *L, const i
         if (op == TP_N_OPCODES)
             return fail(e, "op table entry %" PRId64 " names an operation this tapead does not "
                         "have (%.12s)", i, name);
-        if ((int8_t)ent[NAME_LEN] != tp_op_arity[op])
-            return fail(e, "op %s has %d operands in the file, %d in this tapead", name,
-                        (int8_t)ent[NAME_LEN], tp_op_arity[op]);
+        if ((int8_t)ent[NAME_LEN] != tp_op_arity[op] ||
+            (int8_t)ent[NAME_LEN + 1] != tp_op_results[op])
+            return fail(e, "op %s has %d operands and %d results in the file, %d and %d in this "
+                        "tapead", name, (int8_t)ent[NAME_LEN], (int8_t)ent[NAME_LEN + 1],
+                        tp_op_arity[op], tp_op_results[op]);
         lut[i] = op;
     }
+    return TP_OK;
+}
+
+/* The operations: opcodes through the op table, operands decoded and checked, comparisons
+ * listed, calls' result counts and recorded outputs; prims: the local id of each entry of the
+ * file's primitive table. */
+static int load_program(tp_tape *t, const uint8_t *b, const layout_t *L, const int32_t *prims,
+                        err_t *e)
+{
+    const int64_t *c = L->c;
+    int lut[256], rc;
+    if ((rc = read_op_table(b, L, lut, e)) < 0) return rc;
     const uint8_t *fops = b + L->at[C_OPS];
     int64_t n_cmp = 0;
     for (int64_t k = 0; k < c[C_OPS]; k++) {
@@ -462,33 +496,26 @@ static int load_program(tp_tape *t, const uint8_t *b, const layout_t *L, const i
         t->ops[k] = (uint8_t)op;
         n_cmp += tp_op_kind[op] == TP_KIND_GUARD;
     }
-    if (n_cmp && !(t->guards = malloc((size_t)(2 * n_cmp) * sizeof *t->guards))) return TP_ENOMEM;
-    t->cap_guards = 2 * n_cmp;
+    if (n_cmp && !(t->guards = malloc((size_t)(3 * n_cmp) * sizeof *t->guards))) return TP_ENOMEM;
+    t->cap_guards = 3 * n_cmp;
 
-    reader_t r = {b + L->at[C_STREAM], b + L->at[C_STREAM] + c[C_STREAM], 0, c[C_CONSTS]};
-    int64_t m = c[C_INPUTS], outs_left = 0, call_var = 0, call_out = 0;
     int8_t plain[TP_N_OPCODES];             /* arity of an op with plain operands, else 0 */
     for (int op = 0; op < TP_N_OPCODES; op++)
-        plain[op] = (int8_t)(tp_op_arity[op] != VARIADIC && tp_op_kind[op] <= TP_KIND_CUSTOM
-                             ? tp_op_arity[op] : 0);
+        plain[op] = (int8_t)(tp_op_arity[op] != VARIADIC && tp_op_results[op] == 1 &&
+                             tp_op_kind[op] <= TP_KIND_CUSTOM ? tp_op_arity[op] : 0);
+    reader_t r = {b + L->at[C_STREAM], b + L->at[C_STREAM] + c[C_STREAM], 0, c[C_CONSTS]};
+    const uint8_t *callvals = b + L->at[C_CALLVALS];
+    int64_t z = c[C_INPUTS], callvals_left = c[C_CALLVALS];
     for (int64_t k = 0; k < c[C_OPS]; k++) {
-        int op = t->ops[k], a = tp_op_arity[op], rc;
-        int64_t z = m + k;
-        int32_t *q = t->args + r.words;
-        if (plain[op] && !outs_left) {      /* the common case, in a tight loop of its own */
-            if ((rc = plain_run(&r, t->ops, plain, &k, c[C_OPS], m, t->args, c[C_WORDS], e)) < 0)
-                return rc;
-            if (k == c[C_OPS]) break;
-            op = t->ops[k]; a = tp_op_arity[op]; z = m + k; q = t->args + r.words;
+        if (plain[t->ops[k]] &&             /* the common case, in a tight loop of its own */
+            ((rc = plain_run(&r, t->ops, plain, &k, &z, c[C_OPS], t->args, c[C_WORDS], e)) < 0 ||
+             k == c[C_OPS])) {
+            if (rc < 0) return rc;
+            break;
         }
-        if (op == TP_OP_OUT) {              /* only right after its CALL, in order */
-            if (!outs_left)
-                return fail(e, "operation %" PRId64 " (OUT) follows no primitive call with "
-                            "outputs left", k);
-        } else if (outs_left)
-            return fail(e, "operation %" PRId64 " (%s) comes before the %" PRId64 " remaining "
-                        "OUT operations of the primitive call at operation %" PRId64, k,
-                        name_of(op), outs_left, call_var - m);
+        int op = t->ops[k], a = tp_op_arity[op];
+        int64_t res = 1;
+        int32_t *q = t->args + r.words;
         if (a != VARIADIC) {
             if (r.words + a > c[C_WORDS])
                 return fail(e, "operation %" PRId64 " has operand words past the %" PRId64
@@ -498,24 +525,32 @@ static int load_program(tp_tape *t, const uint8_t *b, const layout_t *L, const i
             r.words += a;
         } else {
             uint64_t n;
+            int64_t left = c[C_WORDS] - r.words - 2;
             if (get_varint(&r.p, r.end, &n) < 0)
                 return fail(e, "the operand stream ends in the count of operation %" PRId64, k);
-            int64_t left = c[C_WORDS] - r.words - 2;
             if (n < 1 || n > INT32_MAX - 2 || left < 0 || n > (uint64_t)left)
-                return fail(e, "operation %" PRId64 " (%s) counts %" PRIu64 " operands: none, "
-                            "or more than the operand words left", k, name_of(op), n);
+                return fail(e, "operation %" PRId64 " (%s) counts %" PRIu64 " operand words: "
+                            "none, or more than the operand words left", k, tp_op_name[op], n);
             q[0] = q[n + 1] = (int32_t)n;
             int i = 0;
-            if (op == TP_OP_CALL) {
+            if (tp_op_results[op] == VARIADIC) {          /* its result count, plain */
+                uint64_t rr;
+                if (get_varint(&r.p, r.end, &rr) < 0 || rr < 1 || rr > (uint64_t)callvals_left)
+                    return fail(e, "operation %" PRId64 " (%s) has no valid result count (from "
+                                "1 to the %" PRId64 " recorded call outputs left)", k,
+                                tp_op_name[op], callvals_left);
+                q[1 + i++] = (int32_t)rr;
+                res = (int64_t)rr;
+            }
+            if (op == TP_OP_CALL) {                        /* its primitive: an index, plain */
                 uint64_t pi;
-                if (n < 2)
-                    return fail(e, "operation %" PRId64 " (CALL) has %" PRIu64 " operand "
-                                "words; a call has its id and output count", k, n);
-                if (get_varint(&r.p, r.end, &pi) < 0 || pi >= (uint64_t)c[C_PRIMS])
-                    return fail(e, "operation %" PRId64 " (CALL) calls primitive %" PRIu64
-                                " of a table of %" PRId64, k, pi, c[C_PRIMS]);
-                q[1] = (int32_t)(-1 - (c[C_CONSTS] + (int64_t)pi));
-                i = 1;
+                if (n < 2 || get_varint(&r.p, r.end, &pi) < 0 || pi >= (uint64_t)c[C_PRIMS])
+                    return fail(e, "operation %" PRId64 " (CALL) names no primitive of the "
+                                "file's table of %" PRId64, k, c[C_PRIMS]);
+                q[1 + i++] = (int32_t)(-1 - (c[C_CONSTS] + (int64_t)pi));
+                memcpy(t->vals + z, callvals, (size_t)(8 * res));   /* checked once swept */
+                callvals += 8 * res;
+                callvals_left -= res;
             }
             for (; i < (int)n; i++)
                 if ((rc = get_operand(&r, k, z, i, &q[1 + i], e)) < 0) return rc;
@@ -524,43 +559,29 @@ static int load_program(tp_tape *t, const uint8_t *b, const layout_t *L, const i
                             "operands", k, n);
             r.words += (int64_t)n + 2;
         }
-        int is_const;
-        if (op == TP_OP_CALL) {             /* q[2]: its output count, a constant */
-            double v = const_value(t, q[2], &is_const);
-            if (!is_const || !(v >= 1.0) || v > (double)(c[C_OPS] - k) || v != floor(v))
-                return fail(e, "operation %" PRId64 " (CALL) has no valid output count (a "
-                            "constant from 1 to the operations left)", k);
-            outs_left = (int64_t)v - 1;
-            call_var = z;
-            call_out = 1;
-        } else if (op == TP_OP_OUT) {       /* operands: the call's variable, its output number */
-            if (q[0] != call_var || const_value(t, q[1], &is_const) != (double)call_out ||
-                !is_const)
-                return fail(e, "operation %" PRId64 " (OUT) is not output %" PRId64 " of the "
-                            "primitive call at operation %" PRId64, k, call_out, call_var - m);
-            outs_left--;
-            call_out++;
-        } else if (tp_op_kind[op] == TP_KIND_GUARD) {   /* its outcome: 0, 1 or NaN (unchecked) */
+        if (tp_op_kind[op] == TP_KIND_GUARD) {   /* its outcome: 0, 1 or NaN (unchecked) */
+            int is_const;
             double w = const_value(t, q[2], &is_const);
             if (!is_const || !(w == 0.0 || w == 1.0 || w != w))
                 return fail(e, "operation %" PRId64 " (%s) has a recorded outcome that is not "
-                            "a constant 0, 1 or NaN", k, name_of(op));
-            t->guards[2 * t->n_guards] = z;
-            t->guards[2 * t->n_guards + 1] = q - t->args;
-            t->n_guards++;
+                            "a constant 0, 1 or NaN", k, tp_op_name[op]);
+            int64_t *g = t->guards + 3 * t->n_guards++;
+            g[0] = z; g[1] = q - t->args; g[2] = k;
         }
+        z += res;
     }
-    t->n_ops = c[C_OPS];
-    if (outs_left)
-        return fail(e, "the tape ends inside the outputs of the primitive call at operation %"
-                    PRId64, call_var - m);
     if (r.p != r.end)
         return fail(e, "%" PRId64 " bytes of the operand stream are left after the last "
                     "operation", (int64_t)(r.end - r.p));
     if (r.words != c[C_WORDS])
         return fail(e, "the operations have %" PRId64 " operand words; the header counts %"
                     PRId64, r.words, c[C_WORDS]);
+    if (callvals_left)
+        return fail(e, "the primitive calls have %" PRId64 " outputs; the header counts %"
+                    PRId64, c[C_CALLVALS] - callvals_left, c[C_CALLVALS]);
+    t->n_ops = c[C_OPS];
     t->n_args = r.words;
+    t->n_vars = z;
     for (int64_t i = 0; i < c[C_PRIMS]; i++) {
         if (prims[i] < 0) return fail(e, "primitive %" PRId64 " has no id", i);
         t->consts[c[C_CONSTS] + i] = (double)prims[i];
@@ -573,10 +594,10 @@ static int guard_outcome(const tp_tape *t, int64_t v, double *w)
 {
     int64_t lo = 0, hi = t->n_guards - 1;
     while (lo <= hi) {
-        int64_t mid = lo + (hi - lo) / 2, g = t->guards[2 * mid];
+        int64_t mid = lo + (hi - lo) / 2, g = t->guards[3 * mid];
         if (g < v) lo = mid + 1;
         else if (g > v) hi = mid - 1;
-        else { *w = t->consts[-1 - (int64_t)t->args[t->guards[2 * mid + 1] + 2]]; return 0; }
+        else { *w = t->consts[-1 - (int64_t)t->args[t->guards[3 * mid + 1] + 2]]; return 0; }
     }
     return -1;
 }
@@ -593,7 +614,7 @@ static int check_guard(const tp_tape *t, int64_t v, const char *what, int64_t i,
     return TP_OK;
 }
 
-/* The rest: outputs, recorded inputs, constants, guards and sites. */
+/* The rest: outputs, recorded inputs, guards and sites. */
 static int load_data(tp_tape *t, const uint8_t *b, const layout_t *L, err_t *e)
 {
     const int64_t *c = L->c;
@@ -624,22 +645,30 @@ static int load_data(tp_tape *t, const uint8_t *b, const layout_t *L, err_t *e)
     return TP_OK;
 }
 
-/* A closed tape from a file's bytes; prims: the local id of each primitive of the file's table
- * (tapead/saving.py looks them up by name). The values at recording are tp_load_values's. */
-int tp_load(const uint8_t *b, int64_t len, const int32_t *prims, int64_t n_prims, tp_tape **out,
+/* Back to the empty tape tp_new makes. */
+static void clear(tp_tape *t)
+{
+    free(t->ops); free(t->args); free(t->consts); free(t->ckeys); free(t->cslot);
+    free(t->vals); free(t->outputs); free(t->last_x); free(t->guards);
+    memset(t, 0, sizeof *t);
+}
+
+/* Fills the new, empty tape t (of tp_new: never claimed) from a file's bytes and closes it;
+ * prims: the local id of each primitive of the file's table (tapead/saving.py looks them up by
+ * name). The values at recording are tp_load_values's. On failure t is empty again. */
+int tp_load(tp_tape *t, const uint8_t *b, int64_t len, const int32_t *prims, int64_t n_prims,
             char *msg, int64_t cap)
 {
     err_t e = {msg, cap};
     layout_t L;
-    *out = NULL;
+    if (t->claimed || t->closed || t->n_ops || t->n_inputs || t->n_consts || t->ops)
+        return TP_EARG;
     int rc = read_header(b, len, &L, 0, &e);
     if (rc < 0) return rc;
     const int64_t *c = L.c;
     if (n_prims != c[C_PRIMS]) return fail(&e, "%" PRId64 " primitive ids for a table of %"
                                            PRId64, n_prims, c[C_PRIMS]);
-    tp_tape *t = calloc(1, sizeof *t);
-    if (!t) return TP_ENOMEM;
-    int64_t nv = c[C_INPUTS] + c[C_OPS], nc = c[C_CONSTS] + c[C_PRIMS];
+    int64_t nv = c[C_INPUTS] + c[C_OPS] + c[C_CALLVALS], nc = c[C_CONSTS] + c[C_PRIMS];
     t->ops = malloc((size_t)(c[C_OPS] ? c[C_OPS] : 1));
     t->args = malloc((size_t)(c[C_WORDS] ? c[C_WORDS] : 1) * sizeof *t->args);
     t->consts = malloc((size_t)(nc ? nc : 1) * sizeof *t->consts);
@@ -647,27 +676,41 @@ int tp_load(const uint8_t *b, int64_t len, const int32_t *prims, int64_t n_prims
     t->last_x = malloc((size_t)(c[C_INPUTS] ? c[C_INPUTS] : 1) * sizeof *t->last_x);
     t->outputs = malloc((size_t)(c[C_OUTPUTS] ? c[C_OUTPUTS] : 1) * sizeof *t->outputs);
     if (!t->ops || !t->args || !t->consts || !t->vals || !t->last_x || !t->outputs) {
-        tp_free(t);
+        clear(t);
         return TP_ENOMEM;
     }
     t->cap_ops = c[C_OPS]; t->cap_args = c[C_WORDS]; t->cap_consts = nc; t->cap_vals = nv;
     t->cap_last = c[C_INPUTS];
-    t->n_inputs = c[C_INPUTS];
+    t->n_inputs = t->n_vars = c[C_INPUTS];
     t->n_consts = nc;
     t->n_outputs = c[C_OUTPUTS];
     if (c[C_CONSTS]) memcpy(t->consts, b + L.at[C_CONSTS], (size_t)(8 * c[C_CONSTS]));
     if ((rc = load_program(t, b, &L, prims, &e)) < 0 || (rc = load_data(t, b, &L, &e)) < 0) {
-        tp_free(t);
+        clear(t);
         return rc;
     }
     t->claimed = 1;
     tp_close(t);
-    *out = t;
     return TP_OK;
 }
 
+/* The first output of a primitive call that the sweep V disagrees with the recorded values in
+ * t->vals about (the file's), as its variable; -1: none. NaNs agree with NaNs. */
+static int64_t call_mismatch(const tp_tape *t, const double *V)
+{
+    walk_t w = {t->args, t->n_inputs};
+    for (int64_t k = 0; k < t->n_ops; walk_next(&w, t->ops[k++])) {
+        if (t->ops[k] != TP_OP_CALL) continue;
+        for (int64_t j = w.z; j < w.z + w.p[1]; j++)
+            if (memcmp(&V[j], &t->vals[j], sizeof *V) && !(V[j] != V[j] && t->vals[j] != t->vals[j]))
+                return j;
+    }
+    return -1;
+}
+
 /* The values at recording: one primal sweep at the recorded inputs, which must keep every branch
- * guard's outcome (TP_EFILE otherwise; a primitive's failure is TP_ECALLBACK). */
+ * guard's outcome and give each primitive call's recorded outputs (TP_EFILE otherwise; a
+ * primitive's failure is TP_ECALLBACK). */
 int tp_load_values(tp_tape *t, char *msg, int64_t cap)
 {
     err_t e = {msg, cap};
@@ -676,7 +719,9 @@ int tp_load_values(tp_tape *t, char *msg, int64_t cap)
     int rc = work_begin(&w, t);
     if (rc < 0) return rc;
     rc = tp_primal_at(t, t->last_x, &w, &V, NULL);
-    if (rc >= 0) memcpy(t->vals, V, (size_t)tp_nvars(t) * sizeof *V);
+    int64_t bad = rc >= 0 ? call_mismatch(t, V) : -1;
+    double was = bad >= 0 ? t->vals[bad] : 0.0, now = bad >= 0 ? V[bad] : 0.0;
+    if (rc >= 0 && bad < 0) memcpy(t->vals, V, (size_t)tp_nvars(t) * sizeof *V);
     work_end(&w);
     memset(t->swept, 0, sizeof t->swept);
     if (rc == TP_EBRANCH) {
@@ -686,5 +731,9 @@ int tp_load_values(tp_tape *t, char *msg, int64_t cap)
         return fail(&e, "the comparison at variable %" PRId64 " does not keep its recorded "
                     "outcome at the recorded inputs (operands %.17g and %.17g)", var, xy[0], xy[1]);
     }
+    if (bad >= 0)
+        return fail(&e, "a primitive gives variable %" PRId64 " = %.17g at the recorded inputs, "
+                    "not %.17g as when the tape was saved: was its function changed?", bad, now,
+                    was);
     return rc;
 }

@@ -1,9 +1,29 @@
 /* tapead C core: the interface Python sees. cffi parses this file (lines starting with '#' are
  * dropped for it), so it holds plain declarations only. Opcodes come from ops.def as TP_OP_NAME.
- *
- * Variables are numbered as a Wengert list: inputs 0 .. m-1, then one variable per operation.
- * An operand index < 0 names constant -1-index of the constant pool.
  * Every function that can fail returns a negative tp_status.
+ *
+ * Variables are numbered as a Wengert list: inputs 0 .. m-1, then each operation, in tape order,
+ * writes a contiguous range of new variables (its results; the op's index is the first). How
+ * many is its opcode's RESULTS column (tp_op_results: 1 for every scalar op) or, for an op whose
+ * RESULTS is VARIADIC (CALL: a primitive's outputs), the count r stored with its operands. The
+ * tape keeps no per-op offset: whoever needs "operation k -> its first variable" walks the ops
+ * with a variable counter (every sweep does; tp_backward walks the prefix it replays), so the
+ * storage stays one opcode byte plus the operand words per op.
+ *
+ * Operands (the stream tp_export gives), per op in tape order:
+ *   fixed arity a:  q_1 .. q_a                      ADD: x, y
+ *   VARIADIC:       n, w_1 .. w_n, n                SUM: n, x_1 .. x_n, n (the count at both
+ *                                                   ends: sweeps walk either way)
+ *   VARIADIC with VARIADIC results: w_1 = r, a plain count, the result count
+ *                                                   CALL: k+2, r, id, x_1 .. x_k, k+2
+ * Every other word is an operand code: >= 0 a variable, < 0 constant -1-code of the pool (a
+ * CALL's id is its primitive's number as a constant).
+ *
+ * Planned (array operands, not implemented): an op on arrays is a block op of its own opcode,
+ * VARIADIC in arity and results: n, r, s, b_1 .., n, where r is the size of its result shape s
+ * (a shape id) and each block operand b_i is two words: the first variable of a contiguous range
+ * (or the first constant code) and a shape id into a per-tape shape table (dims, strides). A
+ * walker that only counts variables reads r and skips n + 2 words without knowing the op.
  */
 #pragma once
 #include <stdint.h>
@@ -29,6 +49,7 @@ enum tp_status {
 extern const int tp_n_opcodes;
 extern const char *const tp_op_name[];
 extern const int tp_op_arity[];            /* -1: variadic */
+extern const int tp_op_results[];          /* variables an op writes; -1: stored with operands */
 extern const char *const tp_op_formula[];
 extern const int tp_op_curvature[];        /* 0 linear, 1 bilinear, 2 nonlinear: Hessian sparsity */
 enum tp_op_kind_t {                        /* ops.def's RULE column */
@@ -38,6 +59,8 @@ enum tp_op_kind_t {                        /* ops.def's RULE column */
     TP_KIND_PRIMITIVE = 3   /* a user-defined primitive: rules are Python callables */
 };
 extern const int tp_op_kind[];
+
+const void *tp_api(void);                  /* the typed table of core_api.h, for tapead._fast */
 
 /* lifetime and recording */
 tp_tape *tp_new(void);
@@ -63,6 +86,7 @@ int tp_comparison(const tp_tape *t, int64_t var, int *op, int32_t *operands, dou
 /* inspection */
 int64_t tp_n_inputs(const tp_tape *t);
 int64_t tp_n_ops(const tp_tape *t);
+int64_t tp_n_vars(const tp_tape *t);                               /* inputs and results */
 int64_t tp_n_args(const tp_tape *t);
 int64_t tp_n_consts(const tp_tape *t);
 int64_t tp_n_outputs(const tp_tape *t);
@@ -99,6 +123,6 @@ int64_t tp_dump(const tp_tape *t, const int32_t *prims, int64_t n_prims, const i
                 int64_t n_guards, const int32_t *sites, int64_t n_sites, const uint8_t *meta,
                 int64_t n_meta, const uint8_t *fn, int64_t n_fn, uint8_t *out);
 int tp_load_header(const uint8_t *b, int64_t len, int64_t *info, char *msg, int64_t cap);
-int tp_load(const uint8_t *b, int64_t len, const int32_t *prims, int64_t n_prims, tp_tape **out,
-            char *msg, int64_t cap);
+int tp_load(tp_tape *t, const uint8_t *b, int64_t len, const int32_t *prims, int64_t n_prims,
+            char *msg, int64_t cap);                      /* fills t, new and empty (tp_new) */
 int tp_load_values(tp_tape *t, char *msg, int64_t cap);    /* values at recording, recomputed */

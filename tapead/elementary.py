@@ -4,7 +4,7 @@ object arrays of Var). NumPy's ufuncs dispatch here for Vars (Var.__array_ufunc_
 object-array loops call the same functions through the Var methods named after the ufuncs."""
 import numpy as np
 
-from ._core import OP_ARITY, GroupOp, Op, check, lib
+from ._core import OP_ARITY, GroupOp, Op, lib
 from ._fast import Cond, rec1 as _rec1, rec2 as _rec2
 from .optable import ELEMENTWISE, OPS
 from .var import UFUNCS, Var, _make, _mixed, _number, operand_codes

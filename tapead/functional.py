@@ -8,7 +8,8 @@ import reprlib
 
 import numpy as np
 
-from .tape import _MODES, _as_float_array, record
+from .convert import as_float_array as _as_float_array
+from .tape import _MODES, record
 from .var import Var, _number
 
 

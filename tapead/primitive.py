@@ -13,8 +13,8 @@ implement a backward() function").
     def _(x, w):                          # w shaped like the output; returns k numbers
         return (scipy.special.digamma(x[0]) * w,)
 
-On Vars a primitive is recorded as one tape operation (CALL, plus an OUT per further output);
-the C sweeps call its function and rules back through tp_py_call. An exception a rule raises
+On Vars a primitive is recorded as one tape operation, a CALL writing its n outputs as n
+consecutive variables; the C sweeps call its function and rules back through tp_py_call. An exception a rule raises
 comes out of the sweep as that exception, and the tape stays usable.
 
 The C tape holds a primitive by a small integer id. The registry maps ids to weak references;
@@ -32,8 +32,9 @@ import weakref
 
 import numpy as np
 
+from . import _core
 from ._core import check, ffi, lib
-from .tape import _as_float_array
+from .convert import as_float_array as _as_float_array
 from .var import Var, _make, _number, operand_codes
 
 _registry = {}                     # id -> (weak reference to the Primitive, takes an array)
@@ -266,3 +267,6 @@ def raise_pending():
     if exc is None:
         raise RuntimeError("a primitive's rule failed")
     raise exc
+
+
+_core.raise_callback_error = raise_pending

@@ -10,7 +10,6 @@ import json
 import os
 import pickle
 import pickletools
-import weakref
 
 import numpy as np
 
@@ -148,7 +147,8 @@ def _bad(msg):
 
 def _load(data, function, prims=None):
     """The Tape of data; prims: the primitives of its table (copy.deepcopy), else by name."""
-    from .tape import Tape, _Recording
+    from .recording import Recording as _Recording
+    from .tape import Tape
     if not isinstance(data, bytes):        # bytes: no memoryview whose export a traceback
         try:                                # cycle could hold (CPython cannot clear that)
             data = memoryview(data).tobytes()
@@ -167,22 +167,21 @@ def _load(data, function, prims=None):
     if prims is None:
         prims = [_primitive.by_name(name, "tape file") for name, _ in meta["primitives"]]
     ids = [p._id(array) for p, (_, array) in zip(prims, meta["primitives"])]
-    out = ffi.new("tp_tape **")
-    rc = lib.tp_load(b, n, ffi.new("int32_t[]", ids or [0]), len(ids), out, msg, _MSG)
+    tape = Tape.__new__(Tape)
+    rec = _Recording(tape)                   # its new, empty C tape is what tp_load fills
+    rc = lib.tp_load(rec._p, b, n, ffi.new("int32_t[]", ids or [0]), len(ids), msg, _MSG)
     if rc == lib.TP_EFILE:
         raise _bad(msg)
     check(rc, "load")
-
-    tape = Tape.__new__(Tape)
-    rec = _Recording(tape, out[0])
     tape._rec, tape._fn, tape._rerecords = rec, None, 0
     tape._fn_note = ("saved without its function (t.dumps(function=False))"
                      if meta["function"] == "dropped" else None)
     rec.pieces = [tuple(s) for s in meta["pieces"]]
-    rec.sizes = [int(np.prod(s, dtype=np.int64)) for s in rec.pieces]
+    rec.sizes = [_size(s) for s in rec.pieces]
     rec.m = info[_I_INPUTS]
-    rec.fast = ((1 if len(rec.pieces[0]) == 1 else 2 if not rec.pieces[0] else 0)
-                if len(rec.pieces) == 1 else 0)
+    scalars = all(not s for s in rec.pieces)
+    rec.fast = ((1 if len(rec.pieces[0]) == 1 else 2 if scalars else 0) if len(rec.pieces) == 1
+                else 3 if scalars and rec.pieces else 0)
     rec.out_shape = None if meta["out_shape"] is None else tuple(meta["out_shape"])
     rec.n_out = info[_I_OUTPUTS]
     rec.guards = np.frombuffer(data, np.int32, info[_I_GUARDS], info[_I_AT_GUARDS]).tolist()
@@ -209,7 +208,6 @@ def _load(data, function, prims=None):
             tape._fn = _unpickle_function(data[info[_I_AT_FN]:info[_I_AT_FN] + info[_I_FN]])
         else:
             tape._fn_note = "loaded without its function (ad.loads(..., function=False))"
-    rec.tape = weakref.ref(tape)
     return tape
 
 

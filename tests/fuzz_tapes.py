@@ -25,13 +25,13 @@ import tapead as ad
 from tapead._core import ffi, lib
 from tapead.program import listing, sweep
 
-HEADER, N_COUNTS = 40, 12
+HEADER, N_COUNTS = 40, 13
 (C_INPUTS, C_OPS, C_WORDS, C_STREAM, C_CONSTS, C_OUTPUTS, C_GUARDS, C_SITES, C_PRIMS, C_OPTABLE,
- C_META, C_FN) = range(N_COUNTS)
-ORDER = (C_OPTABLE, C_OPS, C_STREAM, C_CONSTS, C_OUTPUTS, C_INPUTS, C_GUARDS, C_SITES, C_META,
-         C_FN)                                 # the sections in file order (csrc/serial.c)
+ C_META, C_FN, C_CALLVALS) = range(N_COUNTS)
+ORDER = (C_OPTABLE, C_OPS, C_STREAM, C_CONSTS, C_OUTPUTS, C_INPUTS, C_CALLVALS, C_GUARDS,
+         C_SITES, C_META, C_FN)                # the sections in file order (csrc/serial.c)
 WIDTH = {C_OPTABLE: 16, C_OPS: 1, C_STREAM: 1, C_CONSTS: 8, C_OUTPUTS: 4, C_INPUTS: 8,
-         C_GUARDS: 4, C_SITES: 16, C_META: 1, C_FN: 1}
+         C_CALLVALS: 8, C_GUARDS: 4, C_SITES: 16, C_META: 1, C_FN: 1}
 
 
 # ---- the corpus: functions at module level (f is saved by reference) --------------------------
@@ -226,7 +226,7 @@ def _fixed(r, data, others):
             b = bytearray(set_count(b, C_WORDS, counts(o)[C_WORDS]))
         return fix(b)
     if k == 5:                                         # a double
-        s = r.choice((C_CONSTS, C_INPUTS))
+        s = r.choice((C_CONSTS, C_INPUTS, C_CALLVALS))
         lo, hi = sec[s]
         if hi > lo:
             struct.pack_into("<d", b, r.randrange(lo, hi, 8), r.choice(_DOUBLES))
@@ -235,7 +235,8 @@ def _fixed(r, data, others):
         s = r.choice((C_OUTPUTS, C_GUARDS, C_SITES))
         lo, hi = sec[s]
         if hi > lo:
-            v = r.choice(_INTS + (c[C_INPUTS] + c[C_OPS], c[C_INPUTS] + c[C_OPS] - 1, -c[C_CONSTS] - 1))
+            nv = c[C_INPUTS] + c[C_OPS] + c[C_CALLVALS]
+            v = r.choice(_INTS + (nv, nv - 1, -c[C_CONSTS] - 1))
             struct.pack_into("<i", b, r.randrange(lo, hi, 4), (v + 2 ** 31) % 2 ** 32 - 2 ** 31)
         return fix(b)
     if k == 7:                                         # the meta's JSON

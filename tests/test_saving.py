@@ -323,6 +323,17 @@ def test_a_primitive_failing_at_load_is_a_value_error():
     assert p is not None
 
 
+def test_a_primitive_that_changed_is_a_value_error():
+    shift = {"by": 1.0}
+    p = ad.primitive(lambda x: x + shift["by"], jvp=lambda x, v: v[0], name="test_saving.moved")
+    data = ad.record(lambda x: p(x) * 2.0, 1.0).dumps(function=False)
+    assert ad.loads(data)(3.0) == 8.0
+    shift["by"] = 2.0
+    with pytest.raises(ValueError, match=r"tape file: a primitive gives variable 1 = 3 at the "
+                                         r"recorded inputs, not 2 as when the tape was saved"):
+        ad.loads(data)
+
+
 # ---- threads and processes ---------------------------------------------------------------------
 def test_a_loaded_tape_replays_in_threads():
     u = ad.loads(ad.record(fuzz_tapes.branchy, np.array([0.5, -1.0, 2.0]), 0.25).dumps())
@@ -424,7 +435,7 @@ def test_rejections_say_what_is_wrong():
     assert "the sections end 2 bytes before the payload" in _msg(fix(set_count(data, C_STREAM, 3)))
     huge = fix(set_count(data, C_OPS, 2 ** 40))
     assert "operations need more bytes than the" in _msg(huge)
-    tiny = fix(data[:40] + struct.pack("<12q", *([2 ** 62] * 12)))
+    tiny = fix(data[:40] + struct.pack("<13q", *([2 ** 62] * 13)))
     assert "need more bytes" in _msg(tiny)            # no allocation from a tiny file
 
 
