@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include "sweeps.h"
 
 #define VERSION 1
@@ -645,6 +646,21 @@ static int load_data(tp_tape *t, const uint8_t *b, const layout_t *L, err_t *e)
     return TP_OK;
 }
 
+/* malloc, asking for huge pages when large: a loaded tape's arrays are written once, at once,
+ * and 4 KB pages fault tens of thousands of times (Linux with THP in madvise mode). */
+static void *big_alloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+#ifdef MADV_HUGEPAGE
+    const uintptr_t huge = (uintptr_t)2 << 20;
+    if (p && n >= 4 * huge) {
+        uintptr_t lo = ((uintptr_t)p + huge - 1) & ~(huge - 1), hi = ((uintptr_t)p + n) & ~(huge - 1);
+        if (hi > lo) madvise((void *)lo, hi - lo, MADV_HUGEPAGE);    /* a hint: errors ignored */
+    }
+#endif
+    return p;
+}
+
 /* Back to the empty tape tp_new makes. */
 static void clear(tp_tape *t)
 {
@@ -669,10 +685,10 @@ int tp_load(tp_tape *t, const uint8_t *b, int64_t len, const int32_t *prims, int
     if (n_prims != c[C_PRIMS]) return fail(&e, "%" PRId64 " primitive ids for a table of %"
                                            PRId64, n_prims, c[C_PRIMS]);
     int64_t nv = c[C_INPUTS] + c[C_OPS] + c[C_CALLVALS], nc = c[C_CONSTS] + c[C_PRIMS];
-    t->ops = malloc((size_t)(c[C_OPS] ? c[C_OPS] : 1));
-    t->args = malloc((size_t)(c[C_WORDS] ? c[C_WORDS] : 1) * sizeof *t->args);
+    t->ops = big_alloc((size_t)c[C_OPS]);
+    t->args = big_alloc((size_t)c[C_WORDS] * sizeof *t->args);
     t->consts = malloc((size_t)(nc ? nc : 1) * sizeof *t->consts);
-    t->vals = malloc((size_t)(nv ? nv : 1) * sizeof *t->vals);
+    t->vals = big_alloc((size_t)nv * sizeof *t->vals);
     t->last_x = malloc((size_t)(c[C_INPUTS] ? c[C_INPUTS] : 1) * sizeof *t->last_x);
     t->outputs = malloc((size_t)(c[C_OUTPUTS] ? c[C_OUTPUTS] : 1) * sizeof *t->outputs);
     if (!t->ops || !t->args || !t->consts || !t->vals || !t->last_x || !t->outputs) {
