@@ -4,8 +4,8 @@ Group "saving 10^k ops": ``t.dumps()``, ``ad.loads(b)``, ``t.save(path)`` and ``
 on the Rosenbrock tape of 10^6 operations (10^7 with ``--full``). Throughput is the program's
 size ``t.nbytes`` per second of the best round (``MBps``; the file's own bytes per second in
 ``file_MBps``; ``cpu_MBps`` from the best of a few rounds of process CPU time, steadier than
-wall time on a shared machine); target >= 500 MB/s. Loading includes validating every operand and recomputing
-the values at recording (one primal sweep). The saved size against ``t.nbytes``
+wall time on a shared machine); target >= 500 MB/s. Loading includes validating every operand
+and recomputing the values at recording (one primal sweep). The saved size against ``t.nbytes``
 (``size_ratio``, target <= 1.01: operands are stored as varints relative to the variable
 written, which also pays for the 8 bytes of each recorded input) is checked, not only recorded.
 

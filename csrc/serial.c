@@ -277,7 +277,7 @@ int64_t tp_dump(const tp_tape *t, const int32_t *prims, int64_t n_prims, const i
     return o - out;
 }
 
-/* ---- loading: the header and the counts ------------------------------------------------------ */
+/* ---- loading: the header and the counts -------------------------------------------------- */
 typedef struct {
     int64_t c[N_COUNTS];
     int64_t at[N_COUNTS];         /* offset of each section in the file */
@@ -326,7 +326,8 @@ static int read_header(const uint8_t *b, int64_t len, layout_t *L, int check_sum
     }
     if (room)
         return fail(e, "the sections end %" PRId64 " bytes before the payload does", room);
-    if (c[C_OPTABLE] > 256) return fail(e, "%" PRId64 " op table entries (at most 256)", c[C_OPTABLE]);
+    if (c[C_OPTABLE] > 256)
+        return fail(e, "%" PRId64 " op table entries (at most 256)", c[C_OPTABLE]);
     if (c[C_INPUTS] + c[C_OPS] + c[C_CALLVALS] > INT32_MAX)
         return fail(e, "%" PRId64 " variables: more than a tape can index",
                     c[C_INPUTS] + c[C_OPS] + c[C_CALLVALS]);
@@ -654,7 +655,8 @@ static void *big_alloc(size_t n)
 #ifdef MADV_HUGEPAGE
     const uintptr_t huge = (uintptr_t)2 << 20;
     if (p && n >= 4 * huge) {
-        uintptr_t lo = ((uintptr_t)p + huge - 1) & ~(huge - 1), hi = ((uintptr_t)p + n) & ~(huge - 1);
+        uintptr_t lo = ((uintptr_t)p + huge - 1) & ~(huge - 1);
+        uintptr_t hi = ((uintptr_t)p + n) & ~(huge - 1);
         if (hi > lo) madvise((void *)lo, hi - lo, MADV_HUGEPAGE);    /* a hint: errors ignored */
     }
 #endif
@@ -718,8 +720,8 @@ static int64_t call_mismatch(const tp_tape *t, const double *V)
     for (int64_t k = 0; k < t->n_ops; walk_next(&w, t->ops[k++])) {
         if (t->ops[k] != TP_OP_CALL) continue;
         for (int64_t j = w.z; j < w.z + w.p[1]; j++)
-            if (memcmp(&V[j], &t->vals[j], sizeof *V) && !(V[j] != V[j] && t->vals[j] != t->vals[j]))
-                return j;
+            if (memcmp(&V[j], &t->vals[j], sizeof *V) &&
+                !(V[j] != V[j] && t->vals[j] != t->vals[j])) return j;
     }
     return -1;
 }
@@ -745,7 +747,8 @@ int tp_load_values(tp_tape *t, char *msg, int64_t cap)
         double xy[2];
         tp_branch_info(&var, xy);
         return fail(&e, "the comparison at variable %" PRId64 " does not keep its recorded "
-                    "outcome at the recorded inputs (operands %.17g and %.17g)", var, xy[0], xy[1]);
+                    "outcome at the recorded inputs (operands %.17g and %.17g)", var, xy[0],
+                    xy[1]);
     }
     if (bad >= 0)
         return fail(&e, "a primitive gives variable %" PRId64 " = %.17g at the recorded inputs, "

@@ -196,7 +196,8 @@ def _fixed(r, data, others):
         lo, hi = sec[C_STREAM]
         if hi > lo:
             i = r.randrange(lo, hi)
-            v = _varint(r.choice((r.randrange(64), r.randrange(1 << 20), r.choice(_INTS) % 2 ** 64)))
+            v = _varint(r.choice((r.randrange(64), r.randrange(1 << 20),
+                                  r.choice(_INTS) % 2 ** 64)))
             b[i:i + len(v)] = v
             del b[hi:hi + max(0, i + len(v) - hi)]        # the stream keeps its length
         return fix(b)
