@@ -29,6 +29,7 @@ AREAS = {
     "second order and Taylor": ("hvp", "hessian", "taylor"),
     "modes as m and n vary": ("modes",),
     "peers": ("peer_cold", "peer_warm"),
+    "sparse Jacobians": ("sparse",),
 }
 
 
@@ -236,7 +237,7 @@ def other_ratio_targets(run):
 
 # ---- the table ----------------------------------------------------------------------------------
 CORE, SMALL, SECOND = "core speed", "small calls", "second order and Taylor"
-MODES, PEERS = "modes as m and n vary", "peers"
+MODES, PEERS, SPARSE = "modes as m and n vary", "peers", "sparse Jacobians"
 
 TARGETS = [
     Target(CORE, "recording + first gradient vs one plain-Python f",
@@ -294,6 +295,12 @@ TARGETS = [
            "≥", 10, "× faster"),
     Target(PEERS, "cold gradient (record + sweep) vs micrograd-style",
            cold_gradient_vs("micrograd"), "≥", 3, "× faster"),
+    Target(SPARSE, "t.jacobian(x, sparse=True) vs the dense t.jacobian(x), same tape and run",
+           from_info("sparse", "speedup", lambda b, e: (
+               f"{t_min(b)} vs {fmt_time(e['dense_s'])}, directions {e['colours']}"),
+               goal_key="target_speedup"), "≥", None, "× faster"),
+    Target(SPARSE, "arrowhead Jacobian: tangent + adjoint sweeps",
+           from_info("sparse", "sweeps", where=lambda e: "sweeps" in e), "≤", 3, "", digits=0),
     Target("other", "time over a same-run baseline, the goal stored with the benchmark",
            other_ratio_targets, "≤", None, "×"),
 ]
