@@ -15,6 +15,7 @@
 #include "sweeps.h"
 #include "rules.h"
 #include "batch.h"
+#include "callback.h"
 
 #define TILE_MAX 256                      /* points per tile at most (the partials' arrays) */
 #define TILE_BYTES ((int64_t)1 << 20)     /* a tile's buffers: to stay in L2 */
@@ -48,8 +49,6 @@ static inline double times(double d, double p)
     for (int64_t j = 0; j < K; j++) DOT_(is_, j) += DOT_(iz, j); }
 
 /* ---- primitives: the user's rules once per point (primitive.c's, on the batch layout) ------- */
-int tp_py_call(int prim, int mode, int64_t k, const double *x, int64_t n, int64_t K,
-               const double *in, double *out);
 enum { EVAL, JVP, VJP };
 
 /* mode EVAL: the values of the call's outputs into X (V itself); JVP: their tangents in X; VJP:

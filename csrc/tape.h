@@ -42,7 +42,8 @@ enum tp_status {
     TP_ECALLBACK = -8,  /* a primitive's Python rule raised (tapead/primitive.py re-raises) */
     TP_ENORULE = -9,    /* a primitive has no rule for this sweep (second order, Taylor) */
     TP_EBUSY = -10,     /* recording on a tape that a sweep is replaying (a primitive's rule) */
-    TP_ESTART = -11     /* recording on a tape that no `with` block started */
+    TP_ESTART = -11,    /* recording on a tape that no `with` block started */
+    TP_EFILE = -12      /* a tape file is invalid: the loader's message says why */
 };
 
 extern const int tp_n_opcodes;
@@ -58,6 +59,8 @@ enum tp_op_kind_t {                        /* ops.def's RULE column */
     TP_KIND_PRIMITIVE = 3   /* a user-defined primitive: rules are Python callables */
 };
 extern const int tp_op_kind[];
+
+const void *tp_api(void);                  /* the typed table of core_api.h, for tapead._fast */
 
 /* lifetime and recording */
 tp_tape *tp_new(void);
@@ -109,3 +112,26 @@ int tp_taylor(tp_tape *t, const double *x, const double *v, int64_t order, doubl
 int tp_branch_info(int64_t *var, double *xy);   /* this thread's last flipped guard, operands */
 int tp_inspect(tp_tape *t, const double *x, const double *v, const double *w, double *vals,
                double *tans, double *adjs, double *partials);     /* for traces and graphs */
+
+/* sparse Jacobians (pattern.c, colour.c): the structural pattern as CSR over the outputs
+ * (*indices allocated: tp_free_pattern), and a greedy distance-2 colouring of its columns */
+int64_t tp_jac_pattern(tp_tape *t, int reverse, int64_t pass_bytes, int64_t *indptr,
+                       int32_t **indices);
+void tp_free_pattern(int32_t *indices);
+int64_t tp_colour(int64_t nr, int64_t nc, const int64_t *rowptr, const int32_t *colidx,
+                  const int64_t *colptr, const int32_t *rowidx, const uint8_t *use_row,
+                  const uint8_t *use_col, const int64_t *order, int64_t budget, int32_t *colour);
+
+/* saving and loading (serial.c; the format is described there and in docs/API.md). A loader
+ * failure is TP_EFILE with a message in msg (cap bytes). */
+uint64_t tp_checksum(const uint8_t *p, int64_t len);             /* XXH64, seed 0 */
+int64_t tp_dump_prims(const tp_tape *t, int32_t *ids, int64_t cap);   /* primitive ids called */
+int64_t tp_dump_bound(const tp_tape *t, int64_t n_guards, int64_t n_sites, int64_t n_meta,
+                      int64_t n_fn);
+int64_t tp_dump(const tp_tape *t, const int32_t *prims, int64_t n_prims, const int32_t *guards,
+                int64_t n_guards, const int32_t *sites, int64_t n_sites, const uint8_t *meta,
+                int64_t n_meta, const uint8_t *fn, int64_t n_fn, uint8_t *out);
+int tp_load_header(const uint8_t *b, int64_t len, int64_t *info, char *msg, int64_t cap);
+int tp_load(tp_tape *t, const uint8_t *b, int64_t len, const int32_t *prims, int64_t n_prims,
+            char *msg, int64_t cap);                      /* fills t, new and empty (tp_new) */
+int tp_load_values(tp_tape *t, char *msg, int64_t cap);    /* values at recording, recomputed */

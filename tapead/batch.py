@@ -58,8 +58,8 @@ def _d(a):
 
 # ---- the points and per-point arguments ---------------------------------------------------------
 def _float(a, what):
-    from .tape import _as_float_array
-    return _as_float_array(a, what)
+    from .convert import as_float_array
+    return as_float_array(a, what)
 
 
 def _size(shape):

@@ -4,8 +4,8 @@ method shapes them, with a leading axis of B points."""
 import numpy as np
 
 from ._core import check, ffi, lib
+from .hessian import Compressed, plan   # (tapead.hessian is also ad.hessian, the function)
 from .batch import directions, spread, weights
-from .sparsity import hessian_colouring
 
 
 def _d(a):
@@ -128,11 +128,18 @@ class vjp:
         return y, rec.shape_x(xbar[..., 0], lead=(B,))
 
 
+def _dense_only(method, sparse):
+    if sparse is not False:
+        raise ValueError(f"tape.{method}(..., batch=True) is dense: sparse=True takes one point "
+                         f"per call (got sparse={sparse!r})")
+
+
 class jacobian:
-    def parse(rec, B, mode="auto"):
+    def parse(rec, B, mode="auto", sparse=False):
         from .tape import _ADJOINT_COST, _MODES
         if mode not in _MODES:
             raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
+        _dense_only("jacobian", sparse)
         if mode == "auto":
             mode = "forward" if rec.m <= _ADJOINT_COST * rec.n_out else "reverse"
         return Job(mode=mode)
@@ -175,16 +182,14 @@ class hvp:
 
 
 class hessian:
-    def parse(rec, B, w=None):
+    def parse(rec, B, w=None, sparse=False):
+        _dense_only("hessian", sparse)
         W, ws = weights(rec, w, B, "tape.hessian")
         return Job(("W",) if ws else (), W=W, ws=ws)
 
     def run(rec, X, job, flips):
-        from .tape import _compressed
         B, m = X.shape[0], rec.m
-        c = rec.colouring                      # as the one-point hessian: tape.py
-        if c is False or c == "once":
-            c = rec.colouring = hessian_colouring(rec) if c == "once" or m > 1000 else "once"
+        c = plan(rec)                          # as the one-point hessian: tapead/hessian.py
         H = np.zeros((B, m, m))
         if not m:
             return _with_flips(rec, X, flips, H)
@@ -193,12 +198,10 @@ class hessian:
             _sweep(rec, X, flips, 2 * k, "hessian", lambda p, b, x, f, lo, hi:
                    lib.tp_hvp_batch(p, b, x, _d(job.W[lo:hi] if job.ws else job.W), job.ws, k,
                                     _d(seeds), 0, _d(out[lo:hi]), f))
-        if isinstance(c, tuple) and c[1] < m:
-            seeds, p, rows, cols, at_r, at_c = rec.colouring[4:] if len(rec.colouring) > 4 \
-                else _compressed(rec)
-            Bm = np.empty((B, m, p))
-            hv(p, seeds, Bm)
-            H[:, rows, cols] = (Bm[:, rows, at_c] + Bm[:, cols, at_r]) * 0.5
+        if isinstance(c, Compressed):
+            Bm = np.empty((B, m, c.p))
+            hv(c.p, c.seeds, Bm)
+            H[:, c.rows, c.cols] = (Bm[:, c.rows, c.at_c] + Bm[:, c.cols, c.at_r]) * 0.5
         else:
             hv(m, None, H)
             H = (H + H.transpose(0, 2, 1)) * 0.5

@@ -82,8 +82,8 @@ def picklable(tape, executor):
     except Exception as e:                      # noqa: BLE001 - named in the TypeError
         raise TypeError(f"ad.map with {type(executor).__name__} runs in other processes, "
                         f"which needs the tape picklable, and it is not ({e}). Use threads "
-                        f"(executor=None or a ThreadPoolExecutor), or a tapead that pickles "
-                        f"tapes") from None
+                        f"(executor=None or a ThreadPoolExecutor), or a tape that pickles "
+                        f"(docs/API.md, saving and loading)") from None
 
 
 # ---- tasks ----------------------------------------------------------------------------------------
