@@ -30,6 +30,7 @@ AREAS = {
     "modes as m and n vary": ("modes",),
     "peers": ("peer_cold", "peer_warm"),
     "sparse Jacobians": ("sparse",),
+    "many points": ("batch_gradient", "batch_gradient_jax", "batch_threads"),
 }
 
 
@@ -238,6 +239,7 @@ def other_ratio_targets(run):
 # ---- the table ----------------------------------------------------------------------------------
 CORE, SMALL, SECOND = "core speed", "small calls", "second order and Taylor"
 MODES, PEERS, SPARSE = "modes as m and n vary", "peers", "sparse Jacobians"
+BATCH = "many points"
 
 TARGETS = [
     Target(CORE, "recording + first gradient vs one plain-Python f",
@@ -301,6 +303,14 @@ TARGETS = [
                goal_key="target_speedup"), "≥", None, "× faster"),
     Target(SPARSE, "arrowhead Jacobian: tangent + adjoint sweeps",
            from_info("sparse", "sweeps", where=lambda e: "sweeps" in e), "≤", 3, "", digits=0),
+    Target(BATCH, "t.gradient(X, batch=True) vs the loop of t.gradient(x), per point",
+           from_info("batch_gradient", "speedup", lambda b, e: (
+               f"{e['ns_per_point_batch']:.0f} vs {e['ns_per_point_loop']:.0f} ns/point"),
+               goal_key="target_speedup"), "≥", None, "×"),
+    Target(BATCH, "a batched gradient over 10^5 points: two threads vs one",
+           from_info("batch_threads", "speedup", lambda b, e: (
+               f"{fmt_time(e['one_thread_s'])} vs {fmt_time(e['two_threads_s'])}"),
+               goal_key="target_speedup"), "≥", None, "×"),
     Target("other", "time over a same-run baseline, the goal stored with the benchmark",
            other_ratio_targets, "≤", None, "×"),
 ]

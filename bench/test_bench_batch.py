@@ -46,7 +46,8 @@ def test_batch_gradient_rosen(benchmark, one_thread, n, B, target):
     benchmark.group = GROUP
     benchmark(lambda: t.gradient(X, batch=True))
     info = benchmark.extra_info
-    info.update(kind="batch_gradient", n=n, B=B, ops=rosen_ops(n), target_speedup=target)
+    info.update(kind="batch_gradient", problem=f"rosen-{n}, B = {B}", n=n, B=B, ops=rosen_ops(n),
+                target_speedup=target)
     if best(benchmark) is None:
         return
     it = interleaved_best({"batch": lambda: t.gradient(X, batch=True),
@@ -77,7 +78,8 @@ def test_batch_gradient_jax(benchmark, one_thread, n, B, target):
     benchmark.group = GROUP
     benchmark(lambda: f(Xj).block_until_ready())
     info = benchmark.extra_info
-    info.update(kind="batch_gradient_jax", n=n, B=B, compile_s=compile_s)
+    info.update(kind="batch_gradient_jax", problem=f"rosen-{n}, B = {B}", n=n, B=B,
+                ops=rosen_ops(n), compile_s=compile_s)
     if best(benchmark) is None:
         return
     it = interleaved_best({"jax": lambda: f(Xj).block_until_ready(),
@@ -112,7 +114,8 @@ def test_batch_threads(benchmark):
     finally:
         adb.set_threads(old)
     speedup = it["one"] / it["two"]
-    benchmark.extra_info.update(kind="batch_threads", n=n, B=B, one_thread_s=it["one"],
+    benchmark.extra_info.update(kind="batch_threads", problem=f"rosen-{n}, B = {B}", n=n, B=B,
+                                ops=rosen_ops(n), one_thread_s=it["one"],
                                 two_threads_s=it["two"], speedup=speedup, target_speedup=target,
                                 meets_target=speedup >= target)
     print(f"\n10^5 points, Rosenbrock n={n}: one thread {it['one'] * 1e3:.1f} ms, two threads "
