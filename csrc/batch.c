@@ -19,6 +19,7 @@
 
 #define TILE_MAX 256                      /* points per tile at most (the partials' arrays) */
 #define TILE_BYTES ((int64_t)1 << 20)     /* a tile's buffers: to stay in L2 */
+#define TILE_HUGE ((int64_t)256 << 20)    /* ... at most, for tapes too long for 8 points in L2 */
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
 #define CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
@@ -191,7 +192,10 @@ static plan_t plan(const tp_tape *t, int64_t k, int buffers)
     }
     int64_t ks = pl.calls ? tp_padded(pl.kb) : pl.kb;
     int64_t S = per / (1 + buffers * ks);
-    S = S >= TILE_MAX ? TILE_MAX : S < 8 ? 8 : S & ~(int64_t)7;
+    /* at least 8 points (one vector loop), unless a point's buffers alone are huge: then as
+     * many as fit TILE_HUGE (a tape of 10^8 operations sweeps one point at a time) */
+    int64_t point = pl.ns * (int64_t)sizeof(double) * (1 + buffers * ks), most = TILE_HUGE / point;
+    S = S >= TILE_MAX ? TILE_MAX : S >= 8 ? S & ~(int64_t)7 : most >= 8 ? 8 : most < 1 ? 1 : most;
     pl.S = S;
     return pl;
 }

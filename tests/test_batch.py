@@ -290,3 +290,26 @@ def test_open_tape_batches_in_its_thread():
         t.outputs(y)
         g = t.gradient(np.ones((3, 2)), batch=True)
     assert bits(g) == bits(np.tile([math.exp(1.0), math.exp(1.0)], (3, 1)))
+
+
+def test_primitive_rules_not_asked_at_flipped_points():
+    seen = []
+
+    def fun(x):
+        seen.append(float(x))
+        return 3.0 * x
+    triple = ad.primitive(fun, jvp=lambda x, v: 3.0 * v[0], vjp=lambda x, w: (3.0 * w,))
+
+    def f(x):
+        return triple(x[0]) * x[1] if x[1] > 0 else x[0] - x[1]
+    with ad.Tape() as t:                           # the imperative tape: flipped points raise
+        x = t.variables([1.0, 1.0])
+        t.outputs(f(x))
+    X = np.array([[1.0, 2.0], [5.0, -1.0], [7.0, 3.0], [11.0, -2.0]])
+    seen.clear()
+    with pytest.raises(ad.BranchChanged) as e:
+        t.forward(X, batch=True)
+    assert e.value.points == [1, 3] and 5.0 not in seen and 11.0 not in seen
+    assert seen == [1.0, 7.0]                       # once per point that kept its branch
+    r = ad.record(f, np.array([1.0, 1.0]))
+    assert bits(r.gradient(X, batch=True)) == bits(stack([r.gradient(x) for x in X]))
