@@ -59,6 +59,11 @@ int tp_guard(tp_tape *t, int64_t var, int outcome);  /* comparison var becomes a
 int tp_guard_value(tp_tape *t, int32_t var, int32_t *guards);  /* guards var == its value */
 int tp_comparison(const tp_tape *t, int64_t var, int *op, int32_t *operands, double *values);
 
+/* a new closed tape with the same outputs, guards and derivatives and fewer operations
+ * (optimize.c). map (one per variable of t): its variable in the new tape or -1; stats: the
+ * operations merged, folded, forwarded by identities, dead; the operations before and after. */
+int tp_optimize(tp_tape *t, tp_tape **out, int32_t *map, int64_t *stats);
+
 /* inspection */
 int64_t tp_n_inputs(const tp_tape *t);
 int64_t tp_n_ops(const tp_tape *t);

@@ -35,7 +35,7 @@ ffibuilder.set_source(
     '#include "tape_impl.h"',
     sources=[os.path.relpath(os.path.join(CSRC, f))
              for f in ("tape.c", "sweep.c", "second.c", "taylor.c", "inspect.c", "primitive.c",
-                       "work.c")],
+                       "work.c", "optimize.c")],
     include_dirs=[os.path.relpath(CSRC)],
     depends=[os.path.join(CSRC, f) for f in ("ops.def", "rules.h", "series.h", "tape.h",
                                              "tape_impl.h", "sweeps.h", "work.h", "primal_body.h", "sweep_body.h",

@@ -13,6 +13,7 @@ import numpy as np
 from . import _fast
 from ._core import OP_FORMULA, Flip as _Flip, Op, check, ffi, lib
 from .errors import BranchChanged, TapeError
+from .optimize import optimized
 from .sparsity import hessian_colouring
 from .var import Var, _make, _number
 
@@ -31,10 +32,10 @@ class _Recording:
     a re-recording (safe replay) replaced it on the Tape while other threads still sweep it.
     """
     __slots__ = ("_p", "_addr", "tape", "pieces", "sizes", "m", "out_shape", "n_out", "fast",
-                 "grads", "guards", "sites", "colouring", "__weakref__")
+                 "grads", "guards", "sites", "colouring", "optimized", "__weakref__")
 
-    def __init__(self, tape):
-        p = lib.tp_new()
+    def __init__(self, tape, p=None):
+        p = lib.tp_new() if p is None else p       # p: a C tape made for it (tp_optimize)
         if p == ffi.NULL:
             raise MemoryError("could not allocate a tape")
         self._p = ffi.gc(p, lib.tp_free)
@@ -52,6 +53,7 @@ class _Recording:
                                    # for .value/.grad read while recording, else None)
         self.colouring = False     # the Hessian's colouring (sparsity.py): False, "once", None
                                    # (no pattern worth it) or (colours, p, rows, cols, ...)
+        self.optimized = None      # what tapead/optimize.py removed, if it made this one
 
     def owner(self):
         """The Tape of this recording. Vars keep their recording alive, not the Tape (no
@@ -59,7 +61,7 @@ class _Recording:
         t = self.tape()
         if t is None:
             t = Tape.__new__(Tape)
-            t._rec, t._fn, t._rerecords = self, None, 0
+            t._rec, t._fn, t._rerecords, t._optimize = self, None, 0, False
             self.tape = weakref.ref(t)
         return t
 
@@ -293,6 +295,7 @@ class Tape:
         self._rec = _Recording(self)
         self._fn = None            # f of ad.record: re-recorded when a branch guard flips
         self._rerecords = 0
+        self._optimize = False     # each re-recording of f is optimised (Tape.optimize)
 
     # the current recording's state, for the modules that read it (program, trace, graph)
     _p = property(lambda self: self._rec._p)
@@ -360,9 +363,29 @@ class Tape:
         finally:
             _state.rec = outer
             lib.tp_close(rec._p)
+        if self._optimize:
+            rec = optimized(rec)
         self._rec = rec
         self._rerecords += 1
         return rec
+
+    # ---- optimisation (tapead/optimize.py, csrc/optimize.c) -----------------------------------
+    def optimize(self):
+        """A new closed Tape computing the same outputs, branch guards and derivatives with fewer
+        operations: common subexpressions merged, operations on constants folded, identities
+        exact in IEEE arithmetic (x*1, x/1, x+(-0.0), x-0.0, -(-x)) forwarded, operations that
+        reach no output and no guard removed. This tape is unchanged. A tape from ad.record
+        gives one that re-records f where a guard flips, and optimises that recording too.
+        stats()["optimized"] says what each pass removed."""
+        rec = self._rec
+        if not lib.tp_closed(rec._p):
+            raise TapeError("tape.optimize(): this tape is still recording; optimise it after "
+                            "its `with` block")
+        t = Tape.__new__(Tape)
+        t._fn, t._rerecords, t._optimize = self._fn, 0, True
+        t._rec = optimized(rec)
+        t._rec.tape = weakref.ref(t)
+        return t
 
     # ---- copies ------------------------------------------------------------------------------
     def __reduce_ex__(self, protocol):
@@ -414,6 +437,7 @@ class Tape:
             "constants": lib.tp_n_consts(rec._p),
             "nbytes": lib.tp_nbytes(rec._p),
             "values_nbytes": 8 * (rec.m + n),
+            **({"optimized": dict(rec.optimized)} if rec.optimized else {}),
         }
 
     def __repr__(self):
@@ -670,10 +694,11 @@ def _as_float_array(x, what):
                     f"{type(x).__name__}")
 
 
-def record(f, *args):
+def record(f, *args, optimize=False):
     """Call f once on Vars initialised to args (a Var per scalar argument, an object ndarray of
     Var per array argument) and return the closed Tape with f's result as outputs. A replay
-    where one of f's comparisons comes out differently records f again at that point."""
+    where one of f's comparisons comes out differently records f again at that point.
+    optimize=True: the tape optimised (Tape.optimize), and so is every re-recording."""
     if not args:
         raise TypeError("ad.record(f, x, ...) needs at least one argument to differentiate by")
     tape = Tape()
@@ -681,4 +706,7 @@ def record(f, *args):
         xs = [tape.variables(a) for a in args]
         tape.outputs(f(*xs))
     tape._fn = f
+    if optimize:
+        tape._optimize = True
+        tape._rec = optimized(tape._rec)
     return tape
