@@ -4,9 +4,9 @@
 #include "sweeps.h"
 #include "rules.h"
 
-/* vals, tans, adjs: n_inputs + n_ops doubles each (any may be NULL); v: one direction (m
- * entries), w: n_outputs weights. partials: one per entry of the operand stream (a variadic op's
- * counts get 0), the local partial dz/d(operand) at x. */
+/* vals, tans, adjs: tp_n_vars doubles each (any may be NULL); v: one direction (m entries), w:
+ * n_outputs weights. partials: one per word of the operand stream (a variadic op's counts get 0,
+ * a CALL's words NaN), the local partial dz/d(operand) at x. */
 int tp_inspect(tp_tape *t, const double *x, const double *v, const double *w, double *vals,
                double *tans, double *adjs, double *partials)
 {
@@ -30,7 +30,7 @@ int tp_inspect(tp_tape *t, const double *x, const double *v, const double *w, do
     if (adjs && w) {
         memset(base, 0, (size_t)(t->n_consts + nv) * sizeof(double));
         for (int64_t o = 0; o < t->n_outputs; o++) S[t->outputs[o]] += w[o];
-        if ((rc = tp_adjoint_sweep(t, V, S, 1, t->n_ops, &wk)) < 0) goto done;
+        if ((rc = tp_adjoint_sweep(t, V, S, 1, tp_whole(t), &wk)) < 0) goto done;
         tp_count(t, 2, t->n_ops);
         memcpy(adjs, S, (size_t)nv * sizeof(double));
     }
@@ -38,8 +38,9 @@ int tp_inspect(tp_tape *t, const double *x, const double *v, const double *w, do
         const int32_t *p = t->args;
         double *out = partials;
         int32_t iz = (int32_t)t->n_inputs;
-        for (int64_t o = 0; o < t->n_ops; o++, iz++) {
+        for (int64_t o = 0; o < t->n_ops; o++) {   /* iz: the op's first result */
             const double z = V[iz]; (void)z;
+            const int32_t *const at = p;
             switch (t->ops[o]) {
 #define VAL(i) V[q[i]]
 #define INSPECT_1(NAME, RULE) { const int32_t ix = p[0]; const double x = V[ix]; double px; (void)ix; \
@@ -54,7 +55,8 @@ int tp_inspect(tp_tape *t, const double *x, const double *v, const double *w, do
 #define INSPECT_VARIADIC(NAME, RULE) { const int32_t n = p[0]; const int32_t *q = p + 1; (void)q; \
     *out++ = 0.0; for (int32_t i = 0; i < n; i++) { double pi; RULE_OF(RULE, NAME, PARTIAL); *out++ = pi; } \
     *out++ = 0.0; p += n + 2; }
-#define OP(NAME, ARITY, RULE, FORMULA) case TP_OP_##NAME: INSPECT_##ARITY(NAME, RULE); break;
+#define OP(NAME, ARITY, RESULTS, RULE, FORMULA) case TP_OP_##NAME: INSPECT_##ARITY(NAME, RULE); \
+    iz += TP_RESULTS(RESULTS, at); break;
 #include "ops.def"
 #undef OP
 #undef VAL

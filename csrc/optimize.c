@@ -5,9 +5,10 @@
  *     folded (all operands constants: computed once by its own PRIMAL rule, bit for bit), or
  *     forwarded to an operand by an identity exact in IEEE arithmetic (exact_identity), or merged
  *     into an earlier identical operation (value numbering: a hash of opcode and operands), or
- *     kept. Primitives (CALL, OUT) are always kept here: their functions may be impure.
+ *     kept. Primitives (CALL) are always kept here: their functions may be impure.
  *  2. backward: liveness from the outputs and the checked comparisons (branch guards); an
- *     unchecked comparison (outcome NaN, ad.where's) lives only through its users.
+ *     unchecked comparison (outcome NaN, ad.where's) lives only through its users. An op lives
+ *     if any of its results does (a CALL keeps all of its outputs).
  *  3. forward: the live operations, renumbered into the new tape with a fresh constant pool.
  *
  * Operand order is canonical (for matching only) where swapping operands changes neither the
@@ -24,29 +25,41 @@
 
 typedef struct {
     const tp_tape *t;
-    int64_t m, n;                        /* inputs; operations kept by pass 1 */
+    int64_t m, n, nv;                    /* inputs; operations and variables kept by pass 1 */
     uint8_t *ops;                        /* pass 1's operations: opcodes, */
-    int32_t *args; int64_t n_args;       /* operand stream (ops.def's layout), */
-    int64_t *at;                         /* where each one's operands start, */
-    int32_t *src;                        /* and the original variable it computes */
+    int32_t *args; int64_t n_args;       /* operand stream (tape.h's layout), */
+    int64_t *at;                         /* where each one's words start, */
+    int32_t *src;                        /* the original variable of its first result, */
+    int32_t *first;                      /* and its own */
+    int32_t *def;                        /* pass-1 variable - m -> the op that writes it */
     int32_t *rep;                        /* original variable -> pass-1 operand code */
     tp_tape *pool;                       /* pass 1's constants (the original pool, then folds) */
     struct slot *table; int64_t cap, used;   /* value numbering (value_number) */
     int64_t cse, folded, identities;
 } opt_t;
 
-/* The operands of the operation whose stream starts at p: their count, *q the first, *len the
- * stream length (variadic ops hold their count before and after). */
-static inline int32_t operands(int op, const int32_t *p, const int32_t **q, int64_t *len)
+/* An op's operand words from p, its stream start (tape.h, "Operands"): their number n, *q the
+ * first, *len the stream length, *c the first operand code (after a result count) and *res the
+ * number of results. */
+typedef struct { const int32_t *q; int32_t n, c; int64_t len, res; } words_t;
+
+static inline words_t words(int op, const int32_t *p)
 {
+    words_t w;
     int a = tp_op_arity[op];
-    if (a == VARIADIC) { *q = p + 1; *len = (int64_t)p[0] + 2; return p[0]; }
-    *q = p; *len = a;
-    return a;
+    if (a == VARIADIC) { w.q = p + 1; w.n = p[0]; w.len = (int64_t)p[0] + 2; }
+    else { w.q = p; w.n = a; w.len = a; }
+    w.c = tp_op_results[op] == VARIADIC;
+    w.res = w.c ? w.q[0] : tp_op_results[op];
+    return w;
 }
 
-static inline double konst(const opt_t *o, int32_t code) { return o->pool->consts[-1 - (int64_t)code]; }
-static inline int is_const(int32_t code, const opt_t *o, double c)   /* the constant c, bit for bit */
+static inline double konst(const opt_t *o, int32_t code)
+{
+    return o->pool->consts[-1 - (int64_t)code];
+}
+
+static inline int is_const(int32_t code, const opt_t *o, double c)   /* c, bit for bit */
 {
     if (code >= 0) return 0;
     double v = konst(o, code);
@@ -58,7 +71,7 @@ static inline int commutative(int op)
     return op == TP_OP_ADD || op == TP_OP_MUL || op == TP_OP_EQ || op == TP_OP_NE;
 }
 
-/* ---- 1. folding, identities, value numbering -------------------------------------------------- */
+/* ---- 1. folding, identities, value numbering -------------------------------------------- */
 /* z of op on constant operands v[0 .. n-1], by the op's own PRIMAL rule (the sweeps' bits). */
 static double fold(int op, const double *v, int32_t n)
 {
@@ -68,16 +81,14 @@ static double fold(int op, const double *v, int32_t n)
 #define VAL(i) v[i]
 #define CHECK_GUARD(z, w)                /* constant operands: the guard can never flip */
 #define PRIMITIVE_CALL z = NAN           /* never folded */
-#define PRIMITIVE_OUT z = NAN
     switch (op) {
-#define OP(NAME, ARITY, RULE, FORMULA) case TP_OP_##NAME: NAME##_PRIMAL; break;
+#define OP(NAME, ARITY, RESULTS, RULE, FORMULA) case TP_OP_##NAME: NAME##_PRIMAL; break;
 #include "ops.def"
 #undef OP
     }
 #undef VAL
 #undef CHECK_GUARD
 #undef PRIMITIVE_CALL
-#undef PRIMITIVE_OUT
     return z;
 }
 
@@ -98,7 +109,10 @@ static int32_t exact_identity(const opt_t *o, int op, const int32_t *q)
         return NONE;
     case TP_OP_SUB: return is_const(q[1], o, 0.0) ? q[0] : NONE;
     case TP_OP_NEG:                      /* -(-x): the inner NEG's operand */
-        if (q[0] >= o->m && o->ops[q[0] - o->m] == TP_OP_NEG) return o->args[o->at[q[0] - o->m]];
+        if (q[0] >= o->m) {
+            int32_t k = o->def[q[0] - o->m];
+            if (o->ops[k] == TP_OP_NEG) return o->args[o->at[k]];
+        }
         return NONE;
     case TP_OP_WHERE:                    /* WHERE_PRIMAL's choice: y if x != 0 (NaN too) */
         if (q[0] < 0) return konst(o, q[0]) != 0.0 ? q[1] : q[2];
@@ -128,9 +142,9 @@ static uint32_t hash_op(int op, const int32_t *q, int32_t n)
 static int same_op(const opt_t *o, int64_t k, int op, const int32_t *q, int32_t n)
 {
     if (o->ops[k] != op) return 0;
-    const int32_t *r;
-    int64_t len;
-    if (operands(op, o->args + o->at[k], &r, &len) != n) return 0;
+    words_t w = words(op, o->args + o->at[k]);
+    const int32_t *r = w.q;
+    if (w.n != n) return 0;
     if (commutative(op) && r[0] == q[1] && r[1] == q[0]) return 1;
     for (int32_t i = 0; i < n; i++)
         if (r[i] != q[i]) return 0;
@@ -173,86 +187,92 @@ static int64_t value_number(opt_t *o, int op, const int32_t *q, int32_t n, int64
     return k;
 }
 
+/* What a non-primitive op with operands r[0 .. n-1] becomes: *to a pass-1 operand code, or
+ * NONE (it is kept, as the new pass-1 op k). */
+static int simplify(opt_t *o, int op, const int32_t *r, int32_t n, int64_t k, int32_t *to)
+{
+    int all_const = 1;
+    for (int32_t j = 0; j < n; j++) all_const &= r[j] < 0;
+    if (all_const) {
+        double c[3], *vals = n <= 3 ? c : malloc((size_t)n * sizeof *vals);
+        if (!vals) return TP_ENOMEM;
+        for (int32_t j = 0; j < n; j++) vals[j] = konst(o, r[j]);
+        double z = fold(op, vals, n);
+        if (vals != c) free(vals);
+        o->folded++;
+        return tp_pool_code(o->pool, z, to);
+    }
+    if ((*to = exact_identity(o, op, r)) != NONE) { o->identities++; return TP_OK; }
+    int64_t e = value_number(o, op, r, n, k);
+    if (e < 0) return (int)e;
+    if (e != k) { *to = o->first[e]; o->cse++; }
+    return TP_OK;
+}
+
 static int pass1(opt_t *o)
 {
     const tp_tape *t = o->t;
     const int32_t *p = t->args;
     int32_t *out = o->args;
+    int64_t v = o->m;                    /* the original variable of this op's first result */
     int rc;
     for (int64_t i = 0; i < o->m; i++) o->rep[i] = (int32_t)i;
+    o->nv = o->m;
     for (int64_t i = 0; i < t->n_ops; i++) {
         const int op = t->ops[i];
-        const int32_t *q;
-        int64_t len;
-        const int32_t n = operands(op, p, &q, &len);
-        int32_t *r = out + (len - n == 2 ? 1 : 0);      /* its operands, as representatives */
-        int all_const = 1;
-        for (int32_t j = 0; j < n; j++) {
-            r[j] = q[j] >= 0 ? o->rep[q[j]] : q[j];
-            all_const &= r[j] < 0;
-        }
-        p += len;
-        const int64_t v = o->m + i, k = o->n;
+        const words_t w = words(op, p);
+        int32_t *r = out + (w.q - p);    /* its words, operand codes as representatives */
+        for (int32_t j = 0; j < w.n; j++)
+            r[j] = j < w.c || w.q[j] < 0 ? w.q[j] : o->rep[w.q[j]];
+        p += w.len;
+        const int64_t k = o->n;
         int32_t to = NONE;
-        if (tp_op_kind[op] != TP_KIND_PRIMITIVE) {
-            if (all_const) {
-                double c[3], *vals = n <= 3 ? c : malloc((size_t)n * sizeof *vals);
-                if (!vals) return TP_ENOMEM;
-                for (int32_t j = 0; j < n; j++) vals[j] = konst(o, r[j]);
-                double z = fold(op, vals, n);
-                if (vals != c) free(vals);
-                if ((rc = tp_pool_code(o->pool, z, &to)) < 0) return rc;
-                o->folded++;
-            } else if ((to = exact_identity(o, op, r)) != NONE) {
-                o->identities++;
-            } else {
-                int64_t e = value_number(o, op, r, n, k);
-                if (e < 0) return (int)e;
-                if (e != k) { to = (int32_t)(o->m + e); o->cse++; }
-            }
-        }
-        if (to != NONE) { o->rep[v] = to; continue; }
-        if (len - n == 2) { out[0] = n; out[n + 1] = n; }
+        if (tp_op_kind[op] != TP_KIND_PRIMITIVE && (rc = simplify(o, op, r, w.n, k, &to)) < 0)
+            return rc;
+        if (to != NONE) { o->rep[v++] = to; continue; }
+        if (w.len > w.n) { out[0] = w.n; out[w.n + 1] = w.n; }
         o->ops[k] = (uint8_t)op;
         o->at[k] = out - o->args;
         o->src[k] = (int32_t)v;
-        o->rep[v] = (int32_t)(o->m + k);
+        o->first[k] = (int32_t)o->nv;
+        for (int64_t j = 0; j < w.res; j++) {
+            o->def[o->nv - o->m] = (int32_t)k;
+            o->rep[v++] = (int32_t)o->nv++;
+        }
         o->n++;
-        out += len;
+        out += w.len;
     }
     o->n_args = out - o->args;
     return TP_OK;
 }
 
-/* ---- 2. liveness ------------------------------------------------------------------------------ */
-static inline int checked(const opt_t *o, int64_t k)   /* a comparison whose outcome replays check */
+/* ---- 2. liveness ------------------------------------------------------------------------- */
+static inline int checked(const opt_t *o, int64_t k)   /* a comparison that replays check */
 {
     if (tp_op_kind[o->ops[k]] != TP_KIND_GUARD) return 0;
     int32_t w = o->args[o->at[k] + 2];
     return w >= 0 || !isnan(konst(o, w));
 }
 
+/* live[]: pass-1 variables that reach an output or a guard; an op lives if one result does. */
 static void pass2(const opt_t *o, const int32_t *outputs, int64_t n_out, uint8_t *live)
 {
-    const int64_t m = o->m;
     for (int64_t j = 0; j < n_out; j++)
         if (outputs[j] >= 0) live[outputs[j]] = 1;
     for (int64_t k = 0; k < o->n; k++)
-        if (checked(o, k)) live[m + k] = 1;
+        if (checked(o, k)) live[o->first[k]] = 1;
     for (int64_t k = o->n - 1; k >= 0; k--) {
-        if (!live[m + k]) continue;
-        const int op = o->ops[k];
-        const int32_t *q;
-        int64_t len;
-        const int32_t n = operands(op, o->args + o->at[k], &q, &len);
-        for (int32_t j = 0; j < n; j++)
-            if (q[j] >= 0) live[q[j]] = 1;
-        if (op == TP_OP_CALL)            /* a call keeps all of its outputs (the OUTs after it) */
-            for (int64_t u = k + 1; u < o->n && o->ops[u] == TP_OP_OUT; u++) live[m + u] = 1;
+        const words_t w = words(o->ops[k], o->args + o->at[k]);
+        int any = 0;
+        for (int64_t j = 0; j < w.res; j++) any |= live[o->first[k] + j];
+        if (!any) continue;
+        for (int32_t j = w.c; j < w.n; j++)
+            if (w.q[j] >= 0) live[w.q[j]] = 1;
+        for (int64_t j = 0; j < w.res; j++) live[o->first[k] + j] = 1;
     }
 }
 
-/* ---- 3. the new tape ---------------------------------------------------------------------------- */
+/* ---- 3. the new tape --------------------------------------------------------------------- */
 typedef struct {
     tp_tape *z;
     int32_t *var;                        /* pass-1 variable -> new variable, -1 dead */
@@ -275,25 +295,23 @@ static int pass3(opt_t *o, const int32_t *outputs, const uint8_t *live, renum_t 
     const tp_tape *t = o->t;
     tp_tape *z = r->z;
     const int64_t m = o->m;
-    int64_t n_live = 0, n_args = 0, n_guards = 0;
+    int64_t n_live = 0, n_args = 0, n_vars = m, n_guards = 0;
     int rc;
     for (int64_t k = 0; k < o->n; k++) {
-        if (!live[m + k]) continue;
-        const int32_t *q;
-        int64_t len;
-        operands(o->ops[k], o->args + o->at[k], &q, &len);
-        n_live++; n_args += len;
+        if (!live[o->first[k]]) continue;
+        const words_t w = words(o->ops[k], o->args + o->at[k]);
+        n_live++; n_args += w.len; n_vars += w.res;
         n_guards += tp_op_kind[o->ops[k]] == TP_KIND_GUARD;
     }
     z->ops = alloc(n_live, 1); z->cap_ops = n_live;
     z->args = alloc(n_args, sizeof *z->args); z->cap_args = n_args;
-    z->vals = alloc(m + n_live, sizeof *z->vals); z->cap_vals = m + n_live;
+    z->vals = alloc(n_vars, sizeof *z->vals); z->cap_vals = n_vars;
     z->last_x = alloc(m, sizeof *z->last_x); z->cap_last = m;
-    z->guards = alloc(2 * n_guards, sizeof *z->guards); z->cap_guards = 2 * n_guards;
+    z->guards = alloc(3 * n_guards, sizeof *z->guards); z->cap_guards = 3 * n_guards;
     z->outputs = alloc(t->n_outputs, sizeof *z->outputs);
     if (!z->ops || !z->args || !z->vals || !z->last_x || !z->guards || !z->outputs)
         return TP_ENOMEM;
-    z->n_inputs = m;
+    z->n_inputs = z->n_vars = m;
     for (int64_t i = 0; i < m; i++) {
         r->var[i] = (int32_t)i;
         z->vals[i] = t->vals[i];
@@ -301,25 +319,30 @@ static int pass3(opt_t *o, const int32_t *outputs, const uint8_t *live, renum_t 
     }
     int32_t *dst = z->args;
     for (int64_t k = 0; k < o->n; k++) {
-        if (!live[m + k]) { r->var[m + k] = -1; continue; }
         const int op = o->ops[k];
-        const int32_t *q;
-        int64_t len;
-        const int32_t n = operands(op, o->args + o->at[k], &q, &len);
-        const int64_t nz = m + z->n_ops;
-        int32_t *d = dst + (len - n == 2 ? 1 : 0);
-        for (int32_t j = 0; j < n; j++)
-            if ((rc = code_of(r, o, q[j], &d[j])) < 0) return rc;
-        if (len - n == 2) { dst[0] = n; dst[n + 1] = n; }
+        const words_t w = words(op, o->args + o->at[k]);
+        const int32_t s = o->first[k];
+        if (!live[s]) {
+            for (int64_t j = 0; j < w.res; j++) r->var[s + j] = -1;
+            continue;
+        }
+        const int64_t nz = z->n_vars;
+        int32_t *d = dst + (w.q - (o->args + o->at[k]));
+        for (int32_t j = 0; j < w.n; j++)
+            if (j < w.c) d[j] = w.q[j];
+            else if ((rc = code_of(r, o, w.q[j], &d[j])) < 0) return rc;
+        if (w.len > w.n) { dst[0] = w.n; dst[w.n + 1] = w.n; }
         if (tp_op_kind[op] == TP_KIND_GUARD) {
-            z->guards[2 * z->n_guards] = nz;
-            z->guards[2 * z->n_guards + 1] = d - z->args;
-            z->n_guards++;
+            int64_t *g = z->guards + 3 * z->n_guards++;
+            g[0] = nz; g[1] = d - z->args; g[2] = z->n_ops;
+        }
+        for (int64_t j = 0; j < w.res; j++) {
+            r->var[s + j] = (int32_t)(nz + j);
+            z->vals[nz + j] = t->vals[o->src[k] + j];
         }
         z->ops[z->n_ops++] = (uint8_t)op;
-        z->vals[nz] = t->vals[o->src[k]];
-        r->var[m + k] = (int32_t)nz;
-        dst += len;
+        z->n_vars += w.res;
+        dst += w.len;
     }
     z->n_args = dst - z->args;
     for (int64_t j = 0; j < t->n_outputs; j++)
@@ -328,13 +351,16 @@ static int pass3(opt_t *o, const int32_t *outputs, const uint8_t *live, renum_t 
     return TP_OK;
 }
 
-/* ---- the entry point ---------------------------------------------------------------------------- */
-/* *out: the optimised tape (closed). map (one per variable of t): its variable in the new tape, or
- * -1 (removed, or replaced by a constant). stats: cse, folded, identities, dead, ops before, after. */
-int tp_optimize(tp_tape *t, tp_tape **out, int32_t *map, int64_t *stats)
+/* ---- the entry point --------------------------------------------------------------------- */
+/* Fills into (a new tape: tp_new, nothing recorded) with t optimised and closes it. map (one per
+ * variable of t): its variable in the new tape, or -1 (removed, or replaced by a constant).
+ * stats: cse, folded, identities, dead, the operations before and after. */
+int tp_optimize(tp_tape *t, tp_tape *into, int32_t *map, int64_t *stats)
 {
     if (!tp_may_read(t)) return TP_ETHREAD;
-    const int64_t nv = tp_nvars(t);
+    if (into == t || into->claimed || into->n_inputs || into->n_ops || into->n_consts)
+        return TP_EARG;
+    const int64_t nv = tp_nvars(t), nw = nv - t->n_inputs;
     opt_t o = {.t = t, .m = t->n_inputs};
     renum_t r = {0};
     int32_t *outputs = alloc(t->n_outputs, sizeof *outputs);
@@ -342,10 +368,11 @@ int tp_optimize(tp_tape *t, tp_tape **out, int32_t *map, int64_t *stats)
     int rc = TP_ENOMEM;
     o.ops = alloc(t->n_ops, 1); o.args = alloc(t->n_args, sizeof *o.args);
     o.at = alloc(t->n_ops, sizeof *o.at); o.src = alloc(t->n_ops, sizeof *o.src);
+    o.first = alloc(t->n_ops, sizeof *o.first); o.def = alloc(nw, sizeof *o.def);
     o.rep = alloc(nv, sizeof *o.rep);
     o.pool = tp_new(); r.z = tp_new();
-    if (!outputs || !o.ops || !o.args || !o.at || !o.src || !o.rep || !o.pool || !r.z)
-        goto done;
+    if (!outputs || !o.ops || !o.args || !o.at || !o.src || !o.first || !o.def || !o.rep ||
+        !o.pool || !r.z) goto done;
     for (int64_t c = 0; c < t->n_consts; c++) {   /* the same codes: the pool is deduplicated */
         int32_t code;
         if ((rc = tp_pool_code(o.pool, t->consts[c], &code)) < 0) goto done;
@@ -354,8 +381,7 @@ int tp_optimize(tp_tape *t, tp_tape **out, int32_t *map, int64_t *stats)
     for (int64_t j = 0; j < t->n_outputs; j++)
         outputs[j] = t->outputs[j] >= 0 ? o.rep[t->outputs[j]] : t->outputs[j];
     rc = TP_ENOMEM;
-    if (!(live = calloc((size_t)(o.m + o.n + 1), 1)) ||
-        !(r.var = alloc(o.m + o.n, sizeof *r.var)) ||
+    if (!(live = calloc((size_t)o.nv + 1, 1)) || !(r.var = alloc(o.nv, sizeof *r.var)) ||
         !(r.cmap = calloc((size_t)o.pool->n_consts + 1, sizeof *r.cmap))) goto done;
     pass2(&o, outputs, t->n_outputs, live);
     if ((rc = pass3(&o, outputs, live, &r)) < 0) goto done;
@@ -363,12 +389,13 @@ int tp_optimize(tp_tape *t, tp_tape **out, int32_t *map, int64_t *stats)
     stats[0] = o.cse; stats[1] = o.folded; stats[2] = o.identities;
     stats[3] = o.n - r.z->n_ops; stats[4] = t->n_ops; stats[5] = r.z->n_ops;
     r.z->claimed = 1;
-    tp_close(r.z);
-    *out = r.z;
-    r.z = NULL;
+    tp_tape empty = *into;               /* into takes the new tape's fields; r.z frees its own */
+    *into = *r.z;
+    *r.z = empty;
+    tp_close(into);
 done:
-    free(outputs); free(live); free(o.ops); free(o.args); free(o.at); free(o.src); free(o.rep);
-    free(o.table); free(r.var); free(r.cmap);
+    free(outputs); free(live); free(o.ops); free(o.args); free(o.at); free(o.src); free(o.first);
+    free(o.def); free(o.rep); free(o.table); free(r.var); free(r.cmap);
     tp_free(o.pool); tp_free(r.z);
     return rc;
 }

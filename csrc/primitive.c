@@ -1,10 +1,9 @@
-/* User-defined primitives (tapead/primitive.py): CALL and OUT ops, whose rules are Python
- * callables reached through tp_py_call, a cffi extern "Python+C" callback.
+/* User-defined primitives (tapead/primitive.py): the CALL op, whose rules are Python callables
+ * reached through tp_py_call, a cffi extern "Python+C" callback.
  *
- * CALL's operands: q[0], q[1] constants holding the primitive's id and its number n of outputs,
- * q[2 ..] its k inputs. Its outputs are the variables iz .. iz+n-1: the CALL writes output 0, and
- * n-1 OUT ops (operands: the call variable, the output number) follow it directly on the tape.
- * The CALL computes all n values, tangents or adjoints itself; the OUT ops only hold places.
+ * CALL's operand words q[0 .. nq-1]: q[0] its number n of outputs (a plain count), q[1] a
+ * constant holding the primitive's id, q[2 ..] its k inputs. Its outputs are the n variables
+ * iz .. iz+n-1, its results: the CALL computes all their values, tangents or adjoints itself.
  */
 #include <string.h>
 #include "sweeps.h"
@@ -22,8 +21,8 @@ typedef struct { int prim; int64_t k, n; double *x, *in, *out; } call_t;
 static int prepare(call_t *c, const double *V, const int32_t *q, int32_t nq, int64_t K,
                    work_t *w)
 {
-    c->prim = (int)V[q[0]];
-    c->n = (int64_t)V[q[1]];
+    c->n = q[0];
+    c->prim = (int)V[q[1]];
     c->k = nq - 2;
     int64_t big = (c->k > c->n ? c->k : c->n) * K;
     double *b = work_buf(w, W_PRIM, c->k + 2 * big);

@@ -359,18 +359,15 @@
 #define GUARD_TAYLOR   for (int k = 1; k <= d; k++) { Z[k] = 0.0; }
 #define GUARD_CURVATURE LINEAR
 
-/* ---- CALL: z = f(x_1 .. x_k), a user-defined primitive; OUT: output y of the call x ----------
- * Operands of CALL: its primitive's id and number of outputs n (constants), then its inputs; the
- * OUT ops for outputs 1 .. n-1 follow it. The rules are the user's Python callables, reached
- * through primitive.c; each sweep says what PRIMITIVE_CALL and PRIMITIVE_OUT do. */
+/* ---- CALL: (z_1 .. z_n) = f(x_1 .. x_k), a user-defined primitive ----------------------------
+ * Its operand words q[0 .. n-1]: the number of outputs r (a plain count: its results are the
+ * variables iz .. iz+r-1), its primitive's id (a constant), then its k inputs. The rules are the
+ * user's Python callables, reached through primitive.c; each sweep says what PRIMITIVE_CALL does
+ * (it writes all r results). */
 #define CALL_PRIMAL    PRIMITIVE_CALL
-#define OUT_PRIMAL     PRIMITIVE_OUT
 #define CALL_PARTIAL   pi = NAN                     /* (shown by traces: not known locally) */
-#define OUT_PARTIAL    px = NAN; py = NAN
 #define CALL_TAYLOR    return TP_ENORULE
 #define CALL_CURVATURE NONLINEAR
-#define OUT_CURVATURE  NONLINEAR
-#define OUT_TAYLOR     return TP_ENORULE
 
 /* ---- an op's rule of a given part, by its kind (ops.def's RULE column) ------------------------
  * RULE_OF(RULE, NAME, PART): NAME_PART, except GUARD ops, which share GUARD_PART. */

@@ -96,25 +96,34 @@ int tp_tangent_sweep(const tp_tape *t, const double *V, double *T, int64_t k, wo
     }
 }
 
-/* Adjoints of operations nops-1 .. 0 (a prefix of the tape when nops < n_ops). The caller
- * counts the visits (k may include padding directions). */
-int tp_adjoint_sweep(tp_tape *t, const double *V, double *A, int64_t k, int64_t nops, work_t *w)
+/* Adjoints of the operations of e (the whole tape, or a prefix: tp_backward) from the last to
+ * the first. The caller counts the visits (k may include padding directions). */
+int tp_adjoint_sweep(tp_tape *t, const double *V, double *A, int64_t k, tp_extent e, work_t *w)
 {
-    const int32_t *end = t->args + t->n_args;
-    if (nops < t->n_ops) {           /* a prefix: find where its operands end */
-        const int32_t *p = t->args;
-        for (int64_t o = 0; o < nops; o++) {
-            int a = tp_op_arity[t->ops[o]];
-            p += a == VARIADIC ? p[0] + 2 : a;
-        }
-        end = p;
-    }
     switch (k) {
-    case 1: return adjoint_k1(t, V, A, 1, nops, end, w);
-    case 4: return adjoint_k4(t, V, A, 4, nops, end, w);
-    case 8: return adjoint_k8(t, V, A, 8, nops, end, w);
-    default: return adjoint_kn(t, V, A, k, nops, end, w);
+    case 1: return adjoint_k1(t, V, A, 1, e, w);
+    case 4: return adjoint_k4(t, V, A, 4, e, w);
+    case 8: return adjoint_k8(t, V, A, 8, e, w);
+    default: return adjoint_kn(t, V, A, k, e, w);
     }
+}
+
+/* The shortest prefix of the tape whose variables include var: a walk over the ops counting
+ * their operand words and results (the tape stores no op -> variable offsets). */
+static tp_extent prefix_through(const tp_tape *t, int64_t var)
+{
+    tp_extent e = {0, 0, t->n_inputs};
+    const int32_t *p = t->args;
+    while (e.vars <= var && e.ops < t->n_ops) {
+        switch (t->ops[e.ops++]) {
+#define OP(NAME, ARITY, RESULTS, RULE, FORMULA) case TP_OP_##NAME: \
+        e.vars += TP_RESULTS(RESULTS, p); p += TP_WORDS_##ARITY(p); break;
+#include "ops.def"
+#undef OP
+        }
+    }
+    e.args = p - t->args;
+    return e;
 }
 
 /* ---- entry points --------------------------------------------------------------------------- */
@@ -187,7 +196,7 @@ int tp_vjp(tp_tape *t, const double *x, int64_t k, const double *ybar, double *y
         for (int64_t o = 0; o < t->n_outputs; o++)
             for (int64_t j = 0; j < nb; j++)
                 A[(int64_t)t->outputs[o] * ks + j] += ybar ? ybar[o * k + j0 + j] : (o == j0 + j);
-        if ((rc = tp_adjoint_sweep(t, V, A, ks, t->n_ops, &w)) < 0) break;
+        if ((rc = tp_adjoint_sweep(t, V, A, ks, tp_whole(t), &w)) < 0) break;
         tp_count(t, 2, t->n_ops * nb);
         for (int64_t i = 0; i < m; i++)
             memcpy(xbar + i * k + j0, A + i * ks, (size_t)nb * sizeof(double));
@@ -198,15 +207,14 @@ done:
     return rc;
 }
 
-/* Adjoints of variables 0 .. root (into adj) from root's, at the values of the recording. */
+/* Adjoints of variables 0 .. root (into adj) from root's, at the values of the recording: the
+ * adjoint sweep over the ops up to the one that wrote root (all of a call's outputs). */
 int tp_backward(tp_tape *t, int64_t root, double seed, double *adj)
 {
     if (!tp_may_read(t)) return TP_ETHREAD;
     if (root < 0 || root >= tp_nvars(t)) return TP_EARG;
-    int64_t nops = root + 1 - t->n_inputs;
-    if (nops < 0) nops = 0;
-    while (nops < t->n_ops && t->ops[nops] == TP_OP_OUT) nops++;   /* a call's outputs: all */
-    int64_t nvars = t->n_inputs + nops, ns = t->n_consts + nvars;
+    tp_extent e = prefix_through(t, root);
+    int64_t ns = t->n_consts + e.vars;
     work_t w;
     int rc = work_begin(&w, t);
     if (rc < 0) return rc;
@@ -214,12 +222,12 @@ int tp_backward(tp_tape *t, int64_t root, double seed, double *adj)
     if (vbase && abase) {
         double *V = vbase + t->n_consts, *A = abase + t->n_consts;
         for (int64_t c = 0; c < t->n_consts; c++) V[-1 - c] = t->consts[c];
-        memcpy(V, t->vals, (size_t)nvars * sizeof(double));
+        memcpy(V, t->vals, (size_t)e.vars * sizeof(double));
         memset(abase, 0, (size_t)ns * sizeof(double));
         A[root] = seed;
-        if ((rc = tp_adjoint_sweep(t, V, A, 1, nops, &w)) >= 0)
+        if ((rc = tp_adjoint_sweep(t, V, A, 1, e, &w)) >= 0)
             memcpy(adj, A, (size_t)(root + 1) * sizeof(double));
-        tp_count(t, 2, nops);
+        tp_count(t, 2, e.ops);
     } else rc = TP_ENOMEM;
     work_end(&w);
     return rc;

@@ -53,12 +53,23 @@ static inline void tp_commit_x(tp_tape *t, const double *x)
         __atomic_store(&t->last_x[i], &x[i], __ATOMIC_RELAXED);
 }
 
+/* A prefix of the tape: its first `ops` operations, their operand words and the variables up to
+ * theirs (inputs included). */
+typedef struct { int64_t ops, args, vars; } tp_extent;
+
+static inline tp_extent tp_whole(const tp_tape *t)
+{
+    tp_extent e = {t->n_ops, t->n_args, tp_nvars(t)};
+    return e;
+}
+
 int tp_flipped(int64_t var, double x, double y);   /* note a flipped guard: TP_EBRANCH */
 int tp_primal_at(tp_tape *t, const double *x, work_t *w, double **V, double *A);
 int tp_tangent_sweep(const tp_tape *t, const double *V, double *T, int64_t k, work_t *w);
-int tp_adjoint_sweep(tp_tape *t, const double *V, double *A, int64_t k, int64_t nops, work_t *w);
+int tp_adjoint_sweep(tp_tape *t, const double *V, double *A, int64_t k, tp_extent e, work_t *w);
 
-/* primitives: the CALL op at variable iz with its n operands q (see primitive.c) */
+/* primitives: the CALL op whose results start at variable iz, with its n operand words q (q[0]
+ * its number of results, q[1] its primitive's id, then its inputs; see primitive.c) */
 int tp_call_primal(const double *V, double *Z, const int32_t *q, int32_t n, work_t *w);
 int tp_call_tangent(const double *V, double *T, int64_t K, const int32_t *q, int32_t n,
                     int32_t iz, work_t *w);

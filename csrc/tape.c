@@ -7,19 +7,28 @@
 
 #define CHECK_GUARD(z, w)          /* recording: the outcome is what was just computed */
 #define PRIMITIVE_CALL z = NAN     /* tp_rec_call sets the values the user's function gave */
-#define PRIMITIVE_OUT z = NAN
 
-#define OP(NAME, ARITY, RULE, FORMULA) #NAME,
+#define OP(NAME, ARITY, RESULTS, RULE, FORMULA) #NAME,
 const char *const tp_op_name[] = {
 #include "ops.def"
 };
 #undef OP
-#define OP(NAME, ARITY, RULE, FORMULA) ARITY,
+#define OP(NAME, ARITY, RESULTS, RULE, FORMULA) ARITY,
 const int tp_op_arity[] = {
 #include "ops.def"
 };
 #undef OP
-#define OP(NAME, ARITY, RULE, FORMULA) FORMULA,
+#define OP(NAME, ARITY, RESULTS, RULE, FORMULA) RESULTS,
+const int tp_op_results[] = {
+#include "ops.def"
+};
+#undef OP
+/* an op writes one variable, or a variadic op as many as it stores (tape.h, "Operands") */
+#define OP(NAME, ARITY, RESULTS, RULE, FORMULA) typedef char \
+    results_of_##NAME[(RESULTS) == 1 || ((RESULTS) == VARIADIC && (ARITY) == VARIADIC) ? 1 : -1];
+#include "ops.def"
+#undef OP
+#define OP(NAME, ARITY, RESULTS, RULE, FORMULA) FORMULA,
 const char *const tp_op_formula[] = {
 #include "ops.def"
 };
@@ -27,12 +36,12 @@ const char *const tp_op_formula[] = {
 #define LINEAR 0
 #define BILINEAR 1
 #define NONLINEAR 2
-#define OP(NAME, ARITY, RULE, FORMULA) RULE_OF(RULE, NAME, CURVATURE),
+#define OP(NAME, ARITY, RESULTS, RULE, FORMULA) RULE_OF(RULE, NAME, CURVATURE),
 const int tp_op_curvature[] = {
 #include "ops.def"
 };
 #undef OP
-#define OP(NAME, ARITY, RULE, FORMULA) TP_KIND_##RULE,
+#define OP(NAME, ARITY, RESULTS, RULE, FORMULA) TP_KIND_##RULE,
 const int tp_op_kind[] = {
 #include "ops.def"
 };
@@ -162,6 +171,7 @@ int64_t tp_add_inputs(tp_tape *t, const double *x, int64_t n)
     }
     int64_t first = t->n_inputs;
     t->n_inputs += n;
+    t->n_vars = t->n_inputs;
     return first;
 }
 
@@ -175,38 +185,45 @@ static inline int valid_operand(const tp_tape *t, int32_t i)
     return i >= 0 ? (int64_t)i < tp_nvars(t) : -1 - (int64_t)i < t->n_consts;
 }
 
-/* Append one operation with operands a[0..n-1] (n = its arity, or the count when variadic). */
+/* Append one operation with operand words a[0..n-1] (n = its arity, or the count when
+ * variadic; an op with VARIADIC results has its result count in a[0]). Its results are the next
+ * variables; the first is returned, with its value (the others' are the caller's to set). */
 static int32_t append(tp_tape *t, int op, const int32_t *a, int64_t n)
 {
     int rc = may_record(t);
     if (rc < 0) return rc;
     if (op < 0 || op >= TP_N_OPCODES) return TP_EARG;
-    int variadic = tp_op_arity[op] == VARIADIC;
+    int variadic = tp_op_arity[op] == VARIADIC, counted = tp_op_results[op] == VARIADIC;
     if (variadic ? (n < 1 || n > INT32_MAX - 2) : n != tp_op_arity[op]) return TP_EARG;
     if (op == TP_OP_DOT && n % 2) return TP_EARG;
-    for (int64_t i = 0; i < n; i++)
+    int64_t r = counted ? a[0] : tp_op_results[op];
+    if (r < 1) return TP_EARG;
+    for (int64_t i = counted; i < n; i++)
         if (!valid_operand(t, a[i])) return TP_EARG;
     int64_t nz = tp_nvars(t), nargs = n + (variadic ? 2 : 0);
-    if ((rc = GROW(t, vals, cap_vals, nz + 1, MAX_VARS)) < 0 ||
+    if ((rc = GROW(t, vals, cap_vals, nz + r, MAX_VARS)) < 0 ||
         (rc = GROW(t, ops, cap_ops, t->n_ops + 1, MAX_VARS)) < 0 ||
         (rc = GROW(t, args, cap_args, t->n_args + nargs, INT64_MAX / 8)) < 0) return rc;
 
-    double x = value_of(t, a[0]), y = n > 1 ? value_of(t, a[1]) : 0.0,
-           w = n > 2 ? value_of(t, a[2]) : 0.0, z = 0.0;
+    double x = 0.0, y = 0.0, w = 0.0, z = 0.0;
+    if (!variadic) {
+        x = value_of(t, a[0]);
+        if (n > 1) y = value_of(t, a[1]);
+        if (n > 2) w = value_of(t, a[2]);
+    }
     const int32_t *q = a;
     (void)x; (void)y; (void)w; (void)q;
 #define VAL(i) value_of(t, q[i])
     switch (op) {
-#define OP(NAME, ARITY, RULE, FORMULA) case TP_OP_##NAME: NAME##_PRIMAL; break;
+#define OP(NAME, ARITY, RESULTS, RULE, FORMULA) case TP_OP_##NAME: NAME##_PRIMAL; break;
 #include "ops.def"
 #undef OP
     }
 #undef VAL
     if (tp_op_kind[op] == TP_KIND_GUARD) {                  /* remember comparisons */
-        if ((rc = GROW(t, guards, cap_guards, 2 * t->n_guards + 2, INT64_MAX / 8)) < 0) return rc;
-        t->guards[2 * t->n_guards] = nz;
-        t->guards[2 * t->n_guards + 1] = t->n_args;
-        t->n_guards++;
+        if ((rc = GROW(t, guards, cap_guards, 3 * t->n_guards + 3, INT64_MAX / 8)) < 0) return rc;
+        int64_t *g = t->guards + 3 * t->n_guards++;
+        g[0] = nz; g[1] = t->n_args; g[2] = t->n_ops;
     }
     int32_t *dst = t->args + t->n_args;
     if (variadic) { *dst++ = (int32_t)n; dst[n] = (int32_t)n; }
@@ -214,6 +231,8 @@ static int32_t append(tp_tape *t, int op, const int32_t *a, int64_t n)
     t->n_args += nargs;
     t->ops[t->n_ops++] = (uint8_t)op;
     t->vals[nz] = z;
+    for (int64_t i = 1; i < r; i++) t->vals[nz + i] = NAN;
+    t->n_vars = nz + r;
     return (int32_t)nz;
 }
 
@@ -260,17 +279,17 @@ int32_t tp_recn(tp_tape *t, int op, const int32_t *args, int64_t n)
     return record(t, op, args, n);
 }
 
-/* Operand position of the comparison that made variable var, or -1. */
-static int64_t comparison_at(const tp_tape *t, int64_t var)
+/* The comparison that made variable var: (variable, operand position, op index), or NULL. */
+static const int64_t *comparison_at(const tp_tape *t, int64_t var)
 {
     int64_t lo = 0, hi = t->n_guards - 1;          /* comparisons are in variable order */
     while (lo <= hi) {
-        int64_t mid = lo + (hi - lo) / 2, v = t->guards[2 * mid];
+        int64_t mid = lo + (hi - lo) / 2, v = t->guards[3 * mid];
         if (v < var) lo = mid + 1;
         else if (v > var) hi = mid - 1;
-        else return t->guards[2 * mid + 1];
+        else return t->guards + 3 * mid;
     }
-    return -1;
+    return NULL;
 }
 
 /* Make the comparison that made variable var a branch guard with the given outcome (Python took
@@ -280,11 +299,11 @@ int tp_guard(tp_tape *t, int64_t var, int outcome)
 {
     int rc = may_record(t);
     if (rc < 0) return rc;
-    int64_t pos = comparison_at(t, var);
-    if (pos < 0) return TP_EARG;
+    const int64_t *g = comparison_at(t, var);
+    if (!g) return TP_EARG;
     int32_t code;
     if ((rc = const_code(t, outcome ? 1.0 : 0.0, &code)) < 0) return rc;
-    t->args[pos + 2] = code;
+    t->args[g[1] + 2] = code;
     return TP_OK;
 }
 
@@ -318,18 +337,18 @@ int tp_guard_value(tp_tape *t, int32_t var, int32_t *guards)
 int tp_comparison(const tp_tape *t, int64_t var, int *op, int32_t *operands, double *values)
 {
     if (!tp_may_read(t)) return TP_ETHREAD;
-    int64_t pos = comparison_at(t, var);
-    if (pos < 0) return TP_EARG;
-    *op = t->ops[var - t->n_inputs];
+    const int64_t *g = comparison_at(t, var);
+    if (!g) return TP_EARG;
+    *op = t->ops[g[2]];
     for (int i = 0; i < 3; i++) {
-        operands[i] = t->args[pos + i];
+        operands[i] = t->args[g[1] + i];
         values[i] = value_of(t, operands[i]);
     }
     return TP_OK;
 }
 
-/* A call of primitive prim on k inputs whose n outputs are y: CALL, then OUT for outputs 1..n-1,
- * the variables z .. z+n-1. All or nothing: sweeps rely on the OUT ops following their CALL. */
+/* A call of primitive prim on k inputs whose n outputs are y: one CALL op writing the variables
+ * z .. z+n-1, operand words n, prim (a constant code), then the inputs. All or nothing. */
 int32_t tp_rec_call(tp_tape *t, int prim, const int32_t *inputs, int64_t k, const double *y,
                     int64_t n)
 {
@@ -338,22 +357,12 @@ int32_t tp_rec_call(tp_tape *t, int prim, const int32_t *inputs, int64_t k, cons
     if (k < 0 || n < 1 || k > INT32_MAX - 4 || n > INT32_MAX || prim < 0) return TP_EARG;
     for (int64_t i = 0; i < k; i++)
         if (!valid_operand(t, inputs[i])) return TP_EARG;
-    int32_t *a = malloc((size_t)(k + 2 + n) * sizeof *a), *jc = a + k + 2;
+    int32_t *a = malloc((size_t)(k + 2) * sizeof *a);
     if (!a) return TP_ENOMEM;
-    int64_t nz = tp_nvars(t);
-    rc = const_code(t, (double)prim, &a[0]);
-    if (rc >= 0) rc = const_code(t, (double)n, &a[1]);
-    for (int64_t j = 1; rc >= 0 && j < n; j++) rc = const_code(t, (double)j, &jc[j]);
-    if (rc >= 0) rc = GROW(t, vals, cap_vals, nz + n, MAX_VARS);
-    if (rc >= 0) rc = GROW(t, ops, cap_ops, t->n_ops + n, MAX_VARS);
-    if (rc >= 0) rc = GROW(t, args, cap_args, t->n_args + k + 4 + 2 * (n - 1), INT64_MAX / 8);
-    if (rc < 0) { free(a); return rc; }
+    a[0] = (int32_t)n;
+    if ((rc = const_code(t, (double)prim, &a[1])) < 0) { free(a); return rc; }
     if (k) memcpy(a + 2, inputs, (size_t)k * sizeof *a);
-    int32_t z = append(t, TP_OP_CALL, a, k + 2);     /* room is reserved: these succeed */
-    for (int64_t j = 1; z >= 0 && j < n; j++) {
-        int32_t o[2] = {z, jc[j]};
-        append(t, TP_OP_OUT, o, 2);
-    }
+    int32_t z = append(t, TP_OP_CALL, a, k + 2);
     free(a);
     if (z < 0) return z;
     memcpy(t->vals + z, y, (size_t)n * sizeof *y);
@@ -378,6 +387,7 @@ int tp_set_outputs(tp_tape *t, const int32_t *idx, int64_t n)
 /* ---- inspection ----------------------------------------------------------------------------- */
 int64_t tp_n_inputs(const tp_tape *t) { return t->n_inputs; }
 int64_t tp_n_ops(const tp_tape *t) { return t->n_ops; }
+int64_t tp_n_vars(const tp_tape *t) { return t->n_vars; }
 int64_t tp_n_args(const tp_tape *t) { return t->n_args; }
 int64_t tp_n_consts(const tp_tape *t) { return t->n_consts; }
 int64_t tp_n_outputs(const tp_tape *t) { return t->n_outputs; }

@@ -1,9 +1,29 @@
 /* tapead C core: the interface Python sees. cffi parses this file (lines starting with '#' are
  * dropped for it), so it holds plain declarations only. Opcodes come from ops.def as TP_OP_NAME.
- *
- * Variables are numbered as a Wengert list: inputs 0 .. m-1, then one variable per operation.
- * An operand index < 0 names constant -1-index of the constant pool.
  * Every function that can fail returns a negative tp_status.
+ *
+ * Variables are numbered as a Wengert list: inputs 0 .. m-1, then each operation, in tape order,
+ * writes a contiguous range of new variables (its results; the op's index is the first). How
+ * many is its opcode's RESULTS column (tp_op_results: 1 for every scalar op) or, for an op whose
+ * RESULTS is VARIADIC (CALL: a primitive's outputs), the count r stored with its operands. The
+ * tape keeps no per-op offset: whoever needs "operation k -> its first variable" walks the ops
+ * with a variable counter (every sweep does; tp_backward walks the prefix it replays), so the
+ * storage stays one opcode byte plus the operand words per op.
+ *
+ * Operands (the stream tp_export gives), per op in tape order:
+ *   fixed arity a:  q_1 .. q_a                      ADD: x, y
+ *   VARIADIC:       n, w_1 .. w_n, n                SUM: n, x_1 .. x_n, n (the count at both
+ *                                                   ends: sweeps walk either way)
+ *   VARIADIC with VARIADIC results: w_1 = r, a plain count, the result count
+ *                                                   CALL: k+2, r, id, x_1 .. x_k, k+2
+ * Every other word is an operand code: >= 0 a variable, < 0 constant -1-code of the pool (a
+ * CALL's id is its primitive's number as a constant).
+ *
+ * Planned (array operands, not implemented): an op on arrays is a block op of its own opcode,
+ * VARIADIC in arity and results: n, r, s, b_1 .., n, where r is the size of its result shape s
+ * (a shape id) and each block operand b_i is two words: the first variable of a contiguous range
+ * (or the first constant code) and a shape id into a per-tape shape table (dims, strides). A
+ * walker that only counts variables reads r and skips n + 2 words without knowing the op.
  */
 #pragma once
 #include <stdint.h>
@@ -28,6 +48,7 @@ enum tp_status {
 extern const int tp_n_opcodes;
 extern const char *const tp_op_name[];
 extern const int tp_op_arity[];            /* -1: variadic */
+extern const int tp_op_results[];          /* variables an op writes; -1: stored with operands */
 extern const char *const tp_op_formula[];
 extern const int tp_op_curvature[];        /* 0 linear, 1 bilinear, 2 nonlinear: Hessian sparsity */
 enum tp_op_kind_t {                        /* ops.def's RULE column */
@@ -59,14 +80,15 @@ int tp_guard(tp_tape *t, int64_t var, int outcome);  /* comparison var becomes a
 int tp_guard_value(tp_tape *t, int32_t var, int32_t *guards);  /* guards var == its value */
 int tp_comparison(const tp_tape *t, int64_t var, int *op, int32_t *operands, double *values);
 
-/* a new closed tape with the same outputs, guards and derivatives and fewer operations
- * (optimize.c). map (one per variable of t): its variable in the new tape or -1; stats: the
- * operations merged, folded, forwarded by identities, dead; the operations before and after. */
-int tp_optimize(tp_tape *t, tp_tape **out, int32_t *map, int64_t *stats);
+/* into (new, empty) becomes a closed tape with t's outputs, guards and derivatives and fewer
+ * operations (optimize.c). map (one per variable of t): its variable in the new tape or -1;
+ * stats: operations merged, folded, forwarded by identities, dead; operations before, after. */
+int tp_optimize(tp_tape *t, tp_tape *into, int32_t *map, int64_t *stats);
 
 /* inspection */
 int64_t tp_n_inputs(const tp_tape *t);
 int64_t tp_n_ops(const tp_tape *t);
+int64_t tp_n_vars(const tp_tape *t);                               /* inputs and results */
 int64_t tp_n_args(const tp_tape *t);
 int64_t tp_n_consts(const tp_tape *t);
 int64_t tp_n_outputs(const tp_tape *t);

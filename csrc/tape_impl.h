@@ -4,12 +4,26 @@
 #include "tape.h"
 
 enum tp_opcode {
-#define OP(NAME, ARITY, RULE, FORMULA) TP_OP_##NAME,
+#define OP(NAME, ARITY, RESULTS, RULE, FORMULA) TP_OP_##NAME,
 #include "ops.def"
 #undef OP
     TP_N_OPCODES
 };
 #define VARIADIC (-1)
+
+/* Walking the operand stream (tape.h, "Operands"), generated per op from ops.def's columns:
+ * TP_WORDS_<ARITY>(p) is the number of operand words of an op whose words start at p,
+ * TP_WORDS_BACK_<ARITY>(p) the same from where they end, and TP_RESULTS(RESULTS, p) the
+ * variables it writes given the start p of its words (a constant but for VARIADIC results). */
+#define TP_WORDS_1(p) 1
+#define TP_WORDS_2(p) 2
+#define TP_WORDS_3(p) 3
+#define TP_WORDS_VARIADIC(p) ((p)[0] + 2)
+#define TP_WORDS_BACK_1(p) 1
+#define TP_WORDS_BACK_2(p) 2
+#define TP_WORDS_BACK_3(p) 3
+#define TP_WORDS_BACK_VARIADIC(p) ((p)[-1] + 2)
+#define TP_RESULTS(RESULTS, p) ((RESULTS) == VARIADIC ? (p)[1] : (RESULTS))
 
 struct tp_tape {
     uint8_t *ops;    int64_t n_ops, cap_ops;       /* opcode of each operation */
@@ -18,9 +32,11 @@ struct tp_tape {
     uint64_t *ckeys; int32_t *cslot; int64_t chash_cap;
     double *vals;    int64_t cap_vals;             /* values at recording, one per variable */
     int64_t n_inputs;
+    int64_t n_vars;                                /* inputs and every op's results */
     double *last_x;  int64_t cap_last;             /* the input of the last sweep */
     int32_t *outputs; int64_t n_outputs;
-    int64_t *guards; int64_t n_guards, cap_guards; /* comparisons: (variable, operand position) */
+    int64_t *guards; int64_t n_guards, cap_guards; /* comparisons: (variable, operand position,
+                                                      op index) */
     int closed;
     int claimed;                                   /* tp_claim ran: no second claim */
     int started;                                   /* the owner is set (`with tape:`) */
@@ -31,7 +47,7 @@ struct tp_tape {
 
 int tp_pool_code(tp_tape *t, double c, int32_t *code);   /* constant c's code, no checks */
 
-static inline int64_t tp_nvars(const tp_tape *t) { return t->n_inputs + t->n_ops; }
+static inline int64_t tp_nvars(const tp_tape *t) { return t->n_vars; }
 /* a thread may touch the tape: it is closed (immutable) or this thread records it */
 static inline int tp_may_read(const tp_tape *t)
 {

@@ -49,11 +49,12 @@ int tp_taylor(tp_tape *t, const double *x, const double *v, int64_t order, doubl
 #define SER(i) SERIES(q[i])
 #define CHECK_GUARD(z, w) if ((z) == 1.0 - (w)) { rc = tp_flipped(iz, x, y); goto done; }
 #define PRIMITIVE_CALL { rc = TP_ENORULE; goto done; }
-#define PRIMITIVE_OUT { rc = TP_ENORULE; goto done; }
-    for (int64_t o = 0; o < t->n_ops; o++, iz++) {
+    for (int64_t o = 0; o < t->n_ops; o++) {      /* iz: the op's first result; its rule moves p */
         double *Z = SERIES(iz);
+        const int32_t *const at = p;
         switch (t->ops[o]) {
-#define OP(NAME, ARITY, RULE, FORMULA) case TP_OP_##NAME: TAYLOR_##ARITY(NAME, RULE); break;
+#define OP(NAME, ARITY, RESULTS, RULE, FORMULA) case TP_OP_##NAME: TAYLOR_##ARITY(NAME, RULE); \
+    iz += TP_RESULTS(RESULTS, at); break;
 #include "ops.def"
 #undef OP
         }

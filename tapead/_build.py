@@ -10,11 +10,11 @@ from cffi import FFI
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CSRC = os.path.join(ROOT, "csrc")
-OP_ROW = re.compile(r'^OP\(\s*(\w+)\s*,\s*(\w+)\s*,\s*(\w+)\s*,\s*"(.*)"\s*\)')
+OP_ROW = re.compile(r'^OP\(\s*(\w+)\s*,\s*(\w+)\s*,\s*(\w+)\s*,\s*(\w+)\s*,\s*"(.*)"\s*\)')
 
 
 def op_rows(path=os.path.join(CSRC, "ops.def")):
-    """(name, arity, rule, formula) for each row of the op list, in opcode order."""
+    """(name, arity, results, rule, formula) for each row of the op list, in opcode order."""
     with open(path) as f:
         return [m.groups() for m in map(OP_ROW.match, f) if m]
 

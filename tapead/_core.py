@@ -13,6 +13,7 @@ class Flip(BranchChanged):
 Op = enum.IntEnum("Op", {ffi.string(lib.tp_op_name[i]).decode(): i
                          for i in range(lib.tp_n_opcodes)})
 OP_ARITY = {op: lib.tp_op_arity[op] for op in Op}          # -1: variadic
+OP_RESULTS = {op: lib.tp_op_results[op] for op in Op}      # -1: stored with its operands
 OP_FORMULA = {op: ffi.string(lib.tp_op_formula[op]).decode() for op in Op}
 OP_CURVATURE = {op: lib.tp_op_curvature[op] for op in Op}  # 0 linear, 1 bilinear, 2 nonlinear
 

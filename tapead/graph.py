@@ -53,19 +53,18 @@ def to_dot(tape, x=None, *, max_ops=MAX_OPS, names=None, rankdir="LR"):
         label = f"{view.var(i)} = {view.in_names[i]}\n{_num(view.values[i], 6)}"
         lines.append(f"  v{i} [shape=box, style=filled, fillcolor=\"#dbe9f6\", label={_q(label)}];")
     for k in range(view.n_ops):
-        z = m + k
-        rule = primal_rule(view, k)
-        label = f"{view.var(z)} = {rule}\n{_num(view.values[z], 6)}"
-        guard = view.op_name(k) in _GUARDS            # a comparison: no derivative flows
-        shape = "diamond, style=dashed" if guard else "ellipse"
-        lines.append(f"  v{z} [shape={shape}, label={_q(label)}];")
-        start, ops = int(view.start[k]), view.operands(k)
         kind = view.op_name(k)
-        if kind in _PRIMITIVES:     # a user primitive: its rules are Python callables
-            ins = call_info(view, k)[3] if kind == "CALL" else ops[:1]
-            lines += [f"  v{a} -> v{z} [style={'dashed' if kind == 'OUT' else 'solid'}];"
-                      for a in ins if a >= 0]
+        guard = kind in _GUARDS                       # a comparison: no derivative flows
+        shape = "diamond, style=dashed" if guard else "ellipse"
+        for j in range(int(view.results[k])):         # its results: one node each
+            z = int(view.first[k]) + j
+            label = f"{view.var(z)} = {primal_rule(view, k, j=j)}\n{_num(view.values[z], 6)}"
+            lines.append(f"  v{z} [shape={shape}, label={_q(label)}];")
+            if kind in _PRIMITIVES:     # a user primitive: its rules are Python callables
+                lines += [f"  v{a} -> v{z};" for a in call_info(view, k)[3] if a >= 0]
+        if kind in _PRIMITIVES:
             continue
+        z, start, ops = int(view.first[k]), int(view.start[k]), view.operands(k)
         for j, a in enumerate(ops[:2] if guard else ops):
             if a < 0:          # a constant operand: its own small node, no derivative
                 c = f"c{start + j}"

@@ -13,8 +13,8 @@ implement a backward() function").
     def _(x, w):                          # w shaped like the output; returns k numbers
         return (scipy.special.digamma(x[0]) * w,)
 
-On Vars a primitive is recorded as one tape operation (CALL, plus an OUT per further output);
-the C sweeps call its function and rules back through tp_py_call. An exception a rule raises
+On Vars a primitive is recorded as one tape operation, a CALL writing its n outputs as n
+consecutive variables; the C sweeps call its function and rules back through tp_py_call. An exception a rule raises
 comes out of the sweep as that exception, and the tape stays usable.
 
 The C tape holds a primitive by a small integer id. The registry maps ids to weak references;

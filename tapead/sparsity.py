@@ -22,7 +22,7 @@ def hessian_colouring(rec):
     steps, _, _ = listing(rec)
     if len(steps) * max(1, m // 64) > MAX_WORK:
         return None
-    dep = [1 << i for i in range(m)] + [0] * len(steps)
+    dep = [1 << i for i in range(m)] + [0] * sum(st.results for st in steps)
     rows = [0] * m                               # rows[i]: the columns j with H[i, j] != 0
     work = 0
 
@@ -40,6 +40,8 @@ def hessian_colouring(rec):
         for s in sets:
             z |= s
         dep[st.index] = z
+        if st.results > 1:                       # a call's further outputs
+            dep[st.index + 1:st.index + st.results] = [z] * (st.results - 1)
         curvature = OP_CURVATURE[st.op]
         if curvature == 2 and z:
             couple(z, z)

@@ -1,11 +1,12 @@
 """Tape: imperative recording (``with ad.Tape() as t``), ``ad.record`` and the replay methods.
 
 Every replay is one C call over the flat tape; this module only converts inputs and results,
-and re-records f (ad.record) where a replay flips a branch guard.
+and re-records f (ad.record) where a replay flips a branch guard. The common small cases run in
+C without this module (csrc/fast.c): ad.record of scalar arguments or one vector, and gradient
+replays of such tapes; they hand anything unusual to the general paths here.
 """
 import functools
 import inspect
-import threading
 import weakref
 
 import numpy as np
@@ -13,11 +14,10 @@ import numpy as np
 from . import _fast
 from ._core import OP_FORMULA, Flip as _Flip, Op, check, ffi, lib
 from .errors import BranchChanged, TapeError
-from .optimize import optimized
+from .optimize import optimized, removed
 from .sparsity import hessian_colouring
 from .var import Var, _make, _number
 
-_state = threading.local()          # .rec: the recording this thread is making, if any
 _MODES = ("auto", "forward", "reverse")
 
 
@@ -25,35 +25,25 @@ def _buf(a):
     return ffi.from_buffer("double[]", a)
 
 
-class _Recording:
+class _RecordingMethods:
     """One recording of a tape: owns the C tape and knows the input and output structure.
 
     Vars hold their recording (not the Tape), so its memory lives as long as they do, even after
     a re-recording (safe replay) replaced it on the Tape while other threads still sweep it.
-    """
-    __slots__ = ("_p", "_addr", "tape", "pieces", "sizes", "m", "out_shape", "n_out", "fast",
-                 "grads", "guards", "sites", "colouring", "optimized", "__weakref__")
 
-    def __init__(self, tape, p=None):
-        p = lib.tp_new() if p is None else p       # p: a C tape made for it (tp_optimize)
-        if p == ffi.NULL:
-            raise MemoryError("could not allocate a tape")
-        self._p = ffi.gc(p, lib.tp_free)
-        self._addr = int(ffi.cast("uintptr_t", p))
-        self.tape = weakref.ref(tape)
-        self.pieces = []           # shape of each t.variables() call, in order
-        self.sizes = []            # and its number of inputs
-        self.m = 0
-        self.out_shape = None      # None until t.outputs()
-        self.n_out = 0
-        self.fast = 0              # 1: input is one vector, 2: one scalar (tapead._fast paths)
-        self.grads = None          # adjoints of every variable from the last backward()
-        self.guards = []           # variable index of each branch guard, in order made
-        self.sites = {}            # variable index of a guard -> (file, line, frozen variable
-                                   # for .value/.grad read while recording, else None)
-        self.colouring = False     # the Hessian's colouring (sparsity.py): False, "once", None
-                                   # (no pattern worth it) or (colours, p, rows, cols, ...)
-        self.optimized = None      # what tapead/optimize.py removed, if it made this one
+    _Recording(tape) makes an empty one. Its fields live in C (tapead._fast.Recording, shared
+    with the C paths): ``_p`` (the C tape as a cffi pointer), ``_addr``, ``tape`` (a weak
+    reference), ``pieces`` (shape of each t.variables() call, in order) and ``sizes`` (its
+    number of inputs), ``m``, ``out_shape`` (None until t.outputs()), ``n_out``, ``fast`` (1: the
+    input is one vector, 2: one scalar, 3: several scalars; the C replay paths), ``grads``
+    (adjoints of every variable from the last backward(), or None), ``guards`` (variable index
+    of each branch guard, in order made), ``sites`` (variable index of a guard -> (file, line,
+    the variable whose .value/.grad was read, or None)) and ``colouring`` (the Hessian's colouring, sparsity.py: False, "once", None -- no
+    pattern worth it -- or (colours, p, rows, cols, ...)).
+
+    The methods below are copied onto that C type (as var.py does for Var): recordings are
+    instances of it, neither tracked by the cyclic GC nor of a Python subclass.
+    """
 
     def owner(self):
         """The Tape of this recording. Vars keep their recording alive, not the Tape (no
@@ -61,7 +51,7 @@ class _Recording:
         t = self.tape()
         if t is None:
             t = Tape.__new__(Tape)
-            t._rec, t._fn, t._rerecords, t._optimize = self, None, 0, False
+            t._rec, t._fn, t._rerecords = self, None, 0
             self.tape = weakref.ref(t)
         return t
 
@@ -74,8 +64,10 @@ class _Recording:
         self.pieces.append(a.shape)
         self.sizes.append(n)
         self.m += n
-        self.fast = ((1 if a.ndim == 1 else 2 if a.ndim == 0 else 0)
-                     if len(self.pieces) == 1 else 0)
+        if len(self.pieces) == 1:
+            self.fast = 1 if a.ndim == 1 else 2 if a.ndim == 0 else 0
+        else:                                     # several pieces: all scalars, or none fast
+            self.fast = 3 if a.ndim == 0 and self.fast in (2, 3) else 0
         if a.ndim == 0:
             return _make(self, first)
         out = np.empty(n, dtype=object)
@@ -255,7 +247,11 @@ class _Recording:
             f"the new point, or ad.where for branch-free code")
 
 
-_fast.set_recording_type(_Recording)
+for _name, _attr in vars(_RecordingMethods).items():
+    if _name not in ("__module__", "__dict__", "__weakref__"):
+        setattr(_fast.Recording, _name, _attr)
+_Recording = _fast.Recording
+del _name, _attr, _RecordingMethods
 
 
 def _vname(rec, i):
@@ -282,7 +278,7 @@ def _replay(method):
     return run
 
 
-class Tape:
+class Tape(_fast.TapeBase):
     """A recording of elementary operations (a Wengert list) that C sweeps replay.
 
     Record with ``with ad.Tape() as t: x = t.variables(...); ...; t.outputs(y)`` or with
@@ -295,7 +291,6 @@ class Tape:
         self._rec = _Recording(self)
         self._fn = None            # f of ad.record: re-recorded when a branch guard flips
         self._rerecords = 0
-        self._optimize = False     # each re-recording of f is optimised (Tape.optimize)
 
     # the current recording's state, for the modules that read it (program, trace, graph)
     _p = property(lambda self: self._rec._p)
@@ -310,7 +305,7 @@ class Tape:
 
     # ---- recording ---------------------------------------------------------------------------
     def __enter__(self):
-        if getattr(_state, "rec", None) is not None:
+        if _fast.current() is not None:
             raise TapeError("a Tape is already recording in this thread; nested recording is "
                             "not supported (for second derivatives use tape.hessian / hvp)")
         rc = lib.tp_claim(self._rec._p)
@@ -319,12 +314,12 @@ class Tape:
         if rc < 0:
             raise TapeError("this tape is already being recorded (by another thread or an "
                             "earlier `with` block); a tape is recorded once, by one thread")
-        _state.rec = self._rec
+        _fast.set_current(self._rec)
         return self
 
     def __exit__(self, *exc):
-        if getattr(_state, "rec", None) is self._rec:  # only the recording thread closes it
-            _state.rec = None
+        if _fast.current() is self._rec:          # only the recording thread closes it
+            _fast.set_current(None)
             lib.tp_close(self._rec._p)
         return False
 
@@ -348,26 +343,34 @@ class Tape:
         recording of f at x, or BranchChanged for an imperatively recorded tape."""
         if self._fn is None:
             raise rec.branch_changed() from None
-        # the replay has checked x already: one input piece goes to f's recording as it is
-        args = [x] if x is not None and len(rec.pieces) == 1 else rec.split(rec.x_flat(x))
+        # the replay has checked x already: one input piece goes to f's recording as it is,
+        # and so do the pieces of several scalars (converted as add_inputs converts them)
+        if x is not None and rec.fast == 3 and isinstance(x, (tuple, list)):
+            args = x
+        else:
+            args = [x] if x is not None and len(rec.pieces) == 1 else rec.split(rec.x_flat(x))
         return self._rerecord(args)
 
     def _rerecord(self, args):
         """Record f again at args, one per input piece (its branch guards flipped there)."""
+        rec = _fast.record_into(self._fn, args, self)     # scalars or one vector: in C
+        if rec is not NotImplemented:
+            if self._optimize:
+                rec = self._rec = optimized(rec)
+            return rec
         rec = _Recording(self)
         check(lib.tp_claim(rec._p), "re-recording")
-        outer, _state.rec = getattr(_state, "rec", None), rec
+        outer = _fast.current()
+        _fast.set_current(rec)
         try:
             xs = [rec.add_inputs(a) for a in args]
             rec.set_outputs(self._fn(*xs))
         finally:
-            _state.rec = outer
+            _fast.set_current(outer)
             lib.tp_close(rec._p)
-        if self._optimize:
-            rec = optimized(rec)
-        self._rec = rec
+        self._rec = optimized(rec) if self._optimize else rec
         self._rerecords += 1
-        return rec
+        return self._rec
 
     # ---- optimisation (tapead/optimize.py, csrc/optimize.c) -----------------------------------
     def optimize(self):
@@ -376,15 +379,14 @@ class Tape:
         exact in IEEE arithmetic (x*1, x/1, x+(-0.0), x-0.0, -(-x)) forwarded, operations that
         reach no output and no guard removed. This tape is unchanged. A tape from ad.record
         gives one that re-records f where a guard flips, and optimises that recording too.
-        stats()["optimized"] says what each pass removed."""
+        stats()["optimized"] says what each pass removed (docs/API.md)."""
         rec = self._rec
         if not lib.tp_closed(rec._p):
             raise TapeError("tape.optimize(): this tape is still recording; optimise it after "
                             "its `with` block")
         t = Tape.__new__(Tape)
         t._fn, t._rerecords, t._optimize = self._fn, 0, True
-        t._rec = optimized(rec)
-        t._rec.tape = weakref.ref(t)
+        t._rec = optimized(rec, t)
         return t
 
     # ---- copies ------------------------------------------------------------------------------
@@ -398,7 +400,9 @@ class Tape:
 
     def __copy__(self):
         t = Tape.__new__(Tape)
-        t.__dict__.update(self.__dict__)
+        t._rec, t._fn, t._rerecords = self._rec, self._fn, self._rerecords   # C fields
+        t._optimize = self._optimize
+        t.__dict__.update(getattr(self, "__dict__", {}))
         return t
 
     # ---- inspection --------------------------------------------------------------------------
@@ -436,8 +440,8 @@ class Tape:
             "guards": len(rec.guards),
             "constants": lib.tp_n_consts(rec._p),
             "nbytes": lib.tp_nbytes(rec._p),
-            "values_nbytes": 8 * (rec.m + n),
-            **({"optimized": dict(rec.optimized)} if rec.optimized else {}),
+            "values_nbytes": 8 * lib.tp_n_vars(rec._p),
+            **removed(rec),
         }
 
     def __repr__(self):
@@ -521,27 +525,16 @@ class Tape:
             return rec.shape_y(y), rec.shape_x(np.ascontiguousarray(xbar.T), lead=(k,))
         return rec.shape_y(y), rec.shape_x(xbar[:, 0])
 
-    def gradient(self, x=None):
-        """Gradient of the scalar output at x, shaped like x (one primal + one adjoint sweep)."""
-        rec = self._rec
-        if rec.fast and rec.n_out == 1:            # one vector or scalar input: no conversions
-            g = np.empty(rec.m)
-            try:
-                if _fast.grad(rec, rec.fast == 2, x, g) is None:
-                    return g if rec.fast == 1 else float(g[0])
-            except _Flip:
-                rec = self._after_flip(rec, x)     # re-recorded at x (or BranchChanged)
-                if rec.n_out != 1:                 # f's new branch has other outputs:
-                    return self._gradient(x)       # ValueError, as on the general path
-                try:                               # x again: another thread may sweep meanwhile
-                    if _fast.grad(rec, rec.fast == 2, x, g) is None:
-                        return g if rec.fast == 1 else float(g[0])
-                except _Flip:                      # f took another branch on the same input
-                    raise rec.branch_changed() from None
-        return self._gradient(x)
+    # gradient(x=None) is TapeBase.gradient (csrc/fast.c): for a tape whose input is one vector,
+    # one scalar or several scalars, with one output, and x in a plain form (a list or tuple of
+    # numbers, a float64 vector, a number; None), it sweeps in C. Where a branch guard flips it
+    # calls _after_flip and sweeps the new recording at x again (not "the last point": another
+    # thread may sweep it meanwhile) (a new recording with
+    # other than one output: _gradient's ValueError); anything else goes to _gradient.
 
     @_replay
     def _gradient(self, rec, x=None):
+        """Gradient of the scalar output at x, shaped like x (the general path)."""
         if rec.out_shape is None:
             rec.x_flat(None)                       # TapeError: no outputs
         if rec.n_out != 1:
@@ -694,11 +687,20 @@ def _as_float_array(x, what):
                     f"{type(x).__name__}")
 
 
-def record(f, *args, optimize=False):
-    """Call f once on Vars initialised to args (a Var per scalar argument, an object ndarray of
-    Var per array argument) and return the closed Tape with f's result as outputs. A replay
-    where one of f's comparisons comes out differently records f again at that point.
-    optimize=True: the tape optimised (Tape.optimize), and so is every re-recording."""
+# ad.record(f, *args) is tapead._fast.record (csrc/fast.c): for scalar arguments or one float
+# vector (recorded in this thread, nothing else recording) it makes the Tape in one C call, and
+# hands every other call to _record, the general path, with the same arguments.
+record = _fast.record
+
+
+def _record(f, *args, optimize=False):
+    """ad.record's general path (see tapead._fast.record); optimize=True: the tape optimised
+    (Tape.optimize), and so is every re-recording."""
+    if optimize:
+        tape = record(f, *args)                   # the C path when it takes the call
+        tape._optimize = True
+        tape._rec = optimized(tape._rec)
+        return tape
     if not args:
         raise TypeError("ad.record(f, x, ...) needs at least one argument to differentiate by")
     tape = Tape()
@@ -706,7 +708,16 @@ def record(f, *args, optimize=False):
         xs = [tape.variables(a) for a in args]
         tape.outputs(f(*xs))
     tape._fn = f
-    if optimize:
-        tape._optimize = True
-        tape._rec = optimized(tape._rec)
     return tape
+
+
+_record.__name__ = _record.__qualname__ = "record"        # its TypeErrors name ad.record
+
+
+def _own(addr):
+    """The C tape at addr as a cffi pointer that frees it (a recording's ``_p``)."""
+    return ffi.gc(ffi.cast("tp_tape *", addr), lib.tp_free)
+
+
+_fast.set_types(_Recording, Tape, np.empty, np.dtype(object), np.ndarray, np.float64, _own,
+                _record)

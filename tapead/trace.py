@@ -12,10 +12,10 @@ import unicodedata
 
 import numpy as np
 
-from ._core import OP_ARITY, OP_FORMULA, GroupOp, Op, check, ffi, lib
+from ._core import OP_ARITY, OP_FORMULA, GroupOp, Op
 from .optable import display_templates
 from .primitive import floats, lookup
-from .program import at_point, sweep
+from .program import at_point, decode, export, sweep
 from .tape import _as_float_array
 
 # ---- display templates (tapead/optable.py): op name -> (∂z/∂operand each, tangent rule) ------
@@ -27,7 +27,6 @@ _PRIMITIVES = {op.name for op in GroupOp.PRIMITIVE}
 _ASCII = str.maketrans({"·": "*", "−": "-", "²": "^2", "√": "sqrt", "½": "1/2", "π": "pi",
                         "≠": "!=", "×": "*", "ε": "eps", "∂": "d", "…": "...", "⋮": ":",
                         "′": "'"})
-_ARITY = np.array([OP_ARITY[op] for op in sorted(Op)], dtype=np.int64)
 _SLOTS = "xyw"
 
 
@@ -43,10 +42,10 @@ def _num(c, digits=15):
 
 
 class _View:
-    """The tape at a point as numpy arrays: ops, operand positions, and the C-computed values,
-    tangents, adjoints and partials (tapead.program.at_point). Everything comes from one
-    recording (self.rec: rec, or the tape's when it is read; another thread may re-record the
-    tape meanwhile) at one point."""
+    """The tape at a point as numpy arrays: ops, their operands and results (tapead.program.decode),
+    and the C-computed values, tangents, adjoints and partials (tapead.program.at_point).
+    Everything comes from one recording (self.rec: rec, or the tape's when it is read; another
+    thread may re-record the tape meanwhile) at one point."""
 
     def __init__(self, tape, x=None, v=None, w=None, names=None, ascii=False, rec=None):
         self.v, self.w = v, w
@@ -61,18 +60,12 @@ class _View:
                 except TypeError as e:
                     self.missing[key] = str(e)
         self.rec = at["rec"]                      # the recording swept just now
-        p = self.rec._p
-        n_ops, n_args = lib.tp_n_ops(p), lib.tp_n_args(p)
-        self.ops = np.empty(n_ops, dtype=np.uint8)
-        self.args = np.empty(n_args, dtype=np.int32)
-        self.consts = np.empty(lib.tp_n_consts(p))
-        self.outputs = np.empty(lib.tp_n_outputs(p), dtype=np.int32)
-        check(lib.tp_export(p, ffi.from_buffer("uint8_t[]", self.ops),
-                            ffi.from_buffer("int32_t[]", self.args),
-                            ffi.from_buffer("double[]", self.consts),
-                            ffi.from_buffer("int32_t[]", self.outputs)))
-        self.m, self.n_ops, self.ascii = self.rec.m, n_ops, ascii
-        self.start, self.count = _operand_positions(self.ops, self.args)
+        self.ops, self.args, self.consts, self.outputs = export(self.rec)
+        self.m, self.n_ops, self.ascii = self.rec.m, self.ops.size, ascii
+        # per op: its operands' position and count, its first result and number of results
+        self.start, self.count, self.first, self.results = decode(self.ops, self.args, self.m)
+        self.n_vars = self.m + int(self.results.sum())
+        self.op_of_var = np.repeat(np.arange(self.n_ops), self.results)     # from variable m on
         self.x = at["x"]                          # flat; the point swept
         self.values, self.tangents = at["values"], at["tangents"]
         self.adjoints, self.partials = at["adjoints"], at["partials"]
@@ -112,32 +105,17 @@ class _View:
         s = int(self.start[k])
         return self.args[s:s + int(self.count[k])].tolist()
 
+    def result(self, i):
+        """(op, which of its results) of variable i >= m."""
+        k = int(self.op_of_var[i - self.m])
+        return k, i - int(self.first[k])
+
 
 def _decorate(name, mark, word, ascii):
     if ascii:
         lead = re.match(r"[A-Za-z_]*", name).end()
         return name[:lead] + word + name[lead:] if lead else word + "(" + name + ")"
     return name[0] + mark + name[1:]
-
-
-def _operand_positions(ops, args):
-    """Position in the operand stream of each op's first operand, and its operand count.
-    Variadic ops store their count before and after the operands."""
-    arity = _ARITY[ops] if ops.size else np.empty(0, dtype=np.int64)
-    start = np.empty(ops.size, dtype=np.int64)
-    count = arity.copy()
-    pos, prev = 0, 0
-    for k in list(np.flatnonzero(arity < 0)) + [ops.size]:
-        seg = arity[prev:k]
-        ends = np.cumsum(seg)
-        start[prev:k] = pos + ends - seg
-        pos += int(ends[-1]) if seg.size else 0
-        if k < ops.size:                     # the variadic op k
-            n = int(args[pos])
-            start[k], count[k] = pos + 1, n
-            pos += n + 2
-        prev = k + 1
-    return start, count
 
 
 # ---- the local rules of one op, as text --------------------------------------------------------
@@ -148,30 +126,26 @@ def _elide(terms, joiner, keep=3):
 
 
 def call_info(view, k):
-    """A user primitive's CALL (op k, or the CALL of the OUT op k): (primitive, takes an array,
-    number of outputs n, input operands, op index of the CALL, which output op k is)."""
-    ops, j = view.operands(k), 0
-    if view.op_name(k) == "OUT":
-        j = int(view.consts[-1 - ops[1]])
-        k = ops[0] - view.m
-        ops = view.operands(k)
+    """A user primitive's CALL, op k: (primitive, takes an array, number of outputs n, input
+    operands). Its operands are the primitive's id (a constant), then its inputs."""
+    ops = view.operands(k)
     prim, array = lookup(int(view.consts[-1 - ops[0]]))
-    return prim, array, int(view.consts[-1 - ops[1]]), ops[2:], k, j
+    return prim, array, int(view.results[k]), ops[1:]
 
 
-def _call_text(view, k, operand):
-    prim, _, n, ins, _, j = call_info(view, k)
+def _call_text(view, k, j, operand):
+    prim, _, n, ins = call_info(view, k)
     args = _elide([operand(a) for a in ins], ", ")
     return f"{prim.name}({args})" + (f"[{j}]" if n > 1 else "")
 
 
-def primal_rule(view, k, operand=None):
-    """v[k] as a formula of earlier variables, from the op's FORMULA in ops.def; operand(a)
-    names operand a (default: v[i] or the constant)."""
+def primal_rule(view, k, operand=None, j=0):
+    """Result j of op k as a formula of earlier variables, from the op's FORMULA in ops.def;
+    operand(a) names operand a (default: v[i] or the constant)."""
     operand = operand or view.operand
     name = view.op_name(k)
     if name in _PRIMITIVES:
-        return _call_text(view, k, operand)
+        return _call_text(view, k, j, operand)
     ops = [operand(a) for a in view.operands(k)]
     if name == "SUM":
         return _elide(ops, " + ")
@@ -186,7 +160,7 @@ def primal_rule(view, k, operand=None):
 
 def _env(view, k):
     ops = view.operands(k)
-    env = {"z": view.var(view.m + k)}
+    env = {"z": view.var(int(view.first[k]))}
     for s, a in zip(_SLOTS, ops):
         env[s] = view.operand(a)
         env["d" + s] = view.dot(view.var(a)) if a >= 0 else "0"
@@ -202,17 +176,17 @@ def partial_rules(view, k):
         return [view.operand(ops[i ^ 1]) for i in range(len(ops))]
     rules = RULES.get(name)
     if rules is None or len(rules[0]) != len(ops):
-        z = view.var(view.m + k)
+        z = view.var(int(view.first[k]))
         return [f"∂{z}/∂{view.operand(a)}" for a in ops]
     env = _env(view, k)
     return [r.format(**env) for r in rules[0]]
 
 
-def tangent_rule(view, k):
-    """v̇[k] in terms of earlier values and tangents."""
+def tangent_rule(view, k, j=0):
+    """The tangent of result j of op k in terms of earlier values and tangents."""
     name, ops = view.op_name(k), view.operands(k)
     if name in _PRIMITIVES:
-        prim, _, n, ins, _, j = call_info(view, k)
+        prim, _, n, ins = call_info(view, k)
         args = _elide([view.operand(a) for a in ins], ", ")
         dots = _elide([view.dot(view.var(a)) if a >= 0 else "0" for a in ins], ", ")
         return f"{prim.name}.jvp(({args}), ({dots}))" + (f"[{j}]" if n > 1 else "")
@@ -242,34 +216,35 @@ def tangent_rule(view, k):
 
 # ---- the three traces as rows (lhs, rule, value, note) -----------------------------------------
 def _primal_row(view, i):
-    m, n_ops = view.m, view.n_ops
+    m, nv = view.m, view.n_vars
     if i < m:
         return view.var(i), view.in_names[i], _num(view.values[i]), ""
-    if i < m + n_ops:
-        guard = view.op_name(i - m) in _GUARDS
-        return (view.var(i), primal_rule(view, i - m), _num(view.values[i]),
+    if i < nv:
+        k, j = view.result(i)
+        guard = view.op_name(k) in _GUARDS
+        return (view.var(i), primal_rule(view, k, j=j), _num(view.values[i]),
                 "branch guard: replays check this outcome" if guard else "")
-    o = i - m - n_ops
+    o = i - nv
     out = int(view.outputs[o])
     val = view.values[out] if out >= 0 else view.consts[-1 - out]
     return view.out_names[o], view.operand(out), _num(val), ""
 
 
 def _tangent_row(view, i):
-    m, n_ops = view.m, view.n_ops
+    m, nv = view.m, view.n_vars
     if i < m:
         return view.dot(view.var(i)), view.dot(view.in_names[i]), _num(view.tangents[i]), ""
-    if i < m + n_ops:
-        k = i - m
+    if i < nv:
+        k, j = view.result(i)
         ops, parts = view.operands(k), view.partials
         s = int(view.start[k])
-        notes = [f"∂/∂{view.var(a)} = {_num(parts[s + j], 6)}"
-                 for j, a in enumerate(ops) if a >= 0]
+        notes = [f"∂/∂{view.var(a)} = {_num(parts[s + c], 6)}"
+                 for c, a in enumerate(ops) if a >= 0]
         note = _elide(notes, ", ", keep=2) if notes else ""
         if view.op_name(k) in _PRIMITIVES:
             note = "the primitive's own jvp rule"
-        return view.dot(view.var(i)), tangent_rule(view, k), _num(view.tangents[i]), note
-    o = i - m - n_ops
+        return view.dot(view.var(i)), tangent_rule(view, k, j), _num(view.tangents[i]), note
+    o = i - nv
     out = int(view.outputs[o])
     val = view.tangents[out] if out >= 0 else 0.0
     return view.dot(view.out_names[o]), view.dot(view.var(out)) if out >= 0 else "0", _num(val), ""
@@ -285,15 +260,16 @@ def _dual_text(view, a):
 
 
 def _dual_row(view, i):
-    m, n_ops = view.m, view.n_ops
+    m, nv = view.m, view.n_vars
     if i < m:
         return view.var(i), view.in_names[i], _dual_text(view, i), ""
-    if i < m + n_ops:
-        rule = primal_rule(view, i - m, lambda a: f"({_dual_text(view, a)})" if a >= 0
-                           else view.operand(a))
+    if i < nv:
+        k, j = view.result(i)
+        rule = primal_rule(view, k, lambda a: f"({_dual_text(view, a)})" if a >= 0
+                           else view.operand(a), j)
         rule = re.sub(r"\(\(([^()]*)\)\)", r"(\1)", rule)      # sin((a + bε)) -> sin(a + bε)
         return view.var(i), rule, _dual_text(view, i), ""
-    o = i - m - n_ops
+    o = i - nv
     out = int(view.outputs[o])
     return view.out_names[o], view.operand(out), _dual_text(view, out), ""
 
@@ -304,7 +280,7 @@ class _Adjoint:
 
     def __init__(self, view):
         self.view = view
-        m, start, count = view.m, view.start, view.count
+        start, count = view.start, view.count
         seeds = [(int(t), o) for o, t in enumerate(view.outputs) if t >= 0]
         total = int(count.sum())
         op_of = np.repeat(np.arange(view.n_ops), count)
@@ -315,18 +291,18 @@ class _Adjoint:
         keep = view.args[pos] >= 0
         names = np.array([op.name for op in sorted(Op)])[view.ops[op_of]] if total else []
         where = np.asarray(names) == "WHERE"
-        if total:                     # guards, OUT: no adjoint; WHERE: not to its condition
-            keep &= ~np.isin(names, list(_GUARDS) + ["OUT"])
+        if total:                     # guards: no adjoint; WHERE: not to its condition
+            keep &= ~np.isin(names, list(_GUARDS))
             keep &= ~where | (pos != start[op_of])
         self.op_of, self.pos = op_of[keep], pos[keep]
         self.target = view.args[self.pos].astype(np.int64)
-        az, p = view.adjoints[m + self.op_of], view.partials[self.pos]
+        az, p = view.adjoints[view.first[self.op_of]], view.partials[self.pos]
         # a zero adjoint or an operand WHERE did not choose adds exactly nothing
         self.contrib = np.where((az == 0.0) | (where[keep] & (p == 0.0)), 0.0, az * p)
         calls = np.asarray(names)[keep] == "CALL" if total else np.zeros(0, dtype=bool)
         for k in np.unique(self.op_of[calls]).tolist():
             sel = np.flatnonzero(calls & (self.op_of == k))
-            self.contrib[sel] = self._vjp(k)[self.pos[sel] - start[k] - 2]
+            self.contrib[sel] = self._vjp(k)[self.pos[sel] - start[k] - 1]   # after the id
         self.seeds = seeds
         self.seed_of = {}
         for t, o in seeds:
@@ -334,7 +310,7 @@ class _Adjoint:
         self.n = len(seeds) + self.pos.size
         # first and last line of each variable, and running values when many lines are shown
         tg, n = self.target, self.target.size
-        self.first = np.full(view.m + view.n_ops, -1, dtype=np.int64)
+        self.first = np.full(view.n_vars, -1, dtype=np.int64)
         self.last = self.first.copy()
         u, i = np.unique(tg, return_index=True)
         self.first[u] = i
@@ -346,8 +322,8 @@ class _Adjoint:
         """What the CALL op k adds to its inputs: the primitive's vjp rule at the output
         adjoints, called as the C sweep calls it (tapead.primitive.tp_py_call)."""
         view = self.view
-        prim, array, n, ins, _, _ = call_info(view, k)
-        z = view.m + k
+        prim, array, n, ins = call_info(view, k)
+        z = int(view.first[k])
         w = view.adjoints[z:z + n]
         if not np.any(w):
             return np.zeros(len(ins))                  # the rule is not asked
@@ -360,7 +336,7 @@ class _Adjoint:
         """Before printing `shown` lines: with many lines, add up all running values in one
         pass (the per-line sums below are O(lines) each)."""
         if shown > 200 and self._all is None:
-            run = np.zeros(self.view.m + self.view.n_ops)
+            run = np.zeros(self.view.n_vars)
             for t, o in self.seeds:
                 run[t] = run[t] + float(self.view.w[o])
             out = np.empty(self.target.size)
@@ -383,15 +359,15 @@ class _Adjoint:
             return view.bar(view.var(t)), rule, _num(val), ""
         j = i - len(self.seeds)
         t, k = int(self.target[j]), int(self.op_of[j])
-        z = view.var(view.m + k)
+        z = view.var(int(view.first[k]))
         fresh = not self.seed_of.get(t) and self.first[t] == j
         lhs = view.bar(view.var(t))
         term = f"{view.bar(z)}·∂{z}/∂{view.var(t)}"
         if view.op_name(k) == "CALL":
-            prim, _, n, _, _, _ = call_info(view, k)
-            outs = ", ".join(view.bar(view.var(view.m + k + i)) for i in range(n))
+            prim, _, n, _ = call_info(view, k)
+            outs = ", ".join(view.bar(view.var(int(view.first[k]) + i)) for i in range(n))
             term = f"{prim.name}.vjp({outs if n == 1 else '(' + outs + ')'})" \
-                   f"[{int(self.pos[j] - view.start[k] - 2)}]"
+                   f"[{int(self.pos[j] - view.start[k] - 1)}]"
         rule = term if fresh else f"{lhs} + {term}"
         if self.last[t] != j:
             val = self.running(j)
@@ -506,7 +482,7 @@ def trace(tape, x=None, v=None, w=None, *, dual=False, limit=20, names=None, asc
              f"{'s' * (view.n_ops != 1)} ({by_op}), {n} output{'s' * (n != 1)}"]
     point = ", ".join(view.in_names[:8]) + (", …" if m > 8 else "")
     lines.append(f"at ({point}) = {_vector(view.x, 15)}")
-    total = m + view.n_ops + n
+    total = view.n_vars + n
     lines += [""] + _section(view, "Forward Primal Trace", total,
                              lambda i: _primal_row(view, i), limit)
     if "tangents" in view.missing:

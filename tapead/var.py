@@ -224,6 +224,7 @@ class ValueWarning(UserWarning):
 _setup(fail, _number, _mixed, _on_guard, _on_value,
        tuple(_address(f) for f in ("tp_rec1", "tp_rec2", "tp_rec2vc", "tp_rec2cv", "tp_value",
                                    "tp_forward", "tp_vjp", "tp_n_ops", "tp_rec3", "tp_const",
-                                   "tp_guard", "tp_closed")),
+                                   "tp_guard", "tp_closed", "tp_new", "tp_free", "tp_claim",
+                                   "tp_close", "tp_add_inputs", "tp_set_outputs")),
        tuple(int(o) for o in (Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.POW, Op.NEG, Op.ABS, Op.SQUARE,
                               Op.SQRT, Op.LT, Op.LE, Op.GT, Op.GE, Op.EQ, Op.NE)))

@@ -97,7 +97,7 @@ def _xsiny_vjp(x, w):
 
 @ad.primitive
 def _polar(r, a):
-    """(r cos a, r sin a): a user primitive with two outputs (CALL, then one OUT)."""
+    """(r cos a, r sin a): a user primitive with two outputs (one CALL writing both)."""
     return np.array([r * np.cos(a), r * np.sin(a)])
 
 
@@ -316,16 +316,16 @@ CASES = {
                   lambda x, y: [y, x] if x != y else [1.0, 0.0],
                   [(1.0, 2.0), (2.0, 2.0), (-3.0, 0.5)], fd=False),
             higher(guard(lambda x, y: x != y), guard(lambda x, y: x != y), (0.7, -1.2))],
-    # ---- user-defined primitives: CALL (the call and its first output), OUT (each further
-    # output); first-order rules only, so second order and Taylor raise TypeError -------------
+    # ---- user-defined primitives: CALL writes all of a call's outputs (_polar, pair: two);
+    # first-order rules only, so second order and Taylor raise TypeError ---------------------
     Op.CALL: [first([_xsiny, lambda x, y: _xsiny(x * 1.0, y)], lambda x, y: x * math.sin(y),
                     lambda x, y: [math.sin(y), x * math.cos(y)],
                     [(1.5, 0.5), (-2.0, 2.5), (0.0, 1.0)]),
-              higher(lambda x: cube(x) + x * x, None, (0.7,), raises=TypeError)],
-    Op.OUT: [first([lambda r, a: _polar(r, a)[1]], lambda r, a: r * math.sin(a),
-                   lambda r, a: [math.sin(a), r * math.cos(a)],
-                   [(1.5, 0.5), (-2.0, 2.5), (0.0, 1.0)]),
-             higher(lambda x, y: ad.sum(pair(x, y)) * x, None, (0.7, -1.2), raises=TypeError)],
+              first([lambda r, a: _polar(r, a)[1]], lambda r, a: r * math.sin(a),
+                    lambda r, a: [math.sin(a), r * math.cos(a)],
+                    [(1.5, 0.5), (-2.0, 2.5), (0.0, 1.0)]),
+              higher(lambda x: cube(x) + x * x, None, (0.7,), raises=TypeError),
+              higher(lambda x, y: ad.sum(pair(x, y)) * x, None, (0.7, -1.2), raises=TypeError)],
 }
 
 

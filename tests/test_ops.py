@@ -15,7 +15,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 import tapead as ad
-from tapead._core import OP_ARITY, GroupOp, Op
+from tapead._core import OP_ARITY, OP_RESULTS, GroupOp, Op
 
 from op_cases import context, table
 
@@ -46,7 +46,7 @@ def test_op_table_arity_matches_cases():
             n = len(case.points[0])
             if op in GUARDS:                # x, y and the outcome at recording
                 assert OP_ARITY[op] == n + 1, op.name
-            elif op in PRIMITIVES:          # CALL: variadic; OUT: the call and an output number
+            elif op in PRIMITIVES:          # CALL: variadic, writing its outputs
                 assert OP_ARITY[op] in (-1, 2), op.name
             elif OP_ARITY[op] >= 0:
                 assert OP_ARITY[op] == n, op.name
@@ -387,15 +387,18 @@ def test_nonfinite_inputs_sweep_without_crashing(op):
 
 def test_op_kinds_come_from_the_op_list():
     """GroupOp is read from ops.def's RULE column (through C): every op has exactly one kind,
-    comparisons are GUARD, user primitives PRIMITIVE, WHERE is CUSTOM."""
+    comparisons are GUARD, user primitives PRIMITIVE, WHERE is CUSTOM. OP_RESULTS is its
+    RESULTS column: one variable per scalar op, a CALL's count stored with its operands."""
     import re
     from pathlib import Path
-    rows = re.findall(r"^OP\(\s*(\w+)\s*,\s*\w+\s*,\s*(\w+)\s*,", (Path(__file__).parents[1] /
-                      "csrc" / "ops.def").read_text(), flags=re.M)
+    rows = re.findall(r"^OP\(\s*(\w+)\s*,\s*\w+\s*,\s*(\w+)\s*,\s*(\w+)\s*,",
+                      (Path(__file__).parents[1] / "csrc" / "ops.def").read_text(), flags=re.M)
     kinds = {"PARTIAL": GroupOp.PARTIAL, "CUSTOM": GroupOp.CUSTOM, "GUARD": GroupOp.GUARD,
              "PRIMITIVE": GroupOp.PRIMITIVE}
     assert len(rows) == len(Op)
-    for name, rule in rows:
+    for name, results, rule in rows:
         assert [k for k, group in kinds.items() if Op[name] in group] == [rule]
+        assert OP_RESULTS[Op[name]] == (-1 if results == "VARIADIC" else int(results)), name
     assert {op.name for op in GroupOp.GUARD} == {"LT", "LE", "GT", "GE", "EQ", "NE"}
     assert Op.WHERE in GroupOp.CUSTOM
+    assert {op for op in Op if OP_RESULTS[op] != 1} == {Op.CALL}

@@ -1,5 +1,5 @@
 """User-defined primitives (docs/API.md): Python functions with their own jvp/vjp rules,
-recorded as one tape operation (CALL, plus OUT per further output) that the C sweeps call back.
+recorded as one tape operation (a CALL writing all its outputs) that the C sweeps call back.
 
 Oracles: central differences of the same program on plain floats (a primitive called on numbers
 just evaluates), closed forms where they exist, and forward == reverse.
@@ -173,13 +173,41 @@ X4 = np.array([0.4, -0.3, 1.2, 0.8])
 def test_vector_output_array_primitives():
     tape = ad.record(vector_program, X4)
     ops = tape.stats()["by_opcode"]
-    assert ops["call"] == 3 and ops["out"] == 3 + 2 + 1        # 4, 3 and 2 outputs
+    assert ops["call"] == 3 and "out" not in ops               # 4, 3 and 2 outputs each
     for x in (X4, np.array([-1.0, 0.5, 0.25, 2.0])):
         Jf, Jr = tape.jacobian(x, mode="forward"), tape.jacobian(x, mode="reverse")
         assert Jf.shape == (5, 4)
         assert_allclose(Jf, Jr, rtol=1e-13, atol=1e-15)
         assert_allclose(Jf, ad.finite_diff(vector_program, x), rtol=1e-8, atol=1e-10)
         assert_allclose(tape(x), vector_program(x), rtol=1e-15)
+
+
+def test_a_call_writes_its_outputs_as_consecutive_variables():
+    """One CALL op writes all n outputs, variables z .. z+n-1, and the next op's result follows
+    them; backward() from an output before the call's last replays the whole call."""
+    from tapead.program import listing
+    from tapead.sparsity import hessian_colouring
+    with ad.Tape() as t:
+        x = t.variables(np.array([0.4, -0.3, 1.2]))
+        c = cumprod(x)                                     # 3 outputs
+        s = c[1] * 2.0
+        t.outputs(s)
+    assert len(t) == 2 and t.stats()["by_opcode"] == {"call": 1, "mul": 1}
+    assert [v.index for v in c] == [3, 4, 5] and s.index == 6
+    assert t.stats()["values_nbytes"] == 8 * 7
+    steps, _, _ = listing(t)
+    assert [(st.op.name, st.index, st.results) for st in steps] == [("CALL", 3, 3), ("MUL", 6, 1)]
+    assert steps[0].operands[1:] == (0, 1, 2) and steps[1].operands[0] == 4
+    c[1].backward()                                        # c[1] = x0 x1
+    assert_allclose([v.grad for v in x], [-0.3, 0.4, 0.0], rtol=1e-15)
+    assert_allclose(t.gradient(), [-0.6, 0.8, 0.0], rtol=1e-15)
+    # the Hessian's pattern: c[1] (a further result of the call) depends on x0 and x1
+    with ad.Tape() as t:
+        x = t.variables(np.array([0.4, -0.3, 1.2]))
+        t.outputs(cumprod(x[:2])[1] * x[2])
+    _, _, rows, cols = hessian_colouring(t._rec)
+    assert sorted(zip(rows.tolist(), cols.tolist())) == \
+        [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2), (2, 0), (2, 1)]
 
 
 def test_array_primitive_closed_forms():
