@@ -19,6 +19,7 @@
 #include <string.h>
 #include <math.h>
 #include "tape_impl.h"
+#include "work.h"
 #include "rules.h"
 
 #define NONE INT32_MIN                   /* no operand code: constants end at INT32_MIN + 1 */
@@ -34,7 +35,7 @@ typedef struct {
     int32_t *def;                        /* pass-1 variable - m -> the op that writes it */
     int32_t *rep;                        /* original variable -> pass-1 operand code */
     tp_tape *pool;                       /* pass 1's constants (the original pool, then folds) */
-    struct slot *table; int64_t cap, used;   /* value numbering (value_number) */
+    struct slot *table; int64_t cap;     /* value numbering (value_number) */
     int64_t cse, folded, identities;
 } opt_t;
 
@@ -151,39 +152,19 @@ static int same_op(const opt_t *o, int64_t k, int op, const int32_t *q, int32_t 
     return 1;
 }
 
-/* The table: k + 1 for pass-1 op k (0: empty) with its hash, at the hash's low bits. It starts
- * small and doubles (load under 1/2), so a tape of many repeats keeps it in cache. */
+/* The table: k + 1 for pass-1 op k (0: empty) with its hash, at the hash's low bits; at least
+ * twice the operations' number of slots (at most 2^32, the hash's bits). */
 typedef struct slot { int32_t k1; uint32_t h; } slot_t;
 
-static int grow_table(opt_t *o)
-{
-    int64_t cap = o->cap ? 2 * o->cap : 4096;
-    if (cap > ((int64_t)1 << 32)) return TP_ETOOBIG;          /* the hash's bits */
-    slot_t *t = calloc((size_t)cap, sizeof *t);
-    if (!t) return TP_ENOMEM;
-    for (int64_t i = 0; i < o->cap; i++) {
-        if (!o->table[i].k1) continue;
-        int64_t j = o->table[i].h & (cap - 1);
-        while (t[j].k1) j = (j + 1) & (cap - 1);
-        t[j] = o->table[i];
-    }
-    free(o->table);
-    o->table = t; o->cap = cap;
-    return TP_OK;
-}
-
-/* The pass-1 op equal to (op, q), else k is entered as it: its number (or a status). */
+/* The pass-1 op equal to (op, q), else k is entered as it: its number. */
 static int64_t value_number(opt_t *o, int op, const int32_t *q, int32_t n, int64_t k)
 {
-    int rc;
-    if (2 * (o->used + 1) > o->cap && (rc = grow_table(o)) < 0) return rc;
     const uint32_t h = hash_op(op, q, n);
     int64_t j = h & (o->cap - 1);
     for (slot_t *s; (s = &o->table[j])->k1; j = (j + 1) & (o->cap - 1))
         if (s->h == h && same_op(o, s->k1 - 1, op, q, n)) return s->k1 - 1;
     o->table[j].k1 = (int32_t)k + 1;
     o->table[j].h = h;
-    o->used++;
     return k;
 }
 
@@ -194,7 +175,7 @@ static int simplify(opt_t *o, int op, const int32_t *r, int32_t n, int64_t k, in
     int all_const = 1;
     for (int32_t j = 0; j < n; j++) all_const &= r[j] < 0;
     if (all_const) {
-        double c[3], *vals = n <= 3 ? c : malloc((size_t)n * sizeof *vals);
+        double c[3] = {0.0, 0.0, 0.0}, *vals = n <= 3 ? c : malloc((size_t)n * sizeof *vals);
         if (!vals) return TP_ENOMEM;
         for (int32_t j = 0; j < n; j++) vals[j] = konst(o, r[j]);
         double z = fold(op, vals, n);
@@ -204,7 +185,6 @@ static int simplify(opt_t *o, int op, const int32_t *r, int32_t n, int64_t k, in
     }
     if ((*to = exact_identity(o, op, r)) != NONE) { o->identities++; return TP_OK; }
     int64_t e = value_number(o, op, r, n, k);
-    if (e < 0) return (int)e;
     if (e != k) { *to = o->first[e]; o->cse++; }
     return TP_OK;
 }
@@ -352,27 +332,50 @@ static int pass3(opt_t *o, const int32_t *outputs, const uint8_t *live, renum_t 
 }
 
 /* ---- the entry point --------------------------------------------------------------------- */
-/* Fills into (a new tape: tp_new, nothing recorded) with t optimised and closes it. map (one per
- * variable of t): its variable in the new tape, or -1 (removed, or replaced by a constant).
- * stats: cse, folded, identities, dead, the operations before and after. */
-int tp_optimize(tp_tape *t, tp_tape *into, int32_t *map, int64_t *stats)
+/* Scratch from the thread's sweep buffers (work.h): repeated calls fault no fresh pages in. */
+typedef struct { char *p; size_t used; } arena_t;
+
+static void *take(arena_t *a, int64_t n, size_t sz)
+{
+    void *q = a->p + a->used;
+    a->used += ((size_t)(n > 0 ? n : 1) * sz + 7) & ~(size_t)7;
+    return q;
+}
+
+/* Fills into (a new tape: tp_new, nothing recorded) with t optimised and closes it. vars[0 ..
+ * n_vars-1], variables of t, become theirs in the new tape, or -1 (removed, or replaced by a
+ * constant). stats: cse, folded, identities, dead, the operations before and after. */
+int tp_optimize(tp_tape *t, tp_tape *into, int32_t *vars, int64_t n_vars, int64_t *stats)
 {
     if (!tp_may_read(t)) return TP_ETHREAD;
     if (into == t || into->claimed || into->n_inputs || into->n_ops || into->n_consts)
         return TP_EARG;
-    const int64_t nv = tp_nvars(t), nw = nv - t->n_inputs;
-    opt_t o = {.t = t, .m = t->n_inputs};
+    const int64_t nv = tp_nvars(t), n = t->n_ops, pool_max = t->n_consts + n;
+    for (int64_t i = 0; i < n_vars; i++)
+        if (vars[i] < 0 || vars[i] >= nv) return TP_EARG;
+    opt_t o = {.t = t, .m = t->n_inputs, .cap = 1024};
+    while (o.cap < 2 * n && o.cap < ((int64_t)1 << 32)) o.cap *= 2;
     renum_t r = {0};
-    int32_t *outputs = alloc(t->n_outputs, sizeof *outputs);
-    uint8_t *live = NULL;
-    int rc = TP_ENOMEM;
-    o.ops = alloc(t->n_ops, 1); o.args = alloc(t->n_args, sizeof *o.args);
-    o.at = alloc(t->n_ops, sizeof *o.at); o.src = alloc(t->n_ops, sizeof *o.src);
-    o.first = alloc(t->n_ops, sizeof *o.first); o.def = alloc(nw, sizeof *o.def);
-    o.rep = alloc(nv, sizeof *o.rep);
+    work_t w;
+    int rc = work_begin(&w, t);
+    if (rc < 0) return rc;
+    /* 8-byte items first: every piece stays aligned */
+    const size_t bytes = (size_t)(o.cap + n) * 8 + (size_t)(nv * 3 + n * 3 + t->n_args +
+                         pool_max + t->n_outputs) * 4 + (size_t)(n + nv) + 13 * 8;
+    arena_t a = {(char *)work_buf(&w, W_VALUES, (int64_t)(bytes / 8 + 1)), 0};
     o.pool = tp_new(); r.z = tp_new();
-    if (!outputs || !o.ops || !o.args || !o.at || !o.src || !o.first || !o.def || !o.rep ||
-        !o.pool || !r.z) goto done;
+    rc = TP_ENOMEM;
+    if (!a.p || !o.pool || !r.z) goto done;
+    o.table = take(&a, o.cap, sizeof *o.table);
+    o.at = take(&a, n, sizeof *o.at);
+    o.rep = take(&a, nv, sizeof *o.rep); o.def = take(&a, nv - o.m, sizeof *o.def);
+    o.src = take(&a, n, sizeof *o.src); o.first = take(&a, n, sizeof *o.first);
+    o.args = take(&a, t->n_args, sizeof *o.args);
+    r.var = take(&a, nv, sizeof *r.var); r.cmap = take(&a, pool_max, sizeof *r.cmap);
+    int32_t *outputs = take(&a, t->n_outputs, sizeof *outputs);
+    o.ops = take(&a, n, 1);
+    uint8_t *live = take(&a, nv, 1);
+    memset(o.table, 0, (size_t)o.cap * sizeof *o.table);
     for (int64_t c = 0; c < t->n_consts; c++) {   /* the same codes: the pool is deduplicated */
         int32_t code;
         if ((rc = tp_pool_code(o.pool, t->consts[c], &code)) < 0) goto done;
@@ -380,22 +383,21 @@ int tp_optimize(tp_tape *t, tp_tape *into, int32_t *map, int64_t *stats)
     if ((rc = pass1(&o)) < 0) goto done;
     for (int64_t j = 0; j < t->n_outputs; j++)
         outputs[j] = t->outputs[j] >= 0 ? o.rep[t->outputs[j]] : t->outputs[j];
-    rc = TP_ENOMEM;
-    if (!(live = calloc((size_t)o.nv + 1, 1)) || !(r.var = alloc(o.nv, sizeof *r.var)) ||
-        !(r.cmap = calloc((size_t)o.pool->n_consts + 1, sizeof *r.cmap))) goto done;
+    memset(live, 0, (size_t)o.nv);
+    memset(r.cmap, 0, (size_t)o.pool->n_consts * sizeof *r.cmap);
     pass2(&o, outputs, t->n_outputs, live);
     if ((rc = pass3(&o, outputs, live, &r)) < 0) goto done;
-    for (int64_t v = 0; v < nv; v++) map[v] = o.rep[v] >= 0 ? r.var[o.rep[v]] : -1;
+    for (int64_t i = 0; i < n_vars; i++)
+        vars[i] = o.rep[vars[i]] >= 0 ? r.var[o.rep[vars[i]]] : -1;
     stats[0] = o.cse; stats[1] = o.folded; stats[2] = o.identities;
-    stats[3] = o.n - r.z->n_ops; stats[4] = t->n_ops; stats[5] = r.z->n_ops;
+    stats[3] = o.n - r.z->n_ops; stats[4] = n; stats[5] = r.z->n_ops;
     r.z->claimed = 1;
     tp_tape empty = *into;               /* into takes the new tape's fields; r.z frees its own */
     *into = *r.z;
     *r.z = empty;
     tp_close(into);
 done:
-    free(outputs); free(live); free(o.ops); free(o.args); free(o.at); free(o.src); free(o.first);
-    free(o.def); free(o.rep); free(o.table); free(r.var); free(r.cmap);
+    work_end(&w);
     tp_free(o.pool); tp_free(r.z);
     return rc;
 }

@@ -17,22 +17,27 @@ def optimized(rec, tape=None):
     from .primitive import _users
     from .tape import _Recording
     new = _Recording(rec.owner() if tape is None else tape)
-    vmap = np.empty(lib.tp_n_vars(rec._p), dtype=np.int32)
+    sites = sorted(rec.sites.items())
+    frozen = [-1 if s[2] is None else s[2] for _, s in sites]
+    # the variables carried across: each guard's (its site's and rec.guards), the .value-read
+    old = [v for v, _ in sites] + list(rec.guards) + [f for f in frozen if f >= 0]
+    vmap = np.array(old, dtype=np.int32)
     counts = ffi.new("int64_t[6]")
-    check(lib.tp_optimize(rec._p, new._p, ffi.from_buffer("int32_t[]", vmap), counts),
-          "optimize")
+    check(lib.tp_optimize(rec._p, new._p, ffi.from_buffer("int32_t[]", vmap), vmap.size,
+                          counts), "optimize")
+    new_of = dict(zip(old, vmap.tolist()))
     new.pieces, new.sizes = list(rec.pieces), list(rec.sizes)
     new.m, new.out_shape, new.n_out, new.fast = rec.m, rec.out_shape, rec.n_out, rec.fast
     # a guard merged into an earlier identical one reports the earlier's line, as the original
     # does (its replays stop at the first guard that flips)
-    sites = {}
-    for var, (file, line, frozen) in sorted(rec.sites.items()):
-        g = int(vmap[var])
-        if g >= 0 and g not in sites:
-            f = None if frozen is None else int(vmap[frozen])
-            sites[g] = (file, line, None if f is None or f < 0 else f)
-    new.sites = sites
-    new.guards = [g for g in dict.fromkeys(int(vmap[v]) for v in rec.guards) if g >= 0]
+    new_sites = {}
+    for (var, (file, line, _)), f in zip(sites, frozen):
+        g = new_of[var]
+        if g >= 0 and g not in new_sites:
+            f = new_of[f] if f >= 0 else -1
+            new_sites[g] = (file, line, f if f >= 0 else None)
+    new.sites = new_sites
+    new.guards = [g for g in dict.fromkeys(new_of[v] for v in rec.guards) if g >= 0]
     if rec in _users:
         _users[new] = set(_users[rec])          # the primitives its CALLs name stay alive
     _removed[new] = dict(zip(STATS, (int(c) for c in counts)))
