@@ -129,20 +129,28 @@ static inline uint64_t mix(uint64_t h)
 }
 
 /* A hash of an operation; a commutative op's operands in order, so that x+y and y+x meet. */
-static uint32_t hash_op(int op, const int32_t *q, int32_t n)
+static inline uint32_t hash_op(int op, const int32_t *q, int32_t n)
 {
     uint64_t g = (uint64_t)op * 0x9e3779b97f4a7c15ULL + (uint64_t)n;
-    if (commutative(op) && q[0] > q[1])
-        return (uint32_t)mix(g ^ ((uint64_t)(uint32_t)q[1] << 32 | (uint32_t)q[0]));
+    if (n == 2) {
+        uint32_t a = (uint32_t)q[0], b = (uint32_t)q[1];
+        if (commutative(op) && q[0] > q[1]) { a = (uint32_t)q[1]; b = (uint32_t)q[0]; }
+        return (uint32_t)mix(g ^ ((uint64_t)a << 32 | b));
+    }
     for (int32_t i = 0; i + 1 < n; i += 2)
         g = mix(g ^ ((uint64_t)(uint32_t)q[i] << 32 | (uint32_t)q[i + 1]));
     if (n % 2) g = mix(g ^ (uint32_t)q[n - 1]);
     return (uint32_t)g;
 }
 
-static int same_op(const opt_t *o, int64_t k, int op, const int32_t *q, int32_t n)
+static inline int same_op(const opt_t *o, int64_t k, int op, const int32_t *q, int32_t n)
 {
     if (o->ops[k] != op) return 0;
+    if (tp_op_arity[op] == 2) {
+        const int32_t *r = o->args + o->at[k];
+        return (r[0] == q[0] && r[1] == q[1]) ||
+               (commutative(op) && r[0] == q[1] && r[1] == q[0]);
+    }
     words_t w = words(op, o->args + o->at[k]);
     const int32_t *r = w.q;
     if (w.n != n) return 0;
@@ -170,7 +178,8 @@ static int64_t value_number(opt_t *o, int op, const int32_t *q, int32_t n, int64
 
 /* What a non-primitive op with operands r[0 .. n-1] becomes: *to a pass-1 operand code, or
  * NONE (it is kept, as the new pass-1 op k). */
-static int simplify(opt_t *o, int op, const int32_t *r, int32_t n, int64_t k, int32_t *to)
+static inline int simplify(opt_t *o, int op, const int32_t *r, int32_t n, int64_t k,
+                           int32_t *to)
 {
     int all_const = 1;
     for (int32_t j = 0; j < n; j++) all_const &= r[j] < 0;
@@ -202,7 +211,10 @@ static int pass1(opt_t *o)
         const int op = t->ops[i];
         const words_t w = words(op, p);
         int32_t *r = out + (w.q - p);    /* its words, operand codes as representatives */
-        for (int32_t j = 0; j < w.n; j++)
+        if (w.len == 2) {                /* the common case, kept short */
+            r[0] = p[0] < 0 ? p[0] : o->rep[p[0]];
+            r[1] = p[1] < 0 ? p[1] : o->rep[p[1]];
+        } else for (int32_t j = 0; j < w.n; j++)
             r[j] = j < w.c || w.q[j] < 0 ? w.q[j] : o->rep[w.q[j]];
         p += w.len;
         const int64_t k = o->n;
