@@ -39,9 +39,9 @@ typedef struct {
     int64_t cse, folded, identities;
 } opt_t;
 
-/* An op's operand words from p, its stream start (tape.h, "Operands"): their number n, *q the
- * first, *len the stream length, *c the first operand code (after a result count) and *res the
- * number of results. */
+/* The operand words of an op whose stream starts at p (tape.h, "Operands"): q the first, n how
+ * many, len the stream's length, c the first operand code (1 after a result count, else 0) and
+ * res the number of results. */
 typedef struct { const int32_t *q; int32_t n, c; int64_t len, res; } words_t;
 
 static inline words_t words(int op, const int32_t *p)
