@@ -1,12 +1,20 @@
+import importlib.util
+import os
+
 from setuptools import Extension, setup
 
-# Metadata lives in pyproject.toml. Two compiled modules:
-#   tapead._tapead  the C core (csrc/tape.c, csrc/sweep.c), cffi API mode, built by tapead/_build.py
-#   tapead._fast    the hot paths in CPython's C API (csrc/fast.c): Var's number protocol and
-#                   small replays, calling the core's functions directly
-CFLAGS = ["-O3", "-std=c99", "-ffp-contract=off", "-fno-fast-math"]
+# Metadata lives in pyproject.toml. Two compiled modules, one set of compiler flags and header
+# dependencies (tapead/_build.py, loaded by path: the package is not importable before it is built):
+#   tapead._tapead  the C core (csrc/*.c), cffi API mode, built by tapead/_build.py
+#   tapead._fast    the hot paths in CPython's C API (csrc/fast.c): Var's number protocol, small
+#                   replays and records, calling the core through its typed table (core_api.h)
+_spec = importlib.util.spec_from_file_location(
+    "_tapead_build", os.path.join(os.path.dirname(os.path.abspath(__file__)), "tapead", "_build.py"))
+build = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(build)
+
 setup(
     cffi_modules=["tapead/_build.py:ffibuilder"],
     ext_modules=[Extension("tapead._fast", ["csrc/fast.c"], include_dirs=["csrc"],
-                           depends=["csrc/tape.h"], extra_compile_args=CFLAGS)],
+                           depends=build.DEPENDS, extra_compile_args=build.CFLAGS)],
 )

@@ -11,7 +11,7 @@ import numpy as np
 import tapead as ad
 
 # Rosenbrock sizes: n inputs give 8 * (n - 1) tape operations.
-ROSEN_N = (10**4, 10**5)                  # the sizes, against plain Python
+ROSEN_N = (10**4, 10**5)                  # the core-speed sizes, against plain Python
 SWEEP_N = (125_001, 1_250_001)            # 10**6 and 10**7 operations: ns/op of the sweeps
 HUGE_N = 12_500_001                       # 10**8 operations
 SEED_X = [2.0, 1.0]                       # the seed's recording point

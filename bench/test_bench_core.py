@@ -1,4 +1,4 @@
-"""Issue 2, "Speed": tapead against plain Python, side by side in one run.
+"""Core speed: tapead against plain Python, side by side in one run.
 
 Groups (pytest-benchmark's table is grouped by them):
 - "rosenbrock n=10^4", "rosenbrock n=10^5", "seed f": plain-Python evaluation (list and
@@ -101,12 +101,7 @@ def test_replay_gradient(benchmark, p, input_kind, plain):
     x_new = x_new.tolist() if input_kind == "list" else x_new
     assert_grad(tape.gradient(x_new), grad(np.asarray(x_new)))
     info = describe(benchmark, p, "replay_gradient", tape=tape, input=input_kind)
-    benchmark(tape.gradient, x_new)
-    t = best(benchmark)
-    ratios(info, t, p, plain, speedup=True)
-    if t is not None:
-        info["us_per_call"] = t * 1e6
-        info["ns_per_op"] = t / len(tape) * 1e9
+    replay_timed(benchmark, info, tape, tape.gradient, x_new, p, plain)
 
 
 @pytest.mark.parametrize("p, input_kind", REPLAYS)
@@ -117,7 +112,12 @@ def test_replay_forward(benchmark, p, input_kind, plain):
     x_new = x_new.tolist() if input_kind == "list" else x_new
     np.testing.assert_allclose(tape.forward(x_new), value(np.asarray(x_new)), rtol=1e-12)
     info = describe(benchmark, p, "replay_forward", tape=tape, input=input_kind)
-    benchmark(tape.forward, x_new)
+    replay_timed(benchmark, info, tape, tape.forward, x_new, p, plain)
+
+
+def replay_timed(benchmark, info, tape, call, x, p, plain):
+    """Time call(x) and note its speed-up over plain Python, µs per call and ns per op."""
+    benchmark(call, x)
     t = best(benchmark)
     ratios(info, t, p, plain, speedup=True)
     if t is not None:
@@ -134,6 +134,16 @@ def sweep_group(n):
     return f"sweeps {_exp(rosen_ops(n))} ops"
 
 
+def sweep_timed(benchmark, n, tape, kind, call, x):
+    """Time call(x) on the big tape of Rosenbrock n: (extra_info, best time or None)."""
+    benchmark.group = sweep_group(n)
+    info = benchmark.extra_info
+    info.update(kind=kind, problem=f"rosen-{n}", ops=len(tape), nbytes=tape.nbytes,
+                bytes_per_op=tape.nbytes / len(tape))
+    benchmark(call, x)
+    return info, best(benchmark)
+
+
 @SWEEP_MARK
 @pytest.mark.parametrize("n", SWEEPS)
 def test_sweep_primal(benchmark, n, rosen_tape):
@@ -141,12 +151,7 @@ def test_sweep_primal(benchmark, n, rosen_tape):
     tape, _ = rosen_tape(n)
     x_new = rosen_point(n, seed=1)
     np.testing.assert_allclose(tape.forward(x_new), rosen(x_new), rtol=1e-12)
-    benchmark.group = sweep_group(n)
-    info = benchmark.extra_info
-    info.update(kind="sweep_primal", problem=f"rosen-{n}", ops=len(tape), nbytes=tape.nbytes,
-                bytes_per_op=tape.nbytes / len(tape))
-    benchmark(tape.forward, x_new)
-    t = best(benchmark)
+    info, t = sweep_timed(benchmark, n, tape, "sweep_primal", tape.forward, x_new)
     if t is not None:
         info["ns_per_op"] = t / len(tape) * 1e9
 
@@ -159,12 +164,7 @@ def test_sweep_gradient(benchmark, n, rosen_tape):
     tape, _ = rosen_tape(n)
     x_new = rosen_point(n, seed=1)
     assert_grad(tape.gradient(x_new), rosen_der(x_new))
-    benchmark.group = sweep_group(n)
-    info = benchmark.extra_info
-    info.update(kind="sweep_gradient", problem=f"rosen-{n}", ops=len(tape), nbytes=tape.nbytes,
-                bytes_per_op=tape.nbytes / len(tape))
-    benchmark(tape.gradient, x_new)
-    t = best(benchmark)
+    info, t = sweep_timed(benchmark, n, tape, "sweep_gradient", tape.gradient, x_new)
     if t is not None:
         t_primal = best_of(lambda: tape.forward(x_new))
         ops = len(tape)

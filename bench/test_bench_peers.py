@@ -20,7 +20,7 @@ smaller cases before it; 10 s by default, 60 s under ``--full``) is skipped with
 
 Default cases: the small rosen-10 and det_minor-4 for every system; det_minor-6 for every
 system but JAX; rosen-10^4 (cold: torch, micrograd-style; warm: CasADi) and det_minor-8 (warm:
-CasADi) — the issue's targets. ``--full`` adds every peer on every case and every problem of
+CasADi) — the peer targets. ``--full`` adds every peer on every case and every problem of
 the suite at a small size.
 """
 import pytest

@@ -7,11 +7,7 @@
  */
 #include <string.h>
 #include "sweeps.h"
-
-/* mode 0: out (n) = f(x); 1: out (n x K) = J in (k x K); 2: out (k x K) = J^T in (n x K).
- * Returns 0, or -1 with the Python exception kept for tapead/primitive.py to raise. */
-int tp_py_call(int prim, int mode, int64_t k, const double *x, int64_t n, int64_t K,
-               const double *in, double *out);
+#include "callback.h"
 
 enum { EVAL, JVP, VJP };
 

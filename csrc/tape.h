@@ -59,6 +59,8 @@ enum tp_op_kind_t {                        /* ops.def's RULE column */
 };
 extern const int tp_op_kind[];
 
+const void *tp_api(void);                  /* the typed table of core_api.h, for tapead._fast */
+
 /* lifetime and recording */
 tp_tape *tp_new(void);
 void tp_free(tp_tape *t);

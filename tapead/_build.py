@@ -23,28 +23,30 @@ def cdef_source():
     with open(os.path.join(CSRC, "tape.h")) as f:
         decls = "".join(line for line in f if not line.lstrip().startswith("#"))
     enum = "".join(f"    TP_OP_{name} = ...,\n" for name, *_ in op_rows())
-    callback = ('extern "Python+C" int tp_py_call(int prim, int mode, int64_t k, const double *x, '
-                'int64_t n, int64_t K, const double *in, double *out);\n')
+    with open(os.path.join(CSRC, "callback.h")) as f:            # its one declaration
+        callback = "".join('extern "Python+C" ' + line for line in f if line.startswith("int "))
     return decls + "enum tp_opcode {\n" + enum + "    TP_N_OPCODES = ...\n};\n" + callback
 
+
+# One set of flags and dependencies for both compiled modules (setup.py reads these for
+# tapead._fast). IEEE semantics: no -ffast-math, no contraction into FMA (same bits on every
+# machine). -fno-crossjumping keeps one dispatch jump per op handler in the threaded sweeps
+# (merged jumps mispredict: 2 ns/op instead of 7 on the Rosenbrock tape).
+CFLAGS = ["-O3", "-std=gnu99", "-ffp-contract=off", "-fno-fast-math", "-fno-crossjumping"]
+DEPENDS = sorted(os.path.relpath(os.path.join(CSRC, f)) for f in os.listdir(CSRC)
+                 if f.endswith((".h", ".def")))
+SOURCES = ["tape.c", "sweep.c", "second.c", "taylor.c", "inspect.c", "primitive.c", "work.c",
+           "core_api.c", "optimize.c"]
 
 ffibuilder = FFI()
 ffibuilder.cdef(cdef_source())
 ffibuilder.set_source(
     "tapead._tapead",
     '#include "tape_impl.h"',
-    sources=[os.path.relpath(os.path.join(CSRC, f))
-             for f in ("tape.c", "sweep.c", "second.c", "taylor.c", "inspect.c", "primitive.c",
-                       "work.c", "optimize.c")],
+    sources=[os.path.relpath(os.path.join(CSRC, f)) for f in SOURCES],
     include_dirs=[os.path.relpath(CSRC)],
-    depends=[os.path.join(CSRC, f) for f in ("ops.def", "rules.h", "series.h", "tape.h",
-                                             "tape_impl.h", "sweeps.h", "work.h", "primal_body.h", "sweep_body.h",
-                                             "sweep2_body.h")],
-    # IEEE semantics: no -ffast-math, no contraction into FMA (same bits on every machine).
-    # -fno-crossjumping keeps one dispatch jump per op handler in the threaded sweeps (merged
-    # jumps mispredict: 2 ns/op instead of 7 on the Rosenbrock tape).
-    extra_compile_args=["-O3", "-std=gnu99", "-ffp-contract=off", "-fno-fast-math",
-                        "-fno-crossjumping"],
+    depends=DEPENDS,
+    extra_compile_args=CFLAGS,
     libraries=["m"],
 )
 

@@ -45,11 +45,15 @@ _MESSAGES = {
 }
 
 
+# Raises the exception a primitive's rule raised in this thread's sweep: set by
+# tapead/primitive.py, which builds on this module (dependencies point downward only).
+raise_callback_error = None
+
+
 def fail(status, what=None):
     """Raise the exception of a negative C status."""
-    if status == lib.TP_ECALLBACK:                 # a primitive's rule raised: that exception
-        from .primitive import raise_pending
-        raise_pending()
+    if status == lib.TP_ECALLBACK and raise_callback_error is not None:
+        raise_callback_error()                     # a primitive's rule raised: that exception
     exc, msg = _MESSAGES.get(status, (RuntimeError, f"tapead core error {status}"))
     raise exc(f"{what}: {msg}" if what else msg)
 

@@ -1,7 +1,8 @@
 """The seed's numerical methods, as a checker: finite differences and check_grads."""
 import numpy as np
 
-from .tape import _as_float_array, record
+from .convert import as_float_array as _as_float_array
+from .tape import record
 
 _EPS = np.finfo(np.float64).eps
 

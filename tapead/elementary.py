@@ -4,7 +4,7 @@ object arrays of Var). NumPy's ufuncs dispatch here for Vars (Var.__array_ufunc_
 object-array loops call the same functions through the Var methods named after the ufuncs."""
 import numpy as np
 
-from ._core import OP_ARITY, GroupOp, Op, check, lib
+from ._core import OP_ARITY, GroupOp, Op, lib
 from ._fast import Cond, rec1 as _rec1, rec2 as _rec2
 from .optable import ELEMENTWISE, OPS
 from .var import UFUNCS, Var, _make, _mixed, _number, operand_codes
@@ -24,6 +24,20 @@ def _elementwise(fn, *args):
     return None
 
 
+def _on_arrays(f, plain, name, *args):
+    """f over arrays: elementwise over object arrays (of Vars), else plain on float arrays."""
+    out = _elementwise(f, *args)
+    if out is not None:
+        return out
+    try:
+        return plain(*(np.asarray(a, dtype=np.float64) for a in args))
+    except (TypeError, ValueError):
+        got = " and ".join(type(a).__name__ for a in args)
+        want = "a Var, a real number or an array of them" if len(args) == 1 else \
+            "Vars, real numbers or arrays of them"
+        raise TypeError(f"ad.{name} expects {want}; got {got}") from None
+
+
 def _unary(op, plain, name):
     op = int(op)
 
@@ -33,14 +47,7 @@ def _unary(op, plain, name):
         c = _number(x)
         if c is not None:
             return float(plain(c))
-        out = _elementwise(f, x)
-        if out is not None:
-            return out
-        try:
-            return plain(np.asarray(x, dtype=np.float64))
-        except (TypeError, ValueError):
-            raise TypeError(f"ad.{name} expects a Var, a real number or an array of them; got "
-                            f"{type(x).__name__}") from None
+        return _on_arrays(f, plain, name, x)
     f.__name__ = f.__qualname__ = name
     f.__doc__ = f"{name}(x), elementwise; records {Op(op).name} for a Var."
     return f
@@ -59,14 +66,7 @@ def _binary(op, plain, name):
             cx, cy = _number(x), _number(y)
             if cx is not None and cy is not None:
                 return float(plain(cx, cy))
-        out = _elementwise(f, x, y)
-        if out is not None:
-            return out
-        try:
-            return plain(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64))
-        except (TypeError, ValueError):
-            raise TypeError(f"ad.{name} expects Vars, real numbers or arrays of them; got "
-                            f"{type(x).__name__} and {type(y).__name__}") from None
+        return _on_arrays(f, plain, name, x, y)
     f.__name__ = f.__qualname__ = name
     f.__doc__ = f"{name}(x, y), elementwise with broadcasting; records {Op(op).name} for Vars."
     return f

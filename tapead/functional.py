@@ -8,7 +8,8 @@ import reprlib
 
 import numpy as np
 
-from .tape import _MODES, _as_float_array, record
+from .convert import as_float_array as _as_float_array
+from .tape import _MODES, record
 from .var import Var, _number
 
 
@@ -106,9 +107,20 @@ def _fresh(a):
         tuple(_fresh(b) for b in a) if isinstance(a, tuple) else a
 
 
+def _plain(x):
+    """A number or a float64 vector: ad.record takes it in one C call, no checks needed here."""
+    return type(x) is float or (type(x) is np.ndarray and x.dtype == np.float64 and x.ndim == 1)
+
+
 def grad(f, argnums=0):
     """Gradient of a scalar-valued f with respect to args[argnums] (a tuple for a tuple)."""
+    checked = _checked("ad.grad", f)
+
     def grad_f(*args):
+        if argnums == 0 and type(argnums) is int and len(args) == 1 and _plain(args[0]):
+            tape = record(checked, args[0])          # the common case: one C call records f
+            _scalar("ad.grad", tape, "ad.jacobian differentiates a vector-valued f")
+            return tape.gradient()
         tape, single, pick = _record("ad.grad", f, args, argnums)
         _scalar("ad.grad", tape, "ad.jacobian differentiates a vector-valued f")
         g = tape.gradient()

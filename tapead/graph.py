@@ -9,7 +9,7 @@ import shutil
 import subprocess
 
 from ._core import lib
-from .trace import _GUARDS, _PRIMITIVES, _View, _num, call_info, primal_rule
+from .view import _GUARDS, _PRIMITIVES, _View, _num, call_info, primal_rule
 
 MAX_OPS = 2000
 FORMATS = ("svg", "png", "pdf")

@@ -15,8 +15,8 @@ _removed = weakref.WeakKeyDictionary()     # optimised recording -> its STATS
 def optimized(rec, tape=None):
     """A new closed recording (of tape, default rec's) computing what rec computes."""
     from .primitive import _users
-    from .tape import _Recording
-    new = _Recording(rec.owner() if tape is None else tape)
+    from .recording import Recording
+    new = Recording(rec.owner() if tape is None else tape)
     sites = sorted(rec.sites.items())
     frozen = [-1 if s[2] is None else s[2] for _, s in sites]
     # the variables carried across: each guard's (its site's and rec.guards), the .value-read

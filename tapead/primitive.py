@@ -30,8 +30,9 @@ import weakref
 
 import numpy as np
 
+from . import _core
 from ._core import check, ffi, lib
-from .tape import _as_float_array
+from .convert import as_float_array as _as_float_array
 from .var import Var, _make, _number, operand_codes
 
 _registry = {}                     # id -> (weak reference to the Primitive, takes an array)
@@ -223,3 +224,6 @@ def raise_pending():
     if exc is None:
         raise RuntimeError("a primitive's rule failed")
     raise exc
+
+
+_core.raise_callback_error = raise_pending

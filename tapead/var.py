@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 
-from ._core import Op, fail, ffi, lib
+from ._core import fail, ffi, lib
 from ._fast import Cond, Var, new as new_var, setup as _setup
 from .errors import TapeError
 
@@ -152,10 +152,6 @@ def _mixed(*_):
                     "Vars of its own tape")
 
 
-def _address(name):
-    return int(ffi.cast("uintptr_t", ffi.addressof(lib, name)))
-
-
 def _unsupported(name):
     def method(self, *args, **kwargs):
         raise TypeError(f"numpy.{name} is not supported on tapead Vars (it has no derivative "
@@ -221,10 +217,4 @@ class ValueWarning(UserWarning):
     """v.value (or .grad) was read while recording: the tape now holds a guard on that value."""
 
 
-_setup(fail, _number, _mixed, _on_guard, _on_value,
-       tuple(_address(f) for f in ("tp_rec1", "tp_rec2", "tp_rec2vc", "tp_rec2cv", "tp_value",
-                                   "tp_forward", "tp_vjp", "tp_n_ops", "tp_rec3", "tp_const",
-                                   "tp_guard", "tp_closed", "tp_new", "tp_free", "tp_claim",
-                                   "tp_close", "tp_add_inputs", "tp_set_outputs")),
-       tuple(int(o) for o in (Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.POW, Op.NEG, Op.ABS, Op.SQUARE,
-                              Op.SQRT, Op.LT, Op.LE, Op.GT, Op.GE, Op.EQ, Op.NE)))
+_setup(fail, _number, _mixed, _on_guard, _on_value, int(ffi.cast("uintptr_t", lib.tp_api())))

@@ -94,6 +94,17 @@ BINARY = {
 }
 
 
+def record_program(m, body, outs, xs, unary):
+    """A random program's x and tape, recorded where its values are finite and moderate
+    (hypothesis.assume skips the others)."""
+    from hypothesis import assume
+    prog = (m, body, outs)
+    x = np.array(xs[:m])
+    y = np.array([float(v) for v in run_program(prog, x, unary)])
+    assume(np.all(np.isfinite(y)) and np.abs(y).max() < 1e4)
+    return prog, x, ad.record(lambda u: run_program(prog, u, unary), x)
+
+
 def run_program(prog, x, unary, binary=BINARY):
     """Run a program (m inputs, steps, output picks) on Vars or floats: a DAG that reuses any
     earlier value, with short loops; steps name functions of unary and binary."""

@@ -358,6 +358,20 @@ def operands(point, x):
     return [a + xi * (b + 0.5 * xi) for a, xi, b in zip(point, x, SLOPES)]
 
 
+def missing_cases(tab, which):
+    """A test's check that every op of ops.def has a case in tab (table(which))."""
+    missing = [op.name for op in Op if op not in tab]
+    assert not missing, f"ops without a {which} case in tests/op_cases.py: {missing}"
+    assert set(tab) <= set(Op)
+
+
+def records_its_op(program, op, k, point):
+    """A case's program, recorded at its point, holds the op."""
+    tape = ad.record(program, np.zeros(len(point)))
+    assert tape.stats()["by_opcode"].get(op.name.lower(), 0) >= 1, \
+        context(op, f"case {k}", point, True)
+
+
 def context(op, what, point, fresh):
     """A failing op test's message: the op and its case, the point, a fresh or replayed tape
     (fresh: recorded at this point; replayed: recorded elsewhere, swept here)."""

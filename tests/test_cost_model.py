@@ -56,23 +56,15 @@ def visits(tape, call):
 
 @pytest.mark.parametrize("n", SIZES)
 @pytest.mark.parametrize("m", SIZES)
-def test_forward_jacobian_costs_m_tangent_sweeps(m, n):
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_jacobian_costs_m_tangent_or_n_adjoint_sweeps(mode, m, n):
+    """forward: m tangent directions, no adjoint; reverse: n adjoint directions, no tangent."""
     tape, x = record(m, n)
-    J, v = visits(tape, lambda: tape.jacobian(x, mode="forward"))
+    J, v = visits(tape, lambda: tape.jacobian(x, mode=mode))
     np.testing.assert_allclose(J, family_jacobian(x, n), rtol=1e-13)
-    assert v["tangent"] == m * len(tape)
-    assert v["adjoint"] == 0
-    assert v["primal"] == len(tape)
-
-
-@pytest.mark.parametrize("n", SIZES)
-@pytest.mark.parametrize("m", SIZES)
-def test_reverse_jacobian_costs_n_adjoint_sweeps(m, n):
-    tape, x = record(m, n)
-    J, v = visits(tape, lambda: tape.jacobian(x, mode="reverse"))
-    np.testing.assert_allclose(J, family_jacobian(x, n), rtol=1e-13)
-    assert v["adjoint"] == n * len(tape)
-    assert v["tangent"] == 0
+    swept, idle, k = ("tangent", "adjoint", m) if mode == "forward" else ("adjoint", "tangent", n)
+    assert v[swept] == k * len(tape)
+    assert v[idle] == 0
     assert v["primal"] == len(tape)
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import tapead as ad
-from tapead import cli, elementary, trace
+from tapead import cli, elementary, view as trace
 from tapead._core import OP_ARITY, GroupOp, Op
 from tapead.optable import DIFFERENTIABLE, ELEMENTWISE, INTERNAL, OPS, PUBLIC, display_templates
 from tapead.var import UFUNCS
@@ -20,7 +20,7 @@ from tapead.var import UFUNCS
 from op_cases import table
 
 POINT = (0.75, 0.5, -0.25)
-VARIADIC_DISPLAY = {Op.SUM, Op.DOT}     # their text is generated in tapead/trace.py
+VARIADIC_DISPLAY = {Op.SUM, Op.DOT}     # their text is generated in tapead/view.py
 WHAT = {"first": "first-order", "second": "second-order", "taylor": "Taylor"}
 
 
@@ -66,7 +66,7 @@ def test_rows_are_ops_python_reaches():
     assert set(OPS) <= set(DIFFERENTIABLE) | GroupOp.GUARD
     assert GroupOp.GUARD <= set(OPS)
     assert {op for op in DIFFERENTIABLE if OP_ARITY[op] < 0} == VARIADIC_DISPLAY, \
-        "a new variadic op needs its display text in tapead/trace.py (as SUM and DOT)"
+        "a new variadic op needs its display text in tapead/view.py (as SUM and DOT)"
 
 
 def _vars(t, n):

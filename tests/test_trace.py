@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import tapead as ad
-from tapead import graph, trace as trace_mod
+from tapead import graph, trace as trace_mod, view as view_mod
 from tapead._core import Op
 from tapead.program import listing
 
@@ -193,7 +193,7 @@ def test_adjoint_running_sums_match_the_C_sweep():
             return [pool[-1], pool[-2]]
         tape = ad.record(f, x)
         w = rng.normal(size=2)
-        view = trace_mod._View(tape, None, np.array([1.0, 0, 0]), w)
+        view = view_mod._View(tape, None, np.array([1.0, 0, 0]), w)
         adj = trace_mod._Adjoint(view)
         for t in set(adj.target.tolist()):
             last = int(np.flatnonzero(adj.target == t)[-1])
@@ -222,9 +222,9 @@ def test_long_tapes_print_an_excerpt():
 
 
 def test_every_op_has_a_display_template():
-    missing = [op.name for op in Op if op.name not in trace_mod.RULES]
-    assert not missing, f"add display templates to tapead/trace.py RULES for {missing}"
-    for name, rules in trace_mod.RULES.items():
+    missing = [op.name for op in Op if op.name not in view_mod.RULES]
+    assert not missing, f"add display templates (tapead/optable.py) to view_mod.RULES for {missing}"
+    for name, rules in view_mod.RULES.items():
         if rules is not None and name in Op.__members__:
             arity = ad._core.OP_ARITY[Op[name]]
             assert len(rules[0]) == arity, name

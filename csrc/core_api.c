@@ -1,0 +1,12 @@
+/* The table of core functions for tapead._fast (core_api.h). */
+#include "core_api.h"
+
+static const tp_core_api api = {
+    .tape_new = tp_new, .tape_free = tp_free, .claim = tp_claim, .close = tp_close,
+    .closed = tp_closed, .add_inputs = tp_add_inputs, .rec1 = tp_rec1, .rec2 = tp_rec2,
+    .rec2vc = tp_rec2vc, .rec2cv = tp_rec2cv, .rec3 = tp_rec3, .konst = tp_const,
+    .set_outputs = tp_set_outputs, .guard = tp_guard, .value = tp_value, .n_ops = tp_n_ops,
+    .forward = tp_forward, .vjp = tp_vjp,
+};
+
+const void *tp_api(void) { return &api; }

@@ -1,0 +1,368 @@
+/* TapeBase (Tape's fields and its C gradient path) and record(): ad.record in one call.
+ * Part of tapead._fast: included once by csrc/fast.c, in order, after its types. */
+/* ---- TapeBase: Tape's fields, and gradient ------------------------------------------------- */
+typedef struct {
+    PyObject_HEAD
+    PyObject *rec;           /* the current recording */
+    PyObject *fn;            /* f of ad.record (re-recorded where a guard flips), or None */
+    Py_ssize_t rerecords;
+    char optimize;           /* each recording is optimised (Tape.optimize): re-record in Python */
+    PyObject *weaklist;
+} TapeObject;
+
+static int tape_traverse(TapeObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->rec);
+    Py_VISIT(self->fn);
+    return 0;
+}
+
+static int tape_clear(TapeObject *self)
+{
+    Py_CLEAR(self->rec);
+    Py_CLEAR(self->fn);
+    return 0;
+}
+
+static void tape_dealloc(TapeObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    if (self->weaklist) PyObject_ClearWeakRefs((PyObject *)self);
+    tape_clear(self);
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+static PyObject *record_into(PyObject *f, PyObject *const *items, Py_ssize_t k, PyObject *tape);
+
+/* The gradient at x of a recording taken by the C path: 1 with *res, 0 not taken here, -1
+ * error, 2 a branch guard flipped (nothing stored). */
+static int grad_fast(RecObject *r, PyObject *x, PyObject **res)
+{
+    tp_tape *t = r->p;
+    if (readable(t) < 0) return -1;
+    if (t->n_outputs != 1) return 0;
+    int64_t m = t->n_inputs;
+    int kind = r->fast, k;
+    xin in;
+    if (x == Py_None) {                           /* vjp copies x before it stores it back */
+        in.x = t->last_x; in.heap = NULL; in.has_view = 0;
+    } else if ((k = xin_read(&in, x, &m, kind)) <= 0) return k;
+    double stack[SMALL], *g = stack;
+    PyObject *arr = NULL;
+    Py_buffer out;
+    out.obj = NULL;
+    if (kind == 1) {
+        PyObject *n = PyLong_FromLongLong(m);
+        arr = n ? PyObject_CallOneArg(R.np_empty, n) : NULL;
+        Py_XDECREF(n);
+        if (!arr || out_buffer(arr, &out, m) < 0) { Py_XDECREF(arr); xin_release(&in); return -1; }
+        g = out.buf;
+    } else if (m > SMALL && !(g = PyMem_Malloc((size_t)m * sizeof *g))) {
+        xin_release(&in);
+        PyErr_NoMemory();
+        return -1;
+    }
+    int rc = sweep_vjp(t, in.x, g);
+    xin_release(&in);
+    if (rc >= 0) {
+        if (kind == 1) *res = arr, arr = NULL;
+        else if (kind == 2) *res = PyFloat_FromDouble(g[0]);
+        else if ((*res = PyTuple_New(m)))
+            for (int64_t i = 0; i < m; i++) {
+                PyObject *v = PyFloat_FromDouble(g[i]);
+                if (!v) { Py_CLEAR(*res); break; }
+                PyTuple_SET_ITEM(*res, i, v);
+            }
+    }
+    if (out.obj) PyBuffer_Release(&out);
+    Py_XDECREF(arr);
+    if (g != stack && kind != 1) PyMem_Free(g);
+    if (rc == TP_EBRANCH) return 2;
+    if (rc < 0) { status_error(rc); return -1; }
+    return *res ? 1 : -1;
+}
+
+/* x of a replay method taking (x=None) */
+static int parse_x(const char *name, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+                   PyObject **x)
+{
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    if (nargs > 1) {
+        PyErr_Format(PyExc_TypeError, "Tape.%s() takes from 1 to 2 positional arguments but "
+                     "%zd were given", name, nargs + 1);
+        return -1;
+    }
+    if (nargs) *x = args[0];
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+        PyObject *kw = PyTuple_GET_ITEM(kwnames, i);
+        if (!PyUnicode_Check(kw) || PyUnicode_CompareWithASCIIString(kw, "x")) {
+            PyErr_Format(PyExc_TypeError, "Tape.%s() got an unexpected keyword argument '%S'",
+                         name, kw);
+            return -1;
+        }
+        if (nargs) {
+            PyErr_Format(PyExc_TypeError, "Tape.%s() got multiple values for argument 'x'", name);
+            return -1;
+        }
+        *x = args[nargs + i];
+    }
+    return 0;
+}
+
+/* Raise rec.branch_changed() (from None) */
+static PyObject *raise_branch_changed(PyObject *rec)
+{
+    PyObject *e = PyObject_CallMethodNoArgs(rec, R.s_branch_changed);
+    if (!e) return NULL;
+    PyException_SetCause(e, NULL);                /* `from None` */
+    PyErr_SetObject((PyObject *)Py_TYPE(e), e);
+    Py_DECREF(e);
+    return NULL;
+}
+
+static PyObject *tape_gradient(TapeObject *self, PyObject *const *args, Py_ssize_t nargs,
+                               PyObject *kwnames)
+{
+    PyObject *x = Py_None, *res = NULL, *rec = self->rec;
+    if (parse_x("gradient", args, nargs, kwnames, &x) < 0) return NULL;
+    Py_XINCREF(rec);
+    for (int again = 0; rec && IS_REC(rec); again = 1) {
+        RecObject *r = (RecObject *)rec;
+        if (!r->fast || r->n_out != 1) break;      /* the general path (and its errors) */
+        int k = grad_fast(r, x, &res);   /* x again after a re-record: another thread may
+                                            move the new recording's last point meanwhile */
+        if (k == 1 || k < 0) { Py_DECREF(rec); return res; }
+        if (k == 0) break;
+        if (again) {                               /* f took another branch on the same input */
+            raise_branch_changed(rec);
+            Py_DECREF(rec);
+            return NULL;
+        }
+        /* a branch guard flipped at x: re-record f there (x as its pieces, as _after_flip
+         * gives them, when record_into takes them; else _after_flip: BranchChanged for an
+         * imperative tape) */
+        PyObject *next = Py_NotImplemented;
+        Py_INCREF(next);
+        if (self->fn && self->fn != Py_None && x != Py_None && !self->optimize) {
+            Py_DECREF(next);
+            if (r->fast != 3) next = record_into(self->fn, &x, 1, (PyObject *)self);
+            else if (PyList_CheckExact(x) || PyTuple_CheckExact(x))
+                next = record_into(self->fn, PySequence_Fast_ITEMS(x),
+                                   PySequence_Fast_GET_SIZE(x), (PyObject *)self);
+            else { next = Py_NotImplemented; Py_INCREF(next); }
+        }
+        if (next == Py_NotImplemented) {
+            Py_DECREF(next);
+            PyObject *args2[3] = {(PyObject *)self, rec, x};
+            next = PyObject_VectorcallMethod(R.s_after_flip, args2, 3, NULL);
+        }
+        Py_DECREF(rec);
+        if (!next) return NULL;
+        rec = next;
+    }
+    Py_XDECREF(rec);
+    return PyObject_CallMethodOneArg((PyObject *)self, R.s_gradient, x);
+}
+
+static PyMethodDef tape_methods[] = {
+    {"gradient", (PyCFunction)(void (*)(void))tape_gradient, METH_FASTCALL | METH_KEYWORDS,
+     "gradient($self, /, x=None)\n--\n\n"
+     "Gradient of the scalar output at x, shaped like x (one primal + one adjoint sweep); a "
+     "tuple of floats for a tape recorded from several scalars."},
+    {NULL}
+};
+
+static PyMemberDef tape_members[] = {
+    {"_rec", T_OBJECT, offsetof(TapeObject, rec), 0, "the current recording"},
+    {"_fn", T_OBJECT, offsetof(TapeObject, fn), 0, "f of ad.record, or None"},
+    {"_rerecords", T_PYSSIZET, offsetof(TapeObject, rerecords), 0, "re-recordings so far"},
+    {"_optimize", T_BOOL, offsetof(TapeObject, optimize), 0, "re-recordings are optimised"},
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(TapeObject, weaklist), READONLY, NULL},
+    {NULL}
+};
+
+static PyType_Slot tape_slots[] = {
+    {Py_tp_dealloc, tape_dealloc}, {Py_tp_traverse, tape_traverse}, {Py_tp_clear, tape_clear},
+    {Py_tp_members, tape_members}, {Py_tp_methods, tape_methods},
+    {Py_tp_doc, "Base of tapead.Tape: its fields and the C gradient path."},
+    {0, NULL}
+};
+
+static PyType_Spec tape_spec = {
+    "tapead._fast.TapeBase", sizeof(TapeObject), 0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC, tape_slots,
+};
+
+/* ---- record ----------------------------------------------------------------------------------
+ * record_into(f, items, k, tape): ad.record(f, *items) when the k items are scalars (float, int,
+ * numpy.float64) or one vector (a 1-d C-contiguous float64 ndarray, or a list/tuple of such
+ * numbers), f gets a Var per scalar or an object ndarray of Var, and records in this thread with
+ * nothing else recording. tape NULL: a new Tape (f as its _fn); else a re-recording of tape (its
+ * guards flipped), which becomes its recording. Returns the Tape (the new recording for a
+ * re-record), or NotImplemented before doing anything when the call is not of that form: the
+ * general path of tapead/tape.py takes it then. The steps and their errors are the general
+ * path's. */
+static PyObject *record_into(PyObject *f, PyObject *const *items, Py_ssize_t k, PyObject *tape)
+{
+    if (!R.rec_type || !R.tape_type || !R.np_empty) {
+        PyErr_SetString(PyExc_RuntimeError, "tapead._fast.set_types not called");
+        return NULL;
+    }
+    int fresh = tape == NULL;
+    PyObject *outer = current_get();
+    if (k < 1 || (fresh && outer)) Py_RETURN_NOTIMPLEMENTED;   /* nested: the general error */
+
+    /* the inputs: k scalars (kind 2, 3) or one vector (kind 1) */
+    xin in;
+    int64_t m = k;
+    int kind = k == 1 ? 2 : 3, got = 1;
+    in.heap = NULL; in.has_view = 0; in.x = in.stack;
+    if (k == 1 && !plain_number(items[0], in.stack)) {
+        PyObject *x = items[0];
+        got = 0;
+        if (PyList_CheckExact(x) || PyTuple_CheckExact(x) || Py_TYPE(x) == R.ndarray) {
+            kind = 1; m = -1;
+            got = xin_read(&in, x, &m, 1);
+        }
+    } else if (k > 1) {
+        double *buf = in.stack;
+        if (k > SMALL && !(buf = in.heap = PyMem_Malloc((size_t)k * sizeof(double))))
+            return PyErr_NoMemory();
+        for (Py_ssize_t i = 0; got && i < k; i++) got = plain_number(items[i], &buf[i]);
+        in.x = buf;
+    }
+    if (got <= 0) {
+        xin_release(&in);
+        if (got < 0) return NULL;
+        Py_RETURN_NOTIMPLEMENTED;
+    }
+
+    RecObject *r = rec_alloc(R.rec_type);
+    TapeObject *t = NULL;
+    PyObject *arr = NULL, *y = NULL, *vs_stack[SMALL], **vs = vs_stack;
+    Py_ssize_t nv = 0;
+    int rc, ok = 0, set = 0;
+    if (!r) goto done;
+    r->m = (Py_ssize_t)m; r->fast = kind; r->lazy = 1;
+    if (fresh) {                                 /* f may ask its Vars for their .tape */
+        if (!(t = (TapeObject *)R.tape_type->tp_alloc(R.tape_type, 0))) goto done;
+        Py_INCREF(r);
+        t->rec = (PyObject *)r;
+        Py_INCREF(f);
+        t->fn = f;
+    } else {
+        t = (TapeObject *)tape;
+        Py_INCREF(t);
+    }
+    if (!(r->tape = PyWeakref_NewRef((PyObject *)t, NULL))) goto done;
+    if ((rc = C->claim(r->p)) < 0 || (rc = (int)C->add_inputs(r->p, in.x, m)) < 0) {
+        status_error(rc);
+        goto done;
+    }
+    xin_release(&in);
+    Py_XINCREF(outer);
+    if (current_set((PyObject *)r) < 0) { Py_XDECREF(outer); goto close; }
+    set = 1;
+    if (kind == 1) {                              /* an object ndarray of m Vars */
+        PyObject *cargs[2] = {PyLong_FromLongLong(m), R.object_dtype};
+        arr = cargs[0] ? PyObject_Vectorcall(R.np_empty, cargs, 2, NULL) : NULL;
+        Py_XDECREF(cargs[0]);
+        if (!arr) goto close;
+        for (int64_t i = 0; i < m; i++) {
+            PyObject *v = make((PyObject *)r, r->p, (int32_t)i);
+            if (!v) goto close;
+            int e = PySequence_SetItem(arr, (Py_ssize_t)i, v);
+            Py_DECREF(v);
+            if (e < 0) goto close;
+        }
+        y = PyObject_CallOneArg(f, arr);
+    } else {
+        if (k > SMALL && !(vs = PyMem_Malloc((size_t)k * sizeof *vs))) {
+            vs = vs_stack;
+            PyErr_NoMemory();
+            goto close;
+        }
+        for (nv = 0; nv < k; nv++)
+            if (!(vs[nv] = make((PyObject *)r, r->p, (int32_t)nv))) goto close;
+        y = PyObject_Vectorcall(f, vs, (size_t)k, NULL);
+    }
+    if (!y) goto close;
+    if (IS_VAR(y) && ((VarObject *)y)->rec == (PyObject *)r) {   /* one Var output: t.outputs */
+        int32_t idx = ((VarObject *)y)->index;
+        if ((rc = C->set_outputs(r->p, &idx, 1)) < 0) { status_error(rc); goto close; }
+        if (!(r->out_shape = PyTuple_New(0))) goto close;
+        r->n_out = 1;
+    } else {
+        PyObject *s = PyObject_CallMethodOneArg((PyObject *)r, R.s_set_outputs, y);
+        if (!s) goto close;
+        Py_DECREF(s);
+    }
+    ok = 1;
+close:
+    if (set) {                                    /* as __exit__: the recording thread closes */
+        PyObject *exc_t, *exc_v, *exc_tb;
+        PyErr_Fetch(&exc_t, &exc_v, &exc_tb);
+        if (current_get() == (PyObject *)r && current_set(outer) < 0) {
+            ok = 0;
+            Py_XDECREF(exc_t); Py_XDECREF(exc_v); Py_XDECREF(exc_tb);
+        } else PyErr_Restore(exc_t, exc_v, exc_tb);
+        Py_XDECREF(outer);
+    }
+    C->close(r->p);
+done:
+    xin_release(&in);
+    Py_XDECREF(y);
+    Py_XDECREF(arr);
+    for (Py_ssize_t i = 0; i < nv; i++) Py_DECREF(vs[i]);
+    if (vs != vs_stack) PyMem_Free(vs);
+    if (!ok) {
+        Py_XDECREF(r);
+        Py_XDECREF(t);
+        return NULL;
+    }
+    if (fresh) {
+        Py_DECREF(r);                             /* t holds it */
+        return (PyObject *)t;
+    }
+    Py_SETREF(t->rec, (PyObject *)r);
+    t->rerecords++;
+    Py_INCREF(r);
+    Py_DECREF(t);
+    return (PyObject *)r;
+}
+
+/* record(f, *args): ad.record; the general path (tapead.tape._record) takes what record_into
+ * does not, with the same arguments */
+static PyObject *py_record(PyObject *mod, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    (void)mod;
+    Py_ssize_t n = PyVectorcall_NARGS(nargsf);
+    if (!R.record_general) {
+        PyErr_SetString(PyExc_RuntimeError, "tapead._fast.set_types not called");
+        return NULL;
+    }
+    if (n >= 2 && !kwnames) {
+        PyObject *t = record_into(args[0], args + 1, n - 1, NULL);
+        if (t != Py_NotImplemented) return t;
+        Py_DECREF(t);
+    }
+    return PyObject_Vectorcall(R.record_general, args, nargsf, kwnames);
+}
+
+/* record_into(f, args, tape): re-record f at args (a list or tuple) into tape, or
+ * NotImplemented (tapead/tape.py: Tape._rerecord) */
+static PyObject *py_record_into(PyObject *mod, PyObject *const *a, Py_ssize_t n)
+{
+    (void)mod;
+    if (n != 3 || !PyObject_TypeCheck(a[2], R.tape_base) ||
+        !(PyList_CheckExact(a[1]) || PyTuple_CheckExact(a[1]))) {
+        PyErr_SetString(PyExc_TypeError, "record_into(f, args, tape): args a list or tuple, "
+                                         "tape a Tape");
+        return NULL;
+    }
+    return record_into(a[0], PySequence_Fast_ITEMS(a[1]), PySequence_Fast_GET_SIZE(a[1]), a[2]);
+}
+
