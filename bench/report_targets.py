@@ -29,6 +29,8 @@ AREAS = {
     "second order and Taylor": ("hvp", "hessian", "taylor"),
     "modes as m and n vary": ("modes",),
     "peers": ("peer_cold", "peer_warm"),
+    "tape optimisation": ("optimize_det_minor_gradient", "optimize_casadi",
+                          "optimize_sparse_jacobian", "optimize_cost"),
 }
 
 
@@ -220,6 +222,19 @@ def cold_gradient_vs(system):
     return read
 
 
+def optimized_case(b):
+    """"det_minor-8, gradient (109,599 → 1,785 ops)": the problem, what is timed, the lengths."""
+    e = b["extra_info"]
+    what = f", {e['derivative']}" if "derivative" in e else ""
+    return (f"{e['problem']}-{e['size']}{what} ({fmt_ops(e['ops_before'])} → "
+            f"{fmt_ops(e['ops_after'])} ops)")
+
+
+def interleaved(a, b):
+    """The two round-robin times of an optimisation ratio, a over b."""
+    return lambda bench, e: f"{a} {fmt_time(e[a + '_s'])}, {b} {fmt_time(e[b + '_s'])}"
+
+
 def other_ratio_targets(run):
     """Benchmarks that store their own "target_ratio" and "ratio" (time over a same-run baseline
     "<baseline>_s") and that no other row reads."""
@@ -236,7 +251,7 @@ def other_ratio_targets(run):
 
 # ---- the table ----------------------------------------------------------------------------------
 CORE, SMALL, SECOND = "core speed", "small calls", "second order and Taylor"
-MODES, PEERS = "modes as m and n vary", "peers"
+MODES, PEERS, OPTIMIZE = "modes as m and n vary", "peers", "tape optimisation"
 
 TARGETS = [
     Target(CORE, "recording + first gradient vs one plain-Python f",
@@ -294,6 +309,18 @@ TARGETS = [
            "≥", 10, "× faster"),
     Target(PEERS, "cold gradient (record + sweep) vs micrograd-style",
            cold_gradient_vs("micrograd"), "≥", 3, "× faster"),
+    Target(OPTIMIZE, "warm gradient, optimised tape over the unoptimised one",
+           from_info("optimize_det_minor_gradient", "speedup", interleaved("optimized", "original"),
+                     optimized_case), "≥", 10, "× faster"),
+    Target(OPTIMIZE, "warm gradient, optimised tape over CasADi's SX Function",
+           from_info("optimize_casadi", "casadi_ratio", interleaved("optimized", "casadi"),
+                     optimized_case), "≥", 20, "× faster"),
+    Target(OPTIMIZE, "Jacobian and gradient of w·y, optimised tape over the unoptimised one",
+           from_info("optimize_sparse_jacobian", "speedup", interleaved("optimized", "original"),
+                     optimized_case), "≥", 3, "× faster"),
+    Target(OPTIMIZE, "t.optimize() per operation of the original tape",
+           from_info("optimize_cost", "ns_per_op", lambda b, e: t_min(b), optimized_case,
+                     where=lambda e: e["problem"] == "det_minor"), "≤", 20, "ns/op"),
     Target("other", "time over a same-run baseline, the goal stored with the benchmark",
            other_ratio_targets, "≤", None, "×"),
 ]
