@@ -29,6 +29,7 @@ AREAS = {
     "second order and Taylor": ("hvp", "hessian", "taylor"),
     "modes as m and n vary": ("modes",),
     "peers": ("peer_cold", "peer_warm"),
+    "sparse Jacobians": ("sparse",),
     "tape optimisation": ("optimize_det_minor_gradient", "optimize_casadi",
                           "optimize_sparse_jacobian", "optimize_cost"),
 }
@@ -251,7 +252,8 @@ def other_ratio_targets(run):
 
 # ---- the table ----------------------------------------------------------------------------------
 CORE, SMALL, SECOND = "core speed", "small calls", "second order and Taylor"
-MODES, PEERS, OPTIMIZE = "modes as m and n vary", "peers", "tape optimisation"
+MODES, PEERS = "modes as m and n vary", "peers"
+SPARSE, OPTIMIZE = "sparse Jacobians", "tape optimisation"
 
 TARGETS = [
     Target(CORE, "recording + first gradient vs one plain-Python f",
@@ -309,6 +311,12 @@ TARGETS = [
            "≥", 10, "× faster"),
     Target(PEERS, "cold gradient (record + sweep) vs micrograd-style",
            cold_gradient_vs("micrograd"), "≥", 3, "× faster"),
+    Target(SPARSE, "t.jacobian(x, sparse=True) vs the dense t.jacobian(x), same tape and run",
+           from_info("sparse", "speedup", lambda b, e: (
+               f"{t_min(b)} vs {fmt_time(e['dense_s'])}, directions {e['colours']}"),
+               goal_key="target_speedup"), "≥", None, "× faster"),
+    Target(SPARSE, "arrowhead Jacobian: tangent + adjoint sweeps",
+           from_info("sparse", "sweeps", where=lambda e: "sweeps" in e), "≤", 3, "", digits=0),
     Target(OPTIMIZE, "warm gradient, optimised tape over the unoptimised one",
            from_info("optimize_det_minor_gradient", "speedup", interleaved("optimized", "original"),
                      optimized_case), "≥", 10, "× faster"),

@@ -3,7 +3,10 @@
 For every problem and size:
 - cold: ``ad.record(f, x0)`` and the first derivative (gradient, Jacobian or Hessian by the
   problem's kind);
-- warm: the derivative replayed from the same tape at a new point x1.
+- warm: the derivative replayed from the same tape at a new point x1;
+- sparse (Jacobian and Hessian problems): the warm derivative with ``sparse=True`` (a
+  scipy.sparse array from one direction per colour; the pattern and colouring found on an
+  untimed first call), extra_info "colours".
 Both are checked against the problem's oracle before they are timed (det_lu: its pivot
 comparisons are branch guards on the tape; when one flips at x1 the tape re-records itself there
 on the first replay, counted in extra_info "rerecords_at_x1", and the timed replays that follow
@@ -32,6 +35,8 @@ FULL_CASES = [("det_lu", 80), ("mat_mul", 40), ("ode", 40), ("poly", 1000),
               ("sparse_jacobian", 200), ("sparse_hessian", 200)]
 PARAMS = [pytest.param(name, size, id=f"{name}-{size}") for name, size in CASES] + \
          [pytest.param(name, size, id=f"{name}-{size}", marks=FULL) for name, size in FULL_CASES]
+SPARSE = ("ode", "poly", "sparse_jacobian", "sparse_hessian")     # Jacobians and Hessians
+SPARSE_PARAMS = [p for p in PARAMS if p.values[0] in SPARSE]
 
 COLD = pytest.mark.benchmark(max_time=0.5, min_rounds=3, warmup=False)
 WARM = pytest.mark.benchmark(max_time=0.3, min_rounds=5, warmup=True, warmup_iterations=1)
@@ -77,4 +82,20 @@ def test_problem_warm(benchmark, name, size, problem_plain):
     info = describe(benchmark, p, "warm", ops, plain_s)
     info["rerecords_at_x1"] = replay.tape.stats().get("rerecords", 0)
     benchmark(replay, p.x1)
+    finish(benchmark, info, ops, plain_s)
+
+
+@WARM
+@pytest.mark.parametrize("name, size", SPARSE_PARAMS)
+def test_problem_sparse(benchmark, name, size, problem_plain):
+    """The warm derivative as a sparse array (sparse=True), pattern and colouring found once."""
+    p, tapead = make(name, size), peers.get("tapead")
+    tape = tapead.record(p, p.x0)
+    derivative = tape.jacobian if p.kind == "jacobian" else tape.hessian
+    p.check(derivative(p.x1, sparse=True).toarray(), p.x1, "tapead sparse")
+    ops, plain_s = len(tape), problem_plain(p)
+    info = describe(benchmark, p, "sparse", ops, plain_s)
+    colours = tape.stats()["colours"][p.kind]
+    info["colours"] = list(colours) if isinstance(colours, tuple) else colours
+    benchmark(derivative, p.x1, sparse=True)
     finish(benchmark, info, ops, plain_s)

@@ -71,7 +71,7 @@ typedef struct {
     tp_tape *p;
     PyObject *p_obj;         /* `_p`, or NULL */
     PyObject *tape;          /* weak reference to its Tape */
-    PyObject *pieces, *sizes, *out_shape, *grads, *guards, *sites, *colouring;
+    PyObject *pieces, *sizes, *out_shape, *grads, *guards, *sites, *colouring, *sparse;
     Py_ssize_t m, n_out;
     int fast;                /* 1: one vector input, 2: one scalar, 3: k >= 2 scalars */
     int lazy;                /* pieces and sizes not made yet: they follow from fast and m */

@@ -34,6 +34,7 @@ static void rec_dealloc(RecObject *r)
     if (r->weaklist) PyObject_ClearWeakRefs((PyObject *)r);
     Py_CLEAR(r->tape); Py_CLEAR(r->pieces); Py_CLEAR(r->sizes); Py_CLEAR(r->out_shape);
     Py_CLEAR(r->grads); Py_CLEAR(r->guards); Py_CLEAR(r->sites); Py_CLEAR(r->colouring);
+    Py_CLEAR(r->sparse);
     if (r->p_obj) Py_CLEAR(r->p_obj);             /* frees the tape unless someone holds it */
     else if (r->p) C->tape_free(r->p);
     r->p = NULL;
@@ -57,7 +58,7 @@ static PyObject *lazy_inputs(RecObject *r, int sizes)
     return list;
 }
 
-/* The field of a lazy attribute: 0 pieces, 1 sizes, 2 guards, 3 sites, 4 colouring */
+/* The field of a lazy attribute: 0 pieces, 1 sizes, 2 guards, 3 sites, 4 colouring, 5 sparse */
 static PyObject **rec_slot(RecObject *r, void *which)
 {
     switch ((int)(intptr_t)which) {
@@ -65,6 +66,7 @@ static PyObject **rec_slot(RecObject *r, void *which)
     case 1: return &r->sizes;
     case 2: return &r->guards;
     case 3: return &r->sites;
+    case 5: return &r->sparse;
     default: return &r->colouring;
     }
 }
@@ -75,7 +77,7 @@ static PyObject *rec_lazy(RecObject *r, void *which)
     if (slot == &r->colouring && !r->colouring) Py_RETURN_FALSE;   /* False until found */
     if (!*slot) {
         int w = (int)(intptr_t)which;
-        *slot = w < 2 ? lazy_inputs(r, w) : w == 2 ? PyList_New(0) : PyDict_New();
+        *slot = w < 2 ? lazy_inputs(r, w) : w == 2 ? PyList_New(0) : PyDict_New();  /* 3, 5 */
         if (!*slot) return NULL;
     }
     Py_INCREF(*slot);
@@ -134,6 +136,8 @@ static PyGetSetDef rec_getset[] = {
      "variable index of a guard -> (file, line, kind)", (void *)3},
     {"colouring", (getter)rec_lazy, (setter)rec_set,
      "the Hessian's colouring (tapead/sparsity.py): False until asked", (void *)4},
+    {"sparse", (getter)rec_lazy, (setter)rec_set,
+     "tapead/sparse.py's cache: the Jacobian's pattern and plans, the last colours", (void *)5},
     {NULL}
 };
 

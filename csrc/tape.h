@@ -116,3 +116,12 @@ int tp_taylor(tp_tape *t, const double *x, const double *v, int64_t order, doubl
 int tp_branch_info(int64_t *var, double *xy);   /* this thread's last flipped guard, operands */
 int tp_inspect(tp_tape *t, const double *x, const double *v, const double *w, double *vals,
                double *tans, double *adjs, double *partials);     /* for traces and graphs */
+
+/* sparse Jacobians (pattern.c, colour.c): the structural pattern as CSR over the outputs
+ * (*indices allocated: tp_free_pattern), and a greedy distance-2 colouring of its columns */
+int64_t tp_jac_pattern(tp_tape *t, int reverse, int64_t pass_bytes, int64_t *indptr,
+                       int32_t **indices);
+void tp_free_pattern(int32_t *indices);
+int64_t tp_colour(int64_t nr, int64_t nc, const int64_t *rowptr, const int32_t *colidx,
+                  const int64_t *colptr, const int32_t *rowidx, const uint8_t *use_row,
+                  const uint8_t *use_col, const int64_t *order, int64_t budget, int32_t *colour);

@@ -28,7 +28,9 @@ class _RecordingMethods:
     input is one vector, 2: one scalar, 3: several scalars; the C replay paths), ``grads``
     (adjoints of every variable from the last backward(), or None), ``guards`` (variable index
     of each branch guard, in order made), ``sites`` (variable index of a guard -> (file, line,
-    the variable whose .value/.grad was read, or None)) and ``colouring`` (the Hessian's plan, tapead/hessian.py).
+    the variable whose .value/.grad was read, or None)), ``colouring`` (the Hessian's plan,
+    tapead/hessian.py) and ``sparse`` (a dict: sparse.py's Jacobian pattern and plans, the
+    Hessian's pattern, the last sparse colours).
 
     The methods below are copied onto that C type (as var.py does for Var): recordings are
     instances of it, neither tracked by the cyclic GC nor of a Python subclass.

@@ -19,11 +19,43 @@ def hessian_colouring(rec):
     m = rec.m
     if m < 3:
         return None
+    rows = _pattern_rows(rec, MAX_WORK)
+    if rows is None:
+        return None
+    colours = np.full(m, -1, dtype=np.int64)
+    for i in range(m):                           # greedy distance-2 colouring
+        taken = set()
+        for r in _bits(rows[i]):
+            for j in _bits(rows[r]):
+                if colours[j] >= 0:
+                    taken.add(int(colours[j]))
+        c = 0
+        while c in taken:
+            c += 1
+        colours[i] = c
+    return (colours, int(colours.max()) + 1) + _entries(rows)
+
+
+def hessian_entries(rec):
+    """(rows, cols) of the Hessian's structural nonzeros, whatever the analysis costs."""
+    return _entries(_pattern_rows(rec, None))
+
+
+def _entries(rows):
+    r_idx = [r for r in range(len(rows)) for _ in _bits(rows[r])]
+    c_idx = [c for r in range(len(rows)) for c in _bits(rows[r])]
+    return np.array(r_idx, dtype=np.int64), np.array(c_idx, dtype=np.int64)
+
+
+def _pattern_rows(rec, max_work):
+    """rows[i]: the bit set of the columns j with H[i, j] != 0 (for some point and weights), or
+    None when that would take more than max_work bit operations (None: no limit)."""
+    m = rec.m
     steps, _, _ = listing(rec)
-    if len(steps) * max(1, m // 64) > MAX_WORK:
+    if max_work is not None and len(steps) * max(1, m // 64) > max_work:
         return None
     dep = [1 << i for i in range(m)] + [0] * sum(st.results for st in steps)
-    rows = [0] * m                               # rows[i]: the columns j with H[i, j] != 0
+    rows = [0] * m
     work = 0
 
     def couple(a, b):                            # H[i, j] != 0 for i in a, j in b (both ways)
@@ -49,23 +81,9 @@ def hessian_colouring(rec):
             for a, b in zip(sets[0::2], sets[1::2]):
                 if a and b:
                     couple(a, b)
-        if work > MAX_WORK:
+        if max_work is not None and work > max_work:
             return None
-    colours = np.full(m, -1, dtype=np.int64)
-    for i in range(m):                           # greedy distance-2 colouring
-        taken = set()
-        for r in _bits(rows[i]):
-            for j in _bits(rows[r]):
-                if colours[j] >= 0:
-                    taken.add(int(colours[j]))
-        c = 0
-        while c in taken:
-            c += 1
-        colours[i] = c
-    r_idx = [r for r in range(m) for _ in _bits(rows[r])]
-    c_idx = [c for r in range(m) for c in _bits(rows[r])]
-    return colours, int(colours.max()) + 1, np.array(r_idx, dtype=np.int64), \
-        np.array(c_idx, dtype=np.int64)
+    return rows
 
 
 def _bits(s):

@@ -10,12 +10,11 @@ import inspect
 
 import numpy as np
 
-from . import _fast, recording
+from . import _fast, hessian as _hessian, recording, sparse as _sparse
 from ._core import Flip as _Flip, Op, check, ffi, lib
 from .convert import as_float_array as _as_float_array, buf as _buf, scalar as _scalar
 from .errors import TapeError
 from .optimize import optimized, removed
-from .hessian import blocks as hessian_blocks, hessian as hessian_at
 from .recording import Recording as _Recording
 
 _MODES = ("auto", "forward", "reverse")
@@ -203,8 +202,25 @@ class Tape(_fast.TapeBase):
             "constants": lib.tp_n_consts(rec._p),
             "nbytes": lib.tp_nbytes(rec._p),
             "values_nbytes": 8 * lib.tp_n_vars(rec._p),
+            "colours": {"jacobian": rec.sparse.get("colours"),
+                        "hessian": _hessian.directions(rec)},
             **removed(rec),
         }
+
+    def jacobian_sparsity(self):
+        """The Jacobian's structural sparsity pattern: a boolean scipy.sparse.csr_array
+        (n_outputs, n_inputs), a superset of its nonzeros wherever the tape's guards hold."""
+        rec = self._rec
+        _sparse_ready(rec, True)
+        return _sparse.jacobian_sparsity(rec)
+
+    def hessian_sparsity(self):
+        """The Hessian's structural sparsity pattern (of w·y, any w): a boolean
+        scipy.sparse.csr_array (n_inputs, n_inputs)."""
+        rec = self._rec
+        _sparse_ready(rec, True)
+        rows, cols = _hessian.entries(rec)
+        return _sparse.square(np.ones(rows.size, dtype=bool), rows, cols, rec.m)
 
     def __repr__(self):
         state = "recording" if self.recording else "closed"
@@ -309,12 +325,17 @@ class Tape(_fast.TapeBase):
         return rec.shape_x(g)
 
     @_replay
-    def jacobian(self, rec, x=None, mode="auto"):
+    def jacobian(self, rec, x=None, mode="auto", sparse=False):
         """Jacobian at x, shaped y.shape + x.shape (a tuple over inputs given in pieces).
         mode: "forward" (m tangent directions), "reverse" (n adjoint directions) or "auto"
-        (the cheaper of the two by the cost model)."""
+        (the cheaper of the two by the cost model). sparse=True: a scipy.sparse.csr_array
+        (n_outputs, n_inputs), y and x flattened, from one direction per colour of the
+        sparsity pattern's columns (forward) or rows (reverse; auto: the cheaper, dense rows or
+        columns done in the other mode; tapead/sparse.py)."""
         if mode not in _MODES:
             raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
+        if _sparse_ready(rec, sparse):
+            return _sparse.jacobian(rec, rec.x_flat(x), mode, _ADJOINT_COST)
         xf = rec.x_flat(x)
         m, n = rec.m, rec.n_out
         if mode == "auto":
@@ -360,14 +381,17 @@ class Tape(_fast.TapeBase):
         return rec.shape_x(hv, trail=(k,)) if batched else rec.shape_x(hv[:, 0])
 
     @_replay
-    def hessian(self, rec, x=None, w=None):
+    def hessian(self, rec, x=None, w=None, sparse=False):
         """Hessian at x, shaped x.shape + x.shape (nested tuples over inputs given in pieces):
         Hessian-vector directions carried in one vector-mode sweep — one per colour of the
         Hessian's sparsity pattern when that is fewer than the m inputs (tapead/hessian.py),
         else m — then symmetrised so that H == H.T to the last bit. For vector outputs, the
-        Hessian of w·y."""
+        Hessian of w·y. sparse=True: a scipy.sparse.csr_array (m, m) over the flattened
+        inputs, holding the pattern's entries."""
+        sparse = _sparse_ready(rec, sparse, outputs=False)
         wf = rec.weights(w, "tape.hessian")
-        return hessian_blocks(hessian_at(rec, rec.x_flat(x), wf), rec.pieces)
+        H = _hessian.hessian(rec, rec.x_flat(x), wf, sparse)
+        return _sparse.square(*H, rec.m) if sparse else _hessian.blocks(H, rec.pieces)
 
 
 # Cost of an adjoint direction in units of a tangent direction, for mode="auto" (measured in
@@ -376,6 +400,18 @@ _ADJOINT_COST = 1.5
 
 
 _ONE = ffi.new("double[1]", [1.0])
+
+
+def _sparse_ready(rec, sparse, outputs=True):
+    """sparse as a bool; True needs SciPy (an ImportError naming the extra) and, with outputs,
+    a tape with outputs (TapeError)."""
+    if not isinstance(sparse, (bool, np.bool_)):
+        raise TypeError(f"sparse must be True or False, got {sparse!r}")
+    if sparse:
+        _sparse.scipy_sparse()
+        if outputs and rec.out_shape is None:
+            rec.x_flat(None)                       # TapeError: no outputs
+    return bool(sparse)
 
 
 # ad.record(f, *args) is tapead._fast.record (csrc/fast.c): for scalar arguments or one float

@@ -100,7 +100,8 @@ def modes(t, x, rng):
            ("jacrev", lambda: t.jacobian(x, mode="reverse"), False),
            ("hvp", lambda: t.hvp(x, v, w if n > 1 else None), False),
            ("hessian", lambda: t.hessian(x, w if n > 1 else None), False),
-           ("taylor", lambda: t.taylor(x, v, 3), False)]
+           ("taylor", lambda: t.taylor(x, v, 3), False),
+           ("jacsparse", lambda: t.jacobian(x, sparse=True).toarray(), False)]
     if n == 1:
         out.append(("gradient", lambda: t.gradient(x), False))
     return out if m else out[:1]
