@@ -17,6 +17,7 @@ from .functional import grad, hessian, hvp, jacfwd, jacobian, jacrev, jvp, vjp
 from .checking import check_grads, finite_diff
 from .primitive import Primitive, primitive
 from .saving import load, loads
+from .mapping import map  # noqa: A004 - ad.map (not in __all__: a star import keeps the builtin)
 
 __version__ = "0.1.0"
 
