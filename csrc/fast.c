@@ -295,10 +295,11 @@ static PyMethodDef module_methods[] = {
     {"current", py_current, METH_NOARGS, "the recording this thread is making, or None"},
     {"set_current", py_set_current, METH_O, "set_current(recording or None)"},
     {"record", (PyCFunction)(void (*)(void))py_record, METH_FASTCALL | METH_KEYWORDS,
-     "record(f, *args)\n--\n\n"
+     "record(f, *args, optimize=False)\n--\n\n"
      "Call f once on Vars initialised to args (a Var per scalar argument, an object ndarray of "
      "Var per array argument) and return the closed Tape with f's result as outputs. A replay "
-     "where one of f's comparisons comes out differently records f again at that point."},
+     "where one of f's comparisons comes out differently records f again at that point. "
+     "optimize=True: the tape optimised (Tape.optimize), and so is every re-recording."},
     {"record_into", (PyCFunction)(void (*)(void))py_record_into, METH_FASTCALL,
      "record_into(f, args, tape) -> the new recording of tape, or NotImplemented"},
     {"rec1", (PyCFunction)(void (*)(void))py_rec1, METH_FASTCALL, "rec1(op, x) -> Var"},

@@ -6,6 +6,7 @@ typedef struct {
     PyObject *rec;           /* the current recording */
     PyObject *fn;            /* f of ad.record (re-recorded where a guard flips), or None */
     Py_ssize_t rerecords;
+    char optimize;           /* each recording is optimised (Tape.optimize): re-record in Python */
     PyObject *weaklist;
 } TapeObject;
 
@@ -152,7 +153,7 @@ static PyObject *tape_gradient(TapeObject *self, PyObject *const *args, Py_ssize
          * imperative tape) */
         PyObject *next = Py_NotImplemented;
         Py_INCREF(next);
-        if (self->fn && self->fn != Py_None && x != Py_None) {
+        if (self->fn && self->fn != Py_None && x != Py_None && !self->optimize) {
             Py_DECREF(next);
             if (r->fast != 3) next = record_into(self->fn, &x, 1, (PyObject *)self);
             else if (PyList_CheckExact(x) || PyTuple_CheckExact(x))
@@ -186,6 +187,7 @@ static PyMemberDef tape_members[] = {
     {"_rec", T_OBJECT, offsetof(TapeObject, rec), 0, "the current recording"},
     {"_fn", T_OBJECT, offsetof(TapeObject, fn), 0, "f of ad.record, or None"},
     {"_rerecords", T_PYSSIZET, offsetof(TapeObject, rerecords), 0, "re-recordings so far"},
+    {"_optimize", T_BOOL, offsetof(TapeObject, optimize), 0, "re-recordings are optimised"},
     {"__weaklistoffset__", T_PYSSIZET, offsetof(TapeObject, weaklist), READONLY, NULL},
     {NULL}
 };

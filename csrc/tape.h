@@ -83,6 +83,11 @@ int tp_guard(tp_tape *t, int64_t var, int outcome);  /* comparison var becomes a
 int tp_guard_value(tp_tape *t, int32_t var, int32_t *guards);  /* guards var == its value */
 int tp_comparison(const tp_tape *t, int64_t var, int *op, int32_t *operands, double *values);
 
+/* into (new, empty) becomes a closed tape with t's outputs, guards and derivatives and fewer
+ * operations (optimize.c). vars (n of t's variables) become theirs in the new tape, or -1;
+ * stats: operations merged, folded, forwarded by identities, dead; operations before, after. */
+int tp_optimize(tp_tape *t, tp_tape *into, int32_t *vars, int64_t n, int64_t *stats);
+
 /* inspection */
 int64_t tp_n_inputs(const tp_tape *t);
 int64_t tp_n_ops(const tp_tape *t);

@@ -38,7 +38,7 @@ CFLAGS = ["-O3", "-std=gnu99", "-ffp-contract=off", "-fno-fast-math", "-fno-cros
 DEPENDS = sorted(os.path.relpath(os.path.join(CSRC, f)) for f in os.listdir(CSRC)
                  if f.endswith((".h", ".def")))
 SOURCES = ["tape.c", "sweep.c", "second.c", "taylor.c", "inspect.c", "primitive.c", "work.c",
-           "core_api.c", "pattern.c", "colour.c", "serial.c", "batch.c"]
+           "core_api.c", "pattern.c", "colour.c", "serial.c", "optimize.c", "batch.c"]
 
 ffibuilder = FFI()
 ffibuilder.cdef(cdef_source())

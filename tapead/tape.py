@@ -14,6 +14,7 @@ from . import _fast, hessian as _hessian, recording, sparse as _sparse
 from ._core import Flip as _Flip, Op, check, ffi, lib
 from .convert import as_float_array as _as_float_array, buf as _buf, scalar as _scalar
 from .errors import TapeError
+from .optimize import optimized, removed
 from .recording import Recording as _Recording
 
 _MODES = ("auto", "forward", "reverse")
@@ -127,6 +128,8 @@ class Tape(_fast.TapeBase):
         """Record f again at args, one per input piece (its branch guards flipped there)."""
         rec = _fast.record_into(self._fn, args, self)     # scalars or one vector: in C
         if rec is not NotImplemented:
+            if self._optimize:
+                rec = self._rec = optimized(rec)
             return rec
         rec = _Recording(self)
         check(lib.tp_claim(rec._p), "re-recording")
@@ -138,9 +141,26 @@ class Tape(_fast.TapeBase):
         finally:
             _fast.set_current(outer)
             lib.tp_close(rec._p)
-        self._rec = rec
+        self._rec = optimized(rec) if self._optimize else rec
         self._rerecords += 1
-        return rec
+        return self._rec
+
+    # ---- optimisation (tapead/optimize.py, csrc/optimize.c) -----------------------------------
+    def optimize(self):
+        """A new closed Tape computing the same outputs, branch guards and derivatives with fewer
+        operations: common subexpressions merged, operations on constants folded, identities
+        exact in IEEE arithmetic (x*1, x/1, x+(-0.0), x-0.0, -(-x)) forwarded, operations that
+        reach no output and no guard removed. This tape is unchanged. A tape from ad.record
+        gives one that re-records f where a guard flips, and optimises that recording too.
+        stats()["optimized"] says what each pass removed (docs/API.md)."""
+        rec = self._rec
+        if not lib.tp_closed(rec._p):
+            raise TapeError("tape.optimize(): this tape is still recording; optimise it after "
+                            "its `with` block")
+        t = Tape.__new__(Tape)
+        t._fn, t._rerecords, t._optimize = self._fn, 0, True
+        t._rec = optimized(rec, t)
+        return t
 
     # ---- saving and copies (tapead/saving.py) --------------------------------------------------
     def dumps(self, function=True):
@@ -174,6 +194,7 @@ class Tape(_fast.TapeBase):
         """A second Tape around the same recording (immutable once closed)."""
         t = Tape.__new__(Tape)
         t._rec, t._fn, t._rerecords = self._rec, self._fn, self._rerecords   # C fields
+        t._optimize = self._optimize
         t.__dict__.update(getattr(self, "__dict__", {}))
         return t
 
@@ -215,6 +236,7 @@ class Tape(_fast.TapeBase):
             "values_nbytes": 8 * lib.tp_n_vars(rec._p),
             "colours": {"jacobian": rec.sparse.get("colours"),
                         "hessian": _hessian.directions(rec)},
+            **removed(rec),
         }
 
     def jacobian_sparsity(self):
@@ -437,8 +459,14 @@ def _sparse_ready(rec, sparse, outputs=True):
 record = _fast.record
 
 
-def _record(f, *args):
-    """ad.record's general path (see tapead._fast.record)."""
+def _record(f, *args, optimize=False):
+    """ad.record's general path (see tapead._fast.record); optimize=True: the tape optimised
+    (Tape.optimize), and so is every re-recording."""
+    if optimize:
+        tape = record(f, *args)                   # the C path when it takes the call
+        tape._optimize = True
+        tape._rec = optimized(tape._rec)
+        return tape
     if not args:
         raise TypeError("ad.record(f, x, ...) needs at least one argument to differentiate by")
     tape = Tape()

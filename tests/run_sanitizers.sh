@@ -64,6 +64,7 @@ printf 'int main(void) { return 0; }\n' > "$work/probe.c"
     die "$CC cannot build and run a program with $SAN"
 
 cp -r "$root/csrc" "$root/tapead" "$root/tests" "$root/setup.py" "$root/pyproject.toml" "$work/"
+mkdir "$work/bench" && cp "$root"/bench/*.py "$work/bench/"   # tests import bench/problems.py
 rm -f "$work"/tapead/*.so "$work"/tapead/_tapead.c
 cd "$work"
 
