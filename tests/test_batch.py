@@ -313,3 +313,15 @@ def test_primitive_rules_not_asked_at_flipped_points():
     assert seen == [1.0, 7.0]                       # once per point that kept its branch
     r = ad.record(f, np.array([1.0, 1.0]))
     assert bits(r.gradient(X, batch=True)) == bits(stack([r.gradient(x) for x in X]))
+
+
+def test_optimised_tapes_batch_and_re_record_optimised():
+    X = RNG.uniform(-2, 2, (120, 2))
+    t = ad.record(kinked, np.array([1.0, 2.0]), optimize=True)
+    ref = ad.record(kinked, np.array([1.0, 2.0]), optimize=True)
+    assert bits(t.gradient(X, batch=True)) == bits(stack([ref.gradient(x) for x in X]))
+    assert "optimized" in t.stats()                  # the re-recordings are optimised too
+    o = ad.record(rosen, np.zeros(6)).optimize()
+    Y = RNG.uniform(-2, 2, (50, 6))
+    assert bits(o.hessian(Y, batch=True)[:1]) == bits(o.hessian(Y[:1], batch=True))
+    assert bits(o.jacobian(Y, batch=True)) == bits(stack([o.jacobian(y) for y in Y]))
