@@ -62,6 +62,12 @@ def _float(a, what):
     return as_float_array(a, what)
 
 
+def c_array(a):
+    """a as float64, C-contiguous and aligned (a buffer from pickle or dask may be neither): what
+    the C sweeps read."""
+    return np.require(a, dtype=np.float64, requirements=("C", "A"))
+
+
 def _size(shape):
     return int(np.prod(shape, dtype=np.int64))
 
@@ -88,7 +94,7 @@ def points(rec, x, what="x"):
         B = a.shape[0]
         flat.append(a.reshape(B, _size(s)))
     X = np.concatenate(flat, axis=1) if len(flat) > 1 else flat[0]
-    return np.ascontiguousarray(X, dtype=np.float64).reshape(B, rec.m), B
+    return c_array(X).reshape(B, rec.m), B
 
 
 def directions(rec, v, B, what="v", k_allowed=True):
@@ -117,7 +123,7 @@ def directions(rec, v, B, what="v", k_allowed=True):
         raise ValueError(f"every piece of {what} needs the same number k of directions")
     k = ks.pop()
     V = np.concatenate(flat, axis=1) if len(flat) > 1 else flat[0]
-    return np.ascontiguousarray(V, dtype=np.float64), (k or 1), k is not None
+    return c_array(V), (k or 1), k is not None
 
 
 def weights(rec, w, B, what):
@@ -131,7 +137,7 @@ def weights(rec, w, B, what):
     if a.shape != (B,) + rec.out_shape:
         raise ValueError(f"expected w of shape (B,) + {rec.out_shape} with B = {B} (like y "
                          f"at each point), got shape {a.shape}")
-    return np.ascontiguousarray(a, dtype=np.float64).reshape(B, rec.n_out), rec.n_out
+    return c_array(a).reshape(B, rec.n_out), rec.n_out
 
 
 # ---- running a sweep over the points, in threads ------------------------------------------------
@@ -198,7 +204,7 @@ def _regroup(tape, spec, rec, X, job, flips, out):
 
 def _branch_changed(rec, x, which):
     """BranchChanged naming the guard that flips at x (this thread replays it once more)."""
-    xf = np.ascontiguousarray(x, dtype=np.float64)
+    xf = c_array(x)
     y = np.empty(max(rec.n_out, 1))
     rc = lib.tp_forward(rec._p, _d(xf), _d(y))
     if rc != lib.TP_EBRANCH:

@@ -5,7 +5,7 @@ import numpy as np
 
 from ._core import check, ffi, lib
 from .hessian import Compressed, plan   # (tapead.hessian is also ad.hessian, the function)
-from .batch import directions, spread, weights
+from .batch import c_array, directions, spread, weights
 
 
 def _d(a):
@@ -27,7 +27,7 @@ class Job:
         """The job at points idx (for points swept again on another recording)."""
         j = Job(**self.__dict__)
         for name in self.per_point:
-            setattr(j, name, np.ascontiguousarray(getattr(self, name)[idx]))
+            setattr(j, name, c_array(getattr(self, name)[idx]))
         return j
 
 
@@ -110,7 +110,7 @@ class vjp:
         else:
             raise ValueError(f"expected w of shape (B,) + {shape} or (B, k) + {shape} with "
                              f"B = {B} (like y at each point), got shape {a.shape}")
-        W = np.ascontiguousarray(a.reshape(B, k, n).transpose(0, 2, 1), dtype=np.float64)
+        W = c_array(a.reshape(B, k, n).transpose(0, 2, 1))
         return Job(("W",), W=W, k=k, batched=batched)
 
     def run(rec, X, job, flips):

@@ -325,3 +325,14 @@ def test_optimised_tapes_batch_and_re_record_optimised():
     Y = RNG.uniform(-2, 2, (50, 6))
     assert bits(o.hessian(Y, batch=True)[:1]) == bits(o.hessian(Y[:1], batch=True))
     assert bits(o.jacobian(Y, batch=True)) == bits(stack([o.jacobian(y) for y in Y]))
+
+
+def test_unaligned_and_strided_points():
+    t = ad.record(rosen, np.zeros(5))
+    raw = np.zeros(7 * 5 * 8 + 1, dtype=np.uint8)[1:].view(np.float64).reshape(7, 5)
+    raw[:] = RNG.uniform(-2, 2, (7, 5))                  # a misaligned buffer (as unpickled)
+    assert not raw.flags.aligned
+    V = RNG.normal(size=(7, 5))
+    ref = stack([t.hvp(x, v) for x, v in zip(raw, V)])
+    assert bits(t.hvp(raw, V, batch=True)) == bits(ref)
+    assert bits(t.gradient(raw.T.copy().T, batch=True)) == bits(stack([t.gradient(x) for x in raw]))
