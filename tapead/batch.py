@@ -212,8 +212,21 @@ def _branch_changed(rec, x, which):
         return TapeError("a branch guard flipped in a batched replay but not in a replay of "
                          "that point alone")
     e = rec.branch_changed()
+    e.guard_message = e.args[0]
     e.points = [] if which is None else [int(i) for i in which]
-    if which is not None:
-        e.args = (f"{e.args[0]} [batched call: the guard flips at {len(which)} of its points, "
-                  f"indices in .points; the first is point {e.points[0]}]",)
+    _describe(e)
     return e
+
+
+def _describe(e):
+    if e.points:
+        e.args = (f"{e.guard_message} [batched call: the guard flips at {len(e.points)} of its "
+                  f"points, indices in .points; the first is point {e.points[0]}]",)
+
+
+def shift_points(e, first):
+    """A BranchChanged of a batched call over points first, first+1, ...: .points renumbered
+    from 0 (ad.map's chunks)."""
+    if first and getattr(e, "points", None):
+        e.points = [p + first for p in e.points]
+        _describe(e)

@@ -21,6 +21,7 @@ import numpy as np
 
 from . import batch as _batch
 from ._core import lib
+from .errors import BranchChanged
 from .batch_methods import METHODS
 
 # per method: its arguments after x that carry a leading axis of points, shaped like x (in
@@ -47,18 +48,19 @@ def map(tape, method, X, *args, executor=None, chunk=None):   # noqa: A001 - ad.
     multi = len(tape._rec.pieces) > 1
     tasks = [(_at(X, lo, hi, multi), _args_at(tape, method, args, lo, hi))
              for lo, hi in pieces]
+    starts = [lo for lo, _ in pieces]
     if executor is None or isinstance(executor, ThreadPoolExecutor):
         pool = _batch._executor() if executor is None else executor
         futures = [pool.submit(_run_inline, tape, method, x, a) for x, a in tasks]
-        return _concat([f.result() for f in futures])
+        return _concat(_results(futures, starts))
     if _is_dask_client(executor):
         from .mapping_dask import map_client
-        return _concat(map_client(executor, tape, method, tasks))
+        return _concat(_results(map_client(executor, tape, method, tasks), starts))
     if isinstance(executor, Executor):
         blob = picklable(tape, executor)
         key = uuid.uuid4().hex
         futures = [executor.submit(_run_pickled, key, blob, method, x, a) for x, a in tasks]
-        return _concat([f.result() for f in futures])
+        return _concat(_results(futures, starts))
     raise TypeError(f"ad.map: executor must be None, a concurrent.futures.Executor or a "
                     f"dask.distributed Client, got {type(executor).__name__}")
 
@@ -84,6 +86,18 @@ def picklable(tape, executor):
                         f"which needs the tape picklable, and it is not ({e}). Use threads "
                         f"(executor=None or a ThreadPoolExecutor), or a tape that pickles "
                         f"(docs/API.md, saving and loading)") from None
+
+
+def _results(futures, starts):
+    """The chunks' results in order; a BranchChanged's .points counted over all of X."""
+    out = []
+    for f, first in zip(futures, starts):
+        try:
+            out.append(f.result())
+        except BranchChanged as e:
+            _batch.shift_points(e, first)
+            raise
+    return out
 
 
 # ---- tasks ----------------------------------------------------------------------------------------

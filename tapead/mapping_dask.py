@@ -7,13 +7,12 @@ from .mapping import PER_POINT, _run_inline, chunk_size, picklable
 
 
 def map_client(client, tape, method, tasks):
-    """Chunk results of the tasks run on the Client's workers; the tape is scattered to every
-    worker once, and each task finds it there."""
+    """Futures of the tasks run on the Client's workers; the tape is scattered to every worker
+    once, and each task finds it there."""
     picklable(tape, client)
     shared = client.scatter(tape, broadcast=True, hash=False)
-    futures = client.map(_run_remote, [x for x, _ in tasks], [a for _, a in tasks],
-                         tape=shared, method=method, pure=False)
-    return client.gather(futures)
+    return client.map(_run_remote, [x for x, _ in tasks], [a for _, a in tasks],
+                      tape=shared, method=method, pure=False)
 
 
 def _run_remote(x, args, tape, method):

@@ -136,3 +136,17 @@ def test_dask_local_cluster(tape):
         same(r.compute(), tape.gradient(X, batch=True))
         y, yd = ad.map(tape, "jvp", da.from_array(X, chunks=1000), X, executor=client)
         same((y.compute(), yd.compute()), tape.jvp(X, X, batch=True))
+
+
+def test_branch_changed_points_count_over_all_of_x():
+    with ad.Tape() as t:
+        x = t.variables([1.0, 1.0])
+        t.outputs(x[0] * x[1] if x[0] > 0 else x[1])
+    X = np.ones((100, 2))
+    X[[57, 93], 0] = -1.0
+    with pytest.raises(ad.BranchChanged, match="first is point 57") as e:
+        ad.map(t, "gradient", X, chunk=10)
+    assert e.value.points == [57]                    # the first chunk that raised: 50 .. 59
+    with ThreadPoolExecutor(2) as pool, pytest.raises(ad.BranchChanged) as e:
+        ad.map(t, "forward", X[60:], executor=pool, chunk=7)
+    assert e.value.points == [33]
