@@ -27,7 +27,7 @@ class Job:
         """The job at points idx (for points swept again on another recording)."""
         j = Job(**self.__dict__)
         for name in self.per_point:
-            setattr(j, name, np.ascontiguousarray(getattr(self, name)[idx]))
+            setattr(j, name, np.require(getattr(self, name)[idx], requirements="CA"))
         return j
 
 
@@ -110,7 +110,7 @@ class vjp:
         else:
             raise ValueError(f"expected w of shape (B,) + {shape} or (B, k) + {shape} with "
                              f"B = {B} (like y at each point), got shape {a.shape}")
-        W = np.ascontiguousarray(a.reshape(B, k, n).transpose(0, 2, 1), dtype=np.float64)
+        W = np.require(a.reshape(B, k, n).transpose(0, 2, 1), np.float64, "CA")
         return Job(("W",), W=W, k=k, batched=batched)
 
     def run(rec, X, job, flips):
@@ -124,7 +124,7 @@ class vjp:
         y, xbar = out
         y = y.reshape((B,) + rec.out_shape)
         if job.batched:
-            return y, rec.shape_x(np.ascontiguousarray(xbar.transpose(0, 2, 1)), lead=(B, job.k))
+            return y, rec.shape_x(np.require(xbar.transpose(0, 2, 1), requirements="CA"), lead=(B, job.k))
         return y, rec.shape_x(xbar[..., 0], lead=(B,))
 
 
@@ -155,7 +155,7 @@ class jacobian:
         Jt = np.empty((B, m, n))               # n unit adjoint directions: J[b].T
         _sweep(rec, X, flips, n, "jacobian", lambda p, b, x, f, lo, hi:
                lib.tp_vjp_batch(p, b, x, n, ffi.NULL, 0, ffi.NULL, _d(Jt[lo:hi]), f))
-        return (np.ascontiguousarray(Jt.transpose(0, 2, 1)),)
+        return (np.require(Jt.transpose(0, 2, 1), requirements="CA"),)
 
     def shape(rec, out, B, job):
         return rec.shape_x(out[0], lead=(B,) + rec.out_shape)
@@ -240,7 +240,7 @@ class taylor:
                       lib.tp_taylor_batch(p, b, x, _d(job.V[lo:hi]), d, _d(y[lo:hi]), f), y)
 
     def shape(rec, out, B, job):
-        return np.ascontiguousarray(out[0].transpose(0, 2, 1)).reshape(
+        return np.require(out[0].transpose(0, 2, 1), requirements="CA").reshape(
             (B, job.order + 1) + rec.out_shape)
 
 
