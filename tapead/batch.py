@@ -62,12 +62,6 @@ def _float(a, what):
     return as_float_array(a, what)
 
 
-def c_array(a):
-    """a as float64, C-contiguous and aligned (a buffer from pickle or dask may be neither): what
-    the C sweeps read."""
-    return np.require(a, dtype=np.float64, requirements=("C", "A"))
-
-
 def _size(shape):
     return int(np.prod(shape, dtype=np.int64))
 
@@ -94,7 +88,7 @@ def points(rec, x, what="x"):
         B = a.shape[0]
         flat.append(a.reshape(B, _size(s)))
     X = np.concatenate(flat, axis=1) if len(flat) > 1 else flat[0]
-    return c_array(X).reshape(B, rec.m), B
+    return np.require(X, np.float64, "CA").reshape(B, rec.m), B
 
 
 def directions(rec, v, B, what="v", k_allowed=True):
@@ -123,7 +117,7 @@ def directions(rec, v, B, what="v", k_allowed=True):
         raise ValueError(f"every piece of {what} needs the same number k of directions")
     k = ks.pop()
     V = np.concatenate(flat, axis=1) if len(flat) > 1 else flat[0]
-    return c_array(V), (k or 1), k is not None
+    return np.require(V, np.float64, "CA"), (k or 1), k is not None
 
 
 def weights(rec, w, B, what):
@@ -137,7 +131,7 @@ def weights(rec, w, B, what):
     if a.shape != (B,) + rec.out_shape:
         raise ValueError(f"expected w of shape (B,) + {rec.out_shape} with B = {B} (like y "
                          f"at each point), got shape {a.shape}")
-    return c_array(a).reshape(B, rec.n_out), rec.n_out
+    return np.require(a, np.float64, "CA").reshape(B, rec.n_out), rec.n_out
 
 
 # ---- running a sweep over the points, in threads ------------------------------------------------
@@ -192,7 +186,7 @@ def _regroup(tape, spec, rec, X, job, flips, out):
                             f"{rec.pieces} and {rec.out_shape}: a batched call needs the same "
                             f"shapes at every point")
         flips2 = np.zeros(pending.size, dtype=np.uint8)
-        out2 = spec.run(new, np.ascontiguousarray(X[pending]), job.at(pending), flips2)
+        out2 = spec.run(new, np.require(X[pending], requirements="CA"), job.at(pending), flips2)
         if flips2[0]:                                   # f took another branch on that input
             raise _branch_changed(new, X[first], None)
         done = flips2 == 0
@@ -204,7 +198,7 @@ def _regroup(tape, spec, rec, X, job, flips, out):
 
 def _branch_changed(rec, x, which):
     """BranchChanged naming the guard that flips at x (this thread replays it once more)."""
-    xf = c_array(x)
+    xf = np.require(x, np.float64, "CA")
     y = np.empty(max(rec.n_out, 1))
     rc = lib.tp_forward(rec._p, _d(xf), _d(y))
     if rc != lib.TP_EBRANCH:

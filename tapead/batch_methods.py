@@ -5,7 +5,7 @@ import numpy as np
 
 from ._core import check, ffi, lib
 from .hessian import Compressed, plan   # (tapead.hessian is also ad.hessian, the function)
-from .batch import c_array, directions, spread, weights
+from .batch import directions, spread, weights
 
 
 def _d(a):
@@ -27,7 +27,7 @@ class Job:
         """The job at points idx (for points swept again on another recording)."""
         j = Job(**self.__dict__)
         for name in self.per_point:
-            setattr(j, name, c_array(getattr(self, name)[idx]))
+            setattr(j, name, np.require(getattr(self, name)[idx], requirements="CA"))
         return j
 
 
@@ -86,16 +86,22 @@ class jvp:
         return Job(("V",), V=V, k=k, batched=batched)
 
     def run(rec, X, job, flips):
-        B, k, m, n = X.shape[0], job.k, rec.m, rec.n_out
-        y, ydot = np.empty((B, n)), np.empty((B, n, k))
-        return _sweep(rec, X, flips, k, "jvp", lambda p, b, x, f, lo, hi:
-                      lib.tp_jvp_batch(p, b, x, k, _d(job.V[lo:hi]), m * k, _d(y[lo:hi]),
-                                       _d(ydot[lo:hi]), f), y, ydot)
+        return _run_k(rec, X, job, flips, "jvp", lib.tp_jvp_batch, job.V, rec.m, rec.n_out)
 
     def shape(rec, out, B, job):
         y, ydot = out
         ydot = ydot.reshape((B,) + rec.out_shape + (job.k,))
         return y.reshape((B,) + rec.out_shape), (ydot if job.batched else ydot[..., 0])
+
+
+def _run_k(rec, X, job, flips, name, sweep, dirs, rows_in, rows_out):
+    """A k-direction batched sweep (jvp: tangents in, vjp: weights in): per point, dirs has
+    rows_in x k entries and the second result rows_out x k; the first result is y."""
+    B, k = X.shape[0], job.k
+    y, out = np.empty((B, rec.n_out)), np.empty((B, rows_out, k))
+    return _sweep(rec, X, flips, k, name, lambda p, b, x, f, lo, hi:
+                  sweep(p, b, x, k, _d(dirs[lo:hi]), rows_in * k, _d(y[lo:hi]), _d(out[lo:hi]),
+                        f), y, out)
 
 
 class vjp:
@@ -110,21 +116,17 @@ class vjp:
         else:
             raise ValueError(f"expected w of shape (B,) + {shape} or (B, k) + {shape} with "
                              f"B = {B} (like y at each point), got shape {a.shape}")
-        W = c_array(a.reshape(B, k, n).transpose(0, 2, 1))
+        W = np.require(a.reshape(B, k, n).transpose(0, 2, 1), np.float64, "CA")
         return Job(("W",), W=W, k=k, batched=batched)
 
     def run(rec, X, job, flips):
-        B, k, m, n = X.shape[0], job.k, rec.m, rec.n_out
-        y, xbar = np.empty((B, n)), np.empty((B, m, k))
-        return _sweep(rec, X, flips, k, "vjp", lambda p, b, x, f, lo, hi:
-                      lib.tp_vjp_batch(p, b, x, k, _d(job.W[lo:hi]), n * k, _d(y[lo:hi]),
-                                       _d(xbar[lo:hi]), f), y, xbar)
+        return _run_k(rec, X, job, flips, "vjp", lib.tp_vjp_batch, job.W, rec.n_out, rec.m)
 
     def shape(rec, out, B, job):
         y, xbar = out
         y = y.reshape((B,) + rec.out_shape)
         if job.batched:
-            return y, rec.shape_x(np.ascontiguousarray(xbar.transpose(0, 2, 1)), lead=(B, job.k))
+            return y, rec.shape_x(np.require(xbar.transpose(0, 2, 1), requirements="CA"), lead=(B, job.k))
         return y, rec.shape_x(xbar[..., 0], lead=(B,))
 
 
@@ -155,7 +157,7 @@ class jacobian:
         Jt = np.empty((B, m, n))               # n unit adjoint directions: J[b].T
         _sweep(rec, X, flips, n, "jacobian", lambda p, b, x, f, lo, hi:
                lib.tp_vjp_batch(p, b, x, n, ffi.NULL, 0, ffi.NULL, _d(Jt[lo:hi]), f))
-        return (np.ascontiguousarray(Jt.transpose(0, 2, 1)),)
+        return (np.require(Jt.transpose(0, 2, 1), requirements="CA"),)
 
     def shape(rec, out, B, job):
         return rec.shape_x(out[0], lead=(B,) + rec.out_shape)
@@ -240,7 +242,7 @@ class taylor:
                       lib.tp_taylor_batch(p, b, x, _d(job.V[lo:hi]), d, _d(y[lo:hi]), f), y)
 
     def shape(rec, out, B, job):
-        return np.ascontiguousarray(out[0].transpose(0, 2, 1)).reshape(
+        return np.require(out[0].transpose(0, 2, 1), requirements="CA").reshape(
             (B, job.order + 1) + rec.out_shape)
 
 
