@@ -32,6 +32,7 @@ AREAS = {
     "sparse Jacobians": ("sparse",),
     "tape optimisation": ("optimize_det_minor_gradient", "optimize_casadi",
                           "optimize_sparse_jacobian", "optimize_cost"),
+    "many points": ("batch_gradient", "batch_gradient_jax", "batch_threads"),
 }
 
 
@@ -254,6 +255,7 @@ def other_ratio_targets(run):
 CORE, SMALL, SECOND = "core speed", "small calls", "second order and Taylor"
 MODES, PEERS = "modes as m and n vary", "peers"
 SPARSE, OPTIMIZE = "sparse Jacobians", "tape optimisation"
+BATCH = "many points"
 
 TARGETS = [
     Target(CORE, "recording + first gradient vs one plain-Python f",
@@ -329,6 +331,14 @@ TARGETS = [
     Target(OPTIMIZE, "t.optimize() per operation of the original tape",
            from_info("optimize_cost", "ns_per_op", lambda b, e: t_min(b), optimized_case,
                      where=lambda e: e["problem"] == "det_minor"), "≤", 20, "ns/op"),
+    Target(BATCH, "t.gradient(X, batch=True) vs the loop of t.gradient(x), per point",
+           from_info("batch_gradient", "speedup", lambda b, e: (
+               f"{e['ns_per_point_batch']:.0f} vs {e['ns_per_point_loop']:.0f} ns/point"),
+               goal_key="target_speedup"), "≥", None, "×"),
+    Target(BATCH, "a batched gradient over 10^5 points: two threads vs one",
+           from_info("batch_threads", "speedup", lambda b, e: (
+               f"{fmt_time(e['one_thread_s'])} vs {fmt_time(e['two_threads_s'])}"),
+               goal_key="target_speedup"), "≥", None, "×"),
     Target("other", "time over a same-run baseline, the goal stored with the benchmark",
            other_ratio_targets, "≤", None, "×"),
 ]

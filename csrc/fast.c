@@ -49,7 +49,7 @@ static struct {
     PyTypeObject *float64;   /* numpy.float64 (a float subclass) */
     PyObject *own;           /* own(address): the cffi pointer that frees the tape (`_p`) */
     PyObject *record_general; /* tapead.tape._record: ad.record's general path */
-    PyObject *s_set_outputs, *s_gradient, *s_after_flip, *s_branch_changed;
+    PyObject *s_set_outputs, *s_gradient, *s_after_flip, *s_branch_changed, *s_batched;
     PyObject *fail;          /* fail(status): raises the exception of a C status */
     PyObject *number;        /* number(obj): float for a real number, None otherwise */
     PyObject *mixed;         /* mixed(): raises TapeError for operands of two tapes */
@@ -339,7 +339,8 @@ PyMODINIT_FUNC PyInit__fast(void)
         !(R.s_set_outputs = PyUnicode_InternFromString("set_outputs")) ||
         !(R.s_gradient = PyUnicode_InternFromString("_gradient")) ||
         !(R.s_after_flip = PyUnicode_InternFromString("_after_flip")) ||
-        !(R.s_branch_changed = PyUnicode_InternFromString("branch_changed"))) {
+        !(R.s_branch_changed = PyUnicode_InternFromString("branch_changed")) ||
+        !(R.s_batched = PyUnicode_InternFromString("_gradient_batch"))) {
         Py_DECREF(m);
         return NULL;
     }

@@ -127,6 +127,13 @@ static PyObject *tape_gradient(TapeObject *self, PyObject *const *args, Py_ssize
                                PyObject *kwnames)
 {
     PyObject *x = Py_None, *res = NULL, *rec = self->rec;
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    for (Py_ssize_t i = 0; i < nkw && nargs + nkw < 8; i++)      /* batch=: Tape._gradient_batch */
+        if (!PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, i), "batch")) {
+            PyObject *stack[8] = {(PyObject *)self};
+            for (Py_ssize_t j = 0; j < nargs + nkw; j++) stack[j + 1] = args[j];
+            return PyObject_VectorcallMethod(R.s_batched, stack, (size_t)nargs + 1, kwnames);
+        }
     if (parse_x("gradient", args, nargs, kwnames, &x) < 0) return NULL;
     Py_XINCREF(rec);
     for (int again = 0; rec && IS_REC(rec); again = 1) {
@@ -169,9 +176,10 @@ static PyObject *tape_gradient(TapeObject *self, PyObject *const *args, Py_ssize
 
 static PyMethodDef tape_methods[] = {
     {"gradient", (PyCFunction)(void (*)(void))tape_gradient, METH_FASTCALL | METH_KEYWORDS,
-     "gradient($self, /, x=None)\n--\n\n"
+     "gradient($self, /, x=None, *, batch=False)\n--\n\n"
      "Gradient of the scalar output at x, shaped like x (one primal + one adjoint sweep); a "
-     "tuple of floats for a tape recorded from several scalars."},
+     "tuple of floats for a tape recorded from several scalars. batch=True: x has a leading axis "
+     "of points (tapead/batch.py)."},
     {NULL}
 };
 

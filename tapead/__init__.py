@@ -16,6 +16,8 @@ from .optable import PUBLIC as _PUBLIC
 from .functional import grad, hessian, hvp, jacfwd, jacobian, jacrev, jvp, vjp
 from .checking import check_grads, finite_diff
 from .primitive import Primitive, primitive
+from .saving import load, loads
+from .mapping import map  # noqa: A004 - ad.map (not in __all__: a star import keeps the builtin)
 
 __version__ = "0.1.0"
 
@@ -23,4 +25,4 @@ globals().update({_name: getattr(_elementary, _name) for _name in _PUBLIC})   # 
 
 __all__ = ["Var", "Cond", "ValueWarning", "Tape", "record", "TapeError", "BranchChanged", "grad",
            "jacobian", "jacfwd", "jacrev", "jvp", "vjp", "hessian", "hvp", "finite_diff",
-           "check_grads", "primitive", "Primitive", *_PUBLIC]
+           "check_grads", "primitive", "Primitive", "load", "loads", *_PUBLIC]
