@@ -483,6 +483,25 @@ def test_exact_identities_hold_at_every_special_value():
                                                   for b in SPECIAL])
 
 
+# ---- with the rest of tapead: batches, saving ------------------------------------------------
+def guarded(x):
+    """At module level, so that t.dumps() can pickle it."""
+    s = x[0] * x[1] + x[1] * x[0]
+    return s * 2.0 if x[0] > x[1] else s - x[0] * x[1]
+
+
+def test_batched_and_saved():
+    x0 = np.array([2.0, 1.0])
+    X = np.array([[2.0, 1.0], [3.0, -1.0], [0.5, 0.25]])      # one side of the guard
+    t, o = ad.record(guarded, x0), ad.record(guarded, x0, optimize=True)
+    close(t.gradient(X, batch=True), o.gradient(X, batch=True))
+    same_bits(t(X, batch=True), o(X, batch=True))
+    back = ad.loads(o.dumps())
+    assert program_of(back) == program_of(o) and back.stats()["guards"] == 1
+    close(t.gradient(X[1]), back.gradient(X[1]))
+    close(t.gradient(np.array([1.0, 2.0])), back.gradient(np.array([1.0, 2.0])))  # re-records
+
+
 # ---- the API -----------------------------------------------------------------------------------
 def test_api():
     t = ad.Tape()
