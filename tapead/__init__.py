@@ -13,7 +13,8 @@ from ._fast import Cond
 from .tape import Tape, record
 from . import elementary as _elementary
 from .optable import PUBLIC as _PUBLIC
-from .functional import grad, hessian, hvp, jacfwd, jacobian, jacrev, jvp, vjp
+from .functional import (grad, hessian, hvp, jacfwd, jacobian, jacrev, jvp, value_and_grad,
+                         vjp)
 from .checking import check_grads, finite_diff
 from .primitive import Primitive, primitive
 from .saving import load, loads
@@ -24,5 +25,6 @@ __version__ = "0.1.0"
 globals().update({_name: getattr(_elementary, _name) for _name in _PUBLIC})   # ad.sin, ...
 
 __all__ = ["Var", "Cond", "ValueWarning", "Tape", "record", "TapeError", "BranchChanged", "grad",
+           "value_and_grad",
            "jacobian", "jacfwd", "jacrev", "jvp", "vjp", "hessian", "hvp", "finite_diff",
            "check_grads", "primitive", "Primitive", "load", "loads", *_PUBLIC]

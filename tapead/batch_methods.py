@@ -86,16 +86,22 @@ class jvp:
         return Job(("V",), V=V, k=k, batched=batched)
 
     def run(rec, X, job, flips):
-        B, k, m, n = X.shape[0], job.k, rec.m, rec.n_out
-        y, ydot = np.empty((B, n)), np.empty((B, n, k))
-        return _sweep(rec, X, flips, k, "jvp", lambda p, b, x, f, lo, hi:
-                      lib.tp_jvp_batch(p, b, x, k, _d(job.V[lo:hi]), m * k, _d(y[lo:hi]),
-                                       _d(ydot[lo:hi]), f), y, ydot)
+        return _run_k(rec, X, job, flips, "jvp", lib.tp_jvp_batch, job.V, rec.m, rec.n_out)
 
     def shape(rec, out, B, job):
         y, ydot = out
         ydot = ydot.reshape((B,) + rec.out_shape + (job.k,))
         return y.reshape((B,) + rec.out_shape), (ydot if job.batched else ydot[..., 0])
+
+
+def _run_k(rec, X, job, flips, name, sweep, dirs, rows_in, rows_out):
+    """A k-direction batched sweep (jvp: tangents in, vjp: weights in): per point, dirs has
+    rows_in x k entries and the second result rows_out x k; the first result is y."""
+    B, k = X.shape[0], job.k
+    y, out = np.empty((B, rec.n_out)), np.empty((B, rows_out, k))
+    return _sweep(rec, X, flips, k, name, lambda p, b, x, f, lo, hi:
+                  sweep(p, b, x, k, _d(dirs[lo:hi]), rows_in * k, _d(y[lo:hi]), _d(out[lo:hi]),
+                        f), y, out)
 
 
 class vjp:
@@ -114,11 +120,7 @@ class vjp:
         return Job(("W",), W=W, k=k, batched=batched)
 
     def run(rec, X, job, flips):
-        B, k, m, n = X.shape[0], job.k, rec.m, rec.n_out
-        y, xbar = np.empty((B, n)), np.empty((B, m, k))
-        return _sweep(rec, X, flips, k, "vjp", lambda p, b, x, f, lo, hi:
-                      lib.tp_vjp_batch(p, b, x, k, _d(job.W[lo:hi]), n * k, _d(y[lo:hi]),
-                                       _d(xbar[lo:hi]), f), y, xbar)
+        return _run_k(rec, X, job, flips, "vjp", lib.tp_vjp_batch, job.W, rec.n_out, rec.m)
 
     def shape(rec, out, B, job):
         y, xbar = out

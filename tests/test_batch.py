@@ -9,7 +9,7 @@ import pytest
 import tapead as ad
 import tapead.batch as adb
 from helpers import program_steps, run_in_threads, run_program
-from op_cases import CASES
+from op_cases import CASES, case_ids
 
 RNG = np.random.default_rng(7)
 
@@ -75,8 +75,7 @@ def settle_hessian(t, x):
         outcome(lambda: t.hessian(*x) if isinstance(x, tuple) else t.hessian(x))
 
 
-CASE_PARAMS = [pytest.param(op, k, id=f"{op.name}-{k}") for op, cs in CASES.items()
-               for k in range(len(cs))]
+CASE_PARAMS = case_ids(CASES)
 
 
 @pytest.mark.parametrize("op, k", CASE_PARAMS)

@@ -20,13 +20,13 @@ import numpy as np
 import pytest
 
 import tapead as ad
-from tapead._core import Op, lib
+from tapead._core import lib
 from tapead.saving import FunctionNotSaved
 
 import fuzz_tapes
 from fuzz_tapes import C_FN, C_INPUTS, C_OPS, C_STREAM, fix, sections, set_count
 from helpers import run_in_threads, run_program, seed_f
-from op_cases import CASES, SLOPES
+from op_cases import CASES, SLOPES, case_ids
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -82,8 +82,7 @@ def imperative(f, *args):
 
 
 # ---- round trips -----------------------------------------------------------------------------
-OP_CASE_PARAMS = [pytest.param(op, k, id=f"{op.name}-{k}") for op, cases in CASES.items()
-                  for k in range(len(cases))]
+OP_CASE_PARAMS = case_ids(CASES)
 
 
 @pytest.mark.parametrize("op, k", OP_CASE_PARAMS)
