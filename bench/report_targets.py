@@ -30,6 +30,9 @@ AREAS = {
     "modes as m and n vary": ("modes",),
     "peers": ("peer_cold", "peer_warm"),
     "sparse Jacobians": ("sparse",),
+    "tape optimisation": ("optimize_det_minor_gradient", "optimize_casadi",
+                          "optimize_sparse_jacobian", "optimize_cost"),
+    "many points": ("batch_gradient", "batch_gradient_jax", "batch_threads"),
 }
 
 
@@ -221,6 +224,19 @@ def cold_gradient_vs(system):
     return read
 
 
+def optimized_case(b):
+    """"det_minor-8, gradient (109,599 → 1,785 ops)": the problem, what is timed, the lengths."""
+    e = b["extra_info"]
+    what = f", {e['derivative']}" if "derivative" in e else ""
+    return (f"{e['problem']}-{e['size']}{what} ({fmt_ops(e['ops_before'])} → "
+            f"{fmt_ops(e['ops_after'])} ops)")
+
+
+def interleaved(a, b):
+    """The two round-robin times of an optimisation ratio, a over b."""
+    return lambda bench, e: f"{a} {fmt_time(e[a + '_s'])}, {b} {fmt_time(e[b + '_s'])}"
+
+
 def other_ratio_targets(run):
     """Benchmarks that store their own "target_ratio" and "ratio" (time over a same-run baseline
     "<baseline>_s") and that no other row reads."""
@@ -237,7 +253,9 @@ def other_ratio_targets(run):
 
 # ---- the table ----------------------------------------------------------------------------------
 CORE, SMALL, SECOND = "core speed", "small calls", "second order and Taylor"
-MODES, PEERS, SPARSE = "modes as m and n vary", "peers", "sparse Jacobians"
+MODES, PEERS = "modes as m and n vary", "peers"
+SPARSE, OPTIMIZE = "sparse Jacobians", "tape optimisation"
+BATCH = "many points"
 
 TARGETS = [
     Target(CORE, "recording + first gradient vs one plain-Python f",
@@ -301,6 +319,26 @@ TARGETS = [
                goal_key="target_speedup"), "≥", None, "× faster"),
     Target(SPARSE, "arrowhead Jacobian: tangent + adjoint sweeps",
            from_info("sparse", "sweeps", where=lambda e: "sweeps" in e), "≤", 3, "", digits=0),
+    Target(OPTIMIZE, "warm gradient, optimised tape over the unoptimised one",
+           from_info("optimize_det_minor_gradient", "speedup", interleaved("optimized", "original"),
+                     optimized_case), "≥", 10, "× faster"),
+    Target(OPTIMIZE, "warm gradient, optimised tape over CasADi's SX Function",
+           from_info("optimize_casadi", "casadi_ratio", interleaved("optimized", "casadi"),
+                     optimized_case), "≥", 20, "× faster"),
+    Target(OPTIMIZE, "Jacobian and gradient of w·y, optimised tape over the unoptimised one",
+           from_info("optimize_sparse_jacobian", "speedup", interleaved("optimized", "original"),
+                     optimized_case), "≥", 3, "× faster"),
+    Target(OPTIMIZE, "t.optimize() per operation of the original tape",
+           from_info("optimize_cost", "ns_per_op", lambda b, e: t_min(b), optimized_case,
+                     where=lambda e: e["problem"] == "det_minor"), "≤", 20, "ns/op"),
+    Target(BATCH, "t.gradient(X, batch=True) vs the loop of t.gradient(x), per point",
+           from_info("batch_gradient", "speedup", lambda b, e: (
+               f"{e['ns_per_point_batch']:.0f} vs {e['ns_per_point_loop']:.0f} ns/point"),
+               goal_key="target_speedup"), "≥", None, "×"),
+    Target(BATCH, "a batched gradient over 10^5 points: two threads vs one",
+           from_info("batch_threads", "speedup", lambda b, e: (
+               f"{fmt_time(e['one_thread_s'])} vs {fmt_time(e['two_threads_s'])}"),
+               goal_key="target_speedup"), "≥", None, "×"),
     Target("other", "time over a same-run baseline, the goal stored with the benchmark",
            other_ratio_targets, "≤", None, "×"),
 ]

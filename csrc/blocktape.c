@@ -214,6 +214,14 @@ done:
     return z;
 }
 
+/* The first block operation of t, or -1: batched replay, saving and the optimiser refuse them */
+int64_t tp_first_block(const tp_tape *t)
+{
+    for (int64_t o = 0; o < t->n_ops; o++)
+        if (tp_op_kind[t->ops[o]] == TP_KIND_BLOCK) return o;
+    return -1;
+}
+
 int tp_values(const tp_tape *t, int64_t first, int64_t n, double *out)
 {
     if (!tp_may_read(t)) return TP_ETHREAD;

@@ -49,7 +49,7 @@ static struct {
     PyTypeObject *float64;   /* numpy.float64 (a float subclass) */
     PyObject *own;           /* own(address): the cffi pointer that frees the tape (`_p`) */
     PyObject *record_general; /* tapead.tape._record: ad.record's general path */
-    PyObject *s_set_outputs, *s_gradient, *s_after_flip, *s_branch_changed;
+    PyObject *s_set_outputs, *s_gradient, *s_after_flip, *s_branch_changed, *s_batched;
     PyObject *fail;          /* fail(status): raises the exception of a C status */
     PyObject *number;        /* number(obj): float for a real number, None otherwise */
     PyObject *mixed;         /* mixed(): raises TapeError for operands of two tapes */
@@ -295,10 +295,11 @@ static PyMethodDef module_methods[] = {
     {"current", py_current, METH_NOARGS, "the recording this thread is making, or None"},
     {"set_current", py_set_current, METH_O, "set_current(recording or None)"},
     {"record", (PyCFunction)(void (*)(void))py_record, METH_FASTCALL | METH_KEYWORDS,
-     "record(f, *args)\n--\n\n"
+     "record(f, *args, optimize=False)\n--\n\n"
      "Call f once on Vars initialised to args (a Var per scalar argument, an object ndarray of "
      "Var per array argument) and return the closed Tape with f's result as outputs. A replay "
-     "where one of f's comparisons comes out differently records f again at that point."},
+     "where one of f's comparisons comes out differently records f again at that point. "
+     "optimize=True: the tape optimised (Tape.optimize), and so is every re-recording."},
     {"record_into", (PyCFunction)(void (*)(void))py_record_into, METH_FASTCALL,
      "record_into(f, args, tape) -> the new recording of tape, or NotImplemented"},
     {"rec1", (PyCFunction)(void (*)(void))py_rec1, METH_FASTCALL, "rec1(op, x) -> Var"},
@@ -338,7 +339,8 @@ PyMODINIT_FUNC PyInit__fast(void)
         !(R.s_set_outputs = PyUnicode_InternFromString("set_outputs")) ||
         !(R.s_gradient = PyUnicode_InternFromString("_gradient")) ||
         !(R.s_after_flip = PyUnicode_InternFromString("_after_flip")) ||
-        !(R.s_branch_changed = PyUnicode_InternFromString("branch_changed"))) {
+        !(R.s_branch_changed = PyUnicode_InternFromString("branch_changed")) ||
+        !(R.s_batched = PyUnicode_InternFromString("_gradient_batch"))) {
         Py_DECREF(m);
         return NULL;
     }

@@ -69,7 +69,8 @@ static int xin_read(xin *in, PyObject *x, int64_t *m, int kind)
         const char *f = in->view.format;
         if (in->view.ndim == 1 && in->view.itemsize == 8 && f &&
             (!strcmp(f, "d") || !strcmp(f, "<d") || !strcmp(f, "=d")) &&
-            (*m < 0 ? in->view.len >= 8 : in->view.len == *m * 8)) {
+            (*m < 0 ? in->view.len >= 8 : in->view.len == *m * 8) &&
+            (uintptr_t)in->view.buf % sizeof(double) == 0) {  /* misaligned: the general path */
             in->x = in->view.buf;
             *m = in->view.len / 8;
             return 1;

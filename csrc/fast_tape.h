@@ -6,6 +6,7 @@ typedef struct {
     PyObject *rec;           /* the current recording */
     PyObject *fn;            /* f of ad.record (re-recorded where a guard flips), or None */
     Py_ssize_t rerecords;
+    char optimize;           /* each recording is optimised (Tape.optimize): re-record in Python */
     PyObject *weaklist;
 } TapeObject;
 
@@ -126,6 +127,13 @@ static PyObject *tape_gradient(TapeObject *self, PyObject *const *args, Py_ssize
                                PyObject *kwnames)
 {
     PyObject *x = Py_None, *res = NULL, *rec = self->rec;
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    for (Py_ssize_t i = 0; i < nkw && nargs + nkw < 8; i++)      /* batch=: Tape._gradient_batch */
+        if (!PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, i), "batch")) {
+            PyObject *stack[8] = {(PyObject *)self};
+            for (Py_ssize_t j = 0; j < nargs + nkw; j++) stack[j + 1] = args[j];
+            return PyObject_VectorcallMethod(R.s_batched, stack, (size_t)nargs + 1, kwnames);
+        }
     if (parse_x("gradient", args, nargs, kwnames, &x) < 0) return NULL;
     Py_XINCREF(rec);
     for (int again = 0; rec && IS_REC(rec); again = 1) {
@@ -145,7 +153,7 @@ static PyObject *tape_gradient(TapeObject *self, PyObject *const *args, Py_ssize
          * imperative tape) */
         PyObject *next = Py_NotImplemented;
         Py_INCREF(next);
-        if (self->fn && self->fn != Py_None && x != Py_None) {
+        if (self->fn && self->fn != Py_None && x != Py_None && !self->optimize) {
             Py_DECREF(next);
             if (r->fast != 3) next = record_into(self->fn, &x, 1, (PyObject *)self);
             else if (PyList_CheckExact(x) || PyTuple_CheckExact(x))
@@ -168,9 +176,10 @@ static PyObject *tape_gradient(TapeObject *self, PyObject *const *args, Py_ssize
 
 static PyMethodDef tape_methods[] = {
     {"gradient", (PyCFunction)(void (*)(void))tape_gradient, METH_FASTCALL | METH_KEYWORDS,
-     "gradient($self, /, x=None)\n--\n\n"
+     "gradient($self, /, x=None, *, batch=False)\n--\n\n"
      "Gradient of the scalar output at x, shaped like x (one primal + one adjoint sweep); a "
-     "tuple of floats for a tape recorded from several scalars."},
+     "tuple of floats for a tape recorded from several scalars. batch=True: x has a leading axis "
+     "of points (tapead/batch.py)."},
     {NULL}
 };
 
@@ -178,6 +187,7 @@ static PyMemberDef tape_members[] = {
     {"_rec", T_OBJECT, offsetof(TapeObject, rec), 0, "the current recording"},
     {"_fn", T_OBJECT, offsetof(TapeObject, fn), 0, "f of ad.record, or None"},
     {"_rerecords", T_PYSSIZET, offsetof(TapeObject, rerecords), 0, "re-recordings so far"},
+    {"_optimize", T_BOOL, offsetof(TapeObject, optimize), 0, "re-recordings are optimised"},
     {"__weaklistoffset__", T_PYSSIZET, offsetof(TapeObject, weaklist), READONLY, NULL},
     {NULL}
 };

@@ -211,8 +211,7 @@ int64_t tp_jac_pattern(tp_tape *t, int reverse, int64_t pass_bytes, int64_t *ind
 {
     if (!tp_may_read(t)) return TP_ETHREAD;
     *indices = NULL;
-    for (int64_t o = 0; o < t->n_ops; o++)      /* array block ops: not analysed yet */
-        if (tp_op_kind[t->ops[o]] == TP_KIND_BLOCK) return TP_EARG;
+    if (tp_first_block(t) >= 0) return TP_EARG;  /* array block ops: not analysed yet */
     int64_t nv = tp_nvars(t), words = ((reverse ? t->n_outputs : t->n_inputs) + 63) / 64;
     int64_t budget = (pass_bytes > 0 ? pass_bytes : PASS_BYTES) / 8;
     sets_t s = {malloc((size_t)(nv + 1) * sizeof *s.lo), malloc((size_t)(nv + 1) * sizeof *s.hi),

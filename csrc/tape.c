@@ -158,6 +158,9 @@ static int const_code(tp_tape *t, double c, int32_t *code)
     return TP_OK;
 }
 
+/* The pool code of c without the recording checks: for building a tape (optimize.c). */
+int tp_pool_code(tp_tape *t, double c, int32_t *code) { return const_code(t, c, code); }
+
 int tp_const(tp_tape *t, double c, int32_t *code)
 {
     int rc = may_record(t);

@@ -50,7 +50,8 @@ enum tp_status {
     TP_ECALLBACK = -8,  /* a primitive's Python rule raised (tapead/primitive.py re-raises) */
     TP_ENORULE = -9,    /* a primitive has no rule for this sweep (second order, Taylor) */
     TP_EBUSY = -10,     /* recording on a tape that a sweep is replaying (a primitive's rule) */
-    TP_ESTART = -11     /* recording on a tape that no `with` block started */
+    TP_ESTART = -11,    /* recording on a tape that no `with` block started */
+    TP_EFILE = -12      /* a tape file is invalid: the loader's message says why */
 };
 
 extern const int tp_n_opcodes;
@@ -99,8 +100,14 @@ int tp_const_block(tp_tape *t, const double *x, int64_t n, int32_t *first);
 int32_t tp_rec_block(tp_tape *t, int op, int32_t attr, int32_t shape, const int32_t *blocks,
                      int64_t nb);
 int tp_values(const tp_tape *t, int64_t first, int64_t n, double *out);  /* at recording */
+int64_t tp_first_block(const tp_tape *t);   /* the first block op, or -1 */
 int tp_set_dgemm(void *dgemm);   /* BLAS dgemm (Fortran ABI, LP64), or NULL: built-in kernel */
 int tp_blas(void);               /* 1: matmul calls the BLAS dgemm */
+
+/* into (new, empty) becomes a closed tape with t's outputs, guards and derivatives and fewer
+ * operations (optimize.c). vars (n of t's variables) become theirs in the new tape, or -1;
+ * stats: operations merged, folded, forwarded by identities, dead; operations before, after. */
+int tp_optimize(tp_tape *t, tp_tape *into, int32_t *vars, int64_t n, int64_t *stats);
 
 /* inspection */
 int64_t tp_n_inputs(const tp_tape *t);
@@ -140,3 +147,17 @@ void tp_free_pattern(int32_t *indices);
 int64_t tp_colour(int64_t nr, int64_t nc, const int64_t *rowptr, const int32_t *colidx,
                   const int64_t *colptr, const int32_t *rowidx, const uint8_t *use_row,
                   const uint8_t *use_col, const int64_t *order, int64_t budget, int32_t *colour);
+
+/* saving and loading (serial.c; the format is described there and in docs/API.md). A loader
+ * failure is TP_EFILE with a message in msg (cap bytes). */
+uint64_t tp_checksum(const uint8_t *p, int64_t len);             /* XXH64, seed 0 */
+int64_t tp_dump_prims(const tp_tape *t, int32_t *ids, int64_t cap);   /* primitive ids called */
+int64_t tp_dump_bound(const tp_tape *t, int64_t n_guards, int64_t n_sites, int64_t n_meta,
+                      int64_t n_fn);
+int64_t tp_dump(const tp_tape *t, const int32_t *prims, int64_t n_prims, const int32_t *guards,
+                int64_t n_guards, const int32_t *sites, int64_t n_sites, const uint8_t *meta,
+                int64_t n_meta, const uint8_t *fn, int64_t n_fn, uint8_t *out);
+int tp_load_header(const uint8_t *b, int64_t len, int64_t *info, char *msg, int64_t cap);
+int tp_load(tp_tape *t, const uint8_t *b, int64_t len, const int32_t *prims, int64_t n_prims,
+            char *msg, int64_t cap);                      /* fills t, new and empty (tp_new) */
+int tp_load_values(tp_tape *t, char *msg, int64_t cap);    /* values at recording, recomputed */

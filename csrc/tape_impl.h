@@ -48,6 +48,8 @@ struct tp_tape {
     int64_t swept[5];          /* op-visits: primal, tangent, adjoint, second order, taylor */
 };
 
+int tp_pool_code(tp_tape *t, double c, int32_t *code);   /* constant c's code, no checks */
+
 static inline int64_t tp_nvars(const tp_tape *t) { return t->n_vars; }
 /* a thread may touch the tape: it is closed (immutable) or this thread records it */
 static inline int tp_may_read(const tp_tape *t)

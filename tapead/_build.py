@@ -20,8 +20,10 @@ def op_rows(path=os.path.join(CSRC, "ops.def")):
 
 
 def cdef_source():
-    with open(os.path.join(CSRC, "tape.h")) as f:
-        decls = "".join(line for line in f if not line.lstrip().startswith("#"))
+    decls = ""
+    for header in ("tape.h", "batch.h"):
+        with open(os.path.join(CSRC, header)) as f:
+            decls += "".join(line for line in f if not line.lstrip().startswith("#"))
     enum = "".join(f"    TP_OP_{name} = ...,\n" for name, *_ in op_rows())
     with open(os.path.join(CSRC, "callback.h")) as f:            # its one declaration
         callback = "".join('extern "Python+C" ' + line for line in f if line.startswith("int "))
@@ -36,13 +38,14 @@ CFLAGS = ["-O3", "-std=gnu99", "-ffp-contract=off", "-fno-fast-math", "-fno-cros
 DEPENDS = sorted(os.path.relpath(os.path.join(CSRC, f)) for f in os.listdir(CSRC)
                  if f.endswith((".h", ".def")))
 SOURCES = ["tape.c", "sweep.c", "second.c", "taylor.c", "inspect.c", "primitive.c", "work.c",
-           "core_api.c", "pattern.c", "colour.c", "blocktape.c", "block.c", "matmul.c"]
+           "core_api.c", "pattern.c", "colour.c", "serial.c", "optimize.c", "batch.c",
+           "blocktape.c", "block.c", "matmul.c"]
 
 ffibuilder = FFI()
 ffibuilder.cdef(cdef_source())
 ffibuilder.set_source(
     "tapead._tapead",
-    '#include "tape_impl.h"',
+    '#include "tape_impl.h"\n#include "batch.h"',
     sources=[os.path.relpath(os.path.join(CSRC, f)) for f in SOURCES],
     include_dirs=[os.path.relpath(CSRC)],
     depends=DEPENDS,

@@ -23,7 +23,8 @@ def as_float_array(x, what):
     except (TypeError, ValueError):
         a = None
     if a is not None and a.dtype.kind in "biuf":
-        return a.astype(np.float64, copy=False)
+        a = a.astype(np.float64, copy=False)
+        return a if a.flags.aligned else a.copy()      # C reads doubles at aligned addresses
     if a is not None and a.dtype == object:
         bad = [e for e in a.flat if type(e) is Var or _number(e) is None]
         if not bad:

@@ -114,17 +114,29 @@ def _plain(x):
 
 def grad(f, argnums=0):
     """Gradient of a scalar-valued f with respect to args[argnums] (a tuple for a tuple)."""
-    checked = _checked("ad.grad", f)
+    return _grad(f, argnums, "ad.grad", False)
+
+
+def value_and_grad(f, argnums=0):
+    """(f(*args), its gradient) from one recording: as ad.grad, with the value (JAX's name)."""
+    return _grad(f, argnums, "ad.value_and_grad", True)
+
+
+def _grad(f, argnums, name, with_value):
+    checked = _checked(name, f)
 
     def grad_f(*args):
         if argnums == 0 and type(argnums) is int and len(args) == 1 and _plain(args[0]):
             tape = record(checked, args[0])          # the common case: one C call records f
-            _scalar("ad.grad", tape, "ad.jacobian differentiates a vector-valued f")
-            return tape.gradient()
-        tape, single, pick = _record("ad.grad", f, args, argnums)
-        _scalar("ad.grad", tape, "ad.jacobian differentiates a vector-valued f")
-        g = tape.gradient()
-        return g if single else _pick(_as_tuple(g, max(pick) + 1), pick)
+            _scalar(name, tape, "ad.jacobian differentiates a vector-valued f")
+            g = tape.gradient()
+        else:
+            tape, single, pick = _record(name, f, args, argnums)
+            _scalar(name, tape, "ad.jacobian differentiates a vector-valued f")
+            g = tape.gradient()
+            g = g if single else _pick(_as_tuple(g, max(pick) + 1), pick)
+        return (tape.forward(), g) if with_value else g      # forward(): the recorded point
+    grad_f.__name__ = f"{name[3:]}({getattr(f, '__name__', 'f')})"
     return grad_f
 
 

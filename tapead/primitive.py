@@ -20,7 +20,9 @@ comes out of the sweep as that exception, and the tape stays usable.
 The C tape holds a primitive by a small integer id. The registry maps ids to weak references;
 the recordings that used a primitive hold it strongly (_users), so a primitive, and whatever
 its functions capture, is freed once it and every recording using it are gone, and its ids are
-used again.
+used again. Saved tapes name their primitives instead (ids are per process): every live
+primitive is also registered under its name (named(), by_name()), and saving or loading a tape
+that calls a name held by several live primitives is an error.
 """
 import functools
 import itertools
@@ -41,6 +43,7 @@ _new_ids = itertools.count()
 _users = weakref.WeakKeyDictionary()   # recording -> the primitives recorded on it
 _lock = threading.Lock()           # one id per (primitive, array) even across threads
 _pending = threading.local()       # the exception a rule raised in this thread's sweep
+_by_name = {}                      # name -> WeakSet of the live primitives of that name
 
 
 class Primitive:
@@ -49,10 +52,27 @@ class Primitive:
 
     def __init__(self, fun, jvp=None, vjp=None, name=None):
         self.fun, self.jvp_rule, self.vjp_rule = fun, jvp, vjp
-        self.name = name or getattr(fun, "__name__", "primitive")
         self._ids = {}             # takes an array -> registry id
         self._ref = None           # the registry's weak reference to self
+        self.name = name or getattr(fun, "__name__", "primitive")
         functools.update_wrapper(self, fun, updated=())
+
+    @property
+    def name(self):
+        """The primitive's name: in messages, and how saved tapes refer to it (ad.loads finds
+        it by this name among the live primitives)."""
+        return self._name
+
+    @name.setter
+    def name(self, name):
+        if not isinstance(name, str):
+            raise TypeError(f"a primitive's name is a str, not {type(name).__name__}")
+        with _lock:
+            old = self.__dict__.get("_name")
+            if old is not None and old in _by_name:
+                _by_name[old].discard(self)
+            self._name = name
+            _by_name.setdefault(name, weakref.WeakSet()).add(self)
 
     def defjvp(self, rule):
         """Set the forward rule: rule(x, v) -> y_dot, shaped like the output."""
@@ -75,8 +95,10 @@ class Primitive:
         return state
 
     def __setstate__(self, state):
+        name = state.pop("_name", None) or "primitive"
         self.__dict__.update(state)
         self._ids, self._ref = {}, None
+        self.name = name
 
     def __call__(self, *args):
         array = len(args) == 1 and np.ndim(args[0]) >= 1
@@ -166,6 +188,27 @@ def _release(ids, registry=_registry, free=_free):
             registry.pop(i, None)
             free.append(i)
     return release
+
+
+def named(name):
+    """The live primitives named name."""
+    with _lock:
+        return [p for p in _by_name.get(name, ()) if p.name == name]
+
+
+def by_name(name, what):
+    """The one live primitive named name; ValueError, beginning with what, if there is none or
+    more than one."""
+    ps = named(name)
+    if len(ps) == 1:
+        return ps[0]
+    if not ps:
+        raise ValueError(f"{what}: it calls the primitive {name!r}, which is not defined in "
+                         f"this process: import the module that defines it (ad.primitive(..., "
+                         f"name={name!r})) before loading")
+    raise ValueError(f"{what}: {len(ps)} live primitives are named {name!r}, so a saved tape "
+                     f"cannot say which one it calls: give each a distinct name "
+                     f"(ad.primitive(..., name=...)), or drop the others")
 
 
 def lookup(i):

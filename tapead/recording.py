@@ -244,11 +244,16 @@ class _RecordingMethods:
                 f"{lib.tp_value(self._p, v)!r}; this point differs. Compute with the Var itself "
                 f"(not its .value) so replays at other points stay valid, or record with "
                 f"ad.record(f, x), which re-records f at the new point")
+        t = self.tape()
+        note = t is not None and getattr(t, "_fn_note", None)     # a loaded tape without f
+        how = (f"This tape of ad.record was {note} and cannot re-record; load it with its "
+               f"function to re-record f at the new point" if note else
+               "This tape was recorded imperatively and cannot re-record; use ad.record(f, x), "
+               "which re-records f at the new point")
         return BranchChanged(
             f"branch guard {names[0]} {rel} {names[1]} (recorded at {site}) was {was} at "
-            f"recording ({then}) and is {not was} now ({later}). This tape was recorded "
-            f"imperatively and cannot re-record; use ad.record(f, x), which re-records f at "
-            f"the new point, or ad.where for branch-free code")
+            f"recording ({then}) and is {not was} now ({later}). {how}, or ad.where for "
+            f"branch-free code")
 
 
 for _name, _attr in vars(_RecordingMethods).items():

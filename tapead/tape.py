@@ -14,6 +14,7 @@ from . import _fast, hessian as _hessian, recording, sparse as _sparse
 from ._core import Flip as _Flip, Op, check, ffi, lib
 from .convert import as_float_array as _as_float_array, buf as _buf, scalar as _scalar
 from .errors import TapeError
+from .optimize import optimized, removed
 from .recording import Recording as _Recording
 
 _MODES = ("auto", "forward", "reverse")
@@ -23,7 +24,9 @@ def _replay(method):
     """Run a replay on the current recording; when a branch guard flips, re-record f at the new
     point (a tape from ad.record) and run it again, or raise BranchChanged."""
     @functools.wraps(method)
-    def run(self, *args, **kwargs):
+    def run(self, *args, batch=False, **kwargs):
+        if batch:                                  # a leading axis of points: tapead/batch.py
+            return _batched(self, method.__name__.lstrip("_"), args, kwargs)
         rec = self._rec
         try:
             return method(self, rec, *args, **kwargs)
@@ -34,8 +37,18 @@ def _replay(method):
         except _Flip:                              # f took another branch on the same input
             raise rec.branch_changed() from None
     params = list(inspect.signature(method).parameters.values())
-    run.__signature__ = inspect.Signature([params[0]] + params[2:])      # without `rec`
+    batch = inspect.Parameter("batch", inspect.Parameter.KEYWORD_ONLY, default=False)
+    run.__signature__ = inspect.Signature([params[0]] + params[2:] + [batch])  # without `rec`
     return run
+
+
+def _batched(tape, name, args, kwargs):
+    """tape.name(x, *args, batch=True, **kwargs): x and per-point arguments with a leading axis
+    of points (tapead/batch.py)."""
+    from . import batch
+    kwargs = dict(kwargs)
+    x = args[0] if args else kwargs.pop("x", None)
+    return batch.call(tape, name, x, args[1:], kwargs)
 
 
 class Tape(_fast.TapeBase):
@@ -117,6 +130,8 @@ class Tape(_fast.TapeBase):
         arrays = getattr(self, "_arrays", False)
         rec = NotImplemented if arrays else _fast.record_into(self._fn, args, self)  # in C
         if rec is not NotImplemented:
+            if self._optimize:
+                rec = self._rec = optimized(rec)
             return rec
         rec = _Recording(self)
         check(lib.tp_claim(rec._p), "re-recording")
@@ -128,22 +143,60 @@ class Tape(_fast.TapeBase):
         finally:
             _fast.set_current(outer)
             lib.tp_close(rec._p)
-        self._rec = rec
+        self._rec = optimized(rec) if self._optimize else rec
         self._rerecords += 1
-        return rec
+        return self._rec
 
-    # ---- copies ------------------------------------------------------------------------------
+    # ---- optimisation (tapead/optimize.py, csrc/optimize.c) -----------------------------------
+    def optimize(self):
+        """A new closed Tape computing the same outputs, branch guards and derivatives with fewer
+        operations: common subexpressions merged, operations on constants folded, identities
+        exact in IEEE arithmetic (x*1, x/1, x+(-0.0), x-0.0, -(-x)) forwarded, operations that
+        reach no output and no guard removed. This tape is unchanged. A tape from ad.record
+        gives one that re-records f where a guard flips, and optimises that recording too.
+        stats()["optimized"] says what each pass removed (docs/API.md)."""
+        rec = self._rec
+        if not lib.tp_closed(rec._p):
+            raise TapeError("tape.optimize(): this tape is still recording; optimise it after "
+                            "its `with` block")
+        t = Tape.__new__(Tape)
+        t._fn, t._rerecords, t._optimize = self._fn, 0, True
+        t._rec = optimized(rec, t)
+        return t
+
+    # ---- saving and copies (tapead/saving.py) --------------------------------------------------
+    def dumps(self, function=True):
+        """The closed tape as bytes, for ad.loads: a versioned binary format (docs/API.md). A tape
+        of ad.record keeps f by reference (pickle), so the loaded tape re-records it where a
+        branch guard flips; function=False leaves f out (replays then raise BranchChanged)."""
+        from .saving import dumps
+        return dumps(self, function)
+
+    def save(self, path, function=True):
+        """Write the closed tape to the file path (the bytes of dumps), for ad.load."""
+        from .saving import save
+        save(self, path, function)
+
     def __reduce_ex__(self, protocol):
-        raise TypeError("tapead.Tape cannot be pickled yet: its recording lives in C memory. "
-                        "Record the tape again where it is needed (saving tapes comes later)")
+        from .saving import loads
+        return loads, (self.dumps(),)
 
     def __deepcopy__(self, memo):
-        raise TypeError("tapead.Tape cannot be deep-copied yet; copy.copy(tape) gives a second "
-                        "Tape around the same recording, which is immutable once closed")
+        """A Tape around a recording of its own, made from the saved bytes; f is shared (deep
+        copies of functions are the functions themselves)."""
+        import copy
+        from .saving import _dump, _load
+        out, n, prims = _dump(self, False, check_names=False)
+        t = _load(out[:n].tobytes(), False, prims)
+        t._fn = copy.deepcopy(self._fn, memo)
+        t._fn_note, t._rerecords = getattr(self, "_fn_note", None), self._rerecords
+        return t
 
     def __copy__(self):
+        """A second Tape around the same recording (immutable once closed)."""
         t = Tape.__new__(Tape)
         t._rec, t._fn, t._rerecords = self._rec, self._fn, self._rerecords   # C fields
+        t._optimize = self._optimize
         t.__dict__.update(getattr(self, "__dict__", {}))
         return t
 
@@ -185,6 +238,7 @@ class Tape(_fast.TapeBase):
             "values_nbytes": 8 * lib.tp_n_vars(rec._p),
             "colours": {"jacobian": rec.sparse.get("colours"),
                         "hessian": _hessian.directions(rec)},
+            **removed(rec),
         }
 
     def jacobian_sparsity(self):
@@ -224,8 +278,11 @@ class Tape(_fast.TapeBase):
         return render(self, path, x, **options)
 
     # ---- replay ------------------------------------------------------------------------------
-    def forward(self, x=None):
-        """Outputs at x, in the recorded shape (a float for a scalar output)."""
+    def forward(self, x=None, *, batch=False):
+        """Outputs at x, in the recorded shape (a float for a scalar output). batch=True: x has
+        a leading axis of points, and so do the results (every replay method takes it)."""
+        if batch:
+            return _batched(self, "forward", (x,), {})
         rec = self._rec
         if rec.fast and x is not None and rec.out_shape is not None:
             y = np.empty(rec.n_out)
@@ -289,6 +346,10 @@ class Tape(_fast.TapeBase):
     # calls _after_flip and sweeps the new recording at x again (not "the last point": another
     # thread may sweep it meanwhile) (a new recording with
     # other than one output: _gradient's ValueError); anything else goes to _gradient.
+
+    def _gradient_batch(self, x=None, batch=False):
+        """gradient(x, batch=...) (TapeBase.gradient hands calls naming batch here)."""
+        return _batched(self, "gradient", (x,), {}) if batch else _fast.TapeBase.gradient(self, x)
 
     @_replay
     def _gradient(self, rec, x=None):
@@ -400,9 +461,15 @@ def _sparse_ready(rec, sparse, outputs=True):
 record = _fast.record
 
 
-def _record(f, *args, arrays=False):
+def _record(f, *args, arrays=False, optimize=False):
     """ad.record's general path (see tapead._fast.record). arrays=True: f gets an ad.Array per
-    array argument (interim opt-in; object arrays of Var stay the default for now)."""
+    array argument; optimize=True: the tape optimised (Tape.optimize), and so is every
+    re-recording."""
+    if optimize:
+        tape = record(f, *args, arrays=arrays) if arrays else record(f, *args)
+        tape._optimize = True
+        tape._rec = optimized(tape._rec)
+        return tape
     if not args:
         raise TypeError("ad.record(f, x, ...) needs at least one argument to differentiate by")
     tape = Tape()

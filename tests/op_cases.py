@@ -382,6 +382,12 @@ def operands(point, x):
     return [a + xi * (b + 0.5 * xi) for a, xi, b in zip(point, x, SLOPES)]
 
 
+def case_ids(tab):
+    """pytest params (op, k), id "OP-k", for every case k of every op of tab."""
+    return [pytest.param(op, k, id=f"{op.name}-{k}") for op, cases in tab.items()
+            for k in range(len(cases))]
+
+
 def missing_cases(tab, which):
     """A test's check that every op of ops.def has a case in tab (table(which))."""
     missing = [op.name for op in Op if op not in tab]

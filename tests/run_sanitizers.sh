@@ -4,7 +4,9 @@
 #   1. the test suite, except the slow test and the tests marked no_asan (see pyproject.toml);
 #   2. tests/stress_threads.py: threads recording their own tapes and replaying shared ones, then
 #      threads attacking a tape another thread is recording (two processes, so that a crash in
-#      the hostile phase does not hide the result of the others).
+#      the hostile phase does not hide the result of the others);
+#   3. opt-in (FUZZ_CASES): tests/fuzz_tapes.py, hostile tape files through ad.loads and every
+#      sweep (the suite already runs 12000 of them in tests/test_saving.py).
 # Any ASan or UBSan report aborts the process that made it, so it fails the step it happened in.
 #
 # Usage: bash tests/run_sanitizers.sh [extra pytest arguments]
@@ -13,6 +15,8 @@
 #                   activated venv is the venv's); it needs setuptools and cffi to build
 #   CC              C compiler (default gcc); its libasan/libubsan are preloaded into Python
 #   STRESS_SECONDS  seconds per stress phase (default 5; 4 phases)
+#   FUZZ_CASES      run step 3 with this many cases (e.g. 1000000: about an hour under the
+#                   sanitizers); FUZZ_SECONDS caps its time. Default 0: no step 3
 #   SANITIZE_KEEP=1 keep the scratch copy (its path is printed)
 # Exit status: 0 all passed; 1 the suite or the stress failed (or crashed); 2 the sanitizer
 # build could not be made (missing runtime, compiler or build dependency).
@@ -60,6 +64,7 @@ printf 'int main(void) { return 0; }\n' > "$work/probe.c"
     die "$CC cannot build and run a program with $SAN"
 
 cp -r "$root/csrc" "$root/tapead" "$root/tests" "$root/setup.py" "$root/pyproject.toml" "$work/"
+mkdir "$work/bench" && cp "$root"/bench/*.py "$work/bench/"   # tests import bench/problems.py
 rm -f "$work"/tapead/*.so "$work"/tapead/_tapead.c
 cd "$work"
 
@@ -115,6 +120,13 @@ t0="$(now)"
 rc=0
 "$PY" tests/stress_threads.py hostile --seconds "$secs" || rc=$?
 report "stress_threads.py hostile" "$rc" "$(since "$t0")"
+
+if [[ "${FUZZ_CASES:-0}" -gt 0 ]]; then
+    t0="$(now)"
+    rc=0
+    "$PY" tests/fuzz_tapes.py --cases "$FUZZ_CASES" ${FUZZ_SECONDS:+--seconds "$FUZZ_SECONDS"} || rc=$?
+    report "fuzz_tapes.py --cases $FUZZ_CASES" "$rc" "$(since "$t0")"
+fi
 
 echo
 echo "run_sanitizers.sh: build $build_time"

@@ -409,3 +409,18 @@ def test_finite_diff_methods_and_shapes():
     assert_allclose(ad.finite_diff(f, x, method="forward"), J, rtol=1e-6, atol=1e-7)
     assert_allclose(ad.finite_diff(math.exp, 1.0), math.e, rtol=1e-9)
     assert ad.finite_diff(lambda u: u * u, np.ones((2, 2))).shape == (2, 2, 2, 2)
+
+
+def test_value_and_grad_as_jax():
+    f = lambda x: x[0] * ad.sin(x[1])                 # noqa: E731
+    x = np.array([2.0, 0.5])
+    y, g = ad.value_and_grad(f)(x)
+    assert y == 2.0 * np.sin(0.5) and type(y) is float
+    assert_array_equal(g, ad.grad(f)(x))
+    h = lambda a, b: a * a * b                        # noqa: E731
+    y, (ga, gb) = ad.value_and_grad(h, argnums=(0, 1))(3.0, 2.0)
+    assert (y, ga, gb) == (18.0, 12.0, 9.0)
+    y, (g1, g2) = ad.value_and_grad(h, argnums=(0, 0))(3.0, 2.0)
+    assert (y, g1, g2) == (18.0, 12.0, 12.0)
+    with pytest.raises(ValueError, match="ad.value_and_grad"):
+        ad.value_and_grad(lambda x: x * 1.0)(np.array([1.0, 2.0]))

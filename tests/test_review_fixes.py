@@ -350,3 +350,22 @@ def test_a_replay_that_raised_leaves_the_last_point():
         t.hvp(7.0, 1.0)
     assert t.forward(None) == 6.0
     assert t.gradient(None) == 5.0
+
+
+# ---- inputs at misaligned addresses (NumPy allows them: views into bytes) --------------------------
+def misaligned(values):
+    raw = bytearray(8 * len(values) + 1)
+    a = np.frombuffer(raw, dtype=np.float64, count=len(values), offset=1)
+    a[...] = values
+    assert not a.flags.aligned
+    return a
+
+
+def test_misaligned_inputs_are_read_as_their_values():
+    t = ad.record(lambda x: x[0] * ad.sin(x[1]), np.array([2.0, 1.0]))
+    x = misaligned([3.0, 0.5])
+    want = [np.sin(0.5), 3.0 * np.cos(0.5)]
+    assert_allclose(t.gradient(x), want, rtol=1e-15)
+    assert t.forward(x) == 3.0 * np.sin(0.5)
+    X = misaligned([3.0, 0.5, 1.0, 2.0]).reshape(2, 2)
+    assert_allclose(t.gradient(X, batch=True)[0], want, rtol=1e-15)

@@ -142,7 +142,7 @@ def test_gradient_arguments_as_the_python_method_had():
         t.gradient(y=(3.0, 0.5))
     with pytest.raises(TypeError, match="multiple values"):
         t.gradient((3.0, 0.5), x=(3.0, 0.5))
-    assert str(__import__("inspect").signature(ad.Tape.gradient)) == "(self, /, x=None)"
+    assert str(__import__("inspect").signature(ad.Tape.gradient)) == "(self, /, x=None, *, batch=False)"
 
 
 # ---- branch guards ----------------------------------------------------------------------------
