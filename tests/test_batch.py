@@ -9,7 +9,7 @@ import pytest
 import tapead as ad
 import tapead.batch as adb
 from tapead._core import GroupOp
-from helpers import program_steps, run_in_threads, run_program
+from helpers import program_steps, rosen_loop, run_in_threads, run_program
 from op_cases import CASES, case_ids
 
 RNG = np.random.default_rng(7)
@@ -257,15 +257,8 @@ def test_zero_points_and_stats_count_points():
 
 
 # ---- threads --------------------------------------------------------------------------------
-def rosen(x):
-    s = 0.0
-    for i in range(len(x) - 1):
-        s = s + 100 * (x[i + 1] - x[i] ** 2) ** 2 + (1 - x[i]) ** 2
-    return s
-
-
 def test_threads_split_a_call_and_share_a_tape():
-    t = ad.record(rosen, np.zeros(20))
+    t = ad.record(rosen_loop, np.zeros(20))
     X = RNG.uniform(-2, 2, (20_000, 20))
     old = adb.set_threads(1)
     try:
@@ -325,14 +318,14 @@ def test_optimised_tapes_batch_and_re_record_optimised():
     ref = ad.record(kinked, np.array([1.0, 2.0]), optimize=True)
     assert bits(t.gradient(X, batch=True)) == bits(stack([ref.gradient(x) for x in X]))
     assert "optimized" in t.stats()                  # the re-recordings are optimised too
-    o = ad.record(rosen, np.zeros(6)).optimize()
+    o = ad.record(rosen_loop, np.zeros(6)).optimize()
     Y = RNG.uniform(-2, 2, (50, 6))
     assert bits(o.hessian(Y, batch=True)[:1]) == bits(o.hessian(Y[:1], batch=True))
     assert bits(o.jacobian(Y, batch=True)) == bits(stack([o.jacobian(y) for y in Y]))
 
 
 def test_unaligned_and_strided_points():
-    t = ad.record(rosen, np.zeros(5))
+    t = ad.record(rosen_loop, np.zeros(5))
     raw = np.zeros(7 * 5 * 8 + 1, dtype=np.uint8)[1:].view(np.float64).reshape(7, 5)
     raw[:] = RNG.uniform(-2, 2, (7, 5))                  # a misaligned buffer (as unpickled)
     assert not raw.flags.aligned
