@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "block.h"
+#include "gather.h"
 
 #define MAX_VARS ((int64_t)INT32_MAX)
 
@@ -160,6 +161,8 @@ static int valid_op(const tp_tape *t, int op, const int32_t *q, int64_t nb)
         for (int64_t i = 0; i < nb; i++) { tp_blk(t, q + 3 + 2 * i, &y); total += y.size; }
         return total == q[0];
     }
+    case TP_OP_GATHER: case TP_OP_SCATTER: case TP_OP_SCATTER_ADD:
+        return tp_gather_valid(t, op, q, nb);
     }
     return 0;
 }
