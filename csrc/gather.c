@@ -125,43 +125,39 @@ int tp_gather_values(const tp_tape *t, int op, const int32_t *q, const double *c
     return TP_OK;
 }
 
-int tp_gather_tangent(const tp_tape *t, double *T, int64_t K, int op, const int32_t *q,
-                      int32_t iz)
+/* the op's pass over B, W doubles per variable: forward, or backward (adjoints) */
+static int pass(const tp_tape *t, int op, const int32_t *q, int32_t iz, double *B, int64_t W,
+                int back)
 {
     indexing g;
     index_of(t, op, q, &g);
-    forward(op, &g, T + (int64_t)g.x.first * K, T + (int64_t)g.y.first * K,
-            T + (int64_t)iz * K, K);
+    double *X = B + g.x.first * W, *Y = B + g.y.first * W, *Z = B + iz * W;
+    if (back) backward(op, &g, X, Y, Z, W);
+    else forward(op, &g, X, Y, Z, W);
     return TP_OK;
+}
+
+int tp_gather_tangent(const tp_tape *t, double *T, int64_t K, int op, const int32_t *q,
+                      int32_t iz)
+{
+    return pass(t, op, q, iz, T, K, 0);
 }
 
 int tp_gather_adjoint(const tp_tape *t, double *A, int64_t K, int op, const int32_t *q,
                       int32_t iz)
 {
-    indexing g;
-    index_of(t, op, q, &g);
-    backward(op, &g, A + (int64_t)g.x.first * K, A + (int64_t)g.y.first * K,
-             A + (int64_t)iz * K, K);
-    return TP_OK;
+    return pass(t, op, q, iz, A, K, 1);
 }
 
 int tp_gather_second(const tp_tape *t, double *A, double *D, int64_t K, int op,
                      const int32_t *q, int32_t iz)
 {
-    indexing g;
-    index_of(t, op, q, &g);
-    backward(op, &g, A + g.x.first, A + g.y.first, A + iz, 1);
-    backward(op, &g, D + (int64_t)g.x.first * K, D + (int64_t)g.y.first * K,
-             D + (int64_t)iz * K, K);
-    return TP_OK;
+    pass(t, op, q, iz, A, 1, 1);
+    return pass(t, op, q, iz, D, K, 1);
 }
 
 int tp_gather_taylor(const tp_tape *t, double *S, int64_t D1, int op, const int32_t *q,
                      int32_t iz)
 {
-    indexing g;
-    index_of(t, op, q, &g);
-    forward(op, &g, S + (int64_t)g.x.first * D1, S + (int64_t)g.y.first * D1,
-            S + (int64_t)iz * D1, D1);
-    return TP_OK;
+    return pass(t, op, q, iz, S, D1, 0);
 }

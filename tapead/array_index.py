@@ -20,7 +20,7 @@ _SCATTER, _SCATTER_ADD = int(Op.SCATTER), int(Op.SCATTER_ADD)
 _probe = np.empty(0, dtype=np.uint8)     # never written: only its element addresses are read
 
 
-# ---- selections ----------------------------------------------------------------------------------
+# ---- selections ---------------------------------------------------------------------------------
 def _addresses(a):
     """An array of a's shape whose element e lies at byte e of a buffer: a view of it tells the
     offset and strides (in elements) of the selection it makes."""
@@ -59,7 +59,7 @@ def strided(rec, first, shape, strides):
 
 
 def _affine(p):
-    """(offset, strides) when element numbers p are an affine function of their index, else None."""
+    """(offset, strides) when the element numbers p are affine in their index, else None."""
     offset = int(p.flat[0])
     strides = tuple(int(p[tuple(1 if k == d else 0 for k in range(p.ndim))]) - offset
                     if p.shape[d] > 1 else 0 for d in range(p.ndim))
@@ -88,11 +88,11 @@ def from_positions(a, p):
 def indices(rec, words):
     """A new entry of the tape's index table: its id."""
     w = np.ascontiguousarray(np.ravel(words), dtype=np.int64)
-    return check(lib.tp_indices(rec._p, ffi.from_buffer("int64_t[]", w) if w.size else ffi.NULL,
-                                w.size), "ad.Array indexing")
+    buf = ffi.from_buffer("int64_t[]", w) if w.size else ffi.NULL
+    return check(lib.tp_indices(rec._p, buf, w.size), "ad.Array indexing")
 
 
-# ---- keys --------------------------------------------------------------------------------------------
+# ---- keys ---------------------------------------------------------------------------------------
 def index_key(obj):
     """One element of an index as NumPy takes it. Active values are refused; an object with
     __array__ (a comparison's condition, say) becomes its NumPy array: a boolean mask."""
@@ -100,8 +100,8 @@ def index_key(obj):
         raise TypeError("indexing an ad.Array by Vars or Arrays (active indices) is not "
                         "supported: index by integers, slices, integer arrays or NumPy "
                         "boolean masks")
-    if obj is None or obj is Ellipsis or isinstance(obj, (int, slice, np.integer, np.ndarray,
-                                                          list)):
+    plain = (int, slice, np.integer, np.ndarray, list)
+    if obj is None or obj is Ellipsis or isinstance(obj, plain):
         return obj
     if hasattr(obj, "__array__"):
         return np.asarray(obj)
@@ -126,7 +126,7 @@ def getitem(a, key):
     return select(a, lambda b: b[key])
 
 
-# ---- functional updates ------------------------------------------------------------------------------
+# ---- functional updates -------------------------------------------------------------------------
 def update(a, key, v, add):
     """A new Array: a with the elements key selects set to v (add: increased by v; repeated
     positions accumulate). Setting a position twice keeps the last value, as NumPy does."""
@@ -140,17 +140,18 @@ def update(a, key, v, add):
     try:
         src = np.broadcast_to(np.arange(vsize, dtype=np.int64).reshape(vshape), p.shape)
     except ValueError:
-        raise ValueError(f"could not broadcast the value of shape {vshape} to the indexed shape "
-                         f"{p.shape}") from None
+        raise ValueError(f"could not broadcast the value of shape {vshape} to the indexed "
+                         f"shape {p.shape}") from None
     pos, src = p.ravel(), src.ravel()
     if pos.size == 0:
         return a
     if not add:                                  # the last write to each position wins
         last = pos.size - 1 - np.unique(pos[::-1], return_index=True)[1]
         pos, src = pos[last], src[last]
-    blocks = [(a._first, _shape_id(rec, (a.size,), (1,))), (first, _shape_id(rec, (vsize,), (1,)))]
-    return _record(rec, _SCATTER_ADD if add else _SCATTER, indices(rec, np.concatenate([pos, src])),
-                   a.shape, blocks)
+    blocks = [(a._first, _shape_id(rec, (a.size,), (1,))),
+              (first, _shape_id(rec, (vsize,), (1,)))]
+    entry = indices(rec, np.concatenate([pos, src]))
+    return _record(rec, _SCATTER_ADD if add else _SCATTER, entry, a.shape, blocks)
 
 
 def activate(x):
@@ -198,7 +199,7 @@ class _AtKey:
         return update(self._a, self._key, v, add=True)
 
 
-# ---- NumPy functions: selections of one array ---------------------------------------------------------
+# ---- NumPy functions: selections of one array ---------------------------------------------------
 def _active(a, what):
     """a as an ad.Array (Vars and object arrays of Vars are packed)."""
     a = activate(a)
@@ -234,7 +235,7 @@ def copy(a, *args, **kwargs):
     return _active(a, "copy").copy()
 
 
-# ---- joining ---------------------------------------------------------------------------------------
+# ---- joining ------------------------------------------------------------------------------------
 def _operands(arrays, what):
     items = [activate(x) for x in arrays]
     if not items:
@@ -263,7 +264,8 @@ def concatenate(arrays, axis=0, out=None, dtype=None, casting=None):
         raise ValueError("zero-dimensional arrays cannot be concatenated")
     ax = _axis(axis, len(shapes[0]), "concatenate")
     for s in shapes[1:]:
-        if len(s) != len(shapes[0]) or s[:ax] + s[ax + 1:] != shapes[0][:ax] + shapes[0][ax + 1:]:
+        s0 = shapes[0]
+        if len(s) != len(s0) or s[:ax] + s[ax + 1:] != s0[:ax] + s0[ax + 1:]:
             raise ValueError(f"numpy.concatenate along axis {ax}: shapes {shapes[0]} and {s} "
                              f"differ on another axis")
     out_shape = shapes[0][:ax] + (sum(s[ax] for s in shapes),) + shapes[0][ax + 1:]
@@ -344,5 +346,5 @@ FUNCTIONS = {np.take: take, np.concatenate: concatenate, np.stack: stack, np.hst
              np.vstack: vstack, np.ravel: ravel, np.copy: copy, np.atleast_1d: atleast_1d,
              np.atleast_2d: atleast_2d,
              **{getattr(np, n): _selection(n) for n in (
-                 "swapaxes", "moveaxis", "expand_dims", "squeeze", "broadcast_to", "transpose",
-                 "flip", "fliplr", "flipud", "roll", "diagonal")}}
+                 "swapaxes", "moveaxis", "expand_dims", "squeeze", "broadcast_to", "flip",
+                 "fliplr", "flipud", "roll", "diagonal")}}

@@ -362,13 +362,15 @@ CASES = {
                                            ad.asarray([x, 2.0, y]))],
                       lambda x, y: 2 * x * y + 2 * y, lambda x, y: [2 * y, 2 * x + 2],
                       [(1.5, -2.0), (0.0, 3.0)]),
-                higher(lambda x, y: ad.sum(ad.asarray([x * y, y])[[0, 1, 0]] * ad.asarray([x, y, y])),
+                higher(lambda x, y: ad.sum(ad.asarray([x * y, y])[[0, 1, 0]] *
+                                           ad.asarray([x, y, y])),
                        lambda x, y: x * y * x + y * y + x * y * y, (0.4, -0.7))],
     Op.SCATTER: [first([lambda x, y: ad.sum(ad.asarray([x, y, 1.0]).at[[0, 2]].set(
                             ad.asarray([y * y, x])) * ad.asarray([1.0, x, 2.0])), _set_twice],
                        lambda x, y: y * y + x * y + 2 * x, lambda x, y: [y + 2, 2 * y + x],
                        [(1.5, -2.0), (0.0, 3.0)]),
-                 higher(lambda x, y: ad.sum(ad.asarray([x, y]).at[1].set(x * y) * ad.asarray([y, x])),
+                 higher(lambda x, y: ad.sum(ad.asarray([x, y]).at[1].set(x * y) *
+                                            ad.asarray([y, x])),
                         lambda x, y: x * y + x * x * y, (0.4, -0.7))],
     Op.SCATTER_ADD: [first([lambda x, y: ad.sum(ad.asarray([x, y]).at[[1, 1, 0]].add(
                                 ad.asarray([x, y * y, 3.0])) * ad.asarray([y, 2.0]))],

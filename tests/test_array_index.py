@@ -34,7 +34,7 @@ def probe(key, x=X3, gather=None):
     return t
 
 
-# ---- basic indexing: views -----------------------------------------------------------------------
+# ---- basic indexing: views ----------------------------------------------------------------------
 @pytest.mark.parametrize("key", [1, -1, (1, 2), (1, 2, 3), (-1, -2, -3), slice(None, None, -1),
                                  (slice(None), slice(2, 0, -1)), (Ellipsis, 1), (1, Ellipsis),
                                  (None, 1, None, slice(None, None, 2)), (Ellipsis, None),
@@ -72,7 +72,7 @@ def test_element_var_of_a_one_d_array():
         t.outputs(es[0])
 
 
-# ---- integer arrays and masks: gathers -------------------------------------------------------------
+# ---- integer arrays and masks: gathers ----------------------------------------------------------
 @pytest.mark.parametrize("key, gather", [           # a selection strides describe: no gather
     ([1, 0, 1], True), ([[0, 1], [1, 1]], True), (np.array([0, 0]), False),
     (([0, 1, 1], [2, 0, 2]), True), ((1, [0, 2, 2]), True), ((slice(None), [2, 0, 0]), True),
@@ -131,7 +131,7 @@ def test_empty_and_zero_d():
     assert "scatter" in ops_of(t)
 
 
-# ---- functional updates ----------------------------------------------------------------------------------
+# ---- functional updates -------------------------------------------------------------------------
 def at_set(a, key, v):
     if type(a) is ad.Array:
         return a.at[key].set(v)
@@ -271,7 +271,7 @@ def test_mixed_scalar_loop_over_a_gather_then_arrays():
         _close(ta.hessian(u), ts.hessian(u))
 
 
-# ---- joining and rearranging ------------------------------------------------------------------------------
+# ---- joining and rearranging --------------------------------------------------------------------
 A, B = np.arange(1.0, 7.0).reshape(2, 3) / 5, np.arange(-3.0, 3.0).reshape(2, 3) / 4
 
 
@@ -313,7 +313,7 @@ def test_join_costs_at_most_two_packs():
         t.outputs(a[0, 0])
 
 
-# ---- bad input ------------------------------------------------------------------------------------------
+# ---- bad input ----------------------------------------------------------------------------------
 def test_bad_indices_raise_like_numpy():
     with ad.Tape() as t:
         a = t.variables(np.ones((3, 4)), array=True)
@@ -386,9 +386,8 @@ def test_the_core_checks_every_index():
 
 def test_values_at_recording_equal_the_replay():
     def f(a):
-        outs = [a[::-1] * a, a[[2, 0, 0]] * 2.0, at_add(a, [1, 1], a[:2]), np.stack([a, a[::2]
-                                                                                       [[0, 0, 1]]])]
-        return outs
+        return [a[::-1] * a, a[[2, 0, 0]] * 2.0, at_add(a, [1, 1], a[:2]),
+                np.stack([a, a[::2][[0, 0, 1]]])]
     x = np.array([0.5, -1.0, 2.0])
     with ad.Tape() as t:
         a = t.variables(x, array=True)
