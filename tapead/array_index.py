@@ -8,6 +8,8 @@ np.take) is one GATHER whose indices go to the tape's index table; the C core ch
 against the operand's size. Updates are functional: a[idx] = v records a SCATTER and rebinds
 `a` to its result; a.at[idx].set(v) / .add(v) return a new Array (SCATTER, SCATTER_ADD).
 """
+import math
+
 import numpy as np
 
 from ._core import Op, check, ffi, lib
@@ -25,14 +27,19 @@ def _addresses(a):
     """An array of a's shape whose element e lies at byte e of a buffer: a view of it tells the
     offset and strides (in elements) of the selection it makes."""
     global _probe
-    if _probe.size < a.size:
-        _probe = np.empty(a.size, dtype=np.uint8)
-    return _probe[:a.size].reshape(a.shape)
+    n = _size(a)
+    if _probe.size < n:
+        _probe = np.empty(n, dtype=np.uint8)
+    return _probe[:n].reshape(a.shape)
+
+
+def _size(a):
+    return math.prod(a.shape)
 
 
 def positions(a):
     """The element numbers of a (C order), shaped like a."""
-    return np.arange(a.size, dtype=np.int64).reshape(a.shape)
+    return np.arange(_size(a), dtype=np.int64).reshape(a.shape)
 
 
 def select(a, fn):
@@ -48,7 +55,7 @@ def select(a, fn):
 def strided(rec, first, shape, strides):
     """The variables first + sum(i_d * strides_d): a Var (0-d), the block itself when that is
     C-contiguous, else one PACK."""
-    size = int(np.prod(shape, dtype=np.int64))
+    size = math.prod(shape)
     if not shape:
         return _make(rec, first)
     if size == 0:
@@ -82,7 +89,7 @@ def from_positions(a, p):
     if aff is not None:
         return strided(rec, a._first + aff[0], p.shape, aff[1])
     return _record(rec, _GATHER, indices(rec, p), p.shape,
-                   [(a._first, _shape_id(rec, (a.size,), (1,)))])
+                   [(a._first, _shape_id(rec, (_size(a),), (1,)))])
 
 
 def indices(rec, words):
@@ -121,7 +128,15 @@ def getitem(a, key):
         i, inner = int(key) % a.shape[0], a.shape[1:]
         if not inner:
             return _make(a._rec, a._first + i)
-        return Array(a._rec, a._first + i * int(np.prod(inner, dtype=np.int64)), inner)
+        return Array(a._rec, a._first + i * math.prod(inner), inner)
+    if type(key) is tuple and len(key) == len(a.shape) and all(type(k) is int for k in key):
+        at = 0                                   # an element: its variable
+        for k, n in zip(key, a.shape):
+            if not -n <= k < n:
+                break
+            at = at * n + k % n
+        else:
+            return _make(a._rec, a._first + at)
     key = _key(key)
     return select(a, lambda b: b[key])
 
@@ -134,7 +149,7 @@ def update(a, key, v, add):
     v = activate(v)
     rec = _rec_of((a, v))
     first, vshape, _ = _operand(rec, v, "ad.Array update")
-    vsize = int(np.prod(vshape, dtype=np.int64))
+    vsize = math.prod(vshape)
     while len(vshape) > p.ndim and vshape[0] == 1:   # NumPy drops leading unit axes of v
         vshape = vshape[1:]
     try:
@@ -148,7 +163,7 @@ def update(a, key, v, add):
     if not add:                                  # the last write to each position wins
         last = pos.size - 1 - np.unique(pos[::-1], return_index=True)[1]
         pos, src = pos[last], src[last]
-    blocks = [(a._first, _shape_id(rec, (a.size,), (1,))),
+    blocks = [(a._first, _shape_id(rec, (_size(a),), (1,))),
               (first, _shape_id(rec, (vsize,), (1,)))]
     entry = indices(rec, np.concatenate([pos, src]))
     return _record(rec, _SCATTER_ADD if add else _SCATTER, entry, a.shape, blocks)
@@ -269,10 +284,10 @@ def concatenate(arrays, axis=0, out=None, dtype=None, casting=None):
             raise ValueError(f"numpy.concatenate along axis {ax}: shapes {shapes[0]} and {s} "
                              f"differ on another axis")
     out_shape = shapes[0][:ax] + (sum(s[ax] for s in shapes),) + shapes[0][ax + 1:]
-    moved = ax and int(np.prod(shapes[0][:ax], dtype=np.int64)) > 1
+    moved = ax and math.prod(shapes[0][:ax]) > 1
     blocks = []
     for first, s, st in ops:
-        if not int(np.prod(s, dtype=np.int64)):
+        if not math.prod(s):
             continue
         if moved:                                # axis ax first: pieces follow one another
             s, st = (s[ax],) + s[:ax] + s[ax + 1:], (st[ax],) + st[:ax] + st[ax + 1:]
@@ -288,9 +303,9 @@ def concatenate(arrays, axis=0, out=None, dtype=None, casting=None):
 
 def _adjacent(ops):
     """The operands are C-contiguous blocks of variables, each right after the one before."""
-    at = next((f for f, s, _ in ops if np.prod(s)), 0)
+    at = next((f for f, s, _ in ops if math.prod(s)), 0)
     for first, s, st in ops:
-        n = int(np.prod(s, dtype=np.int64))
+        n = math.prod(s)
         if n and (first != at or first < 0 or st != _contiguous(s)):
             return False
         at += n

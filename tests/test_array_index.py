@@ -398,3 +398,38 @@ def test_values_at_recording_equal_the_replay():
     plain = f(x.copy().astype(object))
     assert np.array_equal(at_rec, np.concatenate([np.ravel(np.asarray(o, float))
                                                   for o in plain]))
+
+
+def test_index_table_on_the_tape_and_backward():
+    with ad.Tape() as t:
+        a = t.variables(np.array([1.0, 2.0, 3.0]), array=True)
+        before = t.nbytes
+        g = a[[2, 0, 2, 1]]
+        s = a.at[[1, 1]].add(g[:2])
+        y = ad.sum(g * s[[0, 0, 1, 2]])
+        t.outputs(y)
+    assert t.nbytes >= before + 4 * (4 + 4 + 4)           # the index words are counted
+    words = [ffi.new("int32_t[]", 8) for _ in range(3)]
+    counts = [lib.tp_index_words(a._rec._p, i, words[i]) for i in range(3)]
+    assert counts == [4, 4, 4]
+    assert list(words[0])[:4] == [2, 0, 2, 1]              # GATHER: the positions
+    assert list(words[1])[:4] == [1, 1, 0, 1]              # SCATTER_ADD: positions, sources
+    assert lib.tp_index_words(a._rec._p, 3, ffi.NULL) == lib.TP_EARG
+    y.backward()
+    x = np.array([1.0, 2.0, 3.0])
+    assert np.array_equal(a.grad, t.gradient(x))
+    check(lambda u: total(u[[2, 0, 2, 1]] * at_add(u, [1, 1], u[[2, 0, 2, 1]][:2])[[0, 0, 1, 2]]),
+          x)
+
+
+def test_join_bad_axes():
+    with ad.Tape() as t:
+        a = t.variables(np.ones((2, 3)), array=True)
+        for fn in (lambda: np.concatenate([a, a], axis=2), lambda: np.stack([a, a], axis=-4),
+                   lambda: np.swapaxes(a, 0, 2), lambda: np.take(a, [0], axis=3)):
+            with pytest.raises(np.exceptions.AxisError if hasattr(np, "exceptions")
+                               else np.AxisError):
+                fn()
+        assert np.hstack([a[0, 0], a[1, 1], 2.0]).shape == (3,)
+        assert np.vstack([a[0, 0], a[1, 1]]).shape == (2, 1)
+        t.outputs(a[0, 0])
