@@ -433,3 +433,16 @@ def test_join_bad_axes():
         assert np.hstack([a[0, 0], a[1, 1], 2.0]).shape == (3,)
         assert np.vstack([a[0, 0], a[1, 1]]).shape == (2, 1)
         t.outputs(a[0, 0])
+
+
+def test_updating_an_input_inside_record():
+    def f(a):
+        a[0] = a[1] * a[2]                         # a names the update; the inputs stay inputs
+        a[[2, 2]] += 1.0
+        return np.sum(a * a)
+    x = np.array([0.5, -1.5, 2.0])
+    t = ad.record(f, x, arrays=True)
+    b0, b2 = x[1] * x[2], x[2] + 1.0
+    assert t(x) == b0 ** 2 + x[1] ** 2 + b2 ** 2
+    assert np.allclose(t.gradient(x), [0.0, 2 * b0 * x[2] + 2 * x[1], 2 * b0 * x[1] + 2 * b2],
+                       rtol=1e-15)
