@@ -38,8 +38,8 @@ def _size(a):
 
 
 def positions(a):
-    """The element numbers of a (C order), shaped like a."""
-    return np.arange(_size(a), dtype=np.int64).reshape(a.shape)
+    """The element numbers of a (C order), shaped like a (int32: a tape has < 2**31 variables)."""
+    return np.arange(_size(a), dtype=np.int32).reshape(a.shape)
 
 
 def select(a, fn):

@@ -446,3 +446,17 @@ def test_updating_an_input_inside_record():
     assert t(x) == b0 ** 2 + x[1] ** 2 + b2 ** 2
     assert np.allclose(t.gradient(x), [0.0, 2 * b0 * x[2] + 2 * x[1], 2 * b0 * x[1] + 2 * b2],
                        rtol=1e-15)
+
+
+def test_empty_arrays():
+    with ad.Tape() as t:
+        a = t.variables(np.ones((0, 3)), array=True)
+        for e, shape in [(a[[]], (0, 3)), (a[:, 1], (0,)), (a[:, [0, 0]], (0, 2)),
+                         (np.concatenate([a, a]), (0, 3)), (np.stack([a, a], 1), (0, 2, 3)),
+                         (a.at[:, 1].set(2.0), (0, 3)), (np.swapaxes(a, 0, 1), (3, 0))]:
+            assert e.shape == shape and e.size == 0
+        with pytest.raises(IndexError):
+            a[0]
+        assert len(t) == 0
+        t.outputs(np.concatenate([a.reshape(-1), np.ones(2)]))
+    assert np.array_equal(t(np.ones((0, 3))), [1.0, 1.0])
