@@ -2,7 +2,8 @@
 
 One array operation records one block operation (csrc/tape.h, "Block operations") however many
 elements it has: MAP (an elementwise op with NumPy broadcasting), REDUCE (sum over axes), MATMUL
-and PACK (copies: transpose, slicing, ad.asarray of scattered Vars). Its elements are ordinary
+and PACK (copies: transpose, slicing, ad.asarray of scattered Vars); indexing, updates and
+joining are tapead/array_index.py's (GATHER, SCATTER, SCATTER_ADD). Its elements are ordinary
 variables: a[i] of a 1-d Array is the Var of that variable, at no cost.
 """
 import sys
