@@ -54,7 +54,7 @@ def with_comparisons(x):
     s = 0.0
     for i in range(len(x) - 1):
         s = block(s, x[i], x[i + 1])
-        s < 0.0                                               # noqa: B015 - recorded as a guard
+        bool(s < 0.0)                            # its truth taken: recorded as a guard
     return s
 
 
