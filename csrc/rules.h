@@ -377,6 +377,21 @@
 #define REDUCE_PRIMAL  BLOCK_PRIMAL(TP_OP_REDUCE)
 #define MATMUL_PRIMAL  BLOCK_PRIMAL(TP_OP_MATMUL)
 #define PACK_PRIMAL    BLOCK_PRIMAL(TP_OP_PACK)
+
+/* ---- AMAX, AMIN: z = max (min) of x over axes, one block op (reduce.c) ----------------------
+ * The derivative goes to the elements equal to z, split evenly among ties (as JAX's max and
+ * torch.amax; ad.maximum splits a tie 1/2, 1/2 likewise); NaN propagates (the first NaN is z and
+ * the NaN elements share its derivative). Taylor: the tied elements' series averaged. */
+#define AMAX_PRIMAL    BLOCK_PRIMAL(TP_OP_AMAX)
+#define AMIN_PRIMAL    BLOCK_PRIMAL(TP_OP_AMIN)
+#define FOLD_BETTER(op, x, b) ((op) == TP_OP_AMAX ? (x) > (b) : (x) < (b))
+#define FOLD_TIE(x, z) ((x) == (z) || ((x) != (x) && (z) != (z)))
+
+/* ---- PROD: z = prod of x over axes     dz/dx_i = prod_(j != i) x_j (reduce.c) ---------------
+ * Every rule multiplies, never divides by x_i: exact with zeros in the block. Tangent: the
+ * running product's product rule; adjoint: prefix times suffix products; second order: their
+ * tangents; Taylor: the series multiplied in turn. */
+#define PROD_PRIMAL    BLOCK_PRIMAL(TP_OP_PROD)
 #define BLOCK_PARTIAL(op)   pi = NAN
 #define BLOCK_CURVATURE(op) NONLINEAR
 
