@@ -53,7 +53,7 @@ class ArrayCond:
             site = rec.sites[a._first]             # every element names the line
             rec.sites.update(dict.fromkeys(range(a._first + 1, a._first + a.size), site))
         self._guarded = True
-        return a._values() != 0.0
+        return np.asarray(a._values() != 0.0)
 
     def __array__(self, dtype=None, copy=None):
         v = self._values()
@@ -113,6 +113,10 @@ class ArrayCond:
 
     __rand__, __ror__, __rxor__ = __and__, __or__, __xor__
 
+    # ---- in arithmetic: its 0s and 1s, an ad.Array (no guard) ------------------------------------
+    def __neg__(self):
+        return -self._arr
+
     # ---- NumPy ----------------------------------------------------------------------------------
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         logical = _LOGICAL.get(ufunc)
@@ -127,6 +131,11 @@ class ArrayCond:
             return where(*args, **kwargs)
         # the values used by NumPy: the block is a guard
         return func(*_plain(args), **{k: _plain(v) for k, v in kwargs.items()})
+
+
+for _name in ("add", "sub", "mul", "truediv", "pow", "matmul"):
+    for _n in (f"__{_name}__", f"__r{_name}__"):
+        setattr(ArrayCond, _n, lambda self, other, _n=_n: getattr(self._arr, _n)(other))
 
 
 def _plain(a):
