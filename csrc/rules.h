@@ -395,6 +395,21 @@
 #define BLOCK_PARTIAL(op)   pi = NAN
 #define BLOCK_CURVATURE(op) NONLINEAR
 
+/* ---- LOGADDEXP: z = log(exp(x) + exp(y)) = max + log1p(exp(-|x - y|))  (no overflow) -------
+ * dz = s(x - y) dx + s(y - x) dy with the logistic s; equal infinities give that infinity and a
+ * tie's split 1/2, 1/2 */
+#define LOGADDEXP_PRIMAL   z = x == y ? x + TP_LN2 : ((x > y || x != x) ? x : y) + log1p(exp(-fabs(x - y)))
+#define LOGADDEXP_PARTIAL  { const double d_ = x - y; px = d_ == d_ ? 1.0 / (1.0 + exp(-d_)) : 0.5; \
+                             py = d_ == d_ ? 1.0 / (1.0 + exp(d_)) : 0.5; }
+#define LOGADDEXP_PARTIAL2 { double px, py; LOGADDEXP_PARTIAL; pxx = px * py; pxy = -pxx; pyy = pxx; }
+#define LOGADDEXP_CURVATURE NONLINEAR
+#define LOGADDEXP_TAYLOR   { const int xm_ = x >= y; const double *H = xm_ ? X : Y, *L = xm_ ? Y : X; \
+                             for (int k = 0; k <= d; k++) { S0[k] = L[k] - H[k]; }  /* u <= 0 */ \
+                             S1[0] = exp(S0[0]); ser_exp(S1, S0, d); \
+                             for (int k = 0; k <= d; k++) { S2[k] = S1[k] + (k == 0); } \
+                             ser_quot_int(S3, S1, S2, d);                 /* log1p(exp(u)) */ \
+                             for (int k = 1; k <= d; k++) { Z[k] = H[k] + S3[k]; } }
+
 /* ---- an op's rule of a given part, by its kind (ops.def's RULE column) ------------------------
  * RULE_OF(RULE, NAME, PART): NAME_PART, except GUARD ops, which share GUARD_PART. */
 #define RULE_OF(RULE, NAME, PART) RULE_OF_##RULE(NAME, PART)

@@ -211,20 +211,11 @@ def clip(a, a_min=None, a_max=None, **kwargs):
     return out if a_max is None else _map(int(Op.MIN), out, a_max)
 
 
-def logaddexp(a, b):
-    """log(exp(a) + exp(b)) without overflow: max(a, b) + log1p(exp(-|a - b|)); where both are
-    infinite of one sign, that infinity."""
-    m = _map(int(Op.MAX), a, b)
-    s = m + np.log1p(np.exp(-abs(_map(int(Op.SUB), a, b))))
-    return where(compare(Op.EQ, abs(m), np.inf), m, s)
-
-
 UFUNCS = {np.less: lambda a, b: compare(Op.LT, a, b),
           np.less_equal: lambda a, b: compare(Op.LE, a, b),
           np.greater: lambda a, b: compare(Op.GT, a, b),
           np.greater_equal: lambda a, b: compare(Op.GE, a, b),
           np.equal: lambda a, b: compare(Op.EQ, a, b),
-          np.not_equal: lambda a, b: compare(Op.NE, a, b),
-          np.logaddexp: logaddexp}
+          np.not_equal: lambda a, b: compare(Op.NE, a, b)}
 
 FUNCTIONS = {np.where: where, np.clip: clip}

@@ -64,6 +64,11 @@ def _mpcbrt(x):
     return m.sign(x) * m.cbrt(abs(x))
 
 
+def _lae(x, y):
+    m = max(x, y)
+    return m + math.log1p(math.exp(-abs(x - y)))
+
+
 def _sec2(x):
     return 1.0 / math.cos(x) ** 2
 
@@ -350,6 +355,11 @@ CASES = {
                     lambda x, y: x * y, lambda x, y: [y, x], [(1.5, -2.0), (0.0, 3.0)]),
               higher(lambda x, y: ad.sum(ad.asarray([y * y, x]) * ad.asarray([x, 2.0])),
                      lambda x, y: y * y * x + 2 * x, (0.4, -0.7))],
+    Op.LOGADDEXP: [first([ad.logaddexp, np.logaddexp], _lae,
+                         lambda x, y: [1 / (1 + math.exp(y - x)), 1 / (1 + math.exp(x - y))],
+                         [(0.5, -1.5), (-2.0, 3.0), (800.0, 799.0), (1.0, 1.0)]),
+                   higher(lambda x, y: ad.logaddexp(x * y, y), lambda x, y: _mp().log(
+                       _mp().exp(x * y) + _mp().exp(y)), (0.4, 0.7), (1.0, 1.0), (-3.0, 2.0))],
     # max/min over axes: the derivative to the extreme element (split evenly among ties)
     Op.AMAX: [first([lambda x, y, z: np.max(ad.asarray([x, y, z])),
                      lambda x, y, z: ad.asarray([[x, y], [z, y]]).max(axis=1)[0] + 0.0 * z],
