@@ -2,6 +2,7 @@
  * checks a block op's words and computes its values with the sweeps' own kernels (block.c). */
 #include <stdlib.h>
 #include <string.h>
+#include <math.h>
 #include "block.h"
 
 #define MAX_VARS ((int64_t)INT32_MAX)
@@ -271,8 +272,8 @@ int tp_guard_block(tp_tape *t, int64_t var)
     int64_t first;
     if (!block_comparison(t, var, &q, &first) || first != var) return TP_EARG;
     const int64_t at = q - t->args;        /* (the constant pool may move, the words do not) */
-    if (!(t->consts[-1 - (int64_t)q[7]] != t->consts[-1 - (int64_t)q[7]]) || q[7] >= 0)
-        return TP_OK;                      /* guarded already */
+    if (q[7] >= 0 || !isnan(t->consts[-1 - (int64_t)q[7]]))
+        return TP_OK;                      /* guarded already (or not a recorded NaN) */
     int32_t code;
     if ((rc = tp_const_block(t, t->vals + first, q[0], &code)) < 0) return rc;
     t->args[at + 7] = code;
