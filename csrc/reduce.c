@@ -41,6 +41,20 @@ static double *shares(const folding *F, const double *X, int64_t xs, const doubl
     return c;
 }
 
+/* AMAX, AMIN: each tied element's K directions times its share, from x to z (forward: tangents)
+ * or from z to x (adjoints) */
+static int to_ties(const folding *F, const double *X, const double *Z, int64_t K, const double *S,
+                   double *D, int forward)
+{
+    double *c = shares(F, X, 1, Z, 1);
+    if (!c) return TP_ENOMEM;
+    FWALK(*F, { if (FOLD_TIE(X[o0], Z[o1])) {
+          const int64_t from = forward ? o0 : o1, to = forward ? o1 : o0;
+          for (int64_t j = 0; j < K; j++) D[to * K + j] += S[from * K + j] * c[o1]; } });
+    free(c);
+    return TP_OK;
+}
+
 int tp_fold_values(const tp_tape *t, int op, const int32_t *q, const double *X, double *Z)
 {
     folding F;
@@ -76,14 +90,7 @@ int tp_fold_tangent(const tp_tape *t, const double *V, double *T, int64_t K, int
     const double *X = V + F.x.first, *TX = T + (int64_t)F.x.first * K;
     double *TZ = T + (int64_t)iz * K;
     memset(TZ, 0, (size_t)(F.r * K) * sizeof *TZ);
-    if (op != TP_OP_PROD) {
-        double *c = shares(&F, X, 1, V + iz, 1);
-        if (!c) return TP_ENOMEM;
-        FWALK(F, { if (FOLD_TIE(X[o0], V[iz + o1])) for (int64_t j = 0; j < K; j++)
-                       TZ[o1 * K + j] += TX[o0 * K + j] * c[o1]; });
-        free(c);
-        return TP_OK;
-    }
+    if (op != TP_OP_PROD) return to_ties(&F, X, V + iz, K, TX, TZ, 1);
     double *run = malloc(((size_t)F.r + 1) * sizeof *run);     /* the running product */
     if (!run) return TP_ENOMEM;
     for (int64_t i = 0; i < F.r; i++) run[i] = 1.0;
@@ -102,14 +109,7 @@ int tp_fold_adjoint(const tp_tape *t, const double *V, double *A, int64_t K, int
     fold_of(t, q, &F);
     const double *X = V + F.x.first, *AZ = A + (int64_t)iz * K;
     double *AX = A + (int64_t)F.x.first * K;
-    if (op != TP_OP_PROD) {
-        double *c = shares(&F, X, 1, V + iz, 1);
-        if (!c) return TP_ENOMEM;
-        FWALK(F, { if (FOLD_TIE(X[o0], V[iz + o1])) for (int64_t j = 0; j < K; j++)
-                       AX[o0 * K + j] += AZ[o1 * K + j] * c[o1]; });
-        free(c);
-        return TP_OK;
-    }
+    if (op != TP_OP_PROD) return to_ties(&F, X, V + iz, K, AZ, AX, 0);
     double *p = malloc(((size_t)F.x.size + 1) * sizeof *p);
     int64_t *o = malloc(((size_t)F.x.size + 1) * 2 * sizeof *o);
     int rc = p && o ? prod_partials(&F, X, p, o) : TP_ENOMEM;
@@ -131,12 +131,8 @@ int tp_fold_second(const tp_tape *t, const double *V, const double *T, double *A
     const double *AZ = A + iz, *DZ = D + (int64_t)iz * K;
     double *AX = A + F.x.first, *DX = D + (int64_t)F.x.first * K;
     if (op != TP_OP_PROD) {                /* piecewise linear: the adjoint's rule twice */
-        double *c = shares(&F, X, 1, V + iz, 1);
-        if (!c) return TP_ENOMEM;
-        FWALK(F, { if (FOLD_TIE(X[o0], V[iz + o1])) { AX[o0] += AZ[o1] * c[o1];
-                       for (int64_t j = 0; j < K; j++) DX[o0 * K + j] += DZ[o1 * K + j] * c[o1]; } });
-        free(c);
-        return TP_OK;
+        int rc = to_ties(&F, X, V + iz, 1, AZ, AX, 0);
+        return rc < 0 ? rc : to_ties(&F, X, V + iz, K, DZ, DX, 0);
     }
     /* p_i = pre_i suf_i and its tangent dp_i = pre_i' suf_i + pre_i suf_i' (no division) */
     const int64_t n = F.x.size, r = F.r;
