@@ -377,6 +377,9 @@
 #define REDUCE_PRIMAL  BLOCK_PRIMAL(TP_OP_REDUCE)
 #define MATMUL_PRIMAL  BLOCK_PRIMAL(TP_OP_MATMUL)
 #define PACK_PRIMAL    BLOCK_PRIMAL(TP_OP_PACK)
+#define GATHER_PRIMAL  BLOCK_PRIMAL(TP_OP_GATHER)       /* gather.c: indexing, updates */
+#define SCATTER_PRIMAL BLOCK_PRIMAL(TP_OP_SCATTER)
+#define SCATTER_ADD_PRIMAL BLOCK_PRIMAL(TP_OP_SCATTER_ADD)
 
 /* ---- AMAX, AMIN: z = max (min) of x over axes, one block op (reduce.c) ----------------------
  * The derivative goes to the elements equal to z, split evenly among ties (as JAX's max and

@@ -3,7 +3,8 @@
 One array operation records one block operation (csrc/tape.h, "Block operations") however many
 elements it has: MAP (an elementwise op with NumPy broadcasting, comparisons and where too),
 REDUCE (sum over axes), AMAX, AMIN, PROD, MATMUL and PACK (copies: transpose, slicing,
-ad.asarray of scattered Vars). Its elements are ordinary variables: a[i] of a 1-d Array is the
+ad.asarray of scattered Vars); indexing, updates and joining are tapead/array_index.py's
+(GATHER, SCATTER, SCATTER_ADD). Its elements are ordinary variables: a[i] of a 1-d Array is the
 Var of that variable, at no cost. Comparisons, where, max/min/prod and clip live in
 tapead/array_ops.py, the matmul forms (einsum, inner, outer, norm) in tapead/array_linalg.py.
 """
@@ -100,15 +101,16 @@ class Array:
                         "numbers")
 
     # ---- indexing and views --------------------------------------------------------------------
-    def __getitem__(self, key):
-        if isinstance(key, (Var, Array)):
-            raise TypeError("indexing an ad.Array by Vars (a gather by active indices) is not "
-                            "supported; index by integers and slices")
-        sel = np.arange(self._first, self._first + self.size, dtype=np.int64).reshape(self.shape)
-        sel = sel[key]
-        if np.ndim(sel) == 0:
-            return _make(self._rec, int(sel))
-        return _view(self._rec, np.asarray(sel))
+    def __getitem__(self, key):               # NumPy's indexing: tapead/array_index.py
+        if type(key) is int and len(self.shape) == 1 and -self.shape[0] <= key < self.shape[0]:
+            return _make(self._rec, self._first + key % self.shape[0])
+        return _index.getitem(self, key)
+
+    at = property(lambda self: _index.At(self), doc="a.at[key].set(v) / .add(v) / .get()")
+
+    def copy(self):
+        """The same array (Arrays are values: updating one never changes another)."""
+        return Array(self._rec, self._first, self.shape)
 
     def reshape(self, *shape):
         shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
@@ -122,8 +124,7 @@ class Array:
 
     def transpose(self, *axes):
         axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
-        sel = np.arange(self._first, self._first + self.size, dtype=np.int64).reshape(self.shape)
-        return _view(self._rec, sel.transpose(*axes) if axes else sel.T)
+        return _index.select(self, lambda b: b.transpose(*axes) if axes else b.T)
 
     # ---- reductions and products -----------------------------------------------------------------
     def sum(self, axis=None, keepdims=False):
@@ -173,17 +174,13 @@ class Array:
     __hash__ = object.__hash__
 
     def __setitem__(self, key, v):
-        """a[mask] = v for a mask from a comparison: a where (no guard), a is its result."""
-        if isinstance(key, _ops.ArrayCond) and np.ndim(v) == 0:
+        """Functional: self refers to the result. a[c] = v for a comparison c of a's shape and a
+        number or Var v is where(c, v, a) (no guard); any other key: tapead/array_index.py."""
+        if isinstance(key, _ops.ArrayCond) and key.shape == self.shape and np.ndim(v) == 0:
             new = _ops.where(key, v, self)
-            new = asarray(new) if type(new) is Var else new
-            if new.shape != self.shape:
-                raise ValueError(f"a boolean mask of shape {key.shape} does not fit an ad.Array "
-                                 f"of shape {self.shape}")
-            self._first = new._first
+            self._first = new.index if type(new) is Var else new._first
             return
-        raise TypeError("assignment into an ad.Array is supported for a[mask] = scalar, mask a "
-                        "comparison of it (a where); use ad.where for other updates")
+        _index.setitem(self, key, v)
 
     # ---- NumPy protocols ------------------------------------------------------------------------
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
@@ -309,24 +306,6 @@ def _map(op, *args, array=False):
                          f"{' '.join(str(s) for _, s, _ in ops)}") from None
     blocks = [(f, _shape_id(rec, out, _broadcast_strides(s, st, out))) for f, s, st in ops]
     return _record(rec, _MAP, op, out, blocks, array)
-
-
-def _view(rec, sel):
-    """The Array of the variables sel (an int array): a block when they are consecutive, else
-    one PACK through strides when sel is affine in its index, else TypeError."""
-    flat = sel.ravel()
-    if flat.size == 0:
-        return Array(rec, 0, sel.shape)
-    if flat[-1] - flat[0] == flat.size - 1 and np.all(np.diff(flat) == 1):
-        return Array(rec, flat[0], sel.shape)
-    first = int(flat[0])
-    strides = tuple(int(sel[tuple(1 if k == d else 0 for k in range(sel.ndim))] - first)
-                    if sel.shape[d] > 1 else 0 for d in range(sel.ndim))
-    grid = np.indices(sel.shape).reshape(sel.ndim, -1)
-    if not np.array_equal(first + np.dot(strides, grid), flat):
-        raise TypeError("this index selects elements that no strides describe (a gather): not "
-                        "supported on ad.Array yet; use integers and slices")
-    return _record(rec, _PACK, 0, sel.shape, [(first, _shape_id(rec, sel.shape, strides))])
 
 
 def asarray(a):
@@ -526,6 +505,8 @@ def blas_info():
 
 _AxisError = getattr(getattr(np, "exceptions", np), "AxisError", ValueError)
 _use_blas(True)
+from . import array_index as _index  # noqa: E402  (indexing, updates and joining use this module)
+_FUNCTIONS.update(_index.FUNCTIONS)
 del _name, _op
 
 from . import array_ops as _ops, array_linalg as _linalg   # noqa: E402  (they build on Array)
