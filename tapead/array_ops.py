@@ -13,7 +13,8 @@ import numpy as np
 
 from ._core import Op, check, lib
 from .array import Array, _map, _rec_of, asarray
-from .var import Var
+from ._fast import Cond
+from .var import Var, _make
 
 _WHERE = int(Op.WHERE)
 _NAN = float("nan")
@@ -113,6 +114,14 @@ class ArrayCond:
 
     __rand__, __ror__, __rxor__ = __and__, __or__, __xor__
 
+    def __eq__(self, other):
+        return compare(Op.EQ, self._arr, other._arr if isinstance(other, ArrayCond) else other)
+
+    def __ne__(self, other):
+        return compare(Op.NE, self._arr, other._arr if isinstance(other, ArrayCond) else other)
+
+    __hash__ = object.__hash__
+
     # ---- in arithmetic: its 0s and 1s, an ad.Array (no guard) ------------------------------------
     def __neg__(self):
         return -self._arr
@@ -172,7 +181,18 @@ def compare(op, a, b):
             a, b = (x._arr if isinstance(x, ArrayCond) else x for x in (a, b))
         else:
             return NotImplemented
+    rec = _rec_of((a, b))
+    if lib.tp_closed(rec._p):                  # after recording: plain bool arrays
+        return _PLAIN[op](*(_value_of(x) for x in (a, b)))
     return ArrayCond(_map(int(op), a, b, _NAN, array=True))
+
+
+def _value_of(x):
+    return x._values() if type(x) is Array else x.value if type(x) is Var else x
+
+
+_PLAIN = {Op.LT: np.less, Op.LE: np.less_equal, Op.GT: np.greater, Op.GE: np.greater_equal,
+          Op.EQ: np.equal, Op.NE: np.not_equal}
 
 
 def where(cond, x=None, y=None):
@@ -187,6 +207,8 @@ def where(cond, x=None, y=None):
         return NotImplemented
     if isinstance(cond, ArrayCond):
         c = cond._arr
+    elif type(cond) is Cond:                   # a comparison of Vars: its 0 or 1, no guard
+        c = _make(cond._rec, cond.index)
     elif type(cond) is Array or type(cond) is Var:
         c = cond
     else:

@@ -63,7 +63,7 @@ def test_logical_combinations_record_no_guard():
     x = _u(4, 3)
 
     def f(a):
-        c = ((a > 0.2) & (a < 0.8)) | ~(a > -0.5) ^ (a > 0.9)
+        c = ((a > 0.2) & (a < 0.8)) | ~(a > -0.5) ^ (a > 0.9) | ((a > 0) == (a < 0.1))
         return np.sum(np.where(c, a * a, -a) + np.where(np.logical_not(a > 0), 1.0, a))
     t = check(f, x)
     assert t.stats()["guards"] == 0
@@ -73,6 +73,18 @@ def test_condition_in_arithmetic_is_its_zeros_and_ones():
     x = _u(3, 4)
     t = check(lambda a: np.sum(a * (a > 0) + 2.0 * (a < 0.5)), x, fd=False)
     assert t.stats()["guards"] == 0 and _ops_of(t)["map"] >= 4
+
+
+def test_comparisons_after_recording_are_plain_bool_arrays_and_scalar_conds_select():
+    with ad.Tape() as t:
+        a = t.variables(np.array([1.0, -2.0, 3.0]), array=True)
+        y = ad.where(a[0] > 0, a * 2.0, -a)           # a scalar Cond over arrays: no guard
+        t.outputs(y)
+    c = a > 0
+    assert type(c) is np.ndarray and c.tolist() == [True, False, True]
+    assert (a < np.array([2.0, 0.0, 0.0])).tolist() == [True, True, False]
+    assert t.stats()["guards"] == 0
+    assert t.jacobian([-1.0, 1.0, 1.0]).tolist() == [[-1, 0, 0], [0, -1, 0], [0, 0, -1]]
 
 
 # ---- where and a[c] = v ---------------------------------------------------------------------------
@@ -335,6 +347,41 @@ def test_norm_other_orders_raise_type_error():
             with pytest.raises(TypeError, match="norm"):
                 np.linalg.norm(a, **kw)
         t.outputs(np.sum(a))
+
+
+def test_c_core_refuses_inconsistent_block_words():
+    """Words no Python path records (wrong operand counts, shapes, maps): TP_EARG, no crash."""
+    from tapead._core import Op as O, ffi, lib
+
+    def shape(t, dims, strides):
+        return lib.tp_shape(t, len(dims), ffi.new("int64_t[]", list(dims) or [0]),
+                            ffi.new("int64_t[]", list(strides) or [0]))
+    t = lib.tp_new()
+    try:
+        assert lib.tp_claim(t) == 0
+        lib.tp_add_inputs(t, ffi.new("double[]", [1.0] * 12), 12)
+        s34, s43, s3, s12 = shape(t, (3, 4), (4, 1)), shape(t, (4, 3), (3, 1)), \
+            shape(t, (3,), (1,)), shape(t, (12,), (1,))
+        bad = [(O.MAP, int(O.LT), s3, [0, s3, 3, s3]),                  # a comparison needs w
+               (O.MAP, int(O.WHERE), s3, [0, s3, 3, s3, 6, s34]),        # w of other dims
+               (O.MAP, int(O.CALL), s3, [0, s3]),
+               (O.MATMUL, 0, s34, [0, s34, 0, s43]),                     # z of wrong dims
+               (O.MATMUL, 0, shape(t, (2, 3, 3), (9, 3, 1)), [0, s34, 0, s43]),
+               (O.AMAX, shape(t, (3, 4), (0, 0)), s3, [0, s34]),         # results unreached
+               (O.PROD, shape(t, (3, 4), (5, 0)), s3, [0, s34]),         # map out of range
+               (O.AMIN, s12, s3, [0, s34])]
+        for op, attr, zs, words in bad:
+            r = lib.tp_rec_block(t, int(op), attr, zs, ffi.new("int32_t[]", words), len(words) // 2)
+            assert r == lib.TP_EARG, (op, r)
+        nan = ffi.new("int32_t *")
+        assert lib.tp_const(t, float("nan"), nan) == 0
+        good = [0, s3, 3, s3, nan[0], shape(t, (3,), (0,))]
+        z = lib.tp_rec_block(t, int(O.MAP), int(O.LT), s3, ffi.new("int32_t[]", good), 3)
+        assert z == 12 and lib.tp_guard_block(t, z) == 0 and lib.tp_guard_block(t, z + 1) < 0
+        assert lib.tp_guard_block(t, 0) == lib.TP_EARG
+        assert lib.tp_guard_block(t, 10 ** 9) == lib.TP_EARG
+    finally:
+        lib.tp_free(t)
 
 
 # ---- bad input -------------------------------------------------------------------------------------
