@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import tapead as ad
-from tapead.array_ops import ArrayCond
+ArrayCond = ad.ArrayCond
 from test_arrays import _close, check, total
 
 RNG = np.random.default_rng(7)
