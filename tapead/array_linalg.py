@@ -17,8 +17,7 @@ def _arr(a):
     """An operand as an Array (Vars and object arrays packed) or a float ndarray."""
     if type(a) is Array:
         return a
-    if type(a) is Var or np.asarray(a, dtype=object).dtype == object and \
-            any(type(e) is Var for e in np.asarray(a, dtype=object).flat):
+    if type(a) is Var or any(type(e) is Var for e in np.asarray(a, dtype=object).flat):
         return _as_array(a, "einsum")
     return np.asarray(a, dtype=np.float64)
 
