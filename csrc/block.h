@@ -23,6 +23,11 @@ static inline void tp_blk(const tp_tape *t, const int32_t *w, blk *o)
     for (int d = 0; d < o->nd; d++) o->size *= o->dims[d];
 }
 
+/* blocktape.c: a shape's dims and strides are in range; a block op's words are consistent with
+ * t's variables, constants and shapes so far (recorder and loader share these checks) */
+int tp_shape_valid(int64_t nd, const int64_t *dims, const int64_t *strides);
+int tp_block_valid(const tp_tape *t, int op, const int32_t *q, int64_t nb);
+
 /* Values of a block op's r results from operand values: opnd[i] points at operand i's element
  * 0 (V + first in a sweep). q: the op's words after n (q[0] = r). */
 int tp_block_values(const tp_tape *t, int op, const int32_t *q, const double *const *opnd,

@@ -13,7 +13,7 @@ import pickletools
 
 import numpy as np
 
-from ._core import Op, check, ffi, lib, refuse_blocks
+from ._core import Op, check, ffi, lib
 from .errors import TapeError
 
 _primitive = importlib.import_module(".primitive", __package__)   # ad.primitive is the function
@@ -58,7 +58,6 @@ def _dump(tape, function, check_names=True):
             state = "dropped"
     elif getattr(tape, "_fn_note", None):
         state = "dropped"
-    refuse_blocks(rec._p, "saving a tape (dumps, save, pickle, copy)")
     prims, table = _primitives(rec, check_names)
     guards = np.asarray(rec.guards, dtype=np.int32)
     files, file_ix, sites = [], {}, []
@@ -183,6 +182,8 @@ def _load(data, function, prims=None):
     scalars = all(not s for s in rec.pieces)
     rec.fast = ((1 if len(rec.pieces[0]) == 1 else 2 if scalars else 0) if len(rec.pieces) == 1
                 else 3 if scalars and rec.pieces else 0)
+    if lib.tp_first_block(rec._p) >= 0:      # array block ops replay through the general paths
+        rec.fast = 0
     rec.out_shape = None if meta["out_shape"] is None else tuple(meta["out_shape"])
     rec.n_out = info[_I_OUTPUTS]
     rec.guards = np.frombuffer(data, np.int32, info[_I_GUARDS], info[_I_AT_GUARDS]).tolist()
