@@ -8,7 +8,6 @@ import pytest
 
 import tapead as ad
 import tapead.batch as adb
-from tapead._core import GroupOp
 from helpers import program_steps, run_in_threads, run_program
 from op_cases import CASES, case_ids
 
@@ -89,10 +88,6 @@ def test_op_cases_batched_equal_the_loop(op, k):
 
     def f(x):
         return case.f(*[x[i] for i in range(n)])
-    if op in GroupOp.BLOCK:                       # array block ops: refused by name, for now
-        with pytest.raises(TypeError, match="batch=True does not take tapes holding array"):
-            ad.record(f, pts[0]).gradient(X, batch=True)
-        return
     guards = op.name in ("LT", "LE", "GT", "GE", "EQ", "NE")
     for name, batched, loop in method_calls(None, X, V, W):
         tb, tl = ad.record(f, pts[0]), ad.record(f, pts[0])
@@ -340,3 +335,47 @@ def test_unaligned_and_strided_points():
     ref = stack([t.hvp(x, v) for x, v in zip(raw, V)])
     assert bits(t.hvp(raw, V, batch=True)) == bits(ref)
     assert bits(t.gradient(raw.T.copy().T, batch=True)) == bits(stack([t.gradient(x) for x in raw]))
+
+
+def _net(w, x):
+    """A small network on array block ops: matmul (BLAS or built-in), a broadcast bias, tanh,
+    a transpose (strided PACK), a REDUCE over an axis, constant blocks."""
+    W = w[:12].reshape(3, 4)
+    h = np.tanh(x @ W.T + w[12:15])
+    g = (h * h).sum(axis=1) + (W.T @ h.T).T[:, 0] * np.array([0.5, -1.0])
+    return ad.sum(g * g) + ad.sum(np.exp(-(w * w)))
+
+
+@pytest.mark.parametrize("blas", [True, False])
+def test_array_tapes_batched_equal_the_loop(blas):
+    from tapead import array as ada
+    ada._use_blas(blas)
+    try:
+        xdata = RNG.normal(size=(2, 4))
+        t = ad.record(lambda w: _net(w, xdata), RNG.normal(size=15), arrays=True)
+        X = RNG.normal(size=(37, 15))                    # more than one tile of some sweeps
+        V, W = RNG.normal(size=X.shape), RNG.normal(size=len(X))
+        for name, batched, loop in method_calls(t, X, V, W):
+            assert_same(batched, loop)
+        V3 = RNG.normal(size=(37, 15, 3))
+        assert_same(lambda: t.jvp(X, V3, batch=True), lambda: [t.jvp(x, v) for x, v in zip(X, V3)])
+        assert_same(lambda: t.hvp(X, V3, batch=True), lambda: [t.hvp(x, v) for x, v in zip(X, V3)])
+        settle_hessian(t, X[0])
+        assert_same(lambda: t.hessian(X, batch=True), lambda: [t.hessian(x) for x in X])
+    finally:
+        ada._use_blas(True)
+
+
+def test_array_tape_with_several_outputs_batched_in_threads():
+    def f(x):
+        a = np.sin(x[:3]) @ x.reshape(2, 3).T
+        return ad.asarray([a[0] * a[1], x[2], 3.0])
+    t = ad.record(f, np.arange(1.0, 7.0), arrays=True)
+    X = RNG.normal(size=(300, 6))
+    W = RNG.normal(size=(300, 3, 2))
+    old = adb.set_threads(2)
+    try:
+        assert_same(lambda: t.vjp(X, W, batch=True), lambda: [t.vjp(x, w) for x, w in zip(X, W)])
+        assert_same(lambda: t.jacobian(X, batch=True), lambda: [t.jacobian(x) for x in X])
+    finally:
+        adb.set_threads(old)
