@@ -485,63 +485,59 @@ static void seed_tile(double *T, int64_t S, int64_t ks, const double *xdot, int6
                     xdot[(b0 + b) * stride + i * k + j0 + j] : (double)(i == j0 + j);
 }
 
-int tp_jvp_batch(tp_tape *t, int64_t B, const double *x, int64_t k, const double *xdot,
-                 int64_t xdot_stride, double *y, double *ydot, uint8_t *flips)
+/* jvp (reverse 0: d the directions xdot, out ydot) and vjp (1: d the weights ybar, out xbar) */
+static int dirs_batch(tp_tape *t, int64_t B, const double *x, int64_t k, const double *d,
+                      int64_t d_stride, double *y, double *out, uint8_t *flips, int reverse)
 {
     BEGIN(k, 1);
-    const int64_t kb = pl.kb;
-    double *tbase = work_buf(&wk, W_DIRS, pl.ns * (pl.calls ? tp_padded(kb) : kb) * S);
-    if (!tbase) { rc = TP_ENOMEM; goto done; }
+    const int64_t kb = pl.kb, kc = pl.calls ? tp_padded(kb) : kb;
+    double *base = work_buf(&wk, W_DIRS, pl.ns * kc * S);
+    if (!base) { rc = TP_ENOMEM; goto done; }
+    if (reverse)                                   /* zero; the adjoint sweep leaves it so but */
+        memset(base, 0, (size_t)(pl.ns * kc * S) * sizeof(double));   /* inputs', constants' */
     for (int64_t b0 = 0; b0 < B && rc >= 0; b0 += S) {
         const int64_t np = B - b0 < S ? B - b0 : S;
         if ((rc = tile_primal(t, x, b0, np, V, S, M, &wk)) < 0) break;
         tile_outputs(t, V, S, b0, np, y);
         for (int64_t j0 = 0; j0 < k; j0 += kb) {
             const int64_t nb = k - j0 < kb ? k - j0 : kb, ks = pl.calls ? tp_padded(nb) : nb;
-            memset(tbase, 0, (size_t)(t->n_consts * ks * S) * sizeof(double));
-            double *T = tbase + t->n_consts * ks * S;
-            seed_tile(T, S, ks, xdot, xdot_stride, m, k, b0, np, j0, nb);
-            if ((rc = btangent(t, V, T, ks, S, np, M, &wk)) < 0) break;
-            for (int64_t b = 0; b < np; b++)
+            double *X = base + t->n_consts * ks * S;
+            if (!reverse) {
+                memset(base, 0, (size_t)(t->n_consts * ks * S) * sizeof(double));
+                seed_tile(X, S, ks, d, d_stride, m, k, b0, np, j0, nb);
+                if ((rc = btangent(t, V, X, ks, S, np, M, &wk)) < 0) break;
+                for (int64_t b = 0; b < np; b++)
+                    for (int64_t o = 0; o < n; o++)
+                        for (int64_t j = 0; j < nb; j++)
+                            out[((b0 + b) * n + o) * k + j0 + j] =
+                                X[((int64_t)t->outputs[o] * ks + j) * S + b];
+            } else {
                 for (int64_t o = 0; o < n; o++)
                     for (int64_t j = 0; j < nb; j++)
-                        ydot[((b0 + b) * n + o) * k + j0 + j] = T[((int64_t)t->outputs[o] * ks + j) * S + b];
-            tp_count(t, 1, t->n_ops * nb * np);
+                        for (int64_t b = 0; b < np; b++)
+                            X[((int64_t)t->outputs[o] * ks + j) * S + b] += d ?
+                                d[(b0 + b) * d_stride + o * k + j0 + j] : (double)(o == j0 + j);
+                if ((rc = badjoint(t, V, X, ks, S, np, M, &wk)) < 0) break;
+                untile(out, X, S, ks, m, k, b0, np, j0, nb);
+                memset(base, 0, (size_t)((t->n_consts + m) * ks * S) * sizeof(double));
+            }
+            tp_count(t, 1 + reverse, t->n_ops * nb * np);
         }
         memcpy(flips + b0, M, (size_t)np);
     }
     END;
 }
 
+int tp_jvp_batch(tp_tape *t, int64_t B, const double *x, int64_t k, const double *xdot,
+                 int64_t xdot_stride, double *y, double *ydot, uint8_t *flips)
+{
+    return dirs_batch(t, B, x, k, xdot, xdot_stride, y, ydot, flips, 0);
+}
+
 int tp_vjp_batch(tp_tape *t, int64_t B, const double *x, int64_t k, const double *ybar,
                  int64_t ybar_stride, double *y, double *xbar, uint8_t *flips)
 {
-    BEGIN(k, 1);
-    const int64_t kb = pl.kb;
-    const int64_t kc = pl.calls ? tp_padded(kb) : kb;
-    double *abase = work_buf(&wk, W_DIRS, pl.ns * kc * S);
-    if (!abase) { rc = TP_ENOMEM; goto done; }
-    memset(abase, 0, (size_t)(pl.ns * kc * S) * sizeof(double));  /* then zero after each sweep */
-    for (int64_t b0 = 0; b0 < B && rc >= 0; b0 += S) {
-        const int64_t np = B - b0 < S ? B - b0 : S;
-        if ((rc = tile_primal(t, x, b0, np, V, S, M, &wk)) < 0) break;
-        tile_outputs(t, V, S, b0, np, y);
-        for (int64_t j0 = 0; j0 < k; j0 += kb) {
-            const int64_t nb = k - j0 < kb ? k - j0 : kb, ks = pl.calls ? tp_padded(nb) : nb;
-            double *A = abase + t->n_consts * ks * S;
-            for (int64_t o = 0; o < n; o++)
-                for (int64_t j = 0; j < nb; j++)
-                    for (int64_t b = 0; b < np; b++)
-                        A[((int64_t)t->outputs[o] * ks + j) * S + b] += ybar ?
-                            ybar[(b0 + b) * ybar_stride + o * k + j0 + j] : (double)(o == j0 + j);
-            if ((rc = badjoint(t, V, A, ks, S, np, M, &wk)) < 0) break;
-            tp_count(t, 2, t->n_ops * nb * np);
-            untile(xbar, A, S, ks, m, k, b0, np, j0, nb);
-            memset(abase, 0, (size_t)((t->n_consts + m) * ks * S) * sizeof(double));
-        }
-        memcpy(flips + b0, M, (size_t)np);
-    }
-    END;
+    return dirs_batch(t, B, x, k, ybar, ybar_stride, y, xbar, flips, 1);
 }
 
 int tp_hvp_batch(tp_tape *t, int64_t B, const double *x, const double *w, int64_t w_stride,
