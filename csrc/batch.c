@@ -6,7 +6,8 @@
  * Per point, every result is computed exactly as the one-point sweeps compute it (same rules,
  * same order, the same blocks of directions for a tape with primitives), so batched results equal
  * a loop of one-point calls to the last bit. A point whose branch guard flips is marked in flips
- * and left out; a primitive's Python rules are called once per point (points marked are skipped).
+ * and left out; a vectorized primitive's Python rules are called once per tile (per direction)
+ * with its points, any other primitive's once per point (points marked are skipped).
  * Threads: each call is single-threaded; tapead/batch.py spreads tiles of many points over
  * threads (the GIL is released during the call).
  */
@@ -51,15 +52,90 @@ static inline double times(double d, double p)
     AV[is_ * S + b] += AV[iz * S + b]; \
     for (int64_t j = 0; j < K; j++) DOT_(is_, j) += DOT_(iz, j); }
 
-/* ---- primitives: the user's rules once per point (primitive.c's, on the batch layout) ------- */
+/* ---- primitives: the user's rules per tile or per point (primitive.c's, on the batch layout) - */
 enum { EVAL, JVP, VJP };
+
+/* The call as bcall below, but one Python call per tile (per direction for JVP and VJP) with
+ * the points that need it, for a vectorized primitive; 1: the primitive is not one. Per point it
+ * does what bcall does: the same rule results go to the same places, in the same order. */
+static int bcall_vec(int mode, const double *V, double *X, int64_t S, int64_t np, int64_t K,
+                     const uint8_t *M, const int32_t *q, int32_t nq, int32_t iz, work_t *wk)
+{
+    const int64_t n = q[0], k = nq - 2, big = k > n ? k : n;
+    const int prim = (int)V[(int64_t)q[1] * S];
+    double *x = work_buf(wk, W_PRIM, np * (k + 2 * big) + np);
+    if (!x) return TP_ENOMEM;
+    double *in = x + np * k, *out = in + np * big, *pt = out + np * big;   /* pt: point numbers */
+    (void)K;
+    int64_t nl = 0;
+    for (int64_t b = 0; b < np; b++) {
+        if (M[b]) {
+            if (mode == EVAL) for (int64_t o = 0; o < n; o++) X[(iz + o) * S + b] = NAN;
+            if (mode == JVP)
+                for (int64_t o = 0; o < n * K; o++) X[((int64_t)iz * K + o) * S + b] = 0.0;
+            continue;
+        }
+        int zero = mode == VJP;                  /* no adjoint reaches it: the rule is not asked */
+        for (int64_t o = 0; o < n * K && zero; o++) zero = X[((int64_t)iz * K + o) * S + b] == 0.0;
+        if (zero) continue;
+        for (int64_t i = 0; i < k; i++) x[nl * k + i] = V[(int64_t)q[2 + i] * S + b];
+        pt[nl++] = (double)b;
+    }
+    if (!nl) return TP_OK;
+    if (mode == EVAL) {
+        int rc = tp_py_call_batch(prim, EVAL, nl, k, x, n, NULL, out);
+        if (rc) return rc > 0 ? 1 : TP_ECALLBACK;
+        for (int64_t l = 0; l < nl; l++)
+            for (int64_t o = 0; o < n; o++) X[(iz + o) * S + (int64_t)pt[l]] = out[l * n + o];
+        return TP_OK;
+    }
+    const int64_t rows = mode == JVP ? k : n, cols = mode == JVP ? n : k;
+    for (int64_t j = 0; j < K; j++) {
+        int64_t nd = 0, keep[TILE_MAX];          /* the points whose direction j is not zero */
+        for (int64_t l = 0; l < nl; l++) {
+            const int64_t b = (int64_t)pt[l];
+            int any = 0;
+            for (int64_t i = 0; i < rows; i++) {
+                const int32_t s = mode == JVP ? q[2 + i] : iz + (int32_t)i;
+                in[nd * rows + i] = X[((int64_t)s * K + j) * S + b];
+                any |= in[nd * rows + i] != 0.0;
+            }
+            if (!any) {                          /* a zero direction: a zero result */
+                for (int64_t c = 0; c < cols; c++) {
+                    if (mode == JVP) X[((iz + c) * K + j) * S + b] = 0.0;
+                    else X[((int64_t)q[2 + c] * K + j) * S + b] += 0.0;
+                }
+                continue;
+            }
+            keep[nd++] = l;
+        }
+        if (!nd) continue;
+        double *sub = work_buf(wk, W_BLOCK, nd * (k + cols));
+        if (!sub) return TP_ENOMEM;
+        for (int64_t d = 0; d < nd; d++) memcpy(sub + d * k, x + keep[d] * k, (size_t)k * sizeof *x);
+        double *res = sub + nd * k;
+        int rc = tp_py_call_batch(prim, mode, nd, k, sub, n, in, res);
+        if (rc) return rc > 0 ? 1 : TP_ECALLBACK;
+        for (int64_t d = 0; d < nd; d++) {
+            const int64_t b = (int64_t)pt[keep[d]];
+            for (int64_t c = 0; c < cols; c++) {
+                if (mode == JVP) X[((iz + c) * K + j) * S + b] = res[d * cols + c];
+                else X[((int64_t)q[2 + c] * K + j) * S + b] += res[d * cols + c];
+            }
+        }
+    }
+    return TP_OK;
+}
 
 /* mode EVAL: the values of the call's outputs into X (V itself); JVP: their tangents in X; VJP:
  * adds to X (the adjoints) the inputs'. q: the call's words (q[0] its outputs, q[1] its id, then
- * its inputs). */
+ * its inputs). A vectorized primitive gets the tile's points in one call (bcall_vec); any other
+ * its points one by one. */
 static int bcall(int mode, const double *V, double *X, int64_t S, int64_t np, int64_t K,
                  const uint8_t *M, const int32_t *q, int32_t nq, int32_t iz, work_t *wk)
 {
+    int rc_ = bcall_vec(mode, V, X, S, np, K, M, q, nq, iz, wk);
+    if (rc_ != 1) return rc_;
     const int64_t n = q[0], k = nq - 2, big = (k > n ? k : n) * K;
     const int prim = (int)V[(int64_t)q[1] * S];
     double *x = work_buf(wk, W_PRIM, k + 2 * big);

@@ -379,3 +379,67 @@ def test_array_tape_with_several_outputs_batched_in_threads():
         assert_same(lambda: t.jacobian(X, batch=True), lambda: [t.jacobian(x) for x in X])
     finally:
         adb.set_threads(old)
+
+
+# ---- vectorized primitives: one call per tile ---------------------------------------------------
+_CALLS = {"fun": 0, "jvp": 0, "vjp": 0}
+
+
+def _count(name, fn):
+    def counted(*a):
+        _CALLS[name] += 1
+        return fn(*a)
+    return counted
+
+
+def _prims(vectorized):
+    xsin = ad.primitive(_count("fun", lambda x, y: x * np.sin(y)),
+                        jvp=_count("jvp", lambda x, v: v[0] * np.sin(x[1]) +
+                                   x[0] * np.cos(x[1]) * v[1]),
+                        vjp=_count("vjp", lambda x, w: (w * np.sin(x[1]), w * x[0] * np.cos(x[1]))),
+                        vectorized=vectorized)
+    # one array input, two outputs: (sum of squares, sum), written for a leading axis of points
+    norm = ad.primitive(_count("fun", lambda x: np.stack([np.sum(x * x, -1), np.sum(x, -1)], -1)),
+                        jvp=_count("jvp", lambda x, v: np.stack([2.0 * np.sum(x * v, -1),
+                                                                np.sum(v, -1)], -1)),
+                        vjp=_count("vjp", lambda x, w: 2.0 * x * w[..., :1] + w[..., 1:]),
+                        vectorized=vectorized)
+    return xsin, norm
+
+
+def _with(xsin, norm):
+    def f(x):
+        a, b = norm(x)
+        return [xsin(a, x[0]) + b * x[1], ad.exp(xsin(x[2], b))]
+    return f
+
+
+def test_vectorized_primitives_are_called_once_per_tile_with_the_loop_s_results():
+    X = RNG.normal(size=(600, 3))
+    V, W = RNG.normal(size=(600, 3, 2)), RNG.normal(size=(600, 2, 2))
+    tv = ad.record(_with(*_prims(True)), X[0])
+    tl = ad.record(_with(*_prims(False)), X[0])
+    tiles = -(-600 // 8)                                # tiles hold 8 points or more
+    calls = {"forward": lambda t: t.forward(X, batch=True),
+             "jvp": lambda t: t.jvp(X, V, batch=True), "vjp": lambda t: t.vjp(X, W, batch=True),
+             "jacfwd": lambda t: t.jacobian(X, mode="forward", batch=True),
+             "jacrev": lambda t: t.jacobian(X, mode="reverse", batch=True)}
+    for name, call in calls.items():
+        _CALLS.update(fun=0, jvp=0, vjp=0)
+        got = call(tv)
+        n_vec = dict(_CALLS)
+        _CALLS.update(fun=0, jvp=0, vjp=0)
+        want = call(tl)                                 # per point, and on the same bits
+        assert bits(got) == bits(want), name
+        assert _CALLS["fun"] >= 3 * 600                 # three calls on the tape, per point
+        assert 0 < n_vec["fun"] <= 3 * tiles, (name, n_vec)           # per tile, not per point
+        assert n_vec["jvp"] + n_vec["vjp"] <= 3 * 3 * tiles, (name, n_vec)
+
+
+def test_a_vectorized_primitive_giving_the_wrong_shape_says_so():
+    bad = ad.primitive(lambda x, y: x * y, jvp=lambda x, v: v[0], vjp=lambda x, w: (w, w),
+                       vectorized=True, name="bad_shape")
+    t = ad.record(lambda x: bad(x[0], x[1]), np.array([1.0, 2.0]))
+    bad.fun = lambda x, y: np.zeros(3) if np.ndim(x) else x * y
+    with pytest.raises(ValueError, match="bad_shape .vectorized.: its function must give 1"):
+        t.forward(RNG.normal(size=(20, 2)), batch=True)
