@@ -314,7 +314,7 @@ static void pass2(const opt_t *o, const int32_t *outputs, int64_t n_out, uint8_t
     }
 }
 
-/* ---- 3. the new tape --------------------------------------------------------------------- */
+/* ---- 3. the new tape (its shape and index tables: the original's, ids unchanged) ---------- */
 typedef struct {
     tp_tape *z;
     int32_t *var;                        /* pass-1 variable -> new variable, -1 dead */
@@ -413,6 +413,15 @@ static int pass3(opt_t *o, const int32_t *outputs, const uint8_t *live, renum_t 
         memcpy(z->shp_at, t->shp_at, (size_t)t->n_shapes * sizeof *z->shp_at);
         z->n_shp = z->cap_shp = t->n_shp;
         z->n_shapes = z->cap_shapes = t->n_shapes;
+    }
+    if (t->n_index) {                    /* the index table too: GATHER's and SCATTER's ids */
+        z->ixw = alloc(t->n_ixw, sizeof *z->ixw);
+        z->ix_at = alloc(t->n_index, sizeof *z->ix_at);
+        if (!z->ixw || !z->ix_at) return TP_ENOMEM;
+        if (t->n_ixw) memcpy(z->ixw, t->ixw, (size_t)t->n_ixw * sizeof *z->ixw);
+        memcpy(z->ix_at, t->ix_at, (size_t)t->n_index * sizeof *z->ix_at);
+        z->n_ixw = z->cap_ixw = t->n_ixw;
+        z->n_index = z->cap_index = t->n_index;
     }
     return TP_OK;
 }

@@ -6,9 +6,9 @@
  *   payload            N_COUNTS int64 counts (enum below), then the sections in file order
  *                      (ORDER): op table (16 bytes an entry: NUL-padded name, int8 arity, int8
  *                      results, 2 zeros), the shape table (int64 words: nd, dims, strides per
- *                      shape, as tape_impl.h keeps it), attribute data (int64 words; none in
- *                      this version: the loader refuses any), opcodes (one byte each, indices
- *                      into the op table),
+ *                      shape, as tape_impl.h keeps it), the index table (int64 word counts
+ *                      per entry, then the int32 words: GATHER's and SCATTER's attributes;
+ *                      tape.h), opcodes (one byte each, indices into the op table),
  *                      the operand stream (varints, below), constants (double), outputs (int32
  *                      operand codes), recorded inputs (double), the recorded outputs of each
  *                      primitive call (double), branch guards (int32 variables), guard sites
@@ -52,19 +52,21 @@
 static const uint8_t MAGIC[8] = {0x89, 'T', 'A', 'P', 'E', 'A', 'D', '\n'};
 
 enum { C_INPUTS, C_OPS, C_WORDS, C_STREAM, C_CONSTS, C_OUTPUTS, C_GUARDS, C_SITES, C_PRIMS,
-       C_OPTABLE, C_META, C_FN, C_CALLVALS, C_SHAPES, C_SHAPEW, C_BLOCKVARS, C_ATTRS, N_COUNTS };
-static const int ORDER[] = {C_OPTABLE, C_SHAPEW, C_ATTRS, C_OPS, C_STREAM, C_CONSTS, C_OUTPUTS,
-                            C_INPUTS, C_CALLVALS, C_GUARDS, C_SITES, C_META, C_FN};
+       C_OPTABLE, C_META, C_FN, C_CALLVALS, C_SHAPES, C_SHAPEW, C_BLOCKVARS, C_INDEX, C_IXW,
+       N_COUNTS };
+static const int ORDER[] = {C_OPTABLE, C_SHAPEW, C_INDEX, C_IXW, C_OPS, C_STREAM, C_CONSTS,
+                            C_OUTPUTS, C_INPUTS, C_CALLVALS, C_GUARDS, C_SITES, C_META, C_FN};
 #define N_SECTIONS ((int)(sizeof ORDER / sizeof *ORDER))
 static const int64_t WIDTH[N_COUNTS] = {           /* bytes an item; 0: no section */
     [C_INPUTS] = 8, [C_OPS] = 1, [C_WORDS] = 0, [C_STREAM] = 1, [C_CONSTS] = 8, [C_OUTPUTS] = 4,
     [C_GUARDS] = 4, [C_SITES] = 16, [C_PRIMS] = 0, [C_OPTABLE] = ENTRY, [C_META] = 1, [C_FN] = 1,
-    [C_CALLVALS] = 8, [C_SHAPES] = 0, [C_SHAPEW] = 8, [C_BLOCKVARS] = 0, [C_ATTRS] = 8};
+    [C_CALLVALS] = 8, [C_SHAPES] = 0, [C_SHAPEW] = 8, [C_BLOCKVARS] = 0, [C_INDEX] = 8,
+    [C_IXW] = 4};
 static const char *const SECTION[N_COUNTS] = {
     "inputs", "operations", "operand words", "operand stream bytes", "constants", "outputs",
     "branch guards", "guard sites", "primitives", "op table entries", "meta bytes", "f bytes",
     "primitive call outputs", "shapes", "shape table words", "array operation results",
-    "attribute data words"};
+    "index table entries", "index table words"};
 
 /* ---- checksum: XXH64 (seed 0) --------------------------------------------------------------- */
 static const uint64_t P1 = 0x9E3779B185EBCA87ULL, P2 = 0xC2B2AE3D27D4EB4FULL,
@@ -188,7 +190,8 @@ int64_t tp_dump_prims(const tp_tape *t, int32_t *ids, int64_t cap)
 int64_t tp_dump_bound(const tp_tape *t, int64_t n_guards, int64_t n_sites, int64_t n_meta,
                       int64_t n_fn)
 {
-    return HEADER + 8 * N_COUNTS + ENTRY * TP_N_OPCODES + 8 * t->n_shp + t->n_ops + 10 * t->n_args +
+    return HEADER + 8 * N_COUNTS + ENTRY * TP_N_OPCODES + 8 * t->n_shp + 8 * t->n_index +
+           4 * t->n_ixw + t->n_ops + 10 * t->n_args +
            8 * t->n_consts + 4 * t->n_outputs + 8 * t->n_vars + 4 * n_guards + 16 * n_sites +
            n_meta + n_fn;
 }
@@ -263,6 +266,12 @@ int64_t tp_dump(const tp_tape *t, const int32_t *prims, int64_t n_prims, const i
         file_op[op] = (uint8_t)n_table++;
     }
     o = put(o, t->shp, 8 * t->n_shp);
+    for (int64_t i = 0; i < t->n_index; i++) {      /* each entry's word count, then the words */
+        int64_t len;
+        tp_index_of(t, (int32_t)i, &len);
+        o = put(o, &len, 8);
+    }
+    o = put(o, t->ixw, 4 * t->n_ixw);
     for (int64_t k = 0; k < t->n_ops; k++) o[k] = file_op[t->ops[k]];
     o += t->n_ops;
     uint8_t *stream = o;
@@ -286,7 +295,7 @@ int64_t tp_dump(const tp_tape *t, const int32_t *prims, int64_t n_prims, const i
         [C_GUARDS] = n_guards, [C_SITES] = n_sites, [C_PRIMS] = n_prims,
         [C_OPTABLE] = n_table, [C_META] = n_meta, [C_FN] = n_fn, [C_CALLVALS] = n_callvals,
         [C_SHAPES] = t->n_shapes, [C_SHAPEW] = t->n_shp, [C_BLOCKVARS] = n_blockvars,
-        [C_ATTRS] = 0};
+        [C_INDEX] = t->n_index, [C_IXW] = t->n_ixw};
     memcpy(out + HEADER, counts, sizeof counts);
     int64_t payload = o - out - HEADER;
     uint64_t sum = tp_checksum(out + HEADER, payload), plen = (uint64_t)payload;
@@ -361,9 +370,9 @@ static int read_header(const uint8_t *b, int64_t len, layout_t *L, int check_sum
     if (c[C_SHAPES] > c[C_SHAPEW])              /* a shape is one word or more */
         return fail(e, "%" PRId64 " shapes cannot come from %" PRId64 " shape table words",
                     c[C_SHAPES], c[C_SHAPEW]);
-    if (c[C_ATTRS])
-        return fail(e, "%" PRId64 " words of attribute data: this tapead reads none (was the "
-                    "file written by a newer one?)", c[C_ATTRS]);
+    if (c[C_INDEX] > INT32_MAX)
+        return fail(e, "%" PRId64 " index table entries: more than a tape can number",
+                    c[C_INDEX]);
     if (c[C_PRIMS] > c[C_OPS] || c[C_CONSTS] + c[C_PRIMS] > INT32_MAX)
         return fail(e, "%" PRId64 " primitives for %" PRId64 " operations and %" PRId64
                     " constants", c[C_PRIMS], c[C_OPS], c[C_CONSTS]);
@@ -584,6 +593,30 @@ static int load_shapes(tp_tape *t, const uint8_t *b, const layout_t *L, err_t *e
     return TP_OK;
 }
 
+/* The index table: entries' word counts add up to its words, every word an index (>= 0). */
+static int load_indices(tp_tape *t, const uint8_t *b, const layout_t *L, err_t *e)
+{
+    const int64_t ni = L->c[C_INDEX], nw = L->c[C_IXW];
+    if (nw) memcpy(t->ixw, b + L->at[C_IXW], (size_t)(4 * nw));
+    int64_t at = 0;
+    for (int64_t i = 0; i < ni; i++) {
+        const int64_t len = (int64_t)rd64(b + L->at[C_INDEX] + 8 * i);
+        if (len < 0 || len > nw - at)
+            return fail(e, "index table entry %" PRId64 " has %" PRId64 " words; %" PRId64
+                        " are left", i, len, nw - at);
+        t->ix_at[i] = at;
+        at += len;
+    }
+    if (at != nw)
+        return fail(e, "the index table has %" PRId64 " words; its %" PRId64 " entries use %"
+                    PRId64, nw, ni, at);
+    for (int64_t i = 0; i < nw; i++)
+        if (t->ixw[i] < 0 || t->ixw[i] == INT32_MAX)
+            return fail(e, "index table word %" PRId64 " is %d, not an index", i, t->ixw[i]);
+    t->n_index = ni; t->n_ixw = nw;
+    return TP_OK;
+}
+
 /* The recorded outputs of the primitive calls into t->vals (checked once swept). */
 static void load_callvals(tp_tape *t, const uint8_t *b, const layout_t *L)
 {
@@ -792,7 +825,7 @@ static void clear(tp_tape *t)
 {
     free(t->ops); free(t->args); free(t->consts); free(t->ckeys); free(t->cslot);
     free(t->vals); free(t->outputs); free(t->last_x); free(t->guards);
-    free(t->shp); free(t->shp_at); free(t->shash);
+    free(t->shp); free(t->shp_at); free(t->shash); free(t->ixw); free(t->ix_at);
     memset(t, 0, sizeof *t);
 }
 
@@ -819,20 +852,24 @@ int tp_load(tp_tape *t, const uint8_t *b, int64_t len, const int32_t *prims, int
     t->outputs = malloc((size_t)(c[C_OUTPUTS] ? c[C_OUTPUTS] : 1) * sizeof *t->outputs);
     t->shp = malloc((size_t)(c[C_SHAPEW] ? c[C_SHAPEW] : 1) * sizeof *t->shp);
     t->shp_at = malloc((size_t)(c[C_SHAPES] ? c[C_SHAPES] : 1) * sizeof *t->shp_at);
+    t->ixw = malloc((size_t)(c[C_IXW] ? c[C_IXW] : 1) * sizeof *t->ixw);
+    t->ix_at = malloc((size_t)(c[C_INDEX] ? c[C_INDEX] : 1) * sizeof *t->ix_at);
     if (!t->ops || !t->args || !t->consts || !t->last_x || !t->outputs || !t->shp ||
-        !t->shp_at) {
+        !t->shp_at || !t->ixw || !t->ix_at) {
         clear(t);
         return TP_ENOMEM;
     }
     t->cap_ops = c[C_OPS]; t->cap_args = c[C_WORDS]; t->cap_consts = nc;
     t->cap_shp = c[C_SHAPEW]; t->cap_shapes = c[C_SHAPES];
+    t->cap_ixw = c[C_IXW]; t->cap_index = c[C_INDEX];
     t->cap_last = c[C_INPUTS];
     t->n_inputs = t->n_vars = c[C_INPUTS];
     t->n_consts = nc;
     t->n_outputs = c[C_OUTPUTS];
     if (c[C_CONSTS]) memcpy(t->consts, b + L.at[C_CONSTS], (size_t)(8 * c[C_CONSTS]));
     /* the values' room once the program is valid: its variables are counted then */
-    if ((rc = load_shapes(t, b, &L, &e)) < 0 || (rc = load_program(t, b, &L, prims, &e)) < 0 ||
+    if ((rc = load_shapes(t, b, &L, &e)) < 0 || (rc = load_indices(t, b, &L, &e)) < 0 ||
+        (rc = load_program(t, b, &L, prims, &e)) < 0 ||
         (rc = (t->vals = big_alloc((size_t)t->n_vars * sizeof *t->vals)) ? TP_OK : TP_ENOMEM) < 0 ||
         (rc = load_data(t, b, &L, &e)) < 0) {
         clear(t);

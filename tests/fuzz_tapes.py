@@ -25,12 +25,12 @@ import tapead as ad
 from tapead._core import ffi, lib
 from tapead.program import listing, sweep
 
-HEADER, N_COUNTS = 40, 17
+HEADER, N_COUNTS = 40, 18
 (C_INPUTS, C_OPS, C_WORDS, C_STREAM, C_CONSTS, C_OUTPUTS, C_GUARDS, C_SITES, C_PRIMS, C_OPTABLE,
- C_META, C_FN, C_CALLVALS, C_SHAPES, C_SHAPEW, C_BLOCKVARS, C_ATTRS) = range(N_COUNTS)
-ORDER = (C_OPTABLE, C_SHAPEW, C_ATTRS, C_OPS, C_STREAM, C_CONSTS, C_OUTPUTS, C_INPUTS, C_CALLVALS,
-         C_GUARDS, C_SITES, C_META, C_FN)      # the sections in file order (csrc/serial.c)
-WIDTH = {C_OPTABLE: 16, C_SHAPEW: 8, C_ATTRS: 8, C_OPS: 1, C_STREAM: 1, C_CONSTS: 8,
+ C_META, C_FN, C_CALLVALS, C_SHAPES, C_SHAPEW, C_BLOCKVARS, C_INDEX, C_IXW) = range(N_COUNTS)
+ORDER = (C_OPTABLE, C_SHAPEW, C_INDEX, C_IXW, C_OPS, C_STREAM, C_CONSTS, C_OUTPUTS, C_INPUTS,
+         C_CALLVALS, C_GUARDS, C_SITES, C_META, C_FN)   # the sections in file order (serial.c)
+WIDTH = {C_OPTABLE: 16, C_SHAPEW: 8, C_INDEX: 8, C_IXW: 4, C_OPS: 1, C_STREAM: 1, C_CONSTS: 8,
          C_OUTPUTS: 4, C_INPUTS: 8, C_CALLVALS: 8, C_GUARDS: 4, C_SITES: 16, C_META: 1, C_FN: 1}
 
 
@@ -73,13 +73,17 @@ def with_primitives(x):
 
 def arrays(x, s):
     """Array block ops: broadcasting MAPs with constant blocks, a REDUCE over an axis, MATMULs
-    of a transpose (a strided PACK) and a matrix-vector product, a PACK of scattered Vars."""
+    of a transpose (a strided PACK) and a matrix-vector product, a PACK of scattered Vars,
+    GATHER, SCATTER and SCATTER_ADD (the index table)."""
     X = x.reshape(2, 3)
     h = np.maximum(X @ X.T + np.array([[0.5, -1.0], [2.0, 0.25]]), 0.1)
     s = s[()]                                  # a 0-d Array: its Var
     v = ad.asarray([s, x[4] * s, 1.5])
     z = np.tanh(X * v).sum(axis=1) + X @ v
-    return [ad.sum(h) * s, z[0] - z[1] * s, ad.sum(np.exp(x[::2]))]
+    g = x[np.array([5, 0, 5, 2])]                       # GATHER
+    u = g.at[np.array([1, 3, 1])].add(z[0] * x[:3])     # SCATTER_ADD (repeated positions)
+    u[np.array([0, 2])] = h[0]                          # SCATTER
+    return [ad.sum(h) * s, z[0] - z[1] * s, ad.sum(np.exp(x[::2])) + ad.sum(u * u)]
 
 
 def corpus():
@@ -239,12 +243,16 @@ def _fixed(r, data, others):
         if s in (C_STREAM, C_OPS) and r.random() < 0.7:
             b = bytearray(set_count(b, C_WORDS, counts(o)[C_WORDS]))
         return fix(b)
-    if k == 5 and r.random() < 0.3 and sec[C_SHAPEW][1] > sec[C_SHAPEW][0]:   # a shape word
-        lo, hi = sec[C_SHAPEW]
-        i = r.randrange(lo, hi, 8)
-        old = struct.unpack_from("<q", b, i)[0]
-        struct.pack_into("<q", b, i, r.choice((old + r.choice((-1, 1)), -old, 0, 1,
-                                               r.choice(_INTS) % 2 ** 63)))
+    if k == 5 and r.random() < 0.3:                    # a shape or index table word
+        s = r.choice((C_SHAPEW, C_INDEX, C_IXW))
+        lo, hi = sec[s]
+        if hi > lo:
+            fmt = "<i" if s == C_IXW else "<q"
+            i = r.randrange(lo, hi, WIDTH[s])
+            old = struct.unpack_from(fmt, b, i)[0]
+            new = r.choice((old + r.choice((-1, 1)), -old, 0, 1, r.choice(_INTS)))
+            bits = 32 if s == C_IXW else 64
+            struct.pack_into(fmt, b, i, (new + 2 ** (bits - 1)) % 2 ** bits - 2 ** (bits - 1))
         return fix(b)
     if k == 5:                                         # a double
         s = r.choice((C_CONSTS, C_INPUTS, C_CALLVALS))

@@ -24,7 +24,8 @@ from tapead._core import GroupOp, Op, lib
 from tapead.saving import FunctionNotSaved
 
 import fuzz_tapes
-from fuzz_tapes import C_FN, C_INPUTS, C_OPS, C_SHAPEW, C_STREAM, fix, sections, set_count
+from fuzz_tapes import (C_FN, C_INDEX, C_INPUTS, C_IXW, C_OPS, C_SHAPEW, C_STREAM, fix, sections,
+                        set_count)
 from helpers import run_in_threads, run_program, seed_f
 from op_cases import CASES, SLOPES, case_ids
 
@@ -435,7 +436,7 @@ def test_rejections_say_what_is_wrong():
     assert "the sections end 2 bytes before the payload" in _msg(fix(set_count(data, C_STREAM, 3)))
     huge = fix(set_count(data, C_OPS, 2 ** 40))
     assert "operations need more bytes than the" in _msg(huge)
-    tiny = fix(data[:40] + struct.pack("<17q", *([2 ** 62] * 17)))
+    tiny = fix(data[:40] + struct.pack("<18q", *([2 ** 62] * 18)))
     assert "need more bytes" in _msg(tiny)            # no allocation from a tiny file
 
 
@@ -460,8 +461,18 @@ def test_array_operations_are_checked_as_the_recorder_checks_them():
     assert "not a valid array operation" in _msg(fix(b))
     struct.pack_into("<q", b, sl, 40)        # its nd
     assert "shape 0 of the shape table is invalid" in _msg(fix(b))
-    c = fix(set_count(data, 16, 1) + bytes(8))
-    assert "attribute data" in _msg(c) or "sections end" in _msg(c)
+    t = ad.record(lambda x: ad.sum(x[np.array([2, 0, 2])]), np.array([0.5, -1.0, 2.0]),
+                  arrays=True)
+    data = t.dumps(function=False)
+    lo, hi = sections(data)[C_IXW]                      # GATHER's indices: 2, 0, 2
+    assert struct.unpack_from("<3i", data, lo) == (2, 0, 2)
+    for word, says in ((3, "not a valid array operation"), (-1, "is -1, not an index")):
+        b = bytearray(data)
+        struct.pack_into("<i", b, lo + 4, word)
+        assert says in _msg(fix(b)), word
+    b = bytearray(data)
+    struct.pack_into("<q", b, sections(data)[C_INDEX][0], 4)
+    assert "index table entry 0 has 4 words; 3 are left" in _msg(fix(b))
 
 
 def test_recorded_values_must_keep_the_guards():
