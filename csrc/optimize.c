@@ -286,6 +286,11 @@ static int pass1(opt_t *o)
 /* ---- 2. liveness ------------------------------------------------------------------------- */
 static inline int checked(const opt_t *o, int64_t k)   /* a comparison that replays check */
 {
+    const int32_t *q = o->args + o->at[k] + 1;
+    if (o->ops[k] == TP_OP_MAP && q[-1] == 9 && tp_op_kind[q[2]] == TP_KIND_GUARD) {
+        int64_t lo, hi;                  /* a block comparison: outcomes a block of 0s and 1s */
+        return q[7] >= 0 || !span_of(o->t, q + 7, &lo, &hi) || !isnan(konst(o, (int32_t)lo));
+    }
     if (tp_op_kind[o->ops[k]] != TP_KIND_GUARD) return 0;
     int32_t w = o->args[o->at[k] + 2];
     return w >= 0 || !isnan(konst(o, w));

@@ -530,10 +530,41 @@ static inline int get_small(reader_t *r, uint64_t lim, int32_t *v)
     return 0;
 }
 
+/* A block comparison (MAP of LT .. NE: x, y and its outcomes w) at op k, first result z: w a
+ * block of constants, each 0, 1 or NaN; listed in bcmp when replays check it (a branch guard:
+ * no NaN), for the guards and sites that name it. */
+static int block_comparison(const tp_tape *t, const int32_t *q, int64_t k, int64_t z,
+                            int64_t *bcmp, int64_t *n_bcmp, err_t *e)
+{
+    int64_t lo = 0, hi = -1, nan = 0;
+    blk w;
+    tp_blk(t, q + 7, &w);
+    if (w.size) {
+        lo = hi = w.first;
+        for (int d = 0; d < w.nd; d++) {
+            int64_t s = (w.dims[d] - 1) * w.st[d];
+            if (s < 0) lo += s; else hi += s;
+        }
+    }
+    if (w.first >= 0 && w.size)
+        return fail(e, "operation %" PRId64 " (a block comparison) has recorded outcomes that are "
+                    "not constants", k);
+    for (int64_t c = lo; c <= hi; c++) {
+        const double v = t->consts[-1 - c];
+        if (!(v == 0.0 || v == 1.0 || v != v))
+            return fail(e, "operation %" PRId64 " (a block comparison) has a recorded outcome "
+                        "that is not 0, 1 or NaN", k);
+        nan |= v != v;
+    }
+    if (!nan && w.size) bcmp[(*n_bcmp)++] = z;
+    return TP_OK;
+}
+
 /* Array block op k (first result z, opcode op, n words q[1 .. n]: r, shape, attribute, then
  * (first, shape) per operand) from the stream, checked as the recorder checks it. */
 static int load_block(tp_tape *t, reader_t *r, int op, int64_t k, int64_t z, int64_t n,
-                      int32_t *q, int64_t *left, const layout_t *L, err_t *e)
+                      int32_t *q, int64_t *left, const layout_t *L, int64_t *bcmp,
+                      int64_t *n_bcmp, err_t *e)
 {
     const char *name = tp_op_name[op];
     uint64_t u;
@@ -568,6 +599,8 @@ static int load_block(tp_tape *t, reader_t *r, int op, int64_t k, int64_t z, int
                     "count is not its shape's size, an operand block reaches past the variables "
                     "before it or the constants, or its shapes or attribute break %s's rules",
                     k, name, name);
+    if (op == TP_OP_MAP && tp_op_kind[q[3]] == TP_KIND_GUARD)   /* a block comparison */
+        return block_comparison(t, q + 1, k, z, bcmp, n_bcmp, e);
     return TP_OK;
 }
 
@@ -633,7 +666,7 @@ static void load_callvals(tp_tape *t, const uint8_t *b, const layout_t *L)
  * listed, calls' result counts and recorded outputs; prims: the local id of each entry of the
  * file's primitive table. */
 static int load_program(tp_tape *t, const uint8_t *b, const layout_t *L, const int32_t *prims,
-                        err_t *e)
+                        int64_t *bcmp, int64_t *n_bcmp, err_t *e)
 {
     const int64_t *c = L->c;
     int lut[256], rc;
@@ -685,7 +718,8 @@ static int load_program(tp_tape *t, const uint8_t *b, const layout_t *L, const i
             q[0] = q[n + 1] = (int32_t)n;
             int i = 0;
             if (tp_op_kind[op] == TP_KIND_BLOCK) {
-                if ((rc = load_block(t, &r, op, k, z, (int64_t)n, q, &blockvars_left, L, e)) < 0)
+                if ((rc = load_block(t, &r, op, k, z, (int64_t)n, q, &blockvars_left, L, bcmp,
+                                     n_bcmp, e)) < 0)
                     return rc;
                 r.words += (int64_t)n + 2;
                 z += q[1];
@@ -761,9 +795,23 @@ static int guard_outcome(const tp_tape *t, int64_t v, double *w)
     return -1;
 }
 
-static int check_guard(const tp_tape *t, int64_t v, const char *what, int64_t i, err_t *e)
+/* v is the first result of a block comparison that replays check (bcmp: ascending) */
+static int checked_block(const int64_t *bcmp, int64_t n, int64_t v)
+{
+    int64_t lo = 0, hi = n - 1;
+    while (lo <= hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (bcmp[mid] == v) return 1;
+        if (bcmp[mid] < v) lo = mid + 1; else hi = mid - 1;
+    }
+    return 0;
+}
+
+static int check_guard(const tp_tape *t, int64_t v, const char *what, int64_t i,
+                       const int64_t *bcmp, int64_t n_bcmp, err_t *e)
 {
     double w;
+    if (checked_block(bcmp, n_bcmp, v)) return TP_OK;
     if (v < 0 || v >= tp_nvars(t) || guard_outcome(t, v, &w) < 0)
         return fail(e, "%s %" PRId64 " is variable %" PRId64 ", which no comparison made", what,
                     i, v);
@@ -774,7 +822,8 @@ static int check_guard(const tp_tape *t, int64_t v, const char *what, int64_t i,
 }
 
 /* The rest: outputs, recorded inputs, guards and sites. */
-static int load_data(tp_tape *t, const uint8_t *b, const layout_t *L, err_t *e)
+static int load_data(tp_tape *t, const uint8_t *b, const layout_t *L, const int64_t *bcmp,
+                     int64_t n_bcmp, err_t *e)
 {
     const int64_t *c = L->c;
     int rc;
@@ -791,12 +840,13 @@ static int load_data(tp_tape *t, const uint8_t *b, const layout_t *L, err_t *e)
     }
     const uint8_t *g = b + L->at[C_GUARDS];
     for (int64_t i = 0; i < c[C_GUARDS]; i++)
-        if ((rc = check_guard(t, (int32_t)rd32(g + 4 * i), "branch guard", i, e)) < 0) return rc;
+        if ((rc = check_guard(t, (int32_t)rd32(g + 4 * i), "branch guard", i, bcmp, n_bcmp,
+                              e)) < 0) return rc;
     const uint8_t *s = b + L->at[C_SITES];
     for (int64_t i = 0; i < c[C_SITES]; i++) {
         int32_t v = (int32_t)rd32(s + 16 * i), frozen = (int32_t)rd32(s + 16 * i + 4),
                 line = (int32_t)rd32(s + 16 * i + 8);          /* its file: saving.py checks */
-        if ((rc = check_guard(t, v, "guard site", i, e)) < 0) return rc;
+        if ((rc = check_guard(t, v, "guard site", i, bcmp, n_bcmp, e)) < 0) return rc;
         if (frozen < -1 || frozen >= tp_nvars(t) || line < -1)
             return fail(e, "guard site %" PRId64 " has frozen variable %d and line %d", i,
                         frozen, line);
@@ -868,13 +918,17 @@ int tp_load(tp_tape *t, const uint8_t *b, int64_t len, const int32_t *prims, int
     t->n_outputs = c[C_OUTPUTS];
     if (c[C_CONSTS]) memcpy(t->consts, b + L.at[C_CONSTS], (size_t)(8 * c[C_CONSTS]));
     /* the values' room once the program is valid: its variables are counted then */
+    int64_t *bcmp = malloc((size_t)(c[C_OPS] ? c[C_OPS] : 1) * sizeof *bcmp), n_bcmp = 0;
+    if (!bcmp) { clear(t); return TP_ENOMEM; }
     if ((rc = load_shapes(t, b, &L, &e)) < 0 || (rc = load_indices(t, b, &L, &e)) < 0 ||
-        (rc = load_program(t, b, &L, prims, &e)) < 0 ||
+        (rc = load_program(t, b, &L, prims, bcmp, &n_bcmp, &e)) < 0 ||
         (rc = (t->vals = big_alloc((size_t)t->n_vars * sizeof *t->vals)) ? TP_OK : TP_ENOMEM) < 0 ||
-        (rc = load_data(t, b, &L, &e)) < 0) {
+        (rc = load_data(t, b, &L, bcmp, n_bcmp, &e)) < 0) {
+        free(bcmp);
         clear(t);
         return rc;
     }
+    free(bcmp);
     t->cap_vals = t->n_vars;
     load_callvals(t, b, &L);
     t->claimed = 1;
