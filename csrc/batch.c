@@ -52,7 +52,7 @@ static inline double times(double d, double p)
     AV[is_ * S + b] += AV[iz * S + b]; \
     for (int64_t j = 0; j < K; j++) DOT_(is_, j) += DOT_(iz, j); }
 
-/* ---- primitives: the user's rules per tile or per point (primitive.c's, on the batch layout) - */
+/* ---- primitives: the user's rules per tile or per point (primitive.c's, batch layout) ------- */
 enum { EVAL, JVP, VJP };
 
 /* The call as bcall below, but one Python call per tile (per direction for JVP and VJP) with
@@ -112,7 +112,8 @@ static int bcall_vec(int mode, const double *V, double *X, int64_t S, int64_t np
         if (!nd) continue;
         double *sub = work_buf(wk, W_BLOCK, nd * (k + cols));
         if (!sub) return TP_ENOMEM;
-        for (int64_t d = 0; d < nd; d++) memcpy(sub + d * k, x + keep[d] * k, (size_t)k * sizeof *x);
+        for (int64_t d = 0; d < nd; d++)
+            memcpy(sub + d * k, x + keep[d] * k, (size_t)k * sizeof *x);
         double *res = sub + nd * k;
         int rc = tp_py_call_batch(prim, mode, nd, k, sub, n, in, res);
         if (rc) return rc > 0 ? 1 : TP_ECALLBACK;
@@ -207,14 +208,8 @@ static void blayout(const tp_tape *t, const int32_t *q, int32_t iz, int64_t *mem
     int64_t k = 0;
     memcpy(w, q - 1, (size_t)(n + 2) * sizeof *w);
     for (int64_t i = 0; i < nb; i++) {
-        blk b;
-        tp_blk(t, q + 3 + 2 * i, &b);
-        if (!b.size) { w[4 + 2 * i] = 0; continue; }
-        int64_t lo = b.first, hi = b.first;
-        for (int d = 0; d < b.nd; d++) {
-            int64_t e = (b.dims[d] - 1) * b.st[d];
-            if (e < 0) lo += e; else hi += e;
-        }
+        int64_t lo, hi;
+        if (!tp_span(t, q + 3 + 2 * i, &lo, &hi)) { w[4 + 2 * i] = 0; continue; }
         sp[k].lo = lo; sp[k].hi = hi; sp[k].at = i; k++;
     }
     qsort(sp, (size_t)k, sizeof *sp, by_lo);
@@ -232,10 +227,8 @@ static void blayout(const tp_tape *t, const int32_t *q, int32_t iz, int64_t *mem
     }
     for (int64_t j = 0; j < m; j++) if (sp[j].lo < 0) sp[j].at -= lc;   /* -lc .. -1 */
     for (int64_t i = 0; i < nb; i++) {                   /* each operand's first, relocated */
-        int64_t f = q[3 + 2 * i];
-        blk b;
-        tp_blk(t, q + 3 + 2 * i, &b);
-        if (!b.size) continue;
+        int64_t f = q[3 + 2 * i], flo, fhi;
+        if (!tp_span(t, q + 3 + 2 * i, &flo, &fhi)) continue;
         int64_t lo = 0, hi = m - 1;                      /* the interval holding f */
         while (lo < hi) {
             int64_t mid = (lo + hi + 1) / 2;

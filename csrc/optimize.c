@@ -72,20 +72,6 @@ static inline int is_code(int op, int32_t j)
     return j >= (tp_op_results[op] == VARIADIC);
 }
 
-/* The codes lo .. hi an operand block (first, shape id at w) spans; 0 if it has no element. */
-static inline int span_of(const tp_tape *t, const int32_t *w, int64_t *lo, int64_t *hi)
-{
-    blk b;
-    tp_blk(t, w, &b);
-    if (!b.size) return 0;
-    *lo = *hi = b.first;
-    for (int d = 0; d < b.nd; d++) {
-        int64_t e = (b.dims[d] - 1) * b.st[d];
-        if (e < 0) *lo += e; else *hi += e;
-    }
-    return 1;
-}
-
 static inline double konst(const opt_t *o, int32_t code)
 {
     return o->pool->consts[-1 - (int64_t)code];
@@ -252,7 +238,7 @@ static int pass1(opt_t *o)
         if (tp_op_kind[op] == TP_KIND_BLOCK)    /* one constant: its pool code, for matching */
             for (int32_t j = 3; j < w.n; j += 2) {
                 int64_t lo, hi;
-                if (r[j] < 0 && span_of(t, r + j, &lo, &hi) && lo == hi &&
+                if (r[j] < 0 && tp_span(t, r + j, &lo, &hi) && lo == hi &&
                     (rc = tp_pool_code(o->pool, konst(o, r[j]), &r[j])) < 0) return rc;
             }
         p += w.len;
@@ -289,7 +275,8 @@ static inline int checked(const opt_t *o, int64_t k)   /* a comparison that repl
     const int32_t *q = o->args + o->at[k] + 1;
     if (o->ops[k] == TP_OP_MAP && q[-1] == 9 && tp_op_kind[q[2]] == TP_KIND_GUARD) {
         int64_t lo, hi;                  /* a block comparison: outcomes a block of 0s and 1s */
-        return q[7] >= 0 || !span_of(o->t, q + 7, &lo, &hi) || !isnan(konst(o, (int32_t)lo));
+        return q[7] >= 0 || !tp_span(o->t, q + 7, &lo, &hi) ||
+               !isnan(konst(o, (int32_t)lo));
     }
     if (tp_op_kind[o->ops[k]] != TP_KIND_GUARD) return 0;
     int32_t w = o->args[o->at[k] + 2];
@@ -311,7 +298,8 @@ static void pass2(const opt_t *o, const int32_t *outputs, int64_t n_out, uint8_t
         const int block = tp_op_kind[o->ops[k]] == TP_KIND_BLOCK;
         for (int32_t j = w.c; j < w.n; j++) {
             int64_t lo, hi;
-            if (block && is_code(o->ops[k], j) && w.q[j] >= 0 && span_of(o->t, w.q + j, &lo, &hi))
+            if (block && is_code(o->ops[k], j) && w.q[j] >= 0 &&
+                tp_span(o->t, w.q + j, &lo, &hi))
                 memset(live + lo, 1, (size_t)(hi - lo + 1));    /* the whole range */
             else if (!block && w.q[j] >= 0) live[w.q[j]] = 1;
         }
@@ -340,7 +328,7 @@ static int code_of(renum_t *r, const opt_t *o, int32_t c, int32_t *out)
 static int const_block(renum_t *r, const opt_t *o, const int32_t *w, int32_t *out)
 {
     int64_t lo, hi;
-    if (!span_of(o->t, w, &lo, &hi)) { *out = 0; return TP_OK; }
+    if (!tp_span(o->t, w, &lo, &hi)) { *out = 0; return TP_OK; }
     if (lo == hi) return code_of(r, o, w[0], out);
     const int64_t n0 = r->z->n_consts;
     int rc = tp_pool_append(r->z, o->pool->consts + (-1 - hi), hi - lo + 1);
@@ -447,7 +435,7 @@ static void pin(const tp_tape *t, int32_t *head, int32_t *cover, uint8_t *pinned
         if (tp_op_kind[op] == TP_KIND_BLOCK)
             for (int32_t j = 3; j < w.n; j += 2) {
                 int64_t lo, hi;
-                if (w.q[j] < 0 || !span_of(t, w.q + j, &lo, &hi) || lo == hi ||
+                if (w.q[j] < 0 || !tp_span(t, w.q + j, &lo, &hi) || lo == hi ||
                     (head[lo] >= 0 && head[lo] == head[hi])) continue;
                 cover[lo]++; cover[hi + 1]--;
             }

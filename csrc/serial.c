@@ -537,16 +537,8 @@ static int block_comparison(const tp_tape *t, const int32_t *q, int64_t k, int64
                             int64_t *bcmp, int64_t *n_bcmp, err_t *e)
 {
     int64_t lo = 0, hi = -1, nan = 0;
-    blk w;
-    tp_blk(t, q + 7, &w);
-    if (w.size) {
-        lo = hi = w.first;
-        for (int d = 0; d < w.nd; d++) {
-            int64_t s = (w.dims[d] - 1) * w.st[d];
-            if (s < 0) lo += s; else hi += s;
-        }
-    }
-    if (w.first >= 0 && w.size)
+    const int some = tp_span(t, q + 7, &lo, &hi);
+    if (some && q[7] >= 0)
         return fail(e, "operation %" PRId64 " (a block comparison) has recorded outcomes that are "
                     "not constants", k);
     for (int64_t c = lo; c <= hi; c++) {
@@ -556,7 +548,7 @@ static int block_comparison(const tp_tape *t, const int32_t *q, int64_t k, int64
                         "that is not 0, 1 or NaN", k);
         nan |= v != v;
     }
-    if (!nan && w.size) bcmp[(*n_bcmp)++] = z;
+    if (!nan && some) bcmp[(*n_bcmp)++] = z;
     return TP_OK;
 }
 
@@ -922,7 +914,7 @@ int tp_load(tp_tape *t, const uint8_t *b, int64_t len, const int32_t *prims, int
     if (!bcmp) { clear(t); return TP_ENOMEM; }
     if ((rc = load_shapes(t, b, &L, &e)) < 0 || (rc = load_indices(t, b, &L, &e)) < 0 ||
         (rc = load_program(t, b, &L, prims, bcmp, &n_bcmp, &e)) < 0 ||
-        (rc = (t->vals = big_alloc((size_t)t->n_vars * sizeof *t->vals)) ? TP_OK : TP_ENOMEM) < 0 ||
+        (rc = (t->vals = big_alloc((size_t)t->n_vars * sizeof *t->vals)) ? 0 : TP_ENOMEM) < 0 ||
         (rc = load_data(t, b, &L, bcmp, n_bcmp, &e)) < 0) {
         free(bcmp);
         clear(t);

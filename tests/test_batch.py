@@ -396,7 +396,8 @@ def _prims(vectorized):
     xsin = ad.primitive(_count("fun", lambda x, y: x * np.sin(y)),
                         jvp=_count("jvp", lambda x, v: v[0] * np.sin(x[1]) +
                                    x[0] * np.cos(x[1]) * v[1]),
-                        vjp=_count("vjp", lambda x, w: (w * np.sin(x[1]), w * x[0] * np.cos(x[1]))),
+                        vjp=_count("vjp", lambda x, w: (w * np.sin(x[1]),
+                                                        w * x[0] * np.cos(x[1]))),
                         vectorized=vectorized)
     # one array input, two outputs: (sum of squares, sum), written for a leading axis of points
     norm = ad.primitive(_count("fun", lambda x: np.stack([np.sum(x * x, -1), np.sum(x, -1)], -1)),
