@@ -531,8 +531,8 @@ static inline int get_small(reader_t *r, uint64_t lim, int32_t *v)
 }
 
 /* A block comparison (MAP of LT .. NE: x, y and its outcomes w) at op k, first result z: w a
- * block of constants, each 0, 1 or NaN; listed in bcmp when replays check it (a branch guard:
- * no NaN), for the guards and sites that name it. */
+ * block of constants, each 0, 1 or NaN; listed in bcmp (its first result and result count)
+ * when replays check it (a branch guard: no NaN), for the guards and sites that name it. */
 static int block_comparison(const tp_tape *t, const int32_t *q, int64_t k, int64_t z,
                             int64_t *bcmp, int64_t *n_bcmp, err_t *e)
 {
@@ -548,7 +548,7 @@ static int block_comparison(const tp_tape *t, const int32_t *q, int64_t k, int64
                         "that is not 0, 1 or NaN", k);
         nan |= v != v;
     }
-    if (!nan && some) bcmp[(*n_bcmp)++] = z;
+    if (!nan && some) { bcmp[2 * *n_bcmp] = z; bcmp[2 * (*n_bcmp)++ + 1] = q[0]; }
     return TP_OK;
 }
 
@@ -787,23 +787,24 @@ static int guard_outcome(const tp_tape *t, int64_t v, double *w)
     return -1;
 }
 
-/* v is the first result of a block comparison that replays check (bcmp: ascending) */
-static int checked_block(const int64_t *bcmp, int64_t n, int64_t v)
+/* v is a result of a block comparison that replays check (bcmp: first result, count; ascending;
+ * a guard names its first result, a site any of them) */
+static int checked_block(const int64_t *bcmp, int64_t n, int64_t v, int first)
 {
     int64_t lo = 0, hi = n - 1;
-    while (lo <= hi) {
-        int64_t mid = lo + (hi - lo) / 2;
-        if (bcmp[mid] == v) return 1;
-        if (bcmp[mid] < v) lo = mid + 1; else hi = mid - 1;
+    while (lo < hi) {                    /* the last one starting at or before v */
+        int64_t mid = lo + (hi - lo + 1) / 2;
+        if (bcmp[2 * mid] <= v) lo = mid; else hi = mid - 1;
     }
-    return 0;
+    return n && bcmp[2 * lo] <= v &&
+           (first ? v == bcmp[2 * lo] : v < bcmp[2 * lo] + bcmp[2 * lo + 1]);
 }
 
 static int check_guard(const tp_tape *t, int64_t v, const char *what, int64_t i,
                        const int64_t *bcmp, int64_t n_bcmp, err_t *e)
 {
     double w;
-    if (checked_block(bcmp, n_bcmp, v)) return TP_OK;
+    if (checked_block(bcmp, n_bcmp, v, what[0] == 'b')) return TP_OK;   /* "branch guard" */
     if (v < 0 || v >= tp_nvars(t) || guard_outcome(t, v, &w) < 0)
         return fail(e, "%s %" PRId64 " is variable %" PRId64 ", which no comparison made", what,
                     i, v);
@@ -910,7 +911,7 @@ int tp_load(tp_tape *t, const uint8_t *b, int64_t len, const int32_t *prims, int
     t->n_outputs = c[C_OUTPUTS];
     if (c[C_CONSTS]) memcpy(t->consts, b + L.at[C_CONSTS], (size_t)(8 * c[C_CONSTS]));
     /* the values' room once the program is valid: its variables are counted then */
-    int64_t *bcmp = malloc((size_t)(c[C_OPS] ? c[C_OPS] : 1) * sizeof *bcmp), n_bcmp = 0;
+    int64_t *bcmp = malloc((size_t)(c[C_OPS] ? 2 * c[C_OPS] : 1) * sizeof *bcmp), n_bcmp = 0;
     if (!bcmp) { clear(t); return TP_ENOMEM; }
     if ((rc = load_shapes(t, b, &L, &e)) < 0 || (rc = load_indices(t, b, &L, &e)) < 0 ||
         (rc = load_program(t, b, &L, prims, bcmp, &n_bcmp, &e)) < 0 ||

@@ -86,6 +86,13 @@ def arrays(x, s):
     return [ad.sum(h) * s, z[0] - z[1] * s, ad.sum(np.exp(x[::2])) + ad.sum(u * u)]
 
 
+def array_guards(x):
+    """A block guard (its outcomes a constant block), a where's unchecked comparison, max."""
+    h = x * 2.0 - 1.0
+    y = np.where(h < 1.0, h * h, -h)
+    return ad.sum(y) * np.max(x) if (h > 0).all() else ad.sum(x)
+
+
 def corpus():
     """Saved tapes of every kind: each op's cases, f by reference, pieces, guards, sites,
     primitives (scalar, array, several outputs), array block ops, constant outputs, no
@@ -103,6 +110,7 @@ def corpus():
         out.append(ad.record(frozen, 1.5).dumps())
     out.append(ad.record(with_primitives, np.array([0.3, -0.7, 1.1])).dumps())
     out.append(ad.record(arrays, np.linspace(-1.0, 1.5, 6), 0.75, arrays=True).dumps())
+    out.append(ad.record(array_guards, np.array([0.5, 2.0, 1.5]), arrays=True).dumps())
     with ad.Tape() as t:
         x = t.variables([[1.0, 2.0], [3.0, -4.0]])
         t.outputs([[x[0, 0] * x[1, 1], 3.0], [ad.sin(x[0, 1]), x[1, 0]]])

@@ -444,3 +444,25 @@ def test_a_vectorized_primitive_giving_the_wrong_shape_says_so():
     bad.fun = lambda x, y: np.zeros(3) if np.ndim(x) else x * y
     with pytest.raises(ValueError, match="bad_shape .vectorized.: its function must give 1"):
         t.forward(RNG.normal(size=(20, 2)), batch=True)
+
+
+def _guarded(x):
+    h = x * 2.0 - 1.0
+    if (h > 0).all():                                   # one block guard
+        return ad.sum(h * h)
+    return ad.sum(np.maximum(h, 0.0) * x)
+
+
+def test_block_guards_are_checked_per_point_batched_saved_and_optimised():
+    X = np.array([[1.0, 2.0, 3.0], [0.1, 2.0, 3.0], [2.0, 2.5, 1.5], [0.2, 0.1, 0.3]])
+    t = ad.record(_guarded, X[0], arrays=True)
+    want = np.stack([ad.record(_guarded, x, arrays=True).gradient(x) for x in X])
+    for u in (t, ad.loads(t.dumps()), t.optimize()):    # re-records where it flips
+        assert bits(u.gradient(X, batch=True)) == bits(want)
+    with ad.Tape() as tt:
+        x = tt.variables(X[0], array=True)
+        tt.outputs(ad.sum(x * x) if (x > 0.5).all() else ad.sum(x))
+    for u in (tt, ad.loads(tt.dumps()), tt.optimize()):
+        with pytest.raises(ad.BranchChanged) as e:
+            u.gradient(X, batch=True)
+        assert e.value.points == [1, 3]
