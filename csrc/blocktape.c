@@ -329,7 +329,8 @@ int tp_block_comparison(const tp_tape *t, int64_t var, int *op, int32_t *operand
     return TP_OK;
 }
 
-/* The first block operation of t, or -1: batched replay, saving and the optimiser refuse them */
+/* The first block operation of t, or -1 (sparsity patterns refuse them; a loaded tape holding
+ * them replays through the general paths) */
 int64_t tp_first_block(const tp_tape *t)
 {
     for (int64_t o = 0; o < t->n_ops; o++)

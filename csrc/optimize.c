@@ -99,7 +99,7 @@ static double fold(int op, const double *v, int32_t n)
 #define VAL(i) v[i]
 #define CHECK_GUARD(z, w)                /* constant operands: the guard can never flip */
 #define PRIMITIVE_CALL z = NAN           /* never folded */
-#define BLOCK_PRIMAL(op) z = NAN         /* tp_optimize refuses block ops */
+#define BLOCK_PRIMAL(op) z = NAN         /* block ops are never folded */
     switch (op) {
 #define OP(NAME, ARITY, RESULTS, RULE, FORMULA) case TP_OP_##NAME: NAME##_PRIMAL; break;
 #include "ops.def"
