@@ -72,6 +72,7 @@ def _dump(tape, function, check_names=True):
         "pieces": [list(s) for s in rec.pieces],
         "out_shape": None if rec.out_shape is None else list(rec.out_shape),
         "primitives": table, "site_files": files, "function": state,
+        "arrays": bool(getattr(tape, "_arrays", False)),     # f re-records with ad.Arrays
     }, separators=(",", ":")).encode()
     ids = ffi.new("int32_t[]", [i for i, _ in prims] or [0])
     bound = lib.tp_dump_bound(rec._p, guards.size, sites.size // 4, len(meta), len(fn))
@@ -174,6 +175,8 @@ def _load(data, function, prims=None):
         raise _bad(msg)
     check(rc, "load")
     tape._rec, tape._fn, tape._rerecords = rec, None, 0
+    if meta["arrays"]:
+        tape._arrays = True
     tape._fn_note = ("saved without its function (t.dumps(function=False))"
                      if meta["function"] == "dropped" else None)
     rec.pieces = [tuple(s) for s in meta["pieces"]]
@@ -249,8 +252,10 @@ def _meta(raw, info):
     except (ValueError, RecursionError) as e:
         raise _bad(f"its meta section is not valid JSON ({type(e).__name__})") from None
     if not isinstance(meta, dict) or set(meta) != {"pieces", "out_shape", "primitives",
-                                                   "site_files", "function"}:
+                                                   "site_files", "function", "arrays"}:
         raise _bad("its meta section does not have the keys of this format")
+    if not isinstance(meta["arrays"], bool):
+        raise _bad("its meta section's arrays is not true or false")
     pieces, out_shape = meta["pieces"], meta["out_shape"]
     if not isinstance(pieces, list) or not all(_is_shape(s) for s in pieces) or \
             sum(_size(s) for s in pieces) != info[_I_INPUTS]:

@@ -475,6 +475,17 @@ def test_array_operations_are_checked_as_the_recorder_checks_them():
     assert "index table entry 0 has 4 words; 3 are left" in _msg(fix(b))
 
 
+def test_an_array_tape_of_ad_record_re_records_with_arrays_after_loading():
+    x, x2 = np.array([0.5, 2.0, 1.5]), np.array([0.4, -2.0, 1.5])   # the guard flips at x2
+    t = ad.record(fuzz_tapes.array_guards, x, arrays=True)
+    want = ad.record(fuzz_tapes.array_guards, x2, arrays=True)
+    for u in (pickle.loads(pickle.dumps(t)), copy.deepcopy(t), t.optimize()):
+        u.forward(x2)                                    # re-records f at x2
+        ref = want.optimize() if u._optimize else want
+        assert_same(ref, u, [x2])
+        assert u.stats()["by_opcode"] == ref.stats()["by_opcode"]    # block ops again
+
+
 def test_recorded_values_must_keep_the_guards():
     data = imperative(lambda x: x * 2.0 if x > 1.0 else x, 2.0).dumps()
     lo, _ = sections(data)[C_INPUTS]
