@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 
+from . import _fast
 from ._core import Op, check, ffi, lib
 from .optable import OPS
 from .var import Var, _make, _mixed, _number, freeze
@@ -29,17 +30,16 @@ def _contiguous(shape):
     return tuple(reversed(st))
 
 
-class Array:
+class Array(_fast.ArrayBase):
     """An active float64 array on a tape: variables first .. first + size - 1 in C order.
 
-    Made by ``t.variables(x, array=True)``, ``ad.record(f, x, arrays=True)``, ``ad.asarray`` and
-    every array operation. Attributes: shape, ndim, size, dtype, value (the values at
-    recording), grad (after backward()), T."""
-    __slots__ = ("_rec", "_first", "shape")
+    Made by ``t.variables(x)``, ``ad.record(f, x)`` for an array x, ``ad.asarray`` and every
+    array operation. Attributes: shape, ndim, size, dtype, value (the values at recording), grad
+    (after backward()), T. ``Array(rec, first, shape)``: the fields live in C (ArrayBase,
+    csrc/fast_array.h), which also serves a[i] (1-d), a[i, j, ...] (all ints), len() and
+    iteration; every other key goes to __getitem__ below."""
+    __slots__ = ()
     __array_priority__ = 2000
-
-    def __init__(self, rec, first, shape):
-        self._rec, self._first, self.shape = rec, int(first), tuple(int(d) for d in shape)
 
     ndim = property(lambda self: len(self.shape))
     size = property(lambda self: int(np.prod(self.shape, dtype=np.int64)))
@@ -459,4 +459,5 @@ def blas_info():
 
 _AxisError = getattr(getattr(np, "exceptions", np), "AxisError", ValueError)
 _use_blas(True)
+_fast.array_type(Array)      # C slots for a[i], len(a), iteration; __getitem__ the fallback
 del _name, _op

@@ -101,10 +101,11 @@ class Tape(_fast.TapeBase):
         """True while operations may still be recorded on this tape."""
         return not lib.tp_closed(self._rec._p)
 
-    def variables(self, x, array=False):
-        """Declare inputs: a number gives one Var, an array-like an object ndarray of Var of the
-        same shape; with array=True an ad.Array (interim opt-in: arrays become the default
-        later). Call before the first operation; inputs are numbered in call order."""
+    def variables(self, x, array=True):
+        """Declare inputs: a number gives one Var, an array-like an ad.Array of the same shape
+        (its elements are Vars: ``x1, x2 = t.variables([2.0, 1.0])`` unpacks); array=False gives
+        an object ndarray of Var instead. Call before the first operation; inputs are numbered
+        in call order."""
         return self._rec.add_inputs(x, array)
 
     def outputs(self, y):
@@ -127,8 +128,8 @@ class Tape(_fast.TapeBase):
 
     def _rerecord(self, args):
         """Record f again at args, one per input piece (its branch guards flipped there)."""
-        arrays = getattr(self, "_arrays", False)
-        rec = NotImplemented if arrays else _fast.record_into(self._fn, args, self)  # in C
+        arrays = not self._objects
+        rec = _fast.record_into(self._fn, args, self) if arrays else NotImplemented  # in C
         if rec is not NotImplemented:
             if self._optimize:
                 rec = self._rec = optimized(rec)
@@ -160,7 +161,7 @@ class Tape(_fast.TapeBase):
             raise TapeError("tape.optimize(): this tape is still recording; optimise it after "
                             "its `with` block")
         t = Tape.__new__(Tape)
-        t._fn, t._rerecords, t._optimize = self._fn, 0, True
+        t._fn, t._rerecords, t._optimize, t._objects = self._fn, 0, True, self._objects
         t._rec = optimized(rec, t)
         return t
 
@@ -190,13 +191,14 @@ class Tape(_fast.TapeBase):
         t = _load(out[:n].tobytes(), False, prims)
         t._fn = copy.deepcopy(self._fn, memo)
         t._fn_note, t._rerecords = getattr(self, "_fn_note", None), self._rerecords
+        t._objects = self._objects
         return t
 
     def __copy__(self):
         """A second Tape around the same recording (immutable once closed)."""
         t = Tape.__new__(Tape)
         t._rec, t._fn, t._rerecords = self._rec, self._fn, self._rerecords   # C fields
-        t._optimize = self._optimize
+        t._optimize, t._objects = self._optimize, self._objects
         t.__dict__.update(getattr(self, "__dict__", {}))
         return t
 
@@ -461,12 +463,12 @@ def _sparse_ready(rec, sparse, outputs=True):
 record = _fast.record
 
 
-def _record(f, *args, arrays=False, optimize=False):
-    """ad.record's general path (see tapead._fast.record). arrays=True: f gets an ad.Array per
-    array argument; optimize=True: the tape optimised (Tape.optimize), and so is every
-    re-recording."""
+def _record(f, *args, arrays=True, optimize=False):
+    """ad.record's general path (see tapead._fast.record). f gets an ad.Array per array
+    argument; arrays=False: an object ndarray of Var instead (and so does every re-recording).
+    optimize=True: the tape optimised (Tape.optimize), and so is every re-recording."""
     if optimize:
-        tape = record(f, *args, arrays=arrays) if arrays else record(f, *args)
+        tape = record(f, *args) if arrays else record(f, *args, arrays=False)
         tape._optimize = True
         tape._rec = optimized(tape._rec)
         return tape
@@ -474,8 +476,7 @@ def _record(f, *args, arrays=False, optimize=False):
         raise TypeError("ad.record(f, x, ...) needs at least one argument to differentiate by")
     tape = Tape()
     arrays = bool(arrays)
-    if arrays:
-        tape._arrays = True
+    tape._objects = not arrays
     with tape:
         xs = [tape.variables(a, arrays) for a in args]
         tape.outputs(f(*xs))
