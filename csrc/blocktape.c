@@ -178,11 +178,13 @@ int32_t tp_rec_block(tp_tape *t, int op, int32_t attr, int32_t shape, const int3
     for (int d = 0; d < zs[0]; d++) r *= zs[1 + d];
     if (r < 1 || r > MAX_VARS - t->n_vars) return r < 1 ? TP_EARG : TP_ETOOBIG;
     int64_t n = 3 + 2 * nb;
-    int32_t *a = malloc((size_t)n * sizeof *a);
+    int32_t *words = malloc((size_t)(n + 1) * sizeof *words), *a = words ? words + 1 : NULL;
     const double **opnd = malloc((size_t)nb * sizeof *opnd);
     double *tmp = NULL;
     int32_t z = TP_ENOMEM;
     if (!a || !opnd) goto done;
+    words[0] = (int32_t)n;                 /* the word count before the operands, as on the tape
+                                              (the kernels read the operand count at q[-1]) */
     a[0] = (int32_t)r; a[1] = shape; a[2] = attr;
     memcpy(a + 3, blocks, (size_t)(2 * nb) * sizeof *a);
     z = TP_EARG;
@@ -210,7 +212,7 @@ undo:                                      /* out of memory: the op is not recor
     t->n_ops--; t->n_args -= n + 2; t->n_vars = z;
     z = rc;
 done:
-    free(a); free(opnd); free(tmp);
+    free(words); free(opnd); free(tmp);
     return z;
 }
 

@@ -408,6 +408,13 @@ int64_t tp_n_args(const tp_tape *t) { return t->n_args; }
 int64_t tp_n_consts(const tp_tape *t) { return t->n_consts; }
 int64_t tp_n_outputs(const tp_tape *t) { return t->n_outputs; }
 
+int tp_output_code(const tp_tape *t, int64_t i, int32_t *code)
+{
+    if (i < 0 || i >= t->n_outputs) return TP_EARG;
+    *code = t->outputs[i];
+    return TP_OK;
+}
+
 /* The recorded program: opcodes, operands, constants and outputs (not the recording's values). */
 int64_t tp_nbytes(const tp_tape *t)
 {
