@@ -199,7 +199,8 @@ int tp_vjp(tp_tape *t, const double *x, int64_t k, const double *ybar, double *y
                 A[(int64_t)t->outputs[o] * ks + j] += ybar ? ybar[o * k + j0 + j] : (o == j0 + j);
         if ((rc = tp_adjoint_sweep(t, V, A, ks, tp_whole(t), &w)) < 0) break;
         tp_count(t, 2, t->n_ops * nb);
-        for (int64_t i = 0; i < m; i++)
+        if (k == 1) memcpy(xbar, A, (size_t)m * sizeof(double));     /* a gradient */
+        else for (int64_t i = 0; i < m; i++)
             memcpy(xbar + i * k + j0, A + i * ks, (size_t)nb * sizeof(double));
     }
     if (rc >= 0) tp_commit_x(t, V);
