@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "block.h"
+#include "gather.h"
 #include "series.h"
 #include "rules.h"
 
@@ -246,6 +247,8 @@ int tp_block_values(const tp_tape *t, int op, const int32_t *q, const double *co
         }
         return TP_OK;
     }
+    case TP_OP_GATHER: case TP_OP_SCATTER: case TP_OP_SCATTER_ADD:
+        return tp_gather_values(t, op, q, opnd, Z);
     }
     return TP_EARG;
 }
@@ -298,6 +301,8 @@ int tp_block_tangent(const tp_tape *t, const double *V, double *T, int64_t K, in
         }
         return TP_OK;
     }
+    case TP_OP_GATHER: case TP_OP_SCATTER: case TP_OP_SCATTER_ADD:
+        return tp_gather_tangent(t, T, K, op, q, iz);
     }
     return TP_EARG;
 }
@@ -334,6 +339,8 @@ int tp_block_adjoint(const tp_tape *t, const double *V, double *A, int64_t K, in
         }
         return TP_OK;
     }
+    case TP_OP_GATHER: case TP_OP_SCATTER: case TP_OP_SCATTER_ADD:
+        return tp_gather_adjoint(t, A, K, op, q, iz);
     }
     return TP_EARG;
 }
@@ -370,6 +377,8 @@ int tp_block_second(const tp_tape *t, const double *V, const double *T, double *
         }
         return TP_OK;
     }
+    case TP_OP_GATHER: case TP_OP_SCATTER: case TP_OP_SCATTER_ADD:
+        return tp_gather_second(t, A, D, K, op, q, iz);
     }
     return TP_EARG;
 }
@@ -406,6 +415,8 @@ int tp_block_taylor(const tp_tape *t, double *S, int64_t D1, int d, int op, cons
         }
         return TP_OK;
     }
+    case TP_OP_GATHER: case TP_OP_SCATTER: case TP_OP_SCATTER_ADD:
+        return tp_gather_taylor(t, S, D1, op, q, iz);
     }
     return TP_EARG;
 }

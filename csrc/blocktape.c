@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "block.h"
+#include "gather.h"
 
 #define MAX_VARS ((int64_t)INT32_MAX)
 
@@ -160,6 +161,8 @@ static int valid_op(const tp_tape *t, int op, const int32_t *q, int64_t nb)
         for (int64_t i = 0; i < nb; i++) { tp_blk(t, q + 3 + 2 * i, &y); total += y.size; }
         return total == q[0];
     }
+    case TP_OP_GATHER: case TP_OP_SCATTER: case TP_OP_SCATTER_ADD:
+        return tp_gather_valid(t, op, q, nb);
     }
     return 0;
 }
@@ -178,14 +181,14 @@ int32_t tp_rec_block(tp_tape *t, int op, int32_t attr, int32_t shape, const int3
     for (int d = 0; d < zs[0]; d++) r *= zs[1 + d];
     if (r < 1 || r > MAX_VARS - t->n_vars) return r < 1 ? TP_EARG : TP_ETOOBIG;
     int64_t n = 3 + 2 * nb;
-    int32_t *words = malloc((size_t)(n + 1) * sizeof *words), *a = words ? words + 1 : NULL;
+    int32_t *words = malloc((size_t)(n + 1) * sizeof *words), *a;  /* n, then the op's words: */
+                                       /* the kernels read n at a[-1], as in the sweeps */
     const double **opnd = malloc((size_t)nb * sizeof *opnd);
     double *tmp = NULL;
     int32_t z = TP_ENOMEM;
-    if (!a || !opnd) goto done;
-    words[0] = (int32_t)n;                 /* the word count before the operands, as on the tape
-                                              (the kernels read the operand count at q[-1]) */
-    a[0] = (int32_t)r; a[1] = shape; a[2] = attr;
+    if (!words || !opnd) goto done;
+    a = words + 1;
+    a[-1] = (int32_t)n; a[0] = (int32_t)r; a[1] = shape; a[2] = attr;
     memcpy(a + 3, blocks, (size_t)(2 * nb) * sizeof *a);
     z = TP_EARG;
     if (!valid_op(t, op, a, nb)) goto done;

@@ -7,7 +7,7 @@ typedef struct {
     PyObject *fn;            /* f of ad.record (re-recorded where a guard flips), or None */
     Py_ssize_t rerecords;
     char optimize;           /* each recording is optimised (Tape.optimize): re-record in Python */
-    char objects;            /* ad.record(..., arrays=False): object ndarrays of Var, in Python */
+    char general;            /* ad.record(..., arrays=...): re-record through tapead/tape.py */
     PyObject *weaklist;
 } TapeObject;
 
@@ -155,7 +155,7 @@ static PyObject *tape_gradient(TapeObject *self, PyObject *const *args, Py_ssize
         PyObject *next = Py_NotImplemented;
         Py_INCREF(next);
         if (self->fn && self->fn != Py_None && x != Py_None && !self->optimize &&
-            !self->objects) {
+            !self->general) {
             Py_DECREF(next);
             if (r->fast != 3) next = record_into(self->fn, &x, 1, (PyObject *)self);
             else if (PyList_CheckExact(x) || PyTuple_CheckExact(x))
@@ -190,8 +190,8 @@ static PyMemberDef tape_members[] = {
     {"_fn", T_OBJECT, offsetof(TapeObject, fn), 0, "f of ad.record, or None"},
     {"_rerecords", T_PYSSIZET, offsetof(TapeObject, rerecords), 0, "re-recordings so far"},
     {"_optimize", T_BOOL, offsetof(TapeObject, optimize), 0, "re-recordings are optimised"},
-    {"_objects", T_BOOL, offsetof(TapeObject, objects), 0,
-     "f gets object ndarrays of Var (ad.record(..., arrays=False)), not ad.Arrays"},
+    {"_general", T_BOOL, offsetof(TapeObject, general), 0,
+     "re-recordings go through tapead/tape.py (ad.record(..., arrays=True or False))"},
     {"__weaklistoffset__", T_PYSSIZET, offsetof(TapeObject, weaklist), READONLY, NULL},
     {NULL}
 };

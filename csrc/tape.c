@@ -82,7 +82,7 @@ void tp_free(tp_tape *t)
     if (!t) return;
     free(t->ops); free(t->args); free(t->consts); free(t->ckeys); free(t->cslot);
     free(t->vals); free(t->outputs); free(t->last_x); free(t->guards);
-    free(t->shp); free(t->shp_at); free(t->shash); free(t);
+    free(t->shp); free(t->shp_at); free(t->shash); free(t->ixw); free(t->ix_at); free(t);
 }
 
 /* The calling thread starts recording t: once per tape, by one thread (a second `with t:`, from
@@ -420,7 +420,7 @@ int64_t tp_nbytes(const tp_tape *t)
 {
     return t->n_ops * (int64_t)sizeof *t->ops + t->n_args * (int64_t)sizeof *t->args +
            t->n_consts * (int64_t)sizeof *t->consts + t->n_outputs * (int64_t)sizeof *t->outputs +
-           t->n_shp * (int64_t)sizeof *t->shp;
+           t->n_shp * (int64_t)sizeof *t->shp + t->n_ixw * (int64_t)sizeof *t->ixw;
 }
 
 double tp_value(const tp_tape *t, int64_t i)    /* callers check tp_readable first */

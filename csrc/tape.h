@@ -32,6 +32,13 @@
  *   MATMUL  two 2-d operands (m, p) and (p, q), z their (m, q) product
  *   PACK    z = every operand's elements in its C order, one after another (copies, transposes,
  *           slices, ad.asarray of scattered Vars)
+ *   GATHER  z[e] = x[i_e]: x 1-d; a an index table entry of r words, each i_e < len(x)
+ *   SCATTER z = x, then z[p_e] = y[s_e] for e < m: x 1-d of r elements, y 1-d; a an entry of 2m
+ *           words p_0 .. p_m-1 (< r, strictly ascending: each position written once) then
+ *           s_0 .. s_m-1 (< len(y))
+ *   SCATTER_ADD  the same with z[p_e] += y[s_e], in order of e (positions may repeat)
+ * The index table (gather.c) holds entries of int words by id (tp_indices); tp_rec_block checks
+ * each word against the size it indexes, so a tape loader can check them the same way.
  */
 #pragma once
 #include <stdint.h>
@@ -100,6 +107,8 @@ int tp_const_block(tp_tape *t, const double *x, int64_t n, int32_t *first);
 int32_t tp_rec_block(tp_tape *t, int op, int32_t attr, int32_t shape, const int32_t *blocks,
                      int64_t nb);
 int tp_values(const tp_tape *t, int64_t first, int64_t n, double *out);  /* at recording */
+int32_t tp_indices(tp_tape *t, const int64_t *idx, int64_t n);     /* index entry: its id */
+int64_t tp_index_words(const tp_tape *t, int32_t id, int32_t *out);  /* its words (out: or NULL) */
 int64_t tp_first_block(const tp_tape *t);   /* the first block op, or -1 */
 int tp_set_dgemm(void *dgemm);   /* BLAS dgemm (Fortran ABI, LP64), or NULL: built-in kernel */
 int tp_blas(void);               /* 1: matmul calls the BLAS dgemm */

@@ -41,6 +41,8 @@ struct tp_tape {
     int64_t *shp;    int64_t n_shp, cap_shp;       /* shape table: nd, dims, strides per shape */
     int64_t *shp_at; int64_t n_shapes, cap_shapes; /* where shape id i starts in shp */
     int32_t *shash;  int64_t shash_cap;            /* shape ids by content (open addressing) */
+    int32_t *ixw;    int64_t n_ixw, cap_ixw;       /* index table: the words of every entry */
+    int64_t *ix_at;  int64_t n_index, cap_index;   /* where index id i starts in ixw */
     int closed;
     int claimed;                                   /* tp_claim ran: no second claim */
     int started;                                   /* the owner is set (`with tape:`) */
@@ -71,3 +73,9 @@ int tp_grow(void **p, int64_t *cap, int64_t need, size_t sz, int64_t limit);
 int32_t tp_append(tp_tape *t, int op, const int32_t *a, int64_t n);
 /* shape id s: its nd, then dims[nd] and strides[nd] */
 static inline const int64_t *tp_shape_of(const tp_tape *t, int32_t s) { return t->shp + t->shp_at[s]; }
+/* index id i: its words and their number *n (gather.c) */
+static inline const int32_t *tp_index_of(const tp_tape *t, int32_t i, int64_t *n)
+{
+    *n = (i + 1 < t->n_index ? t->ix_at[i + 1] : t->n_ixw) - t->ix_at[i];
+    return t->ixw + t->ix_at[i];
+}

@@ -2,7 +2,8 @@
 
 One array operation records one block operation (csrc/tape.h, "Block operations") however many
 elements it has: MAP (an elementwise op with NumPy broadcasting), REDUCE (sum over axes), MATMUL
-and PACK (copies: transpose, slicing, ad.asarray of scattered Vars). Its elements are ordinary
+and PACK (copies: transpose, slicing, ad.asarray of scattered Vars); indexing, updates and
+joining are tapead/array_index.py's (GATHER, SCATTER, SCATTER_ADD). Its elements are ordinary
 variables: a[i] of a 1-d Array is the Var of that variable, at no cost.
 """
 import sys
@@ -97,15 +98,19 @@ class Array(_fast.ArrayBase):
                         "numbers")
 
     # ---- indexing and views --------------------------------------------------------------------
-    def __getitem__(self, key):
-        if isinstance(key, (Var, Array)):
-            raise TypeError("indexing an ad.Array by Vars (a gather by active indices) is not "
-                            "supported; index by integers and slices")
-        sel = np.arange(self._first, self._first + self.size, dtype=np.int64).reshape(self.shape)
-        sel = sel[key]
-        if np.ndim(sel) == 0:
-            return _make(self._rec, int(sel))
-        return _view(self._rec, np.asarray(sel))
+    def __getitem__(self, key):               # NumPy's indexing: tapead/array_index.py
+        if type(key) is int and len(self.shape) == 1 and -self.shape[0] <= key < self.shape[0]:
+            return _make(self._rec, self._first + key % self.shape[0])
+        return _index.getitem(self, key)
+
+    def __setitem__(self, key, v):            # functional: self refers to the result
+        _index.setitem(self, key, v)
+
+    at = property(lambda self: _index.At(self), doc="a.at[key].set(v) / .add(v) / .get()")
+
+    def copy(self):
+        """The same array (Arrays are values: updating one never changes another)."""
+        return Array(self._rec, self._first, self.shape)
 
     def reshape(self, *shape):
         shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
@@ -119,8 +124,7 @@ class Array(_fast.ArrayBase):
 
     def transpose(self, *axes):
         axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
-        sel = np.arange(self._first, self._first + self.size, dtype=np.int64).reshape(self.shape)
-        return _view(self._rec, sel.transpose(*axes) if axes else sel.T)
+        return _index.select(self, lambda b: b.transpose(*axes) if axes else b.T)
 
     # ---- reductions and products -----------------------------------------------------------------
     def sum(self, axis=None, keepdims=False):
@@ -270,24 +274,6 @@ def _map(op, *args):
                          f"{' '.join(str(s) for _, s, _ in ops)}") from None
     blocks = [(f, _shape_id(rec, out, _broadcast_strides(s, st, out))) for f, s, st in ops]
     return _record(rec, _MAP, op, out, blocks)
-
-
-def _view(rec, sel):
-    """The Array of the variables sel (an int array): a block when they are consecutive, else
-    one PACK through strides when sel is affine in its index, else TypeError."""
-    flat = sel.ravel()
-    if flat.size == 0:
-        return Array(rec, 0, sel.shape)
-    if flat[-1] - flat[0] == flat.size - 1 and np.all(np.diff(flat) == 1):
-        return Array(rec, flat[0], sel.shape)
-    first = int(flat[0])
-    strides = tuple(int(sel[tuple(1 if k == d else 0 for k in range(sel.ndim))] - first)
-                    if sel.shape[d] > 1 else 0 for d in range(sel.ndim))
-    grid = np.indices(sel.shape).reshape(sel.ndim, -1)
-    if not np.array_equal(first + np.dot(strides, grid), flat):
-        raise TypeError("this index selects elements that no strides describe (a gather): not "
-                        "supported on ad.Array yet; use integers and slices")
-    return _record(rec, _PACK, 0, sel.shape, [(first, _shape_id(rec, sel.shape, strides))])
 
 
 def asarray(a):
@@ -459,5 +445,7 @@ def blas_info():
 
 _AxisError = getattr(getattr(np, "exceptions", np), "AxisError", ValueError)
 _use_blas(True)
+from . import array_index as _index  # noqa: E402  (indexing, updates and joining use this module)
+_FUNCTIONS.update(_index.FUNCTIONS)
 _fast.array_type(Array)      # C slots for a[i], len(a), iteration; __getitem__ the fallback
 del _name, _op

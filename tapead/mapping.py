@@ -28,7 +28,8 @@ from .batch_methods import METHODS
 # pieces, as x is) or like y
 PER_POINT = {"forward": {}, "gradient": {}, "jvp": {0: "x"}, "vjp": {0: "y"}, "jacobian": {},
              "hvp": {0: "x", 1: "y"}, "hessian": {0: "y"}, "taylor": {0: "x"}}
-TASK_SECONDS = 0.01
+TASK_SECONDS = 0.01         # a task's sweeping on a thread of this process
+REMOTE_SECONDS = 0.05       # in another process: dask's per-task cost is 0.2-1 ms, more when busy
 NS_PER_VISIT = 1.5          # sweep time per op-visit and point (bench/test_bench_batch.py)
 
 
@@ -43,7 +44,7 @@ def map(tape, method, X, *args, executor=None, chunk=None):   # noqa: A001 - ad.
         from .mapping_dask import map_dask_array
         return map_dask_array(tape, method, X, args, executor, chunk)
     B = _points(tape, X)
-    size = int(chunk) if chunk else chunk_size(tape, method, args)
+    size = int(chunk) if chunk else chunk_size(tape, method, args, B, _remote_workers(executor))
     pieces = [(lo, min(lo + size, B)) for lo in range(0, B, size)] or [(0, 0)]
     multi = len(tape._rec.pieces) > 1
     tasks = [(_at(X, lo, hi, multi), _args_at(tape, method, args, lo, hi))
@@ -65,8 +66,9 @@ def map(tape, method, X, *args, executor=None, chunk=None):   # noqa: A001 - ad.
                     f"dask.distributed Client, got {type(executor).__name__}")
 
 
-def chunk_size(tape, method, args=()):
-    """Points per task for about TASK_SECONDS of sweeping (the cost model of the sweeps)."""
+def chunk_size(tape, method, args=(), B=None, workers=0):
+    """Points per task for about TASK_SECONDS of sweeping (the cost model of the sweeps); with
+    workers in other processes, REMOTE_SECONDS, but still two tasks or more per worker."""
     rec = tape._rec
     dirs = {"gradient": 1, "vjp": 1, "jvp": 1, "hvp": 3, "taylor": 2,
             "jacobian": min(rec.m, rec.n_out) * 1.5, "hessian": 3 * rec.m}.get(method, 0)
@@ -74,7 +76,21 @@ def chunk_size(tape, method, args=()):
         k = np.shape(args[0])[-1] if method != "vjp" else 1
         dirs *= max(k if np.ndim(args[0]) > 1 + len(rec.pieces[0]) else 1, 1)
     per_point = max(lib.tp_n_ops(rec._p), 1) * (1 + dirs) * NS_PER_VISIT * 1e-9
-    return max(1, math.ceil(TASK_SECONDS / per_point))
+    size = math.ceil(TASK_SECONDS / per_point)
+    if workers:
+        share = math.ceil(B / (2 * workers)) if B else size
+        size = max(size, min(math.ceil(REMOTE_SECONDS / per_point), share))
+    return max(1, size)
+
+
+def _remote_workers(executor):
+    """How many worker processes (threads of them) run the tasks; 0 for threads here."""
+    if executor is None or isinstance(executor, ThreadPoolExecutor):
+        return 0
+    if _is_dask_client(executor):
+        info = executor.scheduler_info().get("workers", {})
+        return max(1, sum(w.get("nthreads", 1) for w in info.values()))
+    return max(1, getattr(executor, "_max_workers", 1))
 
 
 def picklable(tape, executor):

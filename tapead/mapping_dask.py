@@ -3,7 +3,7 @@ dask.array of points (a dask.array result). Imported only when dask is in use.""
 import numpy as np
 
 from . import batch as _batch
-from .mapping import PER_POINT, _run_inline, chunk_size, picklable
+from .mapping import PER_POINT, _remote_workers, _run_inline, chunk_size, picklable
 
 
 def map_client(client, tape, method, tasks):
@@ -43,7 +43,10 @@ def map_dask_array(tape, method, X, args, executor, chunk):
         raise ValueError(f"expected x of shape (B,) + {piece} (a leading axis of B points), "
                          f"got shape {X.shape}")
     B = X.shape[0]
-    size = int(chunk) if chunk else max(chunk_size(tape, method, args), max(X.chunks[0] or (1,)))
+    client = _client(executor)
+    workers = _remote_workers(client) if client is not None else 0
+    size = int(chunk) if chunk else max(chunk_size(tape, method, args, B, workers),
+                                        max(X.chunks[0] or (1,)))
     flat = [X.reshape(B, -1).rechunk((size, -1))]       # every array 2-D: (points, values)
     per, shapes = PER_POINT[method], []
     for i, a in enumerate(args):
@@ -59,7 +62,6 @@ def map_dask_array(tape, method, X, args, executor, chunk):
                         tuple(np.zeros((1,) + sh[i]) if i in sh else a for i, a in enumerate(args)))
     leaves = [np.asarray(leaf).shape[1:] for leaf in _leaves(probe)]
     sizes = [int(np.prod(s, dtype=np.int64)) for s in leaves]
-    client = _client(executor)
     if client is not None:
         picklable(tape, client)
         shared = client.scatter(tape, broadcast=True, hash=False)

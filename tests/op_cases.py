@@ -127,6 +127,13 @@ pair = ad.primitive(lambda x, y: np.array([x * y, x + y]),
 _P2 = [(1.5, 2.25), (-3.0, 0.5), (1e3, -1e-3)]
 _TRIG = [1.3, -0.7, 0.0, 10.0]
 
+def _set_twice(x, y):
+    """SCATTER by item assignment: the last write to a position wins."""
+    a = ad.asarray([x, y, 1.0])
+    a[[0, 2, 0]] = ad.asarray([x, x, y * y])
+    return ad.sum(a * ad.asarray([1.0, x, 2.0]))
+
+
 CASES = {
     # ---- arithmetic ---------------------------------------------------------------------------
     Op.NEG: [unary(lambda x: -x, np.negative, lambda x: -x, lambda x: -1.0, [1.3, -0.7, 0.0]),
@@ -350,6 +357,27 @@ CASES = {
                     lambda x, y: x * y, lambda x, y: [y, x], [(1.5, -2.0), (0.0, 3.0)]),
               higher(lambda x, y: ad.sum(ad.asarray([y * y, x]) * ad.asarray([x, 2.0])),
                      lambda x, y: y * y * x + 2 * x, (0.4, -0.7))],
+    Op.GATHER: [first([lambda x, y: ad.sum(ad.asarray([x, y])[[1, 1, 0]] * ad.asarray([x, 2.0, y])),
+                       lambda x, y: np.sum(np.take(ad.asarray([[x, y]]), [1, 1, 0], axis=1) *
+                                           ad.asarray([x, 2.0, y]))],
+                      lambda x, y: 2 * x * y + 2 * y, lambda x, y: [2 * y, 2 * x + 2],
+                      [(1.5, -2.0), (0.0, 3.0)]),
+                higher(lambda x, y: ad.sum(ad.asarray([x * y, y])[[0, 1, 0]] *
+                                           ad.asarray([x, y, y])),
+                       lambda x, y: x * y * x + y * y + x * y * y, (0.4, -0.7))],
+    Op.SCATTER: [first([lambda x, y: ad.sum(ad.asarray([x, y, 1.0]).at[[0, 2]].set(
+                            ad.asarray([y * y, x])) * ad.asarray([1.0, x, 2.0])), _set_twice],
+                       lambda x, y: y * y + x * y + 2 * x, lambda x, y: [y + 2, 2 * y + x],
+                       [(1.5, -2.0), (0.0, 3.0)]),
+                 higher(lambda x, y: ad.sum(ad.asarray([x, y]).at[1].set(x * y) *
+                                            ad.asarray([y, x])),
+                        lambda x, y: x * y + x * x * y, (0.4, -0.7))],
+    Op.SCATTER_ADD: [first([lambda x, y: ad.sum(ad.asarray([x, y]).at[[1, 1, 0]].add(
+                                ad.asarray([x, y * y, 3.0])) * ad.asarray([y, 2.0]))],
+                           lambda x, y: x * y + 5 * y + 2 * x + 2 * y * y,
+                           lambda x, y: [y + 2, x + 5 + 4 * y], [(1.5, -2.0), (0.0, 3.0)]),
+                     higher(lambda x, y: ad.sum(ad.asarray([x, y]).at[[0, 0]].add(x * y) ** 2),
+                            lambda x, y: (x + 2 * x * y) ** 2 + y * y, (0.4, -0.7))],
 }
 
 
