@@ -237,6 +237,95 @@ static int array_put_shape(ArrayObject *a, PyObject *v, void *c)
     return array_set_shape(a, v);
 }
 
+
+/* ---- a + b, a - b, a * b, a / b: one MAP recorded here when the operands are Arrays of one
+ * shape, Vars and real numbers (Python's float, int); anything else (broadcasting, ndarrays,
+ * NumPy scalars, empty arrays) goes to the Python methods of tapead/array.py. */
+enum { ARITH_ADD, ARITH_SUB, ARITH_MUL, ARITH_DIV, N_ARITH };
+static const int arith_op[N_ARITH] = {TP_OP_ADD, TP_OP_SUB, TP_OP_MUL, TP_OP_DIV};
+static const char *arith_name[N_ARITH] = {"add", "sub", "mul", "truediv"};
+static PyObject *arith_py[N_ARITH][2];     /* Array.__op__ and __rop__ of tapead/array.py */
+
+static PyObject *rec_lazy(RecObject *r, void *which);
+
+/* operand words (first, shape id) of o over the shape of a; 1 done, 0 not here, -1 error */
+static int map_operand(ArrayObject *a, PyObject *o, int64_t *dims, int64_t *cst, int32_t *w)
+{
+    static const int64_t zeros[TP_MAXDIM] = {0};
+    int32_t first;
+    const int64_t *st = zeros;
+    if (Py_TYPE(o) == R.array_type) {
+        ArrayObject *b = (ArrayObject *)o;
+        if (b->p != a->p) return 0;           /* Python's error */
+        if (b != a) {
+            int eq = PyObject_RichCompareBool(b->shape, a->shape, Py_EQ);
+            if (eq <= 0) return eq;
+        }
+        first = b->first; st = cst;
+    } else if (IS_VAR(o)) {
+        if (((VarObject *)o)->p != a->p) return 0;
+        first = ((VarObject *)o)->index;
+    } else if (PyFloat_CheckExact(o) || PyLong_CheckExact(o)) {
+        double c = PyFloat_AsDouble(o);
+        if (c == -1.0 && PyErr_Occurred()) { PyErr_Clear(); return 0; }
+        int rc = C->konst(a->p, c, &first);
+        if (rc < 0) { status_error(rc); return -1; }
+    } else return 0;
+    int32_t id = C->shape(a->p, a->ndim, dims, st);
+    if (id < 0) { status_error(id); return -1; }
+    w[0] = first; w[1] = id;
+    return 1;
+}
+
+static PyObject *arith(int k, PyObject *x, PyObject *y)
+{
+    ArrayObject *a = (ArrayObject *)(Py_TYPE(x) == R.array_type ? x : y);
+    int64_t dims[TP_MAXDIM], cst[TP_MAXDIM], size = 1;
+    int32_t words[4];
+    int ok = R.array_type && Py_TYPE((PyObject *)a) == R.array_type && a->ndim <= TP_MAXDIM &&
+             IS_REC(a->rec);
+    for (int d = a->ndim - 1; ok && d >= 0; d--) {
+        dims[d] = PyLong_AsLongLong(PyTuple_GET_ITEM(a->shape, d));
+        cst[d] = size;
+        size *= dims[d];
+    }
+    if (ok && size > 0) {
+        RecObject *r = (RecObject *)a->rec;
+        int got = map_operand(a, x, dims, cst, words);
+        if (got > 0) got = map_operand(a, y, dims, cst, words + 2);
+        if (got < 0) return NULL;
+        if (got > 0) {
+            if (r->fast) {                   /* array tapes replay through the general paths */
+                for (intptr_t i = 0; i < 2; i++) {
+                    PyObject *l = rec_lazy(r, (void *)i);
+                    if (!l) return NULL;
+                    Py_DECREF(l);
+                }
+                r->fast = 0;
+            }
+            int32_t zs = C->shape(a->p, a->ndim, dims, cst), z = zs;   /* the result's */
+            if (zs < 0 || (z = C->rec_block(a->p, TP_OP_MAP, arith_op[k], zs, words, 2)) < 0) {
+                status_error(z);
+                return NULL;
+            }
+            ArrayObject *out = (ArrayObject *)R.array_type->tp_alloc(R.array_type, 0);
+            if (!out) return NULL;
+            Py_INCREF(a->rec); Py_INCREF(a->shape);
+            out->rec = a->rec; out->p = a->p; out->shape = a->shape;
+            out->first = z; out->ndim = a->ndim; out->n0 = a->n0;
+            return (PyObject *)out;
+        }
+    }
+    if (!arith_py[k][0]) Py_RETURN_NOTIMPLEMENTED;
+    return Py_TYPE(x) == R.array_type ? PyObject_CallFunctionObjArgs(arith_py[k][0], x, y, NULL)
+                                      : PyObject_CallFunctionObjArgs(arith_py[k][1], y, x, NULL);
+}
+
+static PyObject *array_add(PyObject *x, PyObject *y) { return arith(ARITH_ADD, x, y); }
+static PyObject *array_sub(PyObject *x, PyObject *y) { return arith(ARITH_SUB, x, y); }
+static PyObject *array_mul(PyObject *x, PyObject *y) { return arith(ARITH_MUL, x, y); }
+static PyObject *array_div(PyObject *x, PyObject *y) { return arith(ARITH_DIV, x, y); }
+
 static PyMemberDef array_members[] = {
     {"_first", T_INT, offsetof(ArrayObject, first), 0, "its first variable"},
     {NULL}
@@ -252,6 +341,8 @@ static PyType_Slot array_slots[] = {
     {Py_tp_new, array_new}, {Py_tp_dealloc, array_dealloc},
     {Py_mp_subscript, array_subscript}, {Py_mp_length, array_len},
     {Py_sq_length, array_len}, {Py_sq_item, array_item}, {Py_tp_iter, array_iter},
+    {Py_nb_add, array_add}, {Py_nb_subtract, array_sub}, {Py_nb_multiply, array_mul},
+    {Py_nb_true_divide, array_div},
     {Py_tp_members, array_members}, {Py_tp_getset, array_getset},
     {Py_tp_doc, "Base of tapead.Array: its fields, and element indexing, len and iteration."},
     {0, NULL}
@@ -273,7 +364,8 @@ static PyType_Spec array_iter_spec = {
 
 /* array_type(Array): the Python class on ArrayBase (ad.record makes its Arrays of it). Its
  * __getitem__ becomes the fallback of the C indexing, and its __getitem__, __len__ and __iter__
- * are taken off the class so that ArrayBase's slots serve it. */
+ * are taken off the class so that ArrayBase's slots serve it; so are + - * / (the C MAP path
+ * above, the Python methods its fallback). */
 static PyObject *py_array_type(PyObject *mod, PyObject *cls)
 {
     (void)mod;
@@ -291,6 +383,16 @@ static PyObject *py_array_type(PyObject *mod, PyObject *cls)
     for (int i = 0; i < 3; i++)
         if (PyDict_GetItemString(dict, names[i]) && PyObject_DelAttrString(cls, names[i]) < 0)
             return NULL;
+    for (int k = 0; k < N_ARITH; k++)           /* + - * /: the C slots, these the fallback */
+        for (int refl = 0; refl < 2; refl++) {
+            char name[32];
+            snprintf(name, sizeof name, "__%s%s__", refl ? "r" : "", arith_name[k]);
+            PyObject *m = PyDict_GetItemString(dict, name);
+            if (!m) continue;
+            Py_INCREF(m);
+            Py_XSETREF(arith_py[k][refl], m);
+            if (PyObject_DelAttrString(cls, name) < 0) return NULL;
+        }
     if (!array_getitem_py) {
         PyErr_SetString(PyExc_TypeError, "array_type(cls): cls defines no __getitem__");
         return NULL;
