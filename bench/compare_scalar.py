@@ -50,13 +50,14 @@ def main():
     ap.add_argument("old")
     ap.add_argument("new")
     ap.add_argument("--rounds", type=int, default=200)
+    ap.add_argument("-k", default="", help="only the cases whose name contains this")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         sys.path.insert(0, tmp)
         runs = {}
         for label, tree, name in (("old", a.old, "tapead_a"), ("new", a.new, "tapead_b")):
             runs[label] = cases(load(os.path.abspath(tree), name, tmp))
-        names = list(runs["old"])
+        names = [k for k in runs["old"] if a.k in k]
         best = {(b, k): np.inf for b in runs for k in names}
         for r in range(a.rounds):
             for k in names:
