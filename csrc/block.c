@@ -8,30 +8,17 @@
 #include "gather.h"
 #include "series.h"
 #include "rules.h"
+#include "sweeps.h"
 
-#define TIMES(d, p) ((d) == 0.0 ? 0.0 : (d) * (p))
-static const int64_t ZEROS[TP_MAXDIM];
-
-/* Runs the statements after s1_ for e = 0 .. prod(dims)-1 in C order, o0 and o1 the offsets of
- * element e through strides s0_ and s1_ (an odometer: one step per element, mostly one digit). */
-#define WALK(nd_, dims_, s0_, s1_, ...) do { \
-    int64_t i_[TP_MAXDIM] = {0}, o0 = 0, o1 = 0, n_ = 1; \
-    for (int d_ = 0; d_ < (nd_); d_++) n_ *= (dims_)[d_]; \
-    for (int64_t e = 0; e < n_; e++) { \
-        __VA_ARGS__ \
-        for (int d_ = (nd_) - 1; d_ >= 0; d_--) { \
-            o0 += (s0_)[d_]; o1 += (s1_)[d_]; \
-            if (++i_[d_] < (dims_)[d_]) break; \
-            o0 -= (s0_)[d_] * (dims_)[d_]; o1 -= (s1_)[d_] * (dims_)[d_]; i_[d_] = 0; } } \
-    } while (0)
-
-/* MAP's element rules: MAP_ROWS after defining M1(NAME) for the unary PARTIAL ops of ops.def
- * and M2(NAME) for the binary ones (each a case of a switch on the attribute a) */
+/* MAP's element rules: MAP_ROWS after defining M1(NAME) for the unary PARTIAL ops of ops.def,
+ * M2(NAME) for the binary ones, MW(NAME) for WHERE and MG(NAME) for the comparisons (each a case
+ * of a switch on the attribute a). A comparison's third operand is its outcomes at recording
+ * (NaN: unchecked; 0 or 1 once Python took the block's values: a block guard). */
 #define MAP_ROW_PARTIAL_1(NAME, M) M##1(NAME)
 #define MAP_ROW_PARTIAL_2(NAME, M) M##2(NAME)
 #define MAP_ROW_PARTIAL_VARIADIC(NAME, M)
-#define MAP_ROW_CUSTOM_3(NAME, M)
-#define MAP_ROW_GUARD_3(NAME, M)
+#define MAP_ROW_CUSTOM_3(NAME, M) M##W(NAME)           /* WHERE: selection, one-sided */
+#define MAP_ROW_GUARD_3(NAME, M) M##G(NAME)            /* comparisons: no derivative */
 #define MAP_ROW_PRIMITIVE_VARIADIC(NAME, M)
 #define MAP_ROW_BLOCK_VARIADIC(NAME, M)
 
@@ -39,21 +26,31 @@ static const int64_t ZEROS[TP_MAXDIM];
 #define LOAD1 const double x = X[o0]; const int32_t ix = cx; (void)x; (void)ix
 #define LOAD2 LOAD1; const double y = Y[o1]; const int32_t iy = cy; (void)y; (void)iy
 
-typedef struct { blk x, y; int two; const int64_t *sy; int32_t cx, cy; } mapping;
+#define LOAD3 LOAD2; const double w = W[o2]; (void)w
+#define WALKM(...) WALK3(m->x.nd, m->x.dims, m->x.st, m->sy, m->sw, __VA_ARGS__)
+
+typedef struct { blk x, y, w; int nb; const int64_t *sy, *sw; int32_t cx, cy; } mapping;
 
 static void map_of(const tp_tape *t, const int32_t *q, mapping *m)
 {
-    m->two = q[-1] == 7;                   /* n = 3 + 2 * operands */
+    m->nb = (q[-1] - 3) / 2;               /* n = 3 + 2 * operands */
     tp_blk(t, q + 3, &m->x);
-    if (m->two) tp_blk(t, q + 5, &m->y); else m->y = m->x;
-    m->sy = m->two ? m->y.st : ZEROS;
+    if (m->nb > 1) tp_blk(t, q + 5, &m->y); else m->y = m->x;
+    if (m->nb > 2) tp_blk(t, q + 7, &m->w); else m->w = m->x;
+    m->sy = m->nb > 1 ? m->y.st : ZEROS;
+    m->sw = m->nb > 2 ? m->w.st : ZEROS;
     m->cx = m->x.first < 0 ? -1 : 0;
     m->cy = m->y.first < 0 ? -1 : 0;
 }
 
-static int map_values(int a, const mapping *m, const double *X, const double *Y, double *Z)
+/* iz: the first result's variable, named when a comparison's outcome differs (a block guard) */
+static int map_values(int a, const mapping *m, const double *X, const double *Y, const double *W,
+                      double *Z, int32_t iz)
 {
     const int32_t cx = m->cx, cy = m->cy;
+#define CHECK_GUARD(z, w) if ((z) == 1.0 - (w)) return tp_flipped(iz + e, x, y)
+#define PW(NAME) case TP_OP_##NAME: WALKM({ LOAD3; double z; NAME##_PRIMAL; Z[e] = z; }); break;
+#define PG(NAME) PW(NAME)
 #define P1(NAME) case TP_OP_##NAME: WALK(m->x.nd, m->x.dims, m->x.st, m->sy, \
     { LOAD1; double z; NAME##_PRIMAL; Z[e] = z; }); break;
 #define P2(NAME) case TP_OP_##NAME: WALK(m->x.nd, m->x.dims, m->x.st, m->sy, \
@@ -66,6 +63,8 @@ static int map_values(int a, const mapping *m, const double *X, const double *Y,
     }
 #undef P1
 #undef P2
+#undef PW
+#undef PG
     return TP_OK;
 }
 
@@ -73,8 +72,13 @@ static int map_tangent(int a, const mapping *m, const double *V, double *T, int6
 {
     const double *X = V + m->x.first, *Y = V + m->y.first, *Zv = V + iz;
     const double *TX = T + (int64_t)m->x.first * K, *TY = T + (int64_t)m->y.first * K;
+    const double *W = V + m->w.first, *TW = T + (int64_t)m->w.first * K;
     double *TZ = T + (int64_t)iz * K;
     const int32_t cx = m->cx, cy = m->cy;
+    (void)W; (void)TW;
+#define TW(NAME) case TP_OP_##NAME: WALKM({ const double *s_ = X[o0] != 0.0 ? TY + o1 * K : \
+    TW + o2 * K; for (int64_t j = 0; j < K; j++) TZ[e * K + j] = s_[j]; }); break;
+#define TG(NAME) case TP_OP_##NAME: memset(TZ, 0, (size_t)(m->x.size * K) * sizeof *TZ); break;
 #define T1(NAME) case TP_OP_##NAME: WALK(m->x.nd, m->x.dims, m->x.st, m->sy, \
     { LOAD1; const double z = Zv[e]; double px; (void)z; NAME##_PARTIAL; \
       for (int64_t j = 0; j < K; j++) TZ[e * K + j] = TIMES(TX[o0 * K + j], px); }); break;
@@ -90,6 +94,8 @@ static int map_tangent(int a, const mapping *m, const double *V, double *T, int6
     }
 #undef T1
 #undef T2
+#undef TW
+#undef TG
     return TP_OK;
 }
 
@@ -97,8 +103,13 @@ static int map_adjoint(int a, const mapping *m, const double *V, double *A, int6
 {
     const double *X = V + m->x.first, *Y = V + m->y.first, *Zv = V + iz;
     double *AX = A + (int64_t)m->x.first * K, *AY = A + (int64_t)m->y.first * K;
+    double *AW = A + (int64_t)m->w.first * K;
     const double *AZ = A + (int64_t)iz * K;
     const int32_t cx = m->cx, cy = m->cy;
+    (void)AW;
+#define AW(NAME) case TP_OP_##NAME: WALKM({ double *s_ = X[o0] != 0.0 ? AY + o1 * K : AW + o2 * K; \
+    for (int64_t j = 0; j < K; j++) s_[j] += AZ[e * K + j]; }); break;
+#define AG(NAME) case TP_OP_##NAME: break;
 #define A1(NAME) case TP_OP_##NAME: WALK(m->x.nd, m->x.dims, m->x.st, m->sy, \
     { LOAD1; const double z = Zv[e]; double px; (void)z; NAME##_PARTIAL; \
       for (int64_t j = 0; j < K; j++) AX[o0 * K + j] += TIMES(AZ[e * K + j], px); }); break;
@@ -114,6 +125,8 @@ static int map_adjoint(int a, const mapping *m, const double *V, double *A, int6
     }
 #undef A1
 #undef A2
+#undef AW
+#undef AG
     return TP_OK;
 }
 
@@ -126,7 +139,13 @@ static int map_second(int a, const mapping *m, const double *V, const double *T,
     double *AX = A + m->x.first, *AY = A + m->y.first, *DX = D + (int64_t)m->x.first * K;
     double *DY = D + (int64_t)m->y.first * K;
     const double *AZ = A + iz, *DZ = D + (int64_t)iz * K;
+    double *AW = A + m->w.first, *DW = D + (int64_t)m->w.first * K;
     const int32_t cx = m->cx, cy = m->cy;
+    (void)AW; (void)DW;
+#define SW(NAME) case TP_OP_##NAME: WALKM({ const int c_ = X[o0] != 0.0; \
+    *(c_ ? AY + o1 : AW + o2) += AZ[e]; double *s_ = c_ ? DY + o1 * K : DW + o2 * K; \
+    for (int64_t j = 0; j < K; j++) s_[j] += DZ[e * K + j]; }); break;
+#define SG(NAME) case TP_OP_##NAME: break;
 #define S1(NAME) case TP_OP_##NAME: WALK(m->x.nd, m->x.dims, m->x.st, m->sy, \
     { LOAD1; const double z = Zv[e]; double px, pxx; (void)z; NAME##_PARTIAL; NAME##_PARTIAL2; \
       const double a_ = AZ[e]; AX[o0] += TIMES(a_, px); \
@@ -148,6 +167,8 @@ static int map_second(int a, const mapping *m, const double *V, const double *T,
     }
 #undef S1
 #undef S2
+#undef SW
+#undef SG
     return TP_OK;
 }
 
@@ -156,7 +177,14 @@ static int map_taylor(int a, const mapping *m, double *S, int64_t D1, int d, int
                       double *aux)
 {
     const double *SX = S + (int64_t)m->x.first * D1, *SY = S + (int64_t)m->y.first * D1;
+    const double *SW = S + (int64_t)m->w.first * D1;
     double *SZ = S + (int64_t)iz * D1;
+    (void)SW;
+#define RW(NAME) case TP_OP_##NAME: WALKM({ const double *s_ = SX[o0 * D1] != 0.0 ? \
+    SY + o1 * D1 : SW + o2 * D1; memcpy(SZ + e * D1, s_, (size_t)(d + 1) * sizeof *SZ); }); break;
+#define RG(NAME) case TP_OP_##NAME: WALKM({ const double x = SX[o0 * D1], y = SY[o1 * D1]; \
+    const double w = SW[o2 * D1]; double z, *Z = SZ + e * D1; NAME##_PRIMAL; Z[0] = z; \
+    for (int k = 1; k <= d; k++) Z[k] = 0.0; }); break;
     double *S0 = aux, *S1 = aux + D1, *S2 = aux + 2 * D1, *S3 = aux + 3 * D1, *S4 = aux + 4 * D1;
     (void)S0; (void)S1; (void)S2; (void)S3; (void)S4;
 #define R1(NAME) case TP_OP_##NAME: WALK(m->x.nd, m->x.dims, m->x.st, m->sy, \
@@ -177,6 +205,9 @@ static int map_taylor(int a, const mapping *m, double *S, int64_t D1, int d, int
     }
 #undef R1
 #undef R2
+#undef RW
+#undef RG
+#undef CHECK_GUARD
     return TP_OK;
 }
 
@@ -204,14 +235,14 @@ static int whole_sum(const reducing *rd, int64_t r)
 
 /* ---- dispatch ------------------------------------------------------------------------------- */
 int tp_block_values(const tp_tape *t, int op, const int32_t *q, const double *const *opnd,
-                    double *Z)
+                    double *Z, int32_t iz)
 {
     const int64_t r = q[0], nb = (q[-1] - 3) / 2;
     switch (op) {
     case TP_OP_MAP: {
         mapping m;
         map_of(t, q, &m);
-        return map_values(q[2], &m, opnd[0], m.two ? opnd[1] : opnd[0], Z);
+        return map_values(q[2], &m, opnd[0], opnd[m.nb > 1], opnd[2 * (m.nb > 2)], Z, iz);
     }
     case TP_OP_REDUCE: {
         reducing rd;
@@ -227,14 +258,8 @@ int tp_block_values(const tp_tape *t, int op, const int32_t *q, const double *co
         WALK(rd.x.nd, rd.x.dims, rd.x.st, rd.zm.st, { Z[o1] += X[o0]; });
         return TP_OK;
     }
-    case TP_OP_MATMUL: {
-        blk x, y;
-        tp_blk(t, q + 3, &x);
-        tp_blk(t, q + 5, &y);
-        memset(Z, 0, (size_t)r * sizeof *Z);
-        return tp_gemm(x.dims[0], y.dims[1], x.dims[1], opnd[0], x.st[0], x.st[1], opnd[1],
-                       y.st[0], y.st[1], Z, y.dims[1], 1);
-    }
+    case TP_OP_MATMUL: return tp_matmul_values(t, q, opnd[0], opnd[1], Z);
+    case TP_OP_AMAX: case TP_OP_AMIN: case TP_OP_PROD: return tp_fold_values(t, op, q, opnd[0], Z);
     case TP_OP_PACK: {
         int64_t at = 0;
         for (int64_t i = 0; i < nb; i++) {
@@ -256,7 +281,6 @@ int tp_block_values(const tp_tape *t, int op, const int32_t *q, const double *co
 int tp_block_primal(const tp_tape *t, const double *V, int op, const int32_t *q, int32_t iz,
                     double *Z)
 {
-    (void)iz;
     if (op == TP_OP_PACK) {                /* any number of operands: no pointer array */
         int64_t at = 0, nb = (q[-1] - 3) / 2;
         for (int64_t i = 0; i < nb; i++) {
@@ -269,8 +293,8 @@ int tp_block_primal(const tp_tape *t, const double *V, int op, const int32_t *q,
         }
         return TP_OK;
     }
-    const double *opnd[2] = {V + q[3], V + (q[-1] > 5 ? q[5] : q[3])};
-    return tp_block_values(t, op, q, opnd, Z);
+    const double *opnd[3] = {V + q[3], V + (q[-1] > 5 ? q[5] : q[3]), V + (q[-1] > 7 ? q[7] : q[3])};
+    return tp_block_values(t, op, q, opnd, Z, iz);
 }
 
 int tp_block_tangent(const tp_tape *t, const double *V, double *T, int64_t K, int op,
@@ -289,6 +313,7 @@ int tp_block_tangent(const tp_tape *t, const double *V, double *T, int64_t K, in
         return TP_OK;
     }
     case TP_OP_MATMUL: return tp_matmul_tangent(t, V, T, K, q, iz);
+    case TP_OP_AMAX: case TP_OP_AMIN: case TP_OP_PROD: return tp_fold_tangent(t, V, T, K, op, q, iz);
     case TP_OP_PACK: {
         int64_t nb = (q[-1] - 3) / 2;
         for (int64_t i = 0; i < nb; i++) {
@@ -327,6 +352,7 @@ int tp_block_adjoint(const tp_tape *t, const double *V, double *A, int64_t K, in
         return TP_OK;
     }
     case TP_OP_MATMUL: return tp_matmul_adjoint(t, V, A, K, q, iz);
+    case TP_OP_AMAX: case TP_OP_AMIN: case TP_OP_PROD: return tp_fold_adjoint(t, V, A, K, op, q, iz);
     case TP_OP_PACK: {
         int64_t nb = (q[-1] - 3) / 2;
         for (int64_t i = 0; i < nb; i++) {
@@ -364,6 +390,8 @@ int tp_block_second(const tp_tape *t, const double *V, const double *T, double *
         return TP_OK;
     }
     case TP_OP_MATMUL: return tp_matmul_second(t, V, T, A, D, K, q, iz);
+    case TP_OP_AMAX: case TP_OP_AMIN: case TP_OP_PROD:
+        return tp_fold_second(t, V, T, A, D, K, op, q, iz);
     case TP_OP_PACK: {
         int64_t nb = (q[-1] - 3) / 2;
         for (int64_t i = 0; i < nb; i++) {
@@ -403,6 +431,7 @@ int tp_block_taylor(const tp_tape *t, double *S, int64_t D1, int d, int op, cons
         return TP_OK;
     }
     case TP_OP_MATMUL: return tp_matmul_taylor(t, S, D1, d, q, iz);
+    case TP_OP_AMAX: case TP_OP_AMIN: case TP_OP_PROD: return tp_fold_taylor(t, S, D1, d, op, q, iz, aux);
     case TP_OP_PACK: {
         int64_t nb = (q[-1] - 3) / 2;
         for (int64_t i = 0; i < nb; i++) {

@@ -3,6 +3,25 @@
 #pragma once
 #include "tape_impl.h"
 
+#define TIMES(d, p) ((d) == 0.0 ? 0.0 : (d) * (p))
+static const int64_t ZEROS[TP_MAXDIM];   /* the strides of a broadcast scalar */
+
+/* Runs the statements after s2_ for e = 0 .. prod(dims)-1 in C order, o0, o1 and o2 the offsets
+ * of element e through strides s0_, s1_ and s2_ (an odometer: one step per element, mostly one
+ * digit). WALK: two offset streams. */
+#define WALK3(nd_, dims_, s0_, s1_, s2_, ...) do { \
+    int64_t i_[TP_MAXDIM] = {0}, o0 = 0, o1 = 0, o2 = 0, n_ = 1; \
+    for (int d_ = 0; d_ < (nd_); d_++) n_ *= (dims_)[d_]; \
+    for (int64_t e = 0; e < n_; e++) { \
+        __VA_ARGS__ \
+        for (int d_ = (nd_) - 1; d_ >= 0; d_--) { \
+            o0 += (s0_)[d_]; o1 += (s1_)[d_]; o2 += (s2_)[d_]; \
+            if (++i_[d_] < (dims_)[d_]) break; \
+            o0 -= (s0_)[d_] * (dims_)[d_]; o1 -= (s1_)[d_] * (dims_)[d_]; \
+            o2 -= (s2_)[d_] * (dims_)[d_]; i_[d_] = 0; } } \
+    } while (0)
+#define WALK(nd_, dims_, s0_, s1_, ...) WALK3(nd_, dims_, s0_, s1_, ZEROS, { (void)o2; __VA_ARGS__ })
+
 /* A block operand: element offset o (from the strides and a multi-index) is operand code
  * first + o; b points at element 0 of the array swept (values, or direction 0 of tangents). */
 typedef struct {
@@ -26,7 +45,7 @@ static inline void tp_blk(const tp_tape *t, const int32_t *w, blk *o)
 /* Values of a block op's r results from operand values: opnd[i] points at operand i's element
  * 0 (V + first in a sweep). q: the op's words after n (q[0] = r). */
 int tp_block_values(const tp_tape *t, int op, const int32_t *q, const double *const *opnd,
-                    double *Z);
+                    double *Z, int32_t iz);
 
 /* The sweeps' block cases (sweep_body.h, sweep2_body.h, primal_body.h, taylor.c): the op at
  * first result iz, words q (after n). K directions at T[i*K + j], as the sweeps store them. */
@@ -54,3 +73,16 @@ int tp_matmul_second(const tp_tape *t, const double *V, const double *T, double 
                      int64_t K, const int32_t *q, int32_t iz);
 int tp_matmul_taylor(const tp_tape *t, double *S, int64_t D1, int d, const int32_t *q,
                      int32_t iz);
+int tp_matmul_values(const tp_tape *t, const int32_t *q, const double *X, const double *Y,
+                     double *Z);
+
+/* reduce.c: AMAX, AMIN and PROD over axes (REDUCE's words: a is the map into z's indices) */
+int tp_fold_values(const tp_tape *t, int op, const int32_t *q, const double *X, double *Z);
+int tp_fold_tangent(const tp_tape *t, const double *V, double *T, int64_t K, int op,
+                    const int32_t *q, int32_t iz);
+int tp_fold_adjoint(const tp_tape *t, const double *V, double *A, int64_t K, int op,
+                    const int32_t *q, int32_t iz);
+int tp_fold_second(const tp_tape *t, const double *V, const double *T, double *A, double *D,
+                   int64_t K, int op, const int32_t *q, int32_t iz);
+int tp_fold_taylor(const tp_tape *t, double *S, int64_t D1, int d, int op, const int32_t *q,
+                   int32_t iz, double *aux);

@@ -2,6 +2,7 @@
  * checks a block op's words and computes its values with the sweeps' own kernels (block.c). */
 #include <stdlib.h>
 #include <string.h>
+#include <math.h>
 #include "block.h"
 #include "gather.h"
 
@@ -131,14 +132,18 @@ static int valid_op(const tp_tape *t, int op, const int32_t *q, int64_t nb)
         if (!valid_block(t, q + 3 + 2 * i)) return 0;
     if (nb) tp_blk(t, q + 3, &x);
     switch (op) {
-    case TP_OP_MAP: {
+    case TP_OP_MAP: {                      /* PARTIAL ops of arity 1, 2; WHERE; comparisons */
         int a = q[2];
-        if (a < 0 || a >= TP_N_OPCODES || tp_op_kind[a] != TP_KIND_PARTIAL ||
-            tp_op_arity[a] != nb || (nb != 1 && nb != 2)) return 0;
-        if (!same_dims(&x, zs)) return 0;
-        if (nb == 2) { tp_blk(t, q + 5, &y); if (!same_dims(&y, zs)) return 0; }
+        if (a < 0 || a >= TP_N_OPCODES || tp_op_arity[a] != nb || nb < 1 || nb > 3 ||
+            !(tp_op_kind[a] == TP_KIND_PARTIAL || tp_op_kind[a] == TP_KIND_GUARD ||
+              a == TP_OP_WHERE)) return 0;
+        for (int64_t i = 0; i < nb; i++) {
+            tp_blk(t, q + 3 + 2 * i, &y);
+            if (!same_dims(&y, zs)) return 0;
+        }
         return 1;
     }
+    case TP_OP_AMAX: case TP_OP_AMIN: case TP_OP_PROD:
     case TP_OP_REDUCE: {                   /* zmap: x's dims, strides into z (within r) */
         if (nb != 1 || q[2] < 0 || q[2] >= t->n_shapes) return 0;
         int32_t w[2] = {0, q[2]};
@@ -149,13 +154,23 @@ static int valid_op(const tp_tape *t, int op, const int32_t *q, int64_t nb)
             if (zm.dims[d] != x.dims[d] || zm.st[d] < 0) return 0;
         int64_t hi = 0;
         for (int d = 0; d < zm.nd; d++) hi += (zm.dims[d] - 1) * zm.st[d];
+        if (op != TP_OP_REDUCE && x.size) {   /* every result reached: no empty max */
+            int64_t reached = 1;
+            for (int d = 0; d < zm.nd; d++) if (zm.st[d]) reached *= zm.dims[d];
+            if (reached != q[0]) return 0;
+        }
         return !x.size || hi < q[0];
     }
-    case TP_OP_MATMUL:
+    case TP_OP_MATMUL: {                   /* (.., m, p) @ (.., p, q) -> (.., m, q) */
         if (nb != 2) return 0;
         tp_blk(t, q + 5, &y);
-        return x.nd == 2 && y.nd == 2 && x.dims[1] == y.dims[0] &&
-               x.dims[0] * y.dims[1] == q[0];
+        const int nd = x.nd;
+        if (nd < 2 || y.nd != nd || zs[0] != nd || x.dims[nd - 1] != y.dims[nd - 2] ||
+            zs[nd - 1] != x.dims[nd - 2] || zs[nd] != y.dims[nd - 1]) return 0;
+        for (int d = 0; d < nd - 2; d++)
+            if (x.dims[d] != zs[1 + d] || y.dims[d] != zs[1 + d]) return 0;
+        return 1;
+    }
     case TP_OP_PACK: {
         int64_t total = 0;
         for (int64_t i = 0; i < nb; i++) { tp_blk(t, q + 3 + 2 * i, &y); total += y.size; }
@@ -210,13 +225,85 @@ int32_t tp_rec_block(tp_tape *t, int op, int32_t attr, int32_t shape, const int3
         opnd[i] = free_at + (f - lo);
         free_at += hi - lo + 1;
     }
-    if ((rc = tp_block_values(t, op, a, opnd, t->vals + z)) >= 0) goto done;
+    if ((rc = tp_block_values(t, op, a, opnd, t->vals + z, z)) >= 0) goto done;
 undo:                                      /* out of memory: the op is not recorded */
     t->n_ops--; t->n_args -= n + 2; t->n_vars = z;
     z = rc;
 done:
     free(words); free(opnd); free(tmp);
     return z;
+}
+
+/* The block op whose results hold variable var (a walk back from the last op): its opcode, its
+ * words after n and its first result; 0 when var is an input or a scalar op's result. */
+static int block_at(const tp_tape *t, int64_t var, int *op, const int32_t **q, int64_t *first)
+{
+    const int32_t *p = t->args + t->n_args;
+    int64_t z = t->n_vars;
+    for (int64_t o = t->n_ops - 1; o >= 0 && z > var; o--) {
+        int64_t words = 0, r = 0;
+        switch (t->ops[o]) {
+#define OP(NAME, ARITY, RESULTS, RULE, FORMULA) case TP_OP_##NAME: \
+            words = TP_WORDS_BACK_##ARITY(p); r = TP_RESULTS(RESULTS, p - words); break;
+#include "ops.def"
+#undef OP
+        }
+        p -= words;
+        z -= r;
+        if (z <= var) {
+            if (tp_op_kind[t->ops[o]] != TP_KIND_BLOCK) return 0;
+            *op = t->ops[o]; *q = p + 1; *first = z;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* var is an element of a block comparison (MAP of a GUARD op): its words after n, first result */
+static int block_comparison(const tp_tape *t, int64_t var, const int32_t **q, int64_t *first)
+{
+    int op;
+    return block_at(t, var, &op, q, first) && op == TP_OP_MAP && (*q)[-1] == 9 &&
+           tp_op_kind[(*q)[2]] == TP_KIND_GUARD;
+}
+
+/* The block comparison whose first result is var becomes one branch guard for all its elements:
+ * its outcomes operand (NaN: unchecked) becomes a block of their values at recording. */
+int tp_guard_block(tp_tape *t, int64_t var)
+{
+    int rc = tp_may_record(t);
+    if (rc < 0) return rc;
+    const int32_t *q;
+    int64_t first;
+    if (!block_comparison(t, var, &q, &first) || first != var) return TP_EARG;
+    const int64_t at = q - t->args;        /* (the constant pool may move, the words do not) */
+    if (q[7] >= 0 || !isnan(t->consts[-1 - (int64_t)q[7]]))
+        return TP_OK;                      /* guarded already (or not a recorded NaN) */
+    int32_t code;
+    if ((rc = tp_const_block(t, t->vals + first, q[0], &code)) < 0) return rc;
+    t->args[at + 7] = code;
+    t->args[at + 8] = t->args[at + 1];     /* the result's (contiguous) shape */
+    return TP_OK;
+}
+
+/* The element operand codes x, y, outcome of the block comparison element var, its opcode. */
+int tp_block_comparison(const tp_tape *t, int64_t var, int *op, int32_t *operands)
+{
+    const int32_t *q;
+    int64_t first;
+    if (!block_comparison(t, var, &q, &first)) return TP_EARG;
+    const int64_t *zs = tp_shape_of(t, q[1]);
+    int64_t e = var - first, idx[TP_MAXDIM];
+    for (int d = (int)zs[0] - 1; d >= 0; d--) { idx[d] = e % zs[1 + d]; e /= zs[1 + d]; }
+    for (int i = 0; i < 3; i++) {
+        blk b;
+        tp_blk(t, q + 3 + 2 * i, &b);
+        int64_t off = b.first;
+        for (int d = 0; d < b.nd; d++) off += idx[d] * b.st[d];
+        operands[i] = (int32_t)off;
+    }
+    *op = q[2];
+    return TP_OK;
 }
 
 /* The first block operation of t, or -1: batched replay, saving and the optimiser refuse them */

@@ -1,5 +1,6 @@
-/* MATMUL: z = x @ y for an (m, p) block x and a (p, q) block y, every sweep; bilinear, so its
- * second order is products too. All of it is C += A B on strided matrices (tp_gemm): the BLAS
+/* MATMUL: z = x @ y for an (.., m, p) block x and a (.., p, q) block y, every sweep, one product
+ * per index of the leading (batch) axes (broadcast ones have stride 0); bilinear, so its second
+ * order is products too. All of it is C += A B on strided matrices (tp_gemm): the BLAS
  * dgemm when Python set one (SciPy's, tapead/array.py), else a blocked kernel here. A factor whose
  * block of tangents or adjoints is all zero is skipped (the sweeps' zero rule, per block). */
 #include <stdlib.h>
@@ -149,20 +150,51 @@ static int dacc(mat c, mat d, mat v)
 
 static int vacc(mat c, mat v, mat d) { return dacc(tr(c), tr(d), tr(v)); }   /* c += v d */
 
-typedef struct { blk x, y; int64_t m, p, q; } product;
+/* the operands' blocks; nb batch axes; product b of nbatch at element offsets xo, yo, zo */
+typedef struct { blk x, y; int64_t m, p, q, xs0, xs1, ys0, ys1, nbatch, xo, yo, zo; int nb; } product;
 
 static void product_of(const tp_tape *t, const int32_t *q, product *o)
 {
     tp_blk(t, q + 3, &o->x);
     tp_blk(t, q + 5, &o->y);
-    o->m = o->x.dims[0]; o->p = o->x.dims[1]; o->q = o->y.dims[1];
+    const int nb = o->nb = o->x.nd - 2;
+    o->m = o->x.dims[nb]; o->p = o->x.dims[nb + 1]; o->q = o->y.dims[nb + 1];
+    o->xs0 = o->x.st[nb]; o->xs1 = o->x.st[nb + 1]; o->ys0 = o->y.st[nb]; o->ys1 = o->y.st[nb + 1];
+    o->nbatch = 1;
+    for (int d = 0; d < nb; d++) o->nbatch *= o->x.dims[d];
 }
 
-/* operand x's (or y's, z's) direction j of an array S holding K per variable */
-#define XM(S, K, j) at((S) + (int64_t)P.x.first * (K) + (j), P.m, P.p, P.x.st[0] * (K), P.x.st[1] * (K))
-#define YM(S, K, j) at((S) + (int64_t)P.y.first * (K) + (j), P.p, P.q, P.y.st[0] * (K), P.y.st[1] * (K))
-#define ZM(S, K, j) at((S) + (int64_t)iz * (K) + (j), P.m, P.q, P.q * (K), (K))
+/* P's offsets for product b (C order over the batch axes) */
+static void batch_at(product *P, int64_t b)
+{
+    P->xo = P->yo = 0;
+    P->zo = b * P->m * P->q;
+    for (int d = P->nb - 1; d >= 0; d--) {
+        const int64_t i = b % P->x.dims[d];
+        b /= P->x.dims[d];
+        P->xo += i * P->x.st[d]; P->yo += i * P->y.st[d];
+    }
+}
+
+#define BATCHES(P) for (int64_t b_ = 0; b_ < (P).nbatch && (batch_at(&(P), b_), 1); b_++)
+
+/* operand x's (or y's, z's) direction j of an array S holding K per variable, this product */
+#define XM(S, K, j) at((S) + ((int64_t)P.x.first + P.xo) * (K) + (j), P.m, P.p, P.xs0 * (K), P.xs1 * (K))
+#define YM(S, K, j) at((S) + ((int64_t)P.y.first + P.yo) * (K) + (j), P.p, P.q, P.ys0 * (K), P.ys1 * (K))
+#define ZM(S, K, j) at((S) + ((int64_t)iz + P.zo) * (K) + (j), P.m, P.q, P.q * (K), (K))
 #define TRY(call) if ((rc = (call)) < 0) return rc
+
+int tp_matmul_values(const tp_tape *t, const int32_t *q, const double *X, const double *Y,
+                     double *Z)
+{
+    product P;
+    product_of(t, q, &P);
+    int rc;
+    memset(Z, 0, (size_t)q[0] * sizeof *Z);
+    BATCHES(P) TRY(tp_gemm(P.m, P.q, P.p, X + P.xo, P.xs0, P.xs1, Y + P.yo, P.ys0, P.ys1,
+                           Z + P.zo, P.q, 1));
+    return TP_OK;
+}
 
 int tp_matmul_tangent(const tp_tape *t, const double *V, double *T, int64_t K, const int32_t *q,
                       int32_t iz)
@@ -170,8 +202,8 @@ int tp_matmul_tangent(const tp_tape *t, const double *V, double *T, int64_t K, c
     product P;
     product_of(t, q, &P);
     int rc;
-    memset(T + (int64_t)iz * K, 0, (size_t)(P.m * P.q * K) * sizeof *T);
-    for (int64_t j = 0; j < K; j++) {
+    memset(T + (int64_t)iz * K, 0, (size_t)(q[0] * K) * sizeof *T);
+    BATCHES(P) for (int64_t j = 0; j < K; j++) {
         mat tx = XM(T, K, j), ty = YM(T, K, j);
         if (P.x.first >= 0 && nonzero(tx)) TRY(dacc(ZM(T, K, j), tx, YM(V, 1, 0)));
         if (P.y.first >= 0 && nonzero(ty)) TRY(vacc(ZM(T, K, j), XM(V, 1, 0), ty));
@@ -185,7 +217,7 @@ int tp_matmul_adjoint(const tp_tape *t, const double *V, double *A, int64_t K,
     product P;
     product_of(t, q, &P);
     int rc;
-    for (int64_t j = 0; j < K; j++) {
+    BATCHES(P) for (int64_t j = 0; j < K; j++) {
         mat az = ZM(A, K, j);
         if (!nonzero(az)) continue;
         if (P.x.first >= 0) TRY(dacc(XM(A, K, j), az, tr(YM(V, 1, 0))));  /* x_bar += z_bar y^T */
@@ -201,6 +233,7 @@ int tp_matmul_second(const tp_tape *t, const double *V, const double *T, double 
     product P;
     product_of(t, q, &P);
     int rc;
+    BATCHES(P) {
     const mat x = XM(V, 1, 0), y = YM(V, 1, 0), az = ZM(A, 1, 0);
     const int a_nz = nonzero(az), xv = P.x.first >= 0, yv = P.y.first >= 0;
     if (a_nz && xv) TRY(dacc(XM(A, 1, 0), az, tr(y)));
@@ -213,6 +246,7 @@ int tp_matmul_second(const tp_tape *t, const double *V, const double *T, double 
         if (yv && d_nz) TRY(vacc(YM(D, K, j), tr(x), dz));            /* y_bar_dot */
         if (yv && a_nz && xv && nonzero(tx)) TRY(vacc(YM(D, K, j), tr(tx), az));
     }
+    }
     return TP_OK;
 }
 
@@ -222,10 +256,10 @@ int tp_matmul_taylor(const tp_tape *t, double *S, int64_t D1, int d, const int32
     product P;
     product_of(t, q, &P);
     int rc;
-    for (int k = 0; k <= d; k++) {
+    for (int64_t i = 0; i < q[0]; i++)
+        for (int k = 0; k <= d; k++) S[(iz + i) * D1 + k] = 0.0;
+    BATCHES(P) for (int k = 0; k <= d; k++) {
         mat z = ZM(S, D1, k);
-        for (int64_t i = 0; i < P.m; i++)
-            for (int64_t j = 0; j < P.q; j++) S[(iz + i * P.q + j) * D1 + k] = 0.0;
         for (int i = 0; i <= k; i++) {
             mat x = XM(S, D1, i), y = YM(S, D1, k - i);
             if (k == 0 || (nonzero(x) && nonzero(y))) TRY(acc(z, x, y));

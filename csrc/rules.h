@@ -380,8 +380,38 @@
 #define GATHER_PRIMAL  BLOCK_PRIMAL(TP_OP_GATHER)       /* gather.c: indexing, updates */
 #define SCATTER_PRIMAL BLOCK_PRIMAL(TP_OP_SCATTER)
 #define SCATTER_ADD_PRIMAL BLOCK_PRIMAL(TP_OP_SCATTER_ADD)
+
+/* ---- AMAX, AMIN: z = max (min) of x over axes, one block op (reduce.c) ----------------------
+ * The derivative goes to the elements equal to z, split evenly among ties (as JAX's max and
+ * torch.amax; ad.maximum splits a tie 1/2, 1/2 likewise); NaN propagates (the first NaN is z and
+ * the NaN elements share its derivative). Taylor: the tied elements' series averaged. */
+#define AMAX_PRIMAL    BLOCK_PRIMAL(TP_OP_AMAX)
+#define AMIN_PRIMAL    BLOCK_PRIMAL(TP_OP_AMIN)
+#define FOLD_BETTER(op, x, b) ((op) == TP_OP_AMAX ? (x) > (b) : (x) < (b))
+#define FOLD_TIE(x, z) ((x) == (z) || ((x) != (x) && (z) != (z)))
+
+/* ---- PROD: z = prod of x over axes     dz/dx_i = prod_(j != i) x_j (reduce.c) ---------------
+ * Every rule multiplies, never divides by x_i: exact with zeros in the block. Tangent: the
+ * running product's product rule; adjoint: prefix times suffix products; second order: their
+ * tangents; Taylor: the series multiplied in turn. */
+#define PROD_PRIMAL    BLOCK_PRIMAL(TP_OP_PROD)
 #define BLOCK_PARTIAL(op)   pi = NAN
 #define BLOCK_CURVATURE(op) NONLINEAR
+
+/* ---- LOGADDEXP: z = log(exp(x) + exp(y)) = max + log1p(exp(-|x - y|))  (no overflow) -------
+ * dz = s(x - y) dx + s(y - x) dy with the logistic s; equal infinities give that infinity and a
+ * tie's split 1/2, 1/2 */
+#define LOGADDEXP_PRIMAL   z = x == y ? x + TP_LN2 : ((x > y || x != x) ? x : y) + log1p(exp(-fabs(x - y)))
+#define LOGADDEXP_PARTIAL  { const double d_ = x - y; px = d_ == d_ ? 1.0 / (1.0 + exp(-d_)) : 0.5; \
+                             py = d_ == d_ ? 1.0 / (1.0 + exp(d_)) : 0.5; }
+#define LOGADDEXP_PARTIAL2 { double px, py; LOGADDEXP_PARTIAL; pxx = px * py; pxy = -pxx; pyy = pxx; }
+#define LOGADDEXP_CURVATURE NONLINEAR
+#define LOGADDEXP_TAYLOR   { const int xm_ = x >= y; const double *H = xm_ ? X : Y, *L = xm_ ? Y : X; \
+                             for (int k = 0; k <= d; k++) { S0[k] = L[k] - H[k]; }  /* u <= 0 */ \
+                             S1[0] = exp(S0[0]); ser_exp(S1, S0, d); \
+                             for (int k = 0; k <= d; k++) { S2[k] = S1[k] + (k == 0); } \
+                             ser_quot_int(S3, S1, S2, d);                 /* log1p(exp(u)) */ \
+                             for (int k = 1; k <= d; k++) { Z[k] = H[k] + S3[k]; } }
 
 /* ---- an op's rule of a given part, by its kind (ops.def's RULE column) ------------------------
  * RULE_OF(RULE, NAME, PART): NAME_PART, except GUARD ops, which share GUARD_PART. */

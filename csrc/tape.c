@@ -354,12 +354,11 @@ int tp_comparison(const tp_tape *t, int64_t var, int *op, int32_t *operands, dou
 {
     if (!tp_may_read(t)) return TP_ETHREAD;
     const int64_t *g = comparison_at(t, var);
-    if (!g) return TP_EARG;
-    *op = t->ops[g[2]];
-    for (int i = 0; i < 3; i++) {
-        operands[i] = t->args[g[1] + i];
-        values[i] = value_of(t, operands[i]);
-    }
+    if (g) {
+        *op = t->ops[g[2]];
+        for (int i = 0; i < 3; i++) operands[i] = t->args[g[1] + i];
+    } else if (tp_block_comparison(t, var, op, operands) < 0) return TP_EARG;  /* an element */
+    for (int i = 0; i < 3; i++) values[i] = value_of(t, operands[i]);
     return TP_OK;
 }
 

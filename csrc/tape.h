@@ -28,8 +28,13 @@
  * element offset o of any block is code f + o. A walker that only counts variables reads r and
  * skips n + 2 words without knowing the op.
  *   MAP     k = the scalar op's arity; each operand's dims are the result's (0 strides broadcast)
+ *   MAP of a comparison (LT .. NE) k = 3: x, y and w, the outcomes at recording (a NaN scalar,
+ *           broadcast: unchecked; tp_guard_block makes it a block of 0s and 1s: a branch guard
+ *           checking every element); MAP of WHERE k = 3: z = y where x != 0 else w
  *   REDUCE  z[zmap(i)] += x[i] over x's index space; a = zmap's shape id (x's dims, z's strides)
- *   MATMUL  two 2-d operands (m, p) and (p, q), z their (m, q) product
+ *   AMAX, AMIN, PROD  REDUCE's words: z[zmap(i)] the max, min or product of its x[i]
+ *   MATMUL  two operands (.., m, p) and (.., p, q) with the same leading (batch) dims as z's
+ *           (a broadcast batch axis has stride 0), z their (.., m, q) products
  *   PACK    z = every operand's elements in its C order, one after another (copies, transposes,
  *           slices, ad.asarray of scattered Vars)
  *   GATHER  z[e] = x[i_e]: x 1-d; a an index table entry of r words, each i_e < len(x)
@@ -109,6 +114,7 @@ int32_t tp_rec_block(tp_tape *t, int op, int32_t attr, int32_t shape, const int3
 int tp_values(const tp_tape *t, int64_t first, int64_t n, double *out);  /* at recording */
 int32_t tp_indices(tp_tape *t, const int64_t *idx, int64_t n);     /* index entry: its id */
 int64_t tp_index_words(const tp_tape *t, int32_t id, int32_t *out);  /* its words (out: or NULL) */
+int tp_guard_block(tp_tape *t, int64_t var);   /* block comparison at var: one branch guard */
 int64_t tp_first_block(const tp_tape *t);   /* the first block op, or -1 */
 int tp_set_dgemm(void *dgemm);   /* BLAS dgemm (Fortran ABI, LP64), or NULL: built-in kernel */
 int tp_blas(void);               /* 1: matmul calls the BLAS dgemm */

@@ -71,6 +71,8 @@ static inline void tp_sweep_end(tp_tape *t) { __atomic_sub_fetch(&t->sweeping, 1
 int tp_may_record(const tp_tape *t);
 int tp_grow(void **p, int64_t *cap, int64_t need, size_t sz, int64_t limit);
 int32_t tp_append(tp_tape *t, int op, const int32_t *a, int64_t n);
+/* blocktape.c: an element of a block comparison, for tp_comparison */
+int tp_block_comparison(const tp_tape *t, int64_t var, int *op, int32_t *operands);
 /* shape id s: its nd, then dims[nd] and strides[nd] */
 static inline const int64_t *tp_shape_of(const tp_tape *t, int32_t s) { return t->shp + t->shp_at[s]; }
 /* index id i: its words and their number *n (gather.c) */

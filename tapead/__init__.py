@@ -18,6 +18,7 @@ from .functional import (grad, hessian, hvp, jacfwd, jacobian, jacrev, jvp, valu
 from .checking import check_grads, finite_diff
 from .primitive import Primitive, primitive
 from .array import Array, asarray, blas_info
+from .array_ops import ArrayCond
 from .saving import load, loads
 from .mapping import map  # noqa: A004 - ad.map (not in __all__: a star import keeps the builtin)
 
@@ -28,5 +29,5 @@ globals().update({_name: getattr(_elementary, _name) for _name in _PUBLIC})   # 
 __all__ = ["Var", "Cond", "ValueWarning", "Tape", "record", "TapeError", "BranchChanged", "grad",
            "value_and_grad",
            "jacobian", "jacfwd", "jacrev", "jvp", "vjp", "hessian", "hvp", "finite_diff",
-           "check_grads", "primitive", "Primitive", "load", "loads", "Array", "asarray",
-           "blas_info", *_PUBLIC]
+           "check_grads", "primitive", "Primitive", "load", "loads", "Array", "ArrayCond",
+           "asarray", "blas_info", *_PUBLIC]

@@ -1,10 +1,12 @@
 """ad.Array: an active float64 array, a contiguous block of tape variables with a shape.
 
 One array operation records one block operation (csrc/tape.h, "Block operations") however many
-elements it has: MAP (an elementwise op with NumPy broadcasting), REDUCE (sum over axes), MATMUL
-and PACK (copies: transpose, slicing, ad.asarray of scattered Vars); indexing, updates and
-joining are tapead/array_index.py's (GATHER, SCATTER, SCATTER_ADD). Its elements are ordinary
-variables: a[i] of a 1-d Array is the Var of that variable, at no cost.
+elements it has: MAP (an elementwise op with NumPy broadcasting, comparisons and where too),
+REDUCE (sum over axes), AMAX, AMIN, PROD, MATMUL and PACK (copies: transpose, slicing,
+ad.asarray of scattered Vars); indexing, updates and joining are tapead/array_index.py's
+(GATHER, SCATTER, SCATTER_ADD). Its elements are ordinary variables: a[i] of a 1-d Array is the
+Var of that variable, at no cost. Comparisons, where, max/min/prod and clip live in
+tapead/array_ops.py, the matmul forms (einsum, inner, outer, norm) in tapead/array_linalg.py.
 """
 import sys
 
@@ -16,6 +18,7 @@ from .optable import OPS
 from .var import Var, _make, _mixed, _number, freeze
 
 _MAP, _REDUCE, _MATMUL, _PACK = int(Op.MAP), int(Op.REDUCE), int(Op.MATMUL), int(Op.PACK)
+_AMAX, _AMIN, _PROD = int(Op.AMAX), int(Op.AMIN), int(Op.PROD)
 
 #: NumPy ufunc -> (scalar op, arity) for MAP: the unary and binary ops with PARTIAL rules
 UFUNC_OPS = {u: (int(op), lib.tp_op_arity[op]) for op, row in OPS.items()
@@ -103,9 +106,6 @@ class Array(_fast.ArrayBase):
             return _make(self._rec, self._first + key % self.shape[0])
         return _index.getitem(self, key)
 
-    def __setitem__(self, key, v):            # functional: self refers to the result
-        _index.setitem(self, key, v)
-
     at = property(lambda self: _index.At(self), doc="a.at[key].set(v) / .add(v) / .get()")
 
     def copy(self):
@@ -133,6 +133,18 @@ class Array(_fast.ArrayBase):
     def mean(self, axis=None, keepdims=False):
         return mean(self, axis, keepdims)
 
+    def max(self, axis=None, keepdims=False):
+        return reduce_max(self, axis, keepdims)
+
+    def min(self, axis=None, keepdims=False):
+        return reduce_min(self, axis, keepdims)
+
+    def prod(self, axis=None, keepdims=False):
+        return reduce_prod(self, axis, keepdims)
+
+    def clip(self, a_min=None, a_max=None):
+        return _ops.clip(self, a_min, a_max)
+
     def dot(self, other):
         return dot(self, other)
 
@@ -152,11 +164,23 @@ class Array(_fast.ArrayBase):
     def __abs__(self):
         return _map(int(Op.ABS), self)
 
-    def _no_compare(self, other):
-        raise TypeError("comparisons of ad.Array are not supported yet (no guard or where over "
-                        "blocks); compare elements (a[i] is a Var) or use ad.maximum/minimum")
-    __lt__ = __le__ = __gt__ = __ge__ = __eq__ = __ne__ = _no_compare
+    # comparisons: one MAP each, giving an array condition (tapead/array_ops.py)
+    __lt__ = lambda self, other: _ops.compare(Op.LT, self, other)     # noqa: E731
+    __le__ = lambda self, other: _ops.compare(Op.LE, self, other)     # noqa: E731
+    __gt__ = lambda self, other: _ops.compare(Op.GT, self, other)     # noqa: E731
+    __ge__ = lambda self, other: _ops.compare(Op.GE, self, other)     # noqa: E731
+    __eq__ = lambda self, other: _ops.compare(Op.EQ, self, other)     # noqa: E731
+    __ne__ = lambda self, other: _ops.compare(Op.NE, self, other)     # noqa: E731
     __hash__ = object.__hash__
+
+    def __setitem__(self, key, v):
+        """Functional: self refers to the result. a[c] = v for a comparison c of a's shape and a
+        number or Var v is where(c, v, a) (no guard); any other key: tapead/array_index.py."""
+        if isinstance(key, _ops.ArrayCond) and key.shape == self.shape and np.ndim(v) == 0:
+            new = _ops.where(key, v, self)
+            self._first = new.index if type(new) is Var else new._first
+            return
+        _index.setitem(self, key, v)
 
     # ---- NumPy protocols ------------------------------------------------------------------------
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
@@ -168,11 +192,13 @@ class Array(_fast.ArrayBase):
             return matmul(*inputs)
         if ufunc is np.positive:
             return inputs[0]
+        if ufunc in _ops.UFUNCS:
+            return _ops.UFUNCS[ufunc](*inputs)
         spec = UFUNC_OPS.get(ufunc)
         if spec is None or spec[1] != len(inputs):
             raise TypeError(f"numpy.{ufunc.__name__} is not supported on ad.Array (no block "
-                            f"rule); supported: matmul, positive, "
-                            f"{', '.join(sorted(u.__name__ for u in UFUNC_OPS))}")
+                            f"rule); supported: "
+                            f"{', '.join(sorted(u.__name__ for u in _supported_ufuncs()))}")
         return _map(spec[0], *inputs)
 
     def __array_function__(self, func, types, args, kwargs):
@@ -181,6 +207,10 @@ class Array(_fast.ArrayBase):
             raise TypeError(f"numpy.{func.__name__} is not supported on ad.Array; supported: "
                             f"{', '.join(sorted(f.__name__ for f in _FUNCTIONS))}")
         return fn(*args, **kwargs)
+
+
+def _supported_ufuncs():
+    return set(UFUNC_OPS) | set(_ops.UFUNCS) | {np.matmul, np.positive}
 
 
 def _binop(op, reflected=False):
@@ -221,6 +251,8 @@ def _operand(rec, a, what):
         return a._first, a.shape, _contiguous(a.shape)
     if type(a) is Var:
         return a.index, (), ()
+    if isinstance(a, _ops.ArrayCond):           # a comparison's 0s and 1s (no guard)
+        return _operand(rec, a._arr, what)
     c = _number(a)
     if c is not None:
         code = ffi.new("int32_t *")
@@ -238,9 +270,9 @@ def _operand(rec, a, what):
     return (first[0] if flat.size else 0), arr.shape, _contiguous(arr.shape)
 
 
-def _record(rec, op, attr, shape, blocks):
+def _record(rec, op, attr, shape, blocks, array=False):
     """One block op; blocks: (first, shape id) per operand. Returns the Array of its results
-    (a Var for shape (), as NumPy gives a scalar)."""
+    (a Var for shape (), as NumPy gives a scalar, unless array)."""
     size = int(np.prod(shape, dtype=np.int64))
     if size == 0:                          # nothing to compute: no operation
         return Array(rec, 0, shape)
@@ -250,7 +282,7 @@ def _record(rec, op, attr, shape, blocks):
     words = [w for b in blocks for w in b]
     first = check(lib.tp_rec_block(rec._p, op, attr, _shape_id(rec, shape, _contiguous(shape)),
                                    ffi.new("int32_t[]", words), len(blocks)), "ad.Array")
-    return _make(rec, first) if shape == () else Array(rec, first, shape)   # 0-d: a Var
+    return _make(rec, first) if shape == () and not array else Array(rec, first, shape)
 
 
 def _broadcast_strides(shape, strides, out):
@@ -260,8 +292,8 @@ def _broadcast_strides(shape, strides, out):
                  for i in range(len(out)))
 
 
-def _map(op, *args):
-    """MAP of scalar op over args (1 or 2 operands) with NumPy broadcasting."""
+def _map(op, *args, array=False):
+    """MAP of scalar op over args (1 to 3 operands) with NumPy broadcasting."""
     rec = _rec_of(args)
     if rec is None:
         return NotImplemented
@@ -273,7 +305,7 @@ def _map(op, *args):
         raise ValueError(f"operands could not be broadcast together with shapes "
                          f"{' '.join(str(s) for _, s, _ in ops)}") from None
     blocks = [(f, _shape_id(rec, out, _broadcast_strides(s, st, out))) for f, s, st in ops]
-    return _record(rec, _MAP, op, out, blocks)
+    return _record(rec, _MAP, op, out, blocks, array)
 
 
 def asarray(a):
@@ -338,20 +370,43 @@ def _axes(axis, ndim):
     return tuple(sorted(out))
 
 
-def reduce_sum(a, axis=None, keepdims=False, **kwargs):
-    """Sum over axis (None: all), one REDUCE operation."""
+def _reduce(op, what, a, axis, keepdims, kwargs):
+    """One REDUCE, AMAX, AMIN or PROD of a over axis (an int, a tuple, None: all)."""
     if kwargs:
-        raise TypeError(f"numpy.sum of an ad.Array takes axis and keepdims only; got "
+        raise TypeError(f"numpy.{what} of an ad.Array takes axis and keepdims only; got "
                         f"{', '.join(kwargs)}")
-    a = _as_array(a, "sum")
+    a = _as_array(a, what)
     axes = _axes(axis, a.ndim)
+    if op in (_AMAX, _AMIN) and any(a.shape[d] == 0 for d in axes):
+        raise ValueError(f"zero-size array to reduction operation {what} which has no "
+                         f"identity (shape {a.shape}, axis {axis})")
     out = tuple(1 if d in axes else n for d, n in enumerate(a.shape))
     zst = _contiguous(out)
     zmap = tuple(0 if d in axes else zst[d] for d in range(a.ndim))
     res_shape = out if keepdims else tuple(n for d, n in enumerate(a.shape) if d not in axes)
     rec = a._rec
-    return _record(rec, _REDUCE, _shape_id(rec, a.shape, zmap), res_shape,
+    return _record(rec, op, _shape_id(rec, a.shape, zmap), res_shape,
                    [(a._first, _shape_id(rec, a.shape, _contiguous(a.shape)))])
+
+
+def reduce_sum(a, axis=None, keepdims=False, **kwargs):
+    """Sum over axis (None: all), one REDUCE operation."""
+    return _reduce(_REDUCE, "sum", a, axis, keepdims, kwargs)
+
+
+def reduce_max(a, axis=None, keepdims=False, **kwargs):
+    """Max over axis, one AMAX: the derivative split evenly among tied elements (as JAX)."""
+    return _reduce(_AMAX, "max", a, axis, keepdims, kwargs)
+
+
+def reduce_min(a, axis=None, keepdims=False, **kwargs):
+    """Min over axis, one AMIN: the derivative split evenly among tied elements (as JAX)."""
+    return _reduce(_AMIN, "min", a, axis, keepdims, kwargs)
+
+
+def reduce_prod(a, axis=None, keepdims=False, **kwargs):
+    """Product over axis, one PROD (exact derivatives with zeros: no division)."""
+    return _reduce(_PROD, "prod", a, axis, keepdims, kwargs)
 
 
 def mean(a, axis=None, keepdims=False, **kwargs):
@@ -362,26 +417,29 @@ def mean(a, axis=None, keepdims=False, **kwargs):
 
 
 def matmul(a, b):
-    """a @ b: matrix·matrix, matrix·vector, vector·matrix and vector·vector, one MATMUL."""
+    """a @ b with NumPy's rules: matrix·matrix, matrix·vector, vector·matrix, vector·vector and
+    leading batch axes (broadcast), one MATMUL."""
     rec = _rec_of((a, b))
     if rec is None:
         return NotImplemented
     (fa, sa, ta), (fb, sb, tb) = (_operand(rec, x, "matmul") for x in (a, b))
-    if not sa or not sb or len(sa) > 2 or len(sb) > 2:
-        raise TypeError(f"ad.Array matmul takes 1-d and 2-d operands; got shapes {sa} and {sb}")
-    if (sa[-1] if len(sa) == 1 else sa[1]) != sb[0]:
-        raise ValueError(f"matmul: shapes {sa} and {sb} do not align")
-    m, p = (1, sa[0]) if len(sa) == 1 else sa
-    q = 1 if len(sb) == 1 else sb[1]
-    xs = (m, p), ((p, 1) if len(sa) == 1 else ta)
-    ys = (p, q), ((1, 1) if len(sb) == 1 else tb)
-    out = (() if len(sa) == 1 else (m,)) + (() if len(sb) == 1 else (q,))
-    return _record(rec, _MATMUL, 0, out, [(fa, _shape_id(rec, *xs)), (fb, _shape_id(rec, *ys))])
-
-
-def dot(a, b):
-    """numpy.dot for 1-d and 2-d operands (matmul)."""
-    return matmul(a, b)
+    if not sa or not sb:
+        raise ValueError(f"matmul: operands must be at least 1-d; got shapes {sa} and {sb}")
+    xs, xt = ((1,) + sa, (0,) + ta) if len(sa) == 1 else (sa, ta)
+    ys, yt = (sb + (1,), tb + (0,)) if len(sb) == 1 else (sb, tb)
+    if xs[-1] != ys[-2]:
+        raise ValueError(f"matmul: shapes {sa} and {sb} do not align ({xs[-1]} != {ys[-2]})")
+    try:
+        batch = np.broadcast_shapes(xs[:-2], ys[:-2])
+    except ValueError:
+        raise ValueError(f"matmul: the batch axes of shapes {sa} and {sb} do not "
+                         f"broadcast") from None
+    m, q = xs[-2], ys[-1]
+    blocks = [(f, _shape_id(rec, batch + s[-2:], _broadcast_strides(s[:-2], t[:-2], batch) +
+                            t[-2:])) for f, s, t in ((fa, xs, xt), (fb, ys, yt))]
+    out = batch + ((m,) if len(sa) > 1 else ()) + ((q,) if len(sb) > 1 else ())
+    z = _record(rec, _MATMUL, 0, batch + (m, q), blocks, True)
+    return Array(rec, z._first, out) if out else _make(rec, z._first)
 
 
 def transpose(a, axes=None):
@@ -394,7 +452,9 @@ def reshape(a, shape, order="C"):
     return _as_array(a, "reshape").reshape(shape)
 
 
-_FUNCTIONS = {np.sum: reduce_sum, np.mean: mean, np.dot: dot, np.matmul: matmul,
+_FUNCTIONS = {np.sum: reduce_sum, np.mean: mean, np.matmul: matmul,
+              np.max: reduce_max, np.amax: reduce_max, np.min: reduce_min, np.amin: reduce_min,
+              np.prod: reduce_prod,
               np.transpose: transpose, np.reshape: reshape,
               np.shape: lambda a: a.shape, np.ndim: lambda a: a.ndim,
               np.size: lambda a: a.size}
@@ -449,3 +509,10 @@ from . import array_index as _index  # noqa: E402  (indexing, updates and joinin
 _FUNCTIONS.update(_index.FUNCTIONS)
 _fast.array_type(Array)      # C slots for a[i], len(a), iteration; __getitem__ the fallback
 del _name, _op
+
+from . import array_ops as _ops, array_linalg as _linalg   # noqa: E402  (they build on Array)
+
+dot = _linalg.dot
+_FUNCTIONS.update(_ops.FUNCTIONS)
+_FUNCTIONS.update(_linalg.FUNCTIONS)
+

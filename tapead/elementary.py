@@ -7,6 +7,7 @@ import numpy as np
 from ._core import OP_ARITY, GroupOp, Op, lib
 from ._fast import Cond, rec1 as _rec1, rec2 as _rec2
 from .array import Array, _map, matmul as _matmul, reduce_sum
+from .array_ops import ArrayCond, where as _array_where
 from .optable import ELEMENTWISE, OPS
 from .var import UFUNCS, Var, _make, _mixed, _number, operand_codes
 
@@ -119,6 +120,8 @@ def where(cond, x, y):
     recording a branch guard. A Var also serves (nonzero: true). A plain bool (or a Cond whose
     truth value Python already took, as in ``a > 0 and b > 0``) just selects, and the guards it
     came from stay in force: replays on the other side re-record or raise BranchChanged."""
+    if type(cond) is ArrayCond or type(cond) is Array or type(x) is Array or type(y) is Array:
+        return _array_where(cond, x, y)          # one MAP of WHERE over blocks
     if (type(cond) is Cond or type(cond) is Var) and not (np.ndim(x) or np.ndim(y)):
         return _where1(cond, x, y)
     c = np.asarray(cond, dtype=object) if type(cond) in (Cond, Var) else np.asarray(cond)

@@ -96,6 +96,8 @@ OPS = {
                 ("[{x} > {y}]", "[{y} > {x}]"), "[{x} > {y}]·{dx} + [{y} > {x}]·{dy}" + _TIE),
     Op.MIN: Row("minimum", None, (np.minimum,), np.minimum, "minimum",
                 ("[{x} < {y}]", "[{y} < {x}]"), "[{x} < {y}]·{dx} + [{y} < {x}]·{dy}" + _TIE),
+    Op.LOGADDEXP: Row("logaddexp", None, (np.logaddexp,), np.logaddexp, "logaddexp",
+                      ("σ({x} − {y})", "σ({y} − {x})"), "σ({x} − {y})·{dx} + σ({y} − {x})·{dy}"),
     # selection and n-ary: written by hand in tapead/elementary.py
     Op.WHERE: Row("where", None, (), None, "where", ("0", "[{x} ≠ 0]", "[{x} = 0]"),
                   "{dy} if {x} ≠ 0 else {dw}"),

@@ -64,6 +64,11 @@ def _mpcbrt(x):
     return m.sign(x) * m.cbrt(abs(x))
 
 
+def _lae(x, y):
+    m = max(x, y)
+    return m + math.log1p(math.exp(-abs(x - y)))
+
+
 def _sec2(x):
     return 1.0 / math.cos(x) ** 2
 
@@ -378,6 +383,33 @@ CASES = {
                            lambda x, y: [y + 2, x + 5 + 4 * y], [(1.5, -2.0), (0.0, 3.0)]),
                      higher(lambda x, y: ad.sum(ad.asarray([x, y]).at[[0, 0]].add(x * y) ** 2),
                             lambda x, y: (x + 2 * x * y) ** 2 + y * y, (0.4, -0.7))],
+    Op.LOGADDEXP: [first([ad.logaddexp, np.logaddexp], _lae,
+                         lambda x, y: [1 / (1 + math.exp(y - x)), 1 / (1 + math.exp(x - y))],
+                         [(0.5, -1.5), (-2.0, 3.0), (800.0, 799.0), (1.0, 1.0)]),
+                   higher(lambda x, y: ad.logaddexp(x * y, y), lambda x, y: _mp().log(
+                       _mp().exp(x * y) + _mp().exp(y)), (0.4, 0.7), (1.0, 1.0), (-3.0, 2.0))],
+    # max/min over axes: the derivative to the extreme element (split evenly among ties)
+    Op.AMAX: [first([lambda x, y, z: np.max(ad.asarray([x, y, z])),
+                     lambda x, y, z: ad.asarray([[x, y], [z, y]]).max(axis=1)[0] + 0.0 * z],
+                    lambda x, y, z: max(x, y), lambda x, y, z: [1.0 * (x > y), 1.0 * (y > x), 0.0],
+                    [(1.5, -2.0, 0.25), (0.0, 3.0, -7.5)], fd=True),
+              higher(lambda x, y, z: np.max(ad.asarray([x * y, y, z * z])) * x,
+                     lambda x, y, z: max(x * y, y, z * z) * x, (0.4, 0.7, -1.2))],
+    Op.AMIN: [first([lambda x, y, z: np.min(ad.asarray([x, y, z])),
+                     lambda x, y, z: np.amin(ad.asarray([[x], [y], [z]]), axis=0)[0]],
+                    lambda x, y, z: min(x, y, z),
+                    lambda x, y, z: [1.0 * (x < min(y, z)), 1.0 * (y < min(x, z)),
+                                     1.0 * (z < min(x, y))],
+                    [(1.5, -2.0, 0.25), (0.0, 3.0, -7.5)]),
+              higher(lambda x, y, z: ad.asarray([x * y, y, z * z]).min() * y,
+                     lambda x, y, z: min(x * y, y, z * z) * y, (0.4, 0.7, -1.2))],
+    # product over axes: exact with zeros (no division)
+    Op.PROD: [first([lambda x, y, z: np.prod(ad.asarray([x, y, z])),
+                     lambda x, y, z: ad.asarray([[x, y], [z, 1.0]]).prod(axis=0)[0] * y],
+                    lambda x, y, z: x * y * z, lambda x, y, z: [y * z, x * z, x * y],
+                    [(1.5, -2.0, 0.25), (0.0, 3.0, -7.5), (0.0, 0.0, 2.0)]),
+              higher(lambda x, y, z: np.prod(ad.asarray([x * y, y, z + x])),
+                     lambda x, y, z: x * y * y * (z + x), (0.4, 0.7, -1.2), (0.0, 0.5, 0.0))],
 }
 
 

@@ -79,8 +79,11 @@ SHIFT = {"ACOSH": 1.5, "ASIN": -0.5, "ACOS": -0.5, "ATANH": -0.5}
 
 
 def _fn(op):
+    """The op's ufunc when NumPy can run it on object arrays of Var too (an object loop), else
+    ad.<name>."""
     row = OPS[Op(op)]
-    return row.ufuncs[0] if row.ufuncs else getattr(ad, row.name)
+    u = row.ufuncs[0] if row.ufuncs else None
+    return u if u is not None and any("O" in t for t in u.types) else getattr(ad, row.name)
 
 
 @pytest.mark.parametrize("op", UNARY, ids=lambda o: Op(o).name)
@@ -255,8 +258,6 @@ def test_unsupported_raises_type_error_naming_it():
             np.sort(a)
         with pytest.raises(TypeError, match="floor"):
             np.floor(a)
-        with pytest.raises(TypeError, match="comparisons"):
-            a < 1.0
         with pytest.raises(TypeError, match="truth value"):
             bool(a)
         with pytest.raises(ValueError, match="broadcast"):

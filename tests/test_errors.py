@@ -302,7 +302,7 @@ def test_unsupported_operand_types():
 
 
 @pytest.mark.parametrize("ufunc", [
-    np.floor, np.ceil, np.exp2, np.rint, np.heaviside, np.logaddexp, np.copysign, np.deg2rad,
+    np.floor, np.ceil, np.exp2, np.rint, np.heaviside, np.logaddexp2, np.copysign, np.deg2rad,
     np.fmod,
 ], ids=lambda u: u.__name__)
 def test_unsupported_ufunc_names_it(ufunc):
