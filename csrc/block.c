@@ -221,6 +221,18 @@ static void reduce_of(const tp_tape *t, const int32_t *q, reducing *rd)
     tp_blk(t, w, &rd->zm);
 }
 
+/* A sum of a whole C-contiguous block: one accumulator (the walk's order, the same bits) */
+static int whole_sum(const reducing *rd, int64_t r)
+{
+    if (r != 1) return 0;
+    int64_t st = 1;
+    for (int d = rd->x.nd - 1; d >= 0; d--) {
+        if (rd->x.dims[d] != 1 && rd->x.st[d] != st) return 0;
+        st *= rd->x.dims[d];
+    }
+    return 1;
+}
+
 /* ---- dispatch ------------------------------------------------------------------------------- */
 int tp_block_values(const tp_tape *t, int op, const int32_t *q, const double *const *opnd,
                     double *Z, int32_t iz)
@@ -236,6 +248,12 @@ int tp_block_values(const tp_tape *t, int op, const int32_t *q, const double *co
         reducing rd;
         reduce_of(t, q, &rd);
         const double *X = opnd[0];
+        if (whole_sum(&rd, r)) {
+            double sum = 0.0;
+            for (int64_t i = 0; i < rd.x.size; i++) sum += X[i];
+            Z[0] = sum;
+            return TP_OK;
+        }
         memset(Z, 0, (size_t)r * sizeof *Z);
         WALK(rd.x.nd, rd.x.dims, rd.x.st, rd.zm.st, { Z[o1] += X[o0]; });
         return TP_OK;
@@ -324,6 +342,11 @@ int tp_block_adjoint(const tp_tape *t, const double *V, double *A, int64_t K, in
         reducing rd;
         reduce_of(t, q, &rd);
         double *AX = A + (int64_t)rd.x.first * K;
+        if (K == 1 && whole_sum(&rd, q[0])) {
+            const double az = AZ[0];
+            for (int64_t i = 0; i < rd.x.size; i++) AX[i] += az;
+            return TP_OK;
+        }
         WALK(rd.x.nd, rd.x.dims, rd.x.st, rd.zm.st,
              { for (int64_t j = 0; j < K; j++) AX[o0 * K + j] += AZ[o1 * K + j]; });
         return TP_OK;

@@ -6,7 +6,7 @@ static const tp_core_api api = {
     .closed = tp_closed, .add_inputs = tp_add_inputs, .rec1 = tp_rec1, .rec2 = tp_rec2,
     .rec2vc = tp_rec2vc, .rec2cv = tp_rec2cv, .rec3 = tp_rec3, .konst = tp_const,
     .set_outputs = tp_set_outputs, .guard = tp_guard, .value = tp_value, .n_ops = tp_n_ops,
-    .forward = tp_forward, .vjp = tp_vjp,
+    .forward = tp_forward, .vjp = tp_vjp, .shape = tp_shape, .rec_block = tp_rec_block,
 };
 
 const void *tp_api(void) { return &api; }

@@ -15,7 +15,7 @@
  * setup().
  *
  * One compilation unit in parts, included in order: fast_var.h (Var's arithmetic),
- * fast_compare.h (comparisons, Cond), this file (Var's attributes, setup), fast_replay.h (small
+ * fast_compare.h (comparisons, Cond), fast_array.h (ad.Array's indexing), this file (Var's attributes, setup), fast_replay.h (small
  * replays), fast_recording.h (the recording object), fast_tape.h (TapeBase, record), then the
  * module's functions and init below.
  */
@@ -43,6 +43,8 @@ static struct {
     PyTypeObject *tape_base; /* tapead._fast.TapeBase, made at module init */
     PyTypeObject *rec_type;  /* tapead.tape._Recording (a Recording), set by set_types */
     PyTypeObject *tape_type; /* tapead.Tape (a TapeBase), set by set_types */
+    PyTypeObject *array_base; /* tapead._fast.ArrayBase, made at module init */
+    PyTypeObject *array_type; /* tapead.Array (an ArrayBase), set by array_type */
     PyObject *np_empty;      /* numpy.empty */
     PyObject *object_dtype;  /* numpy.dtype(object) */
     PyTypeObject *ndarray;   /* numpy.ndarray */
@@ -102,6 +104,7 @@ static int readable(const tp_tape *t)
 
 #include "fast_var.h"
 #include "fast_compare.h"
+#include "fast_array.h"
 
 /* .value while the tape records in this thread: the number, and an equality guard on it (a
  * replay elsewhere re-records or raises BranchChanged instead of reusing a stale constant). */
@@ -292,12 +295,13 @@ static PyMethodDef module_methods[] = {
     {"vars", vars_range, METH_VARARGS, "vars(recording, first, n) -> list of Var"},
     {"set_types", set_types, METH_VARARGS,
      "set_types(recording, tape, empty, object_dtype, ndarray, float64, own, record_general)"},
+    {"array_type", py_array_type, METH_O, "array_type(Array): the ad.Array class on ArrayBase"},
     {"current", py_current, METH_NOARGS, "the recording this thread is making, or None"},
     {"set_current", py_set_current, METH_O, "set_current(recording or None)"},
     {"record", (PyCFunction)(void (*)(void))py_record, METH_FASTCALL | METH_KEYWORDS,
      "record(f, *args, optimize=False)\n--\n\n"
-     "Call f once on Vars initialised to args (a Var per scalar argument, an object ndarray of "
-     "Var per array argument) and return the closed Tape with f's result as outputs. A replay "
+     "Call f once on Vars initialised to args (a Var per scalar argument, an ad.Array per "
+     "array argument; arrays=False: an object ndarray of Var) and return the closed Tape with f's result as outputs. A replay "
      "where one of f's comparisons comes out differently records f again at that point. "
      "optimize=True: the tape optimised (Tape.optimize), and so is every re-recording."},
     {"record_into", (PyCFunction)(void (*)(void))py_record_into, METH_FASTCALL,
@@ -336,6 +340,8 @@ PyMODINIT_FUNC PyInit__fast(void)
         add_type(m, "Cond", &cond_spec, &R.cond_type) < 0 ||
         add_type(m, "Recording", &rec_spec, &R.rec_base) < 0 ||
         add_type(m, "TapeBase", &tape_spec, &R.tape_base) < 0 ||
+        add_type(m, "ArrayBase", &array_spec, &R.array_base) < 0 ||
+        add_type(m, "ArrayIterator", &array_iter_spec, &array_iter_type) < 0 ||
         !(R.s_set_outputs = PyUnicode_InternFromString("set_outputs")) ||
         !(R.s_gradient = PyUnicode_InternFromString("_gradient")) ||
         !(R.s_after_flip = PyUnicode_InternFromString("_after_flip")) ||

@@ -7,6 +7,7 @@ typedef struct {
     PyObject *fn;            /* f of ad.record (re-recorded where a guard flips), or None */
     Py_ssize_t rerecords;
     char optimize;           /* each recording is optimised (Tape.optimize): re-record in Python */
+    char general;            /* ad.record(..., arrays=...): re-record through tapead/tape.py */
     PyObject *weaklist;
 } TapeObject;
 
@@ -153,7 +154,8 @@ static PyObject *tape_gradient(TapeObject *self, PyObject *const *args, Py_ssize
          * imperative tape) */
         PyObject *next = Py_NotImplemented;
         Py_INCREF(next);
-        if (self->fn && self->fn != Py_None && x != Py_None && !self->optimize) {
+        if (self->fn && self->fn != Py_None && x != Py_None && !self->optimize &&
+            !self->general) {
             Py_DECREF(next);
             if (r->fast != 3) next = record_into(self->fn, &x, 1, (PyObject *)self);
             else if (PyList_CheckExact(x) || PyTuple_CheckExact(x))
@@ -188,6 +190,8 @@ static PyMemberDef tape_members[] = {
     {"_fn", T_OBJECT, offsetof(TapeObject, fn), 0, "f of ad.record, or None"},
     {"_rerecords", T_PYSSIZET, offsetof(TapeObject, rerecords), 0, "re-recordings so far"},
     {"_optimize", T_BOOL, offsetof(TapeObject, optimize), 0, "re-recordings are optimised"},
+    {"_general", T_BOOL, offsetof(TapeObject, general), 0,
+     "re-recordings go through tapead/tape.py (ad.record(..., arrays=True or False))"},
     {"__weaklistoffset__", T_PYSSIZET, offsetof(TapeObject, weaklist), READONLY, NULL},
     {NULL}
 };
@@ -207,7 +211,7 @@ static PyType_Spec tape_spec = {
 /* ---- record ----------------------------------------------------------------------------------
  * record_into(f, items, k, tape): ad.record(f, *items) when the k items are scalars (float, int,
  * numpy.float64) or one vector (a 1-d C-contiguous float64 ndarray, or a list/tuple of such
- * numbers), f gets a Var per scalar or an object ndarray of Var, and records in this thread with
+ * numbers), f gets a Var per scalar or an ad.Array (csrc/fast_array.h), and records in this thread with
  * nothing else recording. tape NULL: a new Tape (f as its _fn); else a re-recording of tape (its
  * guards flipped), which becomes its recording. Returns the Tape (the new recording for a
  * re-record), or NotImplemented before doing anything when the call is not of that form: the
@@ -215,7 +219,7 @@ static PyType_Spec tape_spec = {
  * path's. */
 static PyObject *record_into(PyObject *f, PyObject *const *items, Py_ssize_t k, PyObject *tape)
 {
-    if (!R.rec_type || !R.tape_type || !R.np_empty) {
+    if (!R.rec_type || !R.tape_type || !R.np_empty || !R.array_type) {
         PyErr_SetString(PyExc_RuntimeError, "tapead._fast.set_types not called");
         return NULL;
     }
@@ -274,18 +278,8 @@ static PyObject *record_into(PyObject *f, PyObject *const *items, Py_ssize_t k, 
     Py_XINCREF(outer);
     if (current_set((PyObject *)r) < 0) { Py_XDECREF(outer); goto close; }
     set = 1;
-    if (kind == 1) {                              /* an object ndarray of m Vars */
-        PyObject *cargs[2] = {PyLong_FromLongLong(m), R.object_dtype};
-        arr = cargs[0] ? PyObject_Vectorcall(R.np_empty, cargs, 2, NULL) : NULL;
-        Py_XDECREF(cargs[0]);
-        if (!arr) goto close;
-        for (int64_t i = 0; i < m; i++) {
-            PyObject *v = make((PyObject *)r, r->p, (int32_t)i);
-            if (!v) goto close;
-            int e = PySequence_SetItem(arr, (Py_ssize_t)i, v);
-            Py_DECREF(v);
-            if (e < 0) goto close;
-        }
+    if (kind == 1) {                              /* an ad.Array of the m inputs */
+        if (!(arr = array_make(R.array_type, (PyObject *)r, r->p, 0, (Py_ssize_t)m))) goto close;
         y = PyObject_CallOneArg(f, arr);
     } else {
         if (k > SMALL && !(vs = PyMem_Malloc((size_t)k * sizeof *vs))) {

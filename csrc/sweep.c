@@ -180,7 +180,8 @@ static int directions(tp_tape *t, int adjoint, const double *x, int64_t k, const
                 for (int64_t j = 0; j < nb; j++)
                     D[(int64_t)t->outputs[o] * ks + j] += in ? in[o * k + j0 + j] : (o == j0 + j);
             if ((rc = tp_adjoint_sweep(t, V, D, ks, tp_whole(t), &w)) < 0) break;
-            for (int64_t i = 0; i < m; i++) memcpy(out + i * k + j0, D + i * ks, row);
+            if (k == 1) memcpy(out, D, (size_t)m * sizeof(double));     /* a gradient */
+            else for (int64_t i = 0; i < m; i++) memcpy(out + i * k + j0, D + i * ks, row);
         }
         tp_count(t, adjoint ? 2 : 1, t->n_ops * nb);
     }

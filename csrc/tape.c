@@ -126,11 +126,12 @@ static int rehash(tp_tape *t, int64_t cap)
     int32_t *slot = malloc((size_t)cap * sizeof *slot);
     if (!keys || !slot) { free(keys); free(slot); return TP_ENOMEM; }
     for (int64_t i = 0; i < cap; i++) slot[i] = -1;
-    for (int64_t c = 0; c < t->n_consts; c++) {
-        uint64_t k; memcpy(&k, &t->consts[c], sizeof k);
+    for (int64_t i = 0; i < t->chash_cap; i++) {  /* the pooled constants (not the blocks) */
+        if (t->cslot[i] < 0) continue;
+        uint64_t k = t->ckeys[i];
         int64_t h = (int64_t)(mix(k) & (uint64_t)(cap - 1));
         while (slot[h] >= 0) h = (h + 1) & (cap - 1);
-        keys[h] = k; slot[h] = (int32_t)c;
+        keys[h] = k; slot[h] = t->cslot[i];
     }
     free(t->ckeys); free(t->cslot);
     t->ckeys = keys; t->cslot = slot; t->chash_cap = cap;
@@ -140,7 +141,7 @@ static int rehash(tp_tape *t, int64_t cap)
 static int const_code(tp_tape *t, double c, int32_t *code)
 {
     int rc;
-    if (2 * (t->n_consts + 1) > t->chash_cap) {   /* (blocks of constants add many at once) */
+    if (2 * (t->n_pooled + 1) > t->chash_cap) {   /* blocks of constants are not pooled */
         int64_t cap = t->chash_cap ? 2 * t->chash_cap : 64;
         while (cap < 2 * (t->n_consts + 1)) cap *= 2;
         if ((rc = rehash(t, cap)) < 0) return rc;
@@ -154,6 +155,7 @@ static int const_code(tp_tape *t, double c, int32_t *code)
     if ((rc = GROW(t, consts, cap_consts, t->n_consts + 1, MAX_CONSTS)) < 0) return rc;
     t->consts[t->n_consts] = c;
     t->ckeys[h] = k; t->cslot[h] = (int32_t)t->n_consts;
+    t->n_pooled++;
     *code = (int32_t)(-1 - t->n_consts++);
     return TP_OK;
 }
@@ -418,6 +420,13 @@ int64_t tp_n_vars(const tp_tape *t) { return t->n_vars; }
 int64_t tp_n_args(const tp_tape *t) { return t->n_args; }
 int64_t tp_n_consts(const tp_tape *t) { return t->n_consts; }
 int64_t tp_n_outputs(const tp_tape *t) { return t->n_outputs; }
+
+int tp_output_code(const tp_tape *t, int64_t i, int32_t *code)
+{
+    if (i < 0 || i >= t->n_outputs) return TP_EARG;
+    *code = t->outputs[i];
+    return TP_OK;
+}
 
 /* The recorded program: opcodes, operands, constants and outputs (not the recording's values). */
 int64_t tp_nbytes(const tp_tape *t)

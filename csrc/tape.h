@@ -131,6 +131,7 @@ int64_t tp_n_vars(const tp_tape *t);                               /* inputs and
 int64_t tp_n_args(const tp_tape *t);
 int64_t tp_n_consts(const tp_tape *t);
 int64_t tp_n_outputs(const tp_tape *t);
+int tp_output_code(const tp_tape *t, int64_t i, int32_t *code);   /* output i: variable or constant */
 int64_t tp_nbytes(const tp_tape *t);
 double tp_value(const tp_tape *t, int64_t i);                      /* value at recording */
 int tp_last_x(const tp_tape *t, double *x);                        /* input of the last sweep */

@@ -30,6 +30,7 @@ struct tp_tape {
     int32_t *args;   int64_t n_args, cap_args;     /* operand stream; variadic: n, q1..qn, n */
     double *consts;  int64_t n_consts, cap_consts; /* constant pool, deduplicated by bits */
     uint64_t *ckeys; int32_t *cslot; int64_t chash_cap;
+    int64_t n_pooled;        /* constants in the hash (tp_const; not tp_const_block's) */
     double *vals;    int64_t cap_vals;             /* values at recording, one per variable */
     int64_t n_inputs;
     int64_t n_vars;                                /* inputs and every op's results */

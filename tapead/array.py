@@ -12,6 +12,7 @@ import sys
 
 import numpy as np
 
+from . import _fast
 from ._core import Op, check, ffi, lib
 from .optable import OPS
 from .var import Var, _make, _mixed, _number, freeze
@@ -33,17 +34,16 @@ def _contiguous(shape):
     return tuple(reversed(st))
 
 
-class Array:
+class Array(_fast.ArrayBase):
     """An active float64 array on a tape: variables first .. first + size - 1 in C order.
 
-    Made by ``t.variables(x, array=True)``, ``ad.record(f, x, arrays=True)``, ``ad.asarray`` and
-    every array operation. Attributes: shape, ndim, size, dtype, value (the values at
-    recording), grad (after backward()), T."""
-    __slots__ = ("_rec", "_first", "shape")
+    Made by ``t.variables(x)``, ``ad.record(f, x)`` for an array x, ``ad.asarray`` and every
+    array operation. Attributes: shape, ndim, size, dtype, value (the values at recording), grad
+    (after backward()), T. ``Array(rec, first, shape)``: the fields live in C (ArrayBase,
+    csrc/fast_array.h), which also serves a[i] (1-d), a[i, j, ...] (all ints), len() and
+    iteration; every other key goes to __getitem__ below."""
+    __slots__ = ()
     __array_priority__ = 2000
-
-    def __init__(self, rec, first, shape):
-        self._rec, self._first, self.shape = rec, int(first), tuple(int(d) for d in shape)
 
     ndim = property(lambda self: len(self.shape))
     size = property(lambda self: int(np.prod(self.shape, dtype=np.int64)))
@@ -507,6 +507,7 @@ _AxisError = getattr(getattr(np, "exceptions", np), "AxisError", ValueError)
 _use_blas(True)
 from . import array_index as _index  # noqa: E402  (indexing, updates and joining use this module)
 _FUNCTIONS.update(_index.FUNCTIONS)
+_fast.array_type(Array)      # C slots for a[i], len(a), iteration; __getitem__ the fallback
 del _name, _op
 
 from . import array_ops as _ops, array_linalg as _linalg   # noqa: E402  (they build on Array)

@@ -8,6 +8,7 @@ import reprlib
 
 import numpy as np
 
+from ._core import check, ffi, lib
 from .convert import as_float_array as _as_float_array
 from .tape import _MODES, record
 from .var import Var, _number
@@ -129,15 +130,32 @@ def _grad(f, argnums, name, with_value):
         if argnums == 0 and type(argnums) is int and len(args) == 1 and _plain(args[0]):
             tape = record(checked, args[0])          # the common case: one C call records f
             _scalar(name, tape, "ad.jacobian differentiates a vector-valued f")
-            g = tape.gradient()
+            single, pick = True, None
         else:
             tape, single, pick = _record(name, f, args, argnums)
             _scalar(name, tape, "ad.jacobian differentiates a vector-valued f")
-            g = tape.gradient()
-            g = g if single else _pick(_as_tuple(g, max(pick) + 1), pick)
-        return (tape.forward(), g) if with_value else g      # forward(): the recorded point
+        vg = None if tape._rec.fast else _at_recording(tape._rec)
+        if vg is None:
+            y, g = tape.forward() if with_value else None, tape.gradient()
+        else:
+            y, g = vg
+        g = g if single else _pick(_as_tuple(g, max(pick) + 1), pick)
+        return (y, g) if with_value else g      # forward(): the recorded point
     grad_f.__name__ = f"{name[3:]}({getattr(f, '__name__', 'f')})"
     return grad_f
+
+
+def _at_recording(rec):
+    """(value, gradient) of a tape with one Var output at its recorded point, from the values
+    of the recording: one adjoint sweep (tp_backward), no primal sweep. None for a constant
+    output."""
+    code = ffi.new("int32_t[1]")
+    if lib.tp_output_code(rec._p, 0, code) < 0 or code[0] < 0:
+        return None
+    root = code[0]
+    adj = np.empty(root + 1)
+    check(lib.tp_backward(rec._p, root, 1.0, ffi.from_buffer("double[]", adj)), "gradient")
+    return lib.tp_value(rec._p, root), rec.shape_x(adj[:rec.m].copy())
 
 
 def jacobian(f, argnums=0, mode="auto"):

@@ -48,7 +48,7 @@ class _RecordingMethods:
         return t
 
     # ---- recording ---------------------------------------------------------------------------
-    def add_inputs(self, x, array=False):
+    def add_inputs(self, x, array=None):
         a = _as_float_array(x, "t.variables")
         flat = a.ravel() if a.flags.c_contiguous else np.ascontiguousarray(a).ravel()
         n = flat.size
@@ -60,7 +60,7 @@ class _RecordingMethods:
             self.fast = 1 if a.ndim == 1 else 2 if a.ndim == 0 else 0
         else:                                     # several pieces: all scalars, or none fast
             self.fast = 3 if a.ndim == 0 and self.fast in (2, 3) else 0
-        if array:                                 # an ad.Array: the block itself
+        if array or (array is None and a.ndim):   # an ad.Array: the block itself
             return Array(self, first, a.shape)
         if a.ndim == 0:
             return _make(self, first)

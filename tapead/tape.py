@@ -101,10 +101,11 @@ class Tape(_fast.TapeBase):
         """True while operations may still be recorded on this tape."""
         return not lib.tp_closed(self._rec._p)
 
-    def variables(self, x, array=False):
-        """Declare inputs: a number gives one Var, an array-like an object ndarray of Var of the
-        same shape; with array=True an ad.Array (interim opt-in: arrays become the default
-        later). Call before the first operation; inputs are numbered in call order."""
+    def variables(self, x, array=None):
+        """Declare inputs: a number (or a 0-d array) gives one Var, an array-like an ad.Array of
+        the same shape (its elements are Vars: ``x1, x2 = t.variables([2.0, 1.0])`` unpacks);
+        array=False gives an object ndarray of Var instead, array=True an ad.Array even for a
+        0-d x. Call before the first operation; inputs are numbered in call order."""
         return self._rec.add_inputs(x, array)
 
     def outputs(self, y):
@@ -127,8 +128,7 @@ class Tape(_fast.TapeBase):
 
     def _rerecord(self, args):
         """Record f again at args, one per input piece (its branch guards flipped there)."""
-        arrays = getattr(self, "_arrays", False)
-        rec = NotImplemented if arrays else _fast.record_into(self._fn, args, self)  # in C
+        rec = NotImplemented if self._general else _fast.record_into(self._fn, args, self)  # C
         if rec is not NotImplemented:
             if self._optimize:
                 rec = self._rec = optimized(rec)
@@ -138,7 +138,7 @@ class Tape(_fast.TapeBase):
         outer = _fast.current()
         _fast.set_current(rec)
         try:
-            xs = [rec.add_inputs(a, arrays) for a in args]
+            xs = [rec.add_inputs(a, getattr(self, "_arrays", None)) for a in args]
             rec.set_outputs(self._fn(*xs))
         finally:
             _fast.set_current(outer)
@@ -160,8 +160,9 @@ class Tape(_fast.TapeBase):
             raise TapeError("tape.optimize(): this tape is still recording; optimise it after "
                             "its `with` block")
         t = Tape.__new__(Tape)
-        t._fn, t._rerecords, t._optimize = self._fn, 0, True
-        t._arrays = getattr(self, "_arrays", False)          # re-records f as it was recorded
+        t._fn, t._rerecords, t._optimize, t._general = self._fn, 0, True, self._general
+        if hasattr(self, "_arrays"):
+            t._arrays = self._arrays
         t._rec = optimized(rec, t)
         return t
 
@@ -191,13 +192,16 @@ class Tape(_fast.TapeBase):
         t = _load(out[:n].tobytes(), False, prims)
         t._fn = copy.deepcopy(self._fn, memo)
         t._fn_note, t._rerecords = getattr(self, "_fn_note", None), self._rerecords
+        t._general = self._general
+        if hasattr(self, "_arrays"):
+            t._arrays = self._arrays
         return t
 
     def __copy__(self):
         """A second Tape around the same recording (immutable once closed)."""
         t = Tape.__new__(Tape)
         t._rec, t._fn, t._rerecords = self._rec, self._fn, self._rerecords   # C fields
-        t._optimize = self._optimize
+        t._optimize, t._general = self._optimize, self._general
         t.__dict__.update(getattr(self, "__dict__", {}))
         return t
 
@@ -462,21 +466,22 @@ def _sparse_ready(rec, sparse, outputs=True):
 record = _fast.record
 
 
-def _record(f, *args, arrays=False, optimize=False):
-    """ad.record's general path (see tapead._fast.record). arrays=True: f gets an ad.Array per
-    array argument; optimize=True: the tape optimised (Tape.optimize), and so is every
-    re-recording."""
+def _record(f, *args, arrays=None, optimize=False):
+    """ad.record's general path (see tapead._fast.record). f gets a Var per number (or 0-d
+    array) and an ad.Array per array argument; arrays=False: an object ndarray of Var instead,
+    arrays=True: an ad.Array for 0-d arrays too (and so does every re-recording).
+    optimize=True: the tape optimised (Tape.optimize), and so is every re-recording."""
     if optimize:
-        tape = record(f, *args, arrays=arrays) if arrays else record(f, *args)
+        tape = record(f, *args) if arrays is None else record(f, *args, arrays=arrays)
         tape._optimize = True
         tape._rec = optimized(tape._rec)
         return tape
     if not args:
         raise TypeError("ad.record(f, x, ...) needs at least one argument to differentiate by")
     tape = Tape()
-    arrays = bool(arrays)
-    if arrays:
-        tape._arrays = True
+    arrays = None if arrays is None else bool(arrays)
+    if arrays is not None:                   # re-recordings in Python, with these inputs
+        tape._arrays, tape._general = arrays, True
     with tape:
         xs = [tape.variables(a, arrays) for a in args]
         tape.outputs(f(*xs))

@@ -121,7 +121,7 @@ def test_record_with_several_scalar_and_array_arguments():
 
     B0 = np.array([[1.0, 2.0], [3.0, 4.0]])
     t = ad.record(f, 2.0, B0, -1.0)
-    assert kinds == [ad.Var, np.ndarray, object, (2, 2), ad.Var]
+    assert kinds == [ad.Var, ad.Array, np.float64, (2, 2), ad.Var]
     assert t.n_inputs == 6 and t.n_outputs == 1
     x = (1.5, B0 * 2, 3.0)
     assert t(x) == 1.5 * 20.0 + 3.0 * 6.0
@@ -147,8 +147,8 @@ def test_variables_called_twice_numbers_inputs_in_call_order():
         a = t.variables(2.0)
         B = t.variables([[1.0, 2.0], [3.0, 4.0]])
         c = t.variables([5.0])
-        assert type(a) is ad.Var and B.shape == (2, 2) and B.dtype == object and c.shape == (1,)
-        assert a.index == 0 and [b.index for b in B.flat] == [1, 2, 3, 4] and c[0].index == 5
+        assert type(a) is ad.Var and type(B) is ad.Array and B.shape == (2, 2) and c.shape == (1,)
+        assert a.index == 0 and [b.index for r in B for b in r] == [1, 2, 3, 4] and c[0].index == 5
         y = a * B[0, 1] + c[0]
         assert y.index == 6 + len(t) - 1
         t.outputs(y)
@@ -236,8 +236,8 @@ def test_elementary_functions_on_plain_numbers_and_arrays():
 def test_object_arrays_of_var():
     A0 = np.array([[1.0, 2.0], [3.0, 4.0]])
     with ad.Tape() as t:
-        A = t.variables(A0)
-        v = t.variables([0.5, -1.0])
+        A = t.variables(A0, array=False)            # object arrays of Var, on request
+        v = t.variables([0.5, -1.0], array=False)
         s = np.sum(A)                               # NumPy reductions
         d = np.dot(A[0], v)
         mv = A @ v                                  # matmul gives an object array of Var

@@ -616,7 +616,7 @@ def test_branch_free_clipping_with_maximum_minimum_and_np_clip_guards():
     def clip_np(x):
         return ad.sum(np.clip(x, -1.0, 1.0) * ad.exp(x))   # NumPy compares: guards
     x0 = np.array([-2.0, 0.5, 1.5])
-    t_ops, t_np = ad.record(clip_ops, x0), ad.record(clip_np, x0)
+    t_ops, t_np = ad.record(clip_ops, x0), ad.record(clip_np, x0, arrays=False)   # NumPy's clip
     assert t_ops.stats()["guards"] == 0 and t_np.stats()["guards"] > 0
     for x in (np.array([0.5, -2.0, 0.25]), np.array([1.5, 1.25, -1.5]), x0):
         assert_allclose(t_ops.gradient(x), clipped_grad(x), rtol=1e-15)
@@ -732,7 +732,7 @@ def relu_sq_guarded(a):
 
 def test_where_on_numpy_bools_of_object_arrays_keeps_their_guards():
     x0 = np.array([1.0, -2.0, 3.0, -0.5])
-    tape = ad.record(relu_sq_guarded, x0)
+    tape = ad.record(relu_sq_guarded, x0, arrays=False)          # object arrays' comparisons
     assert tape.stats()["guards"] == 4
     x = np.array([-1.0, 2.0, 3.0, 4.0])
     assert_array_equal(tape(x), np.where(x > 0, x ** 2, -x))
@@ -743,7 +743,7 @@ def test_where_on_numpy_bools_of_object_arrays_keeps_their_guards():
 
 def test_where_elementwise_on_object_arrays():
     x0 = np.array([1.0, -2.0, 3.0, -0.5])
-    tape = ad.record(relu_sq, x0)
+    tape = ad.record(relu_sq, x0, arrays=False)        # ad.where over object arrays
     st = tape.stats()
     assert st["guards"] == 0 and st["by_opcode"]["where"] == 4
     for x in (x0, -x0, np.array([0.0, 2.0, -1e-300, 7.0]), np.zeros(4)):
@@ -757,7 +757,7 @@ def test_where_elementwise_on_object_arrays():
     # the NaN side elementwise, with a scalar broadcast in the other operand
     with np.errstate(invalid="ignore"):           # sqrt(-2) on the side not taken
         tape = ad.record(lambda a: ad.sum(ad.where(np.greater(a, 0, dtype=object), ad.sqrt(a),
-                                                   0.0) * a), x0)
+                                                   0.0) * a), x0, arrays=False)
     assert tape.stats()["guards"] == 0
     x = np.array([4.0, -1.0, 0.0, 1.0])
     assert_allclose(tape.gradient(x), [3.0, 0.0, 0.0, 1.5], rtol=1e-15)
@@ -880,5 +880,5 @@ def test_where_operand_with_its_own_comparison():
 
 
 def test_where_elementwise_operand_with_its_own_comparison():
-    tape = ad.record(where_array_ifexp, np.array([6.0, 2.0]))
+    tape = ad.record(where_array_ifexp, np.array([6.0, 2.0]), arrays=False)   # object arrays
     assert_array_equal(tape.forward([6.0, -1.0]), [12.0, 1.0])

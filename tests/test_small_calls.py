@@ -307,7 +307,7 @@ def test_record_in_c_makes_the_general_tape(f, args):
     assert type(y) is float
 
 
-def test_record_in_c_gives_f_vars_and_object_arrays():
+def test_record_in_c_gives_f_vars_and_arrays():
     seen = []
 
     def f(*xs):
@@ -318,9 +318,14 @@ def test_record_in_c_gives_f_vars_and_object_arrays():
     assert seen[-1][0].tape is t and seen[-1][0]._rec is t._rec
     t = ad.record(f, np.array([1.0, 2.0, 3.0]))
     x, = seen[-1]
+    assert type(x) is ad.Array and x.shape == (3,) and x.tape is t and len(x) == 3
+    assert all(type(v) is ad.Var for v in x) and x[2].index == 2 and x[0].tape is t
+    assert x[-1].index == 2 and [v.index for v in reversed(list(x))] == [2, 1, 0]
+    assert ad.record(f, [4.0, 5.0]).gradient().tolist() == [1.0, 0.0]
+    t = ad.record(f, np.array([1.0, 2.0, 3.0]), arrays=False)      # object arrays on request
+    x, = seen[-1]
     assert type(x) is np.ndarray and x.dtype == object and x.shape == (3,)
     assert all(type(v) is ad.Var for v in x) and x[2].index == 2 and x[0].tape is t
-    assert ad.record(f, [4.0, 5.0]).gradient().tolist() == [1.0, 0.0]
 
 
 def test_record_outputs_other_than_one_var_take_the_general_outputs():

@@ -233,7 +233,7 @@ def test_forward_and_reverse_pattern_passes_agree():
         for i in range(0, len(x) - 3, 3):
             y = three(x[i], x[i + 2], x[i + 3])
             out += [y[0] + ad.where(x[i] > 0, x[i + 1], 2.0), y[2] * x[-1], 1.5]
-        return out + [ad.sum(list(x[::7]))]
+        return out + [ad.sum(list(x)[::7])]          # scalar ops (x[::7] would be a block op)
     for m in (10, 70, 200):
         t = ad.record(f, np.linspace(0.5, 1.5, m))
         fwd = _c_pattern(t, 0)

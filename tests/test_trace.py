@@ -157,7 +157,7 @@ def test_point_weights_and_names(seed):
 
 def _mixed(x):
     a = x[0] * x[1] - 2.5 / x[0]
-    b = ad.sum([a, x[1], x[0] * 3.0]) + ad.dot(x, x)
+    b = ad.sum([a, x[1], x[0] * 3.0]) + ad.dot(list(x), list(x))     # the n-ary scalar dot
     c = ad.hypot(a, b) + ad.atan2(x[0], b) + ad.maximum(a, x[1]) + ad.pow(x[1], a)
     return [c * a, x[1] * x[1], 4.0, x[0]]
 
