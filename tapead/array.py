@@ -259,9 +259,9 @@ def _operand(rec, a, what):
         check(lib.tp_const(rec._p, c, code), what)
         return code[0], (), ()
     arr = np.asarray(a)
-    if arr.dtype == object:
+    if arr.dtype == object and all(type(e) is Var or _number(e) is not None for e in arr.flat):
         return _operand(rec, asarray(arr), what)
-    if arr.dtype.kind not in "biuf":
+    if arr.dtype.kind not in "biuf":       # (None is no number: NumPy's float arrays raise too)
         raise TypeError(f"{what} expects ad.Arrays, Vars, real numbers or arrays of them; got "
                         f"{type(a).__name__}")
     flat = np.ascontiguousarray(arr, dtype=np.float64).ravel()

@@ -93,6 +93,11 @@ class ArrayCond:
     def tolist(self):
         return self._values().tolist()
 
+    def __getattr__(self, name):           # the rest of a bool ndarray (sum, mean, T, ...): a guard
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._values(), name)
+
     def astype(self, dtype):
         """float: the 0s and 1s as an ad.Array (no guard); bool: the values (a guard)."""
         if np.dtype(dtype).kind == "f":

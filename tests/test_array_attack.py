@@ -1,0 +1,80 @@
+"""Attacks on ad.Array: hostile calls into the C core, operands and conditions used by Python."""
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import numpy as np
+import pytest
+
+import tapead as ad
+
+X0 = np.array([1.0, -2.0, 3.0, 0.5])
+X1 = np.array([1.0, 2.0, 3.0, 0.5])        # element 1 of x > 0 flips
+
+
+def _run(code):
+    """code in a fresh interpreter (a crash must not take the suite down): its stdout."""
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
+
+
+# ---- the C core: counts that would overflow its sizes are refused before anything is read ----------
+def test_const_block_count_overflow_is_refused():
+    out = _run("""
+        from tapead._core import ffi, lib
+        t = lib.tp_new()
+        assert lib.tp_claim(t) == 0
+        first, buf = ffi.new("int32_t *"), ffi.new("double[]", 4)
+        assert lib.tp_const_block(t, buf, 4, first) == 0
+        print(lib.tp_const_block(t, buf, 2 ** 63 - 2, first) == lib.TP_ETOOBIG,
+              lib.tp_const_block(t, buf, 2 ** 31 + 5, first) == lib.TP_ETOOBIG)
+        lib.tp_free(t)
+    """)
+    assert out.split() == ["True", "True"]
+
+
+def test_indices_count_overflow_is_refused():
+    out = _run("""
+        from tapead._core import ffi, lib
+        t = lib.tp_new()
+        assert lib.tp_claim(t) == 0
+        idx = ffi.new("int64_t[]", [0, 0, 0, 0])
+        assert lib.tp_indices(t, idx, 4) == 0
+        print(lib.tp_indices(t, idx, 2 ** 63 - 1) == lib.TP_ETOOBIG)
+        lib.tp_free(t)
+    """)
+    assert out.split() == ["True"]
+
+
+# ---- operands: None is no number ---------------------------------------------------------------------
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("other", [None, [None, 1.0, 2.0], np.array([1, None, 3], dtype=object)])
+def test_none_operand_raises_not_nan(other):
+    with ad.Tape() as t:
+        x = t.variables(np.arange(3.0), array=True)
+        with pytest.raises(TypeError, match="real numbers"):
+            x + other
+        with pytest.raises(TypeError, match="real numbers"):
+            np.maximum(x, other)
+        assert np.array_equal((x + np.array([1, x[0], 3], dtype=object)).value, [1.0, 1.0, 5.0])
+
+
+# ---- comparisons used by Python: NumPy's bool-array methods, each a guard ---------------------------
+@pytest.mark.parametrize("use", [lambda c: c.sum(), lambda c: int(c.sum()), lambda c: c.mean(),
+                                 lambda c: c.T[1], lambda c: c.argmax(), lambda c: c.sum(axis=0)])
+def test_condition_methods_guard(use):
+    def f(x):
+        return x[0] * float(use(x > 0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t = ad.record(f, X0, arrays=True)
+        assert t.forward(X1) == ad.record(f, X1, arrays=True).forward(X1)
+        assert t.stats()["rerecords"] == 1
+        with ad.Tape() as t2:
+            x = t2.variables(X0, array=True)
+            t2.outputs(f(x))
+        with pytest.raises(ad.BranchChanged):
+            t2.forward(X1)
