@@ -109,10 +109,10 @@ class ArrayCond:
         return compare(Op.EQ, self._arr, 0.0)
 
     def __and__(self, other):
-        return compare(Op.NE, _map(int(Op.MUL), self, _bits(other), array=True), 0.0)
+        return compare(Op.NE, _map(int(Op.MUL), self._arr, _bits(other), array=True), 0.0)
 
     def __or__(self, other):
-        return compare(Op.NE, _map(int(Op.MAX), self, _bits(other), array=True), 0.0)
+        return compare(Op.NE, _map(int(Op.MAX), self._arr, _bits(other), array=True), 0.0)
 
     def __xor__(self, other):
         return compare(Op.NE, self._arr, _bits(other))
@@ -169,14 +169,15 @@ def _bits(c):
     return np.asarray(c, dtype=bool).astype(np.float64)
 
 
+def _sym(method):
+    """A binary &, |, ^ called with the ArrayCond first (they are symmetric)."""
+    return lambda a, b: method(a, b) if isinstance(a, ArrayCond) else method(b, a)
+
+
 _LOGICAL = {np.logical_not: lambda a: ~a, np.invert: lambda a: ~a,
-            np.logical_and: lambda a, b: _cond(a) & b, np.bitwise_and: lambda a, b: _cond(a) & b,
-            np.logical_or: lambda a, b: _cond(a) | b, np.bitwise_or: lambda a, b: _cond(a) | b,
-            np.logical_xor: lambda a, b: _cond(a) ^ b, np.bitwise_xor: lambda a, b: _cond(a) ^ b}
-
-
-def _cond(a):
-    return a if isinstance(a, ArrayCond) else compare(Op.NE, np.asarray(a, dtype=float), 0.0)
+            np.logical_and: _sym(ArrayCond.__and__), np.bitwise_and: _sym(ArrayCond.__and__),
+            np.logical_or: _sym(ArrayCond.__or__), np.bitwise_or: _sym(ArrayCond.__or__),
+            np.logical_xor: _sym(ArrayCond.__xor__), np.bitwise_xor: _sym(ArrayCond.__xor__)}
 
 
 def compare(op, a, b):

@@ -78,3 +78,25 @@ def test_condition_methods_guard(use):
             t2.outputs(f(x))
         with pytest.raises(ad.BranchChanged):
             t2.forward(X1)
+
+
+# ---- comparisons combined with NumPy bool masks and Python bools: conditions, no guard ---------------
+MASK = np.array([True, False, True, True])
+
+
+@pytest.mark.parametrize("combine", [lambda c: c & MASK, lambda c: MASK & c, lambda c: MASK | c,
+                                     lambda c: c | MASK, lambda c: MASK ^ c, lambda c: True & c,
+                                     lambda c: c | False, lambda c: np.logical_and(MASK, c),
+                                     lambda c: np.logical_or(c, MASK), lambda c: np.logical_xor(MASK, c)])
+def test_condition_combined_with_mask(combine):
+    def f(x):
+        return np.sum(np.where(combine(x > 0), x ** 2, -x))
+
+    def plain(x):
+        return np.sum(np.where(combine(x > 0), x ** 2, -x))
+    t = ad.record(f, X0, arrays=True)
+    for x in (X0, X1):
+        assert t.forward(x) == pytest.approx(plain(x))
+        c = np.asarray(combine(x > 0), dtype=float)
+        assert np.allclose(t.gradient(x), c * 2 * x - (1 - c))
+    assert t.stats()["rerecords"] == 0 and t.stats()["guards"] == 0
