@@ -4,6 +4,7 @@ A plain module (not conftest) so the benchmark files can import it by name.
 """
 import math
 import os
+import time
 import timeit
 
 import numpy as np
@@ -76,6 +77,16 @@ def best_of(fn, budget=1.5, min_repeat=15, sample=1e-4):
         number *= 10
     repeat = max(min_repeat, int(budget / max(t, 1e-9)))
     return min(timer.repeat(repeat=repeat, number=number)) / number
+
+
+def least_time(fn, repeat=1):
+    """Least of `repeat` single timings of fn() (for calls of a second or more)."""
+    out = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return min(out)
 
 
 def best(benchmark):

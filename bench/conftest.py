@@ -20,6 +20,7 @@ The modes, problem-suite and peer benchmarks add:
 The problems, their oracles and the timing helpers are in benchlib.py. Times are per call, in
 seconds; "best" is the minimum over rounds (the usual estimator on a noisy shared machine).
 """
+import functools
 import math
 import os
 
@@ -68,16 +69,13 @@ def plain():
 @pytest.fixture(scope="session")
 def rosen_tape():
     """rosen_tape(n) -> (tape, x) recorded once per session."""
-    cache = {}
-
+    @functools.cache
     def get(n):
-        if n not in cache:
-            x = rosen_point(n)
-            cache[n] = (ad.record(rosen_loop, x), x)
-        return cache[n]
+        x = rosen_point(n)
+        return ad.record(rosen_loop, x), x
 
     yield get
-    cache.clear()
+    get.cache_clear()
 
 
 # ---- the 10**8-operation benchmark: opt-in ----------------------------------------------------

@@ -18,11 +18,12 @@ def peer_data(benchmarks):
 
 
 def problem_data(benchmarks):
-    """{(problem, size): {"cold"|"warm"|"sparse": (min seconds, extra_info)}}."""
+    """{(problem, size): {"cold"|"warm"|"sparse"|"optimized": (min seconds, extra_info)}}."""
     out = {}
     for b in benchmarks:
         e = b["extra_info"]
-        if e.get("kind") in ("problem_cold", "problem_warm", "problem_sparse"):
+        if e.get("kind") in ("problem_cold", "problem_warm", "problem_sparse",
+                             "problem_optimized"):
             out.setdefault((e["problem"], e["size"]), {})[e["kind"][8:]] = (b["stats"]["min"], e)
     return out
 
@@ -32,32 +33,39 @@ def problems_section(probs):
     out = ["## Problem suite (CppAD's speed tests)\n",
            "cold = `ad.record(f, x0)` + the first derivative; warm = the derivative replayed "
            "from the tape at a new point; plain = one evaluation of the same Python f on floats "
-           "in the same run; ns/op = time / len(tape); sparse = the warm derivative with "
-           "`sparse=True` (directions: forward + reverse colours of a Jacobian, or a Hessian's)."
-           "\n",
+           "in the same run; ns/op = time / len(tape); optimised = the warm derivative from "
+           "`t.optimize()` of the same recording (its operations; speed-up = the unoptimised "
+           "tape's time over the optimised one's, the two timed round-robin in one test); "
+           "sparse = the warm derivative with `sparse=True` (directions: forward + reverse "
+           "colours of a Jacobian, or a Hessian's).\n",
            "| problem | size | derivative | ops | plain f | cold | cold / plain | cold ns/op | "
-           "warm | warm / plain | warm ns/op | sparse (directions) |",
-           "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+           "warm | warm / plain | warm ns/op | optimised (ops) | speed-up | "
+           "sparse (directions) |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | "
+           "--- |"]
     rerecorded = False
     for (name, size), d in sorted(probs.items()):
-        c, w, sp = d.get("cold"), d.get("warm"), d.get("sparse")
-        e = (c or w or sp)[1]
+        c, w, sp, o = d.get("cold"), d.get("warm"), d.get("sparse"), d.get("optimized")
+        e = (c or w or sp or o)[1]
         dirs = sp and sp[1].get("colours")
         dirs = "+".join(map(str, dirs)) if isinstance(dirs, list) else dirs
         sparse = "–" if sp is None else f"{fmt_time(sp[0])} ({dirs})"
+        optimized = "– | –" if o is None else (
+            f"{fmt_time(o[0])} ({o[1]['ops_optimized']:,}) | "
+            + (f"{o[1]['speedup']:.3g}×" if o[1].get("speedup") else "–"))
         cell = lambda x, k: "–" if x is None else (                 # noqa: E731
             fmt_time(x[0]) if k == "t" else f"{x[1]['ratio_to_plain']:.3g}×" if k == "r"
             else f"{x[1]['ns_per_op']:.1f}")
-        mark = " †" if w and w[1].get("rerecords_at_x1") else ""
+        mark = " †" if any(x and x[1].get("rerecords_at_x1") for x in (w, o)) else ""
         rerecorded = rerecorded or bool(mark)
         out.append(f"| {name} | {size} | {e['derivative']} | {e['ops']:,} | "
                    f"{fmt_time(e['plain_s'])} | {cell(c, 't')} | {cell(c, 'r')} | "
                    f"{cell(c, 'n')} | {cell(w, 't')}{mark} | {cell(w, 'r')} | {cell(w, 'n')} | "
-                   f"{sparse} |")
+                   f"{optimized} | {sparse} |")
     if rerecorded:
         out.append("\n† a branch guard (a pivot comparison) flipped at the new point: the first "
                    "replay re-recorded the tape there, and the timed replays ran the re-recorded "
-                   "tape.")
+                   "tape (optimised again, in the optimised column).")
     out.append("")
     return out
 

@@ -9,14 +9,13 @@ primal and gradient sweeps are timed best-of-3 and reported in ns/op with the pe
 """
 import gc
 import resource
-import time
 
 import numpy as np
 import pytest
 from scipy.optimize import rosen, rosen_der
 
 import tapead as ad
-from benchlib import HUGE_N, assert_grad, rosen_loop, rosen_ops, rosen_point
+from benchlib import HUGE_N, assert_grad, least_time, rosen_loop, rosen_ops, rosen_point
 
 
 def _status_kb(field):
@@ -47,15 +46,6 @@ def _peak_rss_bytes():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def _best(fn, repeat=3):
-    ts = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return min(ts)
-
-
 @pytest.mark.huge
 @pytest.mark.benchmark(group="huge 10^8 ops", warmup=False)
 def test_huge_tape(benchmark):
@@ -74,8 +64,8 @@ def test_huge_tape(benchmark):
     assert_grad(tape.gradient(x), rosen_der(x))                       # the timed recording
     np.testing.assert_allclose(tape.forward(x_new), rosen(x_new), rtol=1e-11)
 
-    t_primal = _best(lambda: tape.forward(x_new))
-    t_grad = _best(lambda: tape.gradient(x_new))
+    t_primal = least_time(lambda: tape.forward(x_new), repeat=3)
+    t_grad = least_time(lambda: tape.gradient(x_new), repeat=3)
     peak = _peak_rss_bytes()
     benchmark.extra_info.update(
         kind="huge", problem=f"rosen-{n}", ops=ops, nbytes=tape.nbytes,

@@ -21,6 +21,8 @@ operation visits of one call (tape.stats()["swept"] deltas). The auto benchmark 
 three modes round-robin (benchlib.interleaved_best) so that "auto vs the faster mode" is judged on
 measurements taken side by side under the same machine load.
 """
+import functools
+
 import numpy as np
 import pytest
 
@@ -57,16 +59,13 @@ MODES_MARK = pytest.mark.benchmark(max_time=0.1, min_rounds=5, warmup=False)
 @pytest.fixture(scope="session")
 def chain_tape():
     """chain_tape(m, n) -> (tape, x): the family recorded once per session."""
-    cache = {}
-
+    @functools.cache
     def get(m, n):
-        if (m, n) not in cache:
-            x = chain_point(m)
-            cache[(m, n)] = (ad.record(lambda v: chain_family(list(v), n), x), x)
-        return cache[(m, n)]
+        x = chain_point(m)
+        return ad.record(lambda v: chain_family(list(v), n), x), x
 
     yield get
-    cache.clear()
+    get.cache_clear()
 
 
 @MODES_MARK

@@ -16,6 +16,8 @@ ratios come from benchlib.interleaved_best (both sides timed round-robin right a
 benchmark, so that both see the same machine load), the side the benchmark timed taking the
 lesser of that and the benchmark's own best.
 """
+import functools
+
 import numpy as np
 import pytest
 
@@ -31,17 +33,14 @@ TARGETS = {"det_minor_gradient": 10.0, "casadi": 20.0, "sparse_jacobian": 3.0, "
 @pytest.fixture(scope="module")
 def tapes():
     """tapes(name, size) -> (problem, tape, optimised tape), recorded once per module."""
-    cache = {}
-
+    @functools.cache
     def get(name, size):
-        if (name, size) not in cache:
-            p = make(name, size)
-            t = peers.get("tapead").record(p, p.x0)
-            cache[name, size] = (p, t, t.optimize())
-        return cache[name, size]
+        p = make(name, size)
+        t = peers.get("tapead").record(p, p.x0)
+        return p, t, t.optimize()
 
     yield get
-    cache.clear()
+    get.cache_clear()
 
 
 def describe(benchmark, kind, p, t, o, **more):

@@ -6,8 +6,11 @@ For every problem and size:
 - warm: the derivative replayed from the same tape at a new point x1;
 - sparse (Jacobian and Hessian problems): the warm derivative with ``sparse=True`` (a
   scipy.sparse array from one direction per colour; the pattern and colouring found on an
-  untimed first call), extra_info "colours".
-Both are checked against the problem's oracle before they are timed (det_lu: its pivot
+  untimed first call), extra_info "colours";
+- optimized: the warm derivative from ``t.optimize()`` of the same recording, extra_info
+  "ops_optimized" and "speedup" (the unoptimised tape's time over the optimised one's, the two
+  timed round-robin in the same test: benchlib.interleaved_best).
+Each is checked against the problem's oracle before it is timed (det_lu: its pivot
 comparisons are branch guards on the tape; when one flips at x1 the tape re-records itself there
 on the first replay, counted in extra_info "rerecords_at_x1", and the timed replays that follow
 run the re-recorded tape). extra_info holds len(tape), ns per operation, and
@@ -19,6 +22,7 @@ Default sizes keep the run short; ``--full`` adds the larger ones.
 import pytest
 
 import peers
+from benchlib import interleaved_best
 from problems import make
 
 FULL = pytest.mark.full
@@ -99,3 +103,28 @@ def test_problem_sparse(benchmark, name, size, problem_plain):
     info["colours"] = list(colours) if isinstance(colours, tuple) else colours
     benchmark(derivative, p.x1, sparse=True)
     finish(benchmark, info, ops, plain_s)
+
+
+@WARM
+@pytest.mark.parametrize("name, size", PARAMS)
+def test_problem_optimized(benchmark, name, size, problem_plain):
+    """The warm derivative of the optimised tape (t.optimize()), and its speed-up over the same
+    recording unoptimised: both timed round-robin, alike (the benchmark's own rounds, which
+    only the optimised side has, stay out of the ratio)."""
+    p, tapead = make(name, size), peers.get("tapead")
+    replay = tapead.prepare(p)
+    optimized = replay.tape.optimize()
+
+    def replay_optimized(x):
+        return tapead.derivative(p, optimized, x)
+    p.check(replay_optimized(p.x1), p.x1, "tapead optimised")
+    p.check(replay(p.x1), p.x1, "tapead warm")       # where a guard flips, both re-record here
+    ops, plain_s = len(replay.tape), problem_plain(p)
+    info = describe(benchmark, p, "optimized", ops, plain_s)
+    info.update(ops_optimized=len(optimized), rerecords_at_x1=optimized.stats()["rerecords"])
+    benchmark(replay_optimized, p.x1)
+    finish(benchmark, info, ops, plain_s)
+    it = interleaved_best({"optimized": lambda: replay_optimized(p.x1),
+                           "original": lambda: replay(p.x1)}, rounds=21)
+    info.update(optimized_s=it["optimized"], original_s=it["original"],
+                speedup=it["original"] / it["optimized"])

@@ -15,12 +15,14 @@ the exact quartic Taylor polynomial of Rosenbrock along v) before it is timed. T
 benchlib.best_of (the estimator of the benchmarks' min); ratio, target and whether it is met go
 to benchmark.extra_info.
 """
+import functools
+
 import numpy as np
 import pytest
 from scipy.optimize import rosen, rosen_der, rosen_hess, rosen_hess_prod
 
 import tapead as ad
-from benchlib import best, best_of, rosen_loop, rosen_point
+from benchlib import best, best_of, rosen_loop, rosen_point, visits_of
 
 HVP_N = (10**4, 10**5)
 HESSIAN_N = 100
@@ -41,23 +43,12 @@ def _exp(n):
 @pytest.fixture(scope="module")
 def tapes():
     """tapes(n) -> Rosenbrock tape recorded once per module at rosen_point(n)."""
-    cache = {}
-
+    @functools.cache
     def get(n):
-        if n not in cache:
-            cache[n] = ad.record(rosen_loop, rosen_point(n))
-        return cache[n]
+        return ad.record(rosen_loop, rosen_point(n))
 
     yield get
-    cache.clear()
-
-
-def visits(tape, call):
-    """Operation visits one call() adds, by sweep kind."""
-    before = dict(tape.stats()["swept"])
-    call()
-    after = tape.stats()["swept"]
-    return {k: after[k] - before[k] for k in after}
+    get.cache_clear()
 
 
 def store(benchmark, baseline_name, baseline, target, **more):
@@ -97,7 +88,7 @@ def test_hvp_vs_gradient(benchmark, n, tapes):
     want = rosen_hess_prod(x, v)
     np.testing.assert_allclose(hv, want, rtol=1e-12, atol=1e-12 * np.abs(want).max())
     np.testing.assert_allclose(tape.gradient(x), rosen_der(x), rtol=1e-12, atol=1e-10)
-    seen = visits(tape, lambda: tape.hvp(x, v))
+    seen = visits_of(tape, lambda: tape.hvp(x, v))
     assert seen["second_order"] == len(tape)
     benchmark.group = f"second order n={_exp(n)}"
     benchmark(tape.hvp, x, v)
@@ -119,7 +110,7 @@ def test_hessian_vs_gradient(benchmark, tapes):
     want = rosen_hess(x)
     np.testing.assert_allclose(H, want, rtol=1e-12, atol=1e-13 * np.abs(want).max())
     assert np.array_equal(H, H.T)
-    seen = visits(tape, lambda: tape.hessian(x))
+    seen = visits_of(tape, lambda: tape.hessian(x))
     assert seen["second_order"] == tape._rec.colouring.p * len(tape) == 3 * len(tape)
     benchmark.group = f"hessian n={n}"
     benchmark(tape.hessian, x)
@@ -147,7 +138,7 @@ def test_taylor_vs_primal(benchmark, n, d, tapes):
     np.testing.assert_allclose(y, exact, rtol=1e-11, atol=1e-12 * scale)
     np.testing.assert_allclose(y[0], rosen(x), rtol=1e-12)
     np.testing.assert_allclose(2 * y[2], v @ rosen_hess_prod(x, v), rtol=1e-10)
-    seen = visits(tape, lambda: tape.taylor(x, v, order=d))
+    seen = visits_of(tape, lambda: tape.taylor(x, v, order=d))
     assert seen["taylor"] == len(tape)
     benchmark.group = f"taylor n={_exp(n)}"
     benchmark(tape.taylor, x, v, d)

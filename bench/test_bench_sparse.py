@@ -15,14 +15,13 @@ against its closed form (and the dense Jacobian) first. extra_info (kind "sparse
 (forward, reverse), the dense time "dense_s", speedup = dense / sparse and its goal
 "target_speedup" (bench/report_targets.py's "sparse Jacobians" rows).
 """
-import time
 import types
 
 import numpy as np
 import pytest
 
 import tapead as ad
-from benchlib import best, best_of
+from benchlib import best, best_of, least_time
 from problems import _sparse_jacobian_jac, make_f_sparse_jacobian, sparse_jacobian_pattern
 
 WARM = pytest.mark.benchmark(min_time=2e-4, max_time=1.0, min_rounds=10, warmup=True,
@@ -43,21 +42,9 @@ def arrowhead(x):
     return [ad.sum([xi * xi for xi in x])] + [x[0] * x[i] + ad.exp(x[i]) for i in range(1, len(x))]
 
 
-def timed_once(fn, repeat=1):
-    """Least of `repeat` single timings (for calls of a second or more)."""
-    out = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return min(out)
-
-
 def first_call(tape, x):
     """Seconds of the first sparse Jacobian of a recording: pattern, colouring and sweeps."""
-    t0 = time.perf_counter()
-    tape.jacobian(x, sparse=True)
-    return time.perf_counter() - t0
+    return least_time(lambda: tape.jacobian(x, sparse=True))
 
 
 def store(benchmark, tape, dense_s, target, **more):
@@ -88,7 +75,7 @@ def test_sparse_tridiagonal(benchmark):
     def dense():
         nonlocal J
         J = tape.jacobian(x)
-    dense_s = timed_once(dense)
+    dense_s = least_time(dense)
     assert np.array_equal(S.toarray(), J)
     del J
     benchmark(tape.jacobian, x, sparse=True)
@@ -110,7 +97,7 @@ def test_sparse_cppad_jacobian(benchmark):
     np.testing.assert_allclose(S.toarray(), _sparse_jacobian_jac(x, m, row, col), rtol=1e-12,
                                atol=1e-12)
     assert np.array_equal(S.toarray(), tape.jacobian(x))
-    dense_s = timed_once(lambda: tape.jacobian(x), repeat=3)
+    dense_s = least_time(lambda: tape.jacobian(x), repeat=3)
     benchmark(tape.jacobian, x, sparse=True)
     store(benchmark, tape, dense_s, CPPAD_TARGET, problem=f"sparse_jacobian-{n} (m={m})",
           first_call_s=first, outputs=m, K=len(row))

@@ -6,13 +6,16 @@
  * Per point, every result is computed exactly as the one-point sweeps compute it (same rules,
  * same order, the same blocks of directions for a tape with primitives), so batched results equal
  * a loop of one-point calls to the last bit. A point whose branch guard flips is marked in flips
- * and left out; a primitive's Python rules are called once per point (points marked are skipped).
+ * and left out; a vectorized primitive's Python rules are called once per tile (per direction)
+ * with its points, any other primitive's once per point (points marked are skipped).
  * Threads: each call is single-threaded; tapead/batch.py spreads tiles of many points over
  * threads (the GIL is released during the call).
  */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include "sweeps.h"
+#include "block.h"
 #include "rules.h"
 #include "batch.h"
 #include "callback.h"
@@ -49,15 +52,91 @@ static inline double times(double d, double p)
     AV[is_ * S + b] += AV[iz * S + b]; \
     for (int64_t j = 0; j < K; j++) DOT_(is_, j) += DOT_(iz, j); }
 
-/* ---- primitives: the user's rules once per point (primitive.c's, on the batch layout) ------- */
+/* ---- primitives: the user's rules per tile or per point (primitive.c's, batch layout) ------- */
 enum { EVAL, JVP, VJP };
+
+/* The call as bcall below, but one Python call per tile (per direction for JVP and VJP) with
+ * the points that need it, for a vectorized primitive; 1: the primitive is not one. Per point it
+ * does what bcall does: the same rule results go to the same places, in the same order. */
+static int bcall_vec(int mode, const double *V, double *X, int64_t S, int64_t np, int64_t K,
+                     const uint8_t *M, const int32_t *q, int32_t nq, int32_t iz, work_t *wk)
+{
+    const int64_t n = q[0], k = nq - 2, big = k > n ? k : n;
+    const int prim = (int)V[(int64_t)q[1] * S];
+    double *x = work_buf(wk, W_PRIM, np * (k + 2 * big) + np);
+    if (!x) return TP_ENOMEM;
+    double *in = x + np * k, *out = in + np * big, *pt = out + np * big;   /* pt: point numbers */
+    (void)K;
+    int64_t nl = 0;
+    for (int64_t b = 0; b < np; b++) {
+        if (M[b]) {
+            if (mode == EVAL) for (int64_t o = 0; o < n; o++) X[(iz + o) * S + b] = NAN;
+            if (mode == JVP)
+                for (int64_t o = 0; o < n * K; o++) X[((int64_t)iz * K + o) * S + b] = 0.0;
+            continue;
+        }
+        int zero = mode == VJP;                  /* no adjoint reaches it: the rule is not asked */
+        for (int64_t o = 0; o < n * K && zero; o++) zero = X[((int64_t)iz * K + o) * S + b] == 0.0;
+        if (zero) continue;
+        for (int64_t i = 0; i < k; i++) x[nl * k + i] = V[(int64_t)q[2 + i] * S + b];
+        pt[nl++] = (double)b;
+    }
+    if (!nl) return TP_OK;
+    if (mode == EVAL) {
+        int rc = tp_py_call_batch(prim, EVAL, nl, k, x, n, NULL, out);
+        if (rc) return rc > 0 ? 1 : TP_ECALLBACK;
+        for (int64_t l = 0; l < nl; l++)
+            for (int64_t o = 0; o < n; o++) X[(iz + o) * S + (int64_t)pt[l]] = out[l * n + o];
+        return TP_OK;
+    }
+    const int64_t rows = mode == JVP ? k : n, cols = mode == JVP ? n : k;
+    for (int64_t j = 0; j < K; j++) {
+        int64_t nd = 0, keep[TILE_MAX];          /* the points whose direction j is not zero */
+        for (int64_t l = 0; l < nl; l++) {
+            const int64_t b = (int64_t)pt[l];
+            int any = 0;
+            for (int64_t i = 0; i < rows; i++) {
+                const int32_t s = mode == JVP ? q[2 + i] : iz + (int32_t)i;
+                in[nd * rows + i] = X[((int64_t)s * K + j) * S + b];
+                any |= in[nd * rows + i] != 0.0;
+            }
+            if (!any) {                          /* a zero direction: a zero result */
+                for (int64_t c = 0; c < cols; c++) {
+                    if (mode == JVP) X[((iz + c) * K + j) * S + b] = 0.0;
+                    else X[((int64_t)q[2 + c] * K + j) * S + b] += 0.0;
+                }
+                continue;
+            }
+            keep[nd++] = l;
+        }
+        if (!nd) continue;
+        double *sub = work_buf(wk, W_BLOCK, nd * (k + cols));
+        if (!sub) return TP_ENOMEM;
+        for (int64_t d = 0; d < nd; d++)
+            memcpy(sub + d * k, x + keep[d] * k, (size_t)k * sizeof *x);
+        double *res = sub + nd * k;
+        int rc = tp_py_call_batch(prim, mode, nd, k, sub, n, in, res);
+        if (rc) return rc > 0 ? 1 : TP_ECALLBACK;
+        for (int64_t d = 0; d < nd; d++) {
+            const int64_t b = (int64_t)pt[keep[d]];
+            for (int64_t c = 0; c < cols; c++) {
+                if (mode == JVP) X[((iz + c) * K + j) * S + b] = res[d * cols + c];
+                else X[((int64_t)q[2 + c] * K + j) * S + b] += res[d * cols + c];
+            }
+        }
+    }
+    return TP_OK;
+}
 
 /* mode EVAL: the values of the call's outputs into X (V itself); JVP: their tangents in X; VJP:
  * adds to X (the adjoints) the inputs'. q: the call's words (q[0] its outputs, q[1] its id, then
- * its inputs). */
+ * its inputs). A vectorized primitive gets the tile's points in one call (bcall_vec); any other
+ * its points one by one. */
 static int bcall(int mode, const double *V, double *X, int64_t S, int64_t np, int64_t K,
                  const uint8_t *M, const int32_t *q, int32_t nq, int32_t iz, work_t *wk)
 {
+    int rc_ = bcall_vec(mode, V, X, S, np, K, M, q, nq, iz, wk);
+    if (rc_ != 1) return rc_;
     const int64_t n = q[0], k = nq - 2, big = (k > n ? k : n) * K;
     const int prim = (int)V[(int64_t)q[1] * S];
     double *x = work_buf(wk, W_PRIM, k + 2 * big);
@@ -94,6 +173,181 @@ static int bcall(int mode, const double *V, double *X, int64_t S, int64_t np, in
     return TP_OK;
 }
 
+/* ---- array block ops: each point through the one-point kernels (block.c, matmul.c) ----------
+ * Any block op, present or future, whose kernels touch only its operand blocks and its results:
+ * per op and tile, the blocks' spans of operand codes are merged into intervals and laid out in
+ * a compact local buffer (constants below 0, variables from 0, then the results), the op's words
+ * rewritten for it; per point, the values (tangents, adjoints) of the intervals are gathered
+ * there, the kernel runs as in a one-point sweep, and what it wrote is put back. Adjoints are
+ * gathered and put back whole, so each is summed in the one-point sweep's order: the same bits. */
+enum { B_PRIMAL, B_TANGENT, B_ADJOINT, B_SECOND };
+
+typedef struct { int64_t lo, hi, at; } ival_t;        /* codes lo..hi at local slot at.. */
+
+typedef struct {
+    int32_t *w;              /* the op's words rewritten: n, q'.., n (w + 1: q') */
+    ival_t *iv; int64_t niv; /* intervals, constants' first */
+    int64_t lc, lv, r;       /* constant slots, variable slots, results */
+} blayout_t;
+
+static int by_lo(const void *a, const void *b)
+{
+    const ival_t *x = a, *y = b;
+    return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+/* The layout of the block op whose words (after n) are q, from scratch mem (room: blayout_room) */
+static int64_t blayout_room(int32_t n) { return 4 * (int64_t)n + 16; }   /* in int64 words */
+
+static void blayout(const tp_tape *t, const int32_t *q, int32_t iz, int64_t *mem, blayout_t *L)
+{
+    const int32_t n = q[-1];
+    const int64_t nb = (n - 3) / 2;
+    ival_t *sp = (ival_t *)mem;                          /* nb spans, then merged in place */
+    int32_t *w = (int32_t *)(sp + nb + 1);
+    int64_t k = 0;
+    memcpy(w, q - 1, (size_t)(n + 2) * sizeof *w);
+    for (int64_t i = 0; i < nb; i++) {
+        int64_t lo, hi;
+        if (!tp_span(t, q + 3 + 2 * i, &lo, &hi)) { w[4 + 2 * i] = 0; continue; }
+        sp[k].lo = lo; sp[k].hi = hi; sp[k].at = i; k++;
+    }
+    qsort(sp, (size_t)k, sizeof *sp, by_lo);
+    /* merge: codes ascend, constants (negative) first; an interval never crosses 0 */
+    int64_t m = 0;
+    for (int64_t j = 0; j < k; j++) {
+        if (m && sp[j].lo <= sp[m - 1].hi + 1 && (sp[j].lo < 0) == (sp[m - 1].lo < 0)) {
+            if (sp[j].hi > sp[m - 1].hi) sp[m - 1].hi = sp[j].hi;
+        } else sp[m++] = (ival_t){sp[j].lo, sp[j].hi, 0};
+    }
+    int64_t lc = 0, lv = 0;
+    for (int64_t j = 0; j < m; j++) {
+        const int64_t len = sp[j].hi - sp[j].lo + 1;
+        if (sp[j].lo < 0) { sp[j].at = lc; lc += len; } else { sp[j].at = lv; lv += len; }
+    }
+    for (int64_t j = 0; j < m; j++) if (sp[j].lo < 0) sp[j].at -= lc;   /* -lc .. -1 */
+    for (int64_t i = 0; i < nb; i++) {                   /* each operand's first, relocated */
+        int64_t f = q[3 + 2 * i], flo, fhi;
+        if (!tp_span(t, q + 3 + 2 * i, &flo, &fhi)) continue;
+        int64_t lo = 0, hi = m - 1;                      /* the interval holding f */
+        while (lo < hi) {
+            int64_t mid = (lo + hi + 1) / 2;
+            if (sp[mid].lo <= f) lo = mid; else hi = mid - 1;
+        }
+        w[4 + 2 * i] = (int32_t)(sp[lo].at + (f - sp[lo].lo));
+    }
+    L->w = w; L->iv = sp; L->niv = m; L->lc = lc; L->lv = lv; L->r = q[0];
+    (void)iz;
+}
+
+/* per point b: slot codes c of the intervals <-> local slots; X holds K per slot (stride S);
+ * vars_only: the constants' local slots start at zero instead */
+static void gather(const blayout_t *L, const double *X, int64_t K, int64_t S, int64_t b,
+                   double *loc, int vars_only)
+{
+    for (int64_t j = 0; j < L->niv; j++) {
+        const ival_t *v = &L->iv[j];
+        double *d = loc + v->at * K;
+        if (vars_only && v->lo < 0) {                    /* constants' adjoints: a zero start */
+            memset(d, 0, (size_t)((v->hi - v->lo + 1) * K) * sizeof *d);
+            continue;
+        }
+        const double *s = X + v->lo * K * S + b;
+        for (int64_t e = 0; e < (v->hi - v->lo + 1) * K; e++) d[e] = s[e * S];
+    }
+}
+
+static void scatter(const blayout_t *L, double *X, int64_t K, int64_t S, int64_t b,
+                    const double *loc)
+{
+    for (int64_t j = 0; j < L->niv; j++) {
+        const ival_t *v = &L->iv[j];
+        if (v->lo < 0) continue;                         /* constants' adjoints: not kept */
+        const double *s = loc + v->at * K;
+        double *d = X + v->lo * K * S + b;
+        for (int64_t e = 0; e < (v->hi - v->lo + 1) * K; e++) d[e * S] = s[e];
+    }
+}
+
+/* the results iz .. iz+r-1 (K per slot) between X at point b and the local slots */
+static void results_in(const blayout_t *L, const double *X, int64_t K, int64_t S, int64_t b,
+                       int32_t iz, double *loc)
+{
+    double *d = loc + L->lv * K;
+    const double *s = X + (int64_t)iz * K * S + b;
+    for (int64_t e = 0; e < L->r * K; e++) d[e] = s[e * S];
+}
+
+static void results_out(const blayout_t *L, double *X, int64_t K, int64_t S, int64_t b,
+                        int32_t iz, const double *loc)
+{
+    const double *s = loc + L->lv * K;
+    double *d = X + (int64_t)iz * K * S + b;
+    for (int64_t e = 0; e < L->r * K; e++) d[e * S] = s[e];
+}
+
+/* Block op op (words p: n first) with first result iz over the tile's points, in one mode:
+ * B_PRIMAL fills V's results (a kernel's TP_EBRANCH marks the point in M); B_TANGENT T's;
+ * B_ADJOINT adds to the operands' adjoints A and zeroes the results'; B_SECOND adds to AV
+ * (one per slot) and D. */
+static int bblock(int mode, const tp_tape *t, int op, const int32_t *p, int32_t iz, double *V,
+                  double *T, double *A, double *D, int64_t K, int64_t S, int64_t np,
+                  uint8_t *M, work_t *wk)
+{
+    int64_t *mem = (int64_t *)work_buf(wk, W_BLOCK, blayout_room(p[0]));
+    if (!mem) return TP_ENOMEM;
+    blayout_t L;
+    blayout(t, p + 1, iz, mem, &L);
+    /* local slots: values, then K tangents (or adjoints) each, then K adjoint tangents and one
+     * adjoint each (second order); each region's slot 0 after its constants */
+    const int64_t ns = L.lc + L.lv + L.r;
+    const int64_t need = ns * (1 + (mode == B_PRIMAL ? 0 : mode == B_SECOND ? 2 * K + 1 : K));
+    double *buf = work_buf(wk, W_PRIM, need);
+    if (!buf) return TP_ENOMEM;
+    const int32_t *q = L.w + 1, izl = (int32_t)L.lv;
+    double *Vl = buf + L.lc, *Xl = buf + ns + L.lc * K, *Dl = Xl + ns * K;
+    double *Al = Dl + ns * K - L.lc * K + L.lc;
+    for (int64_t b = 0; b < np; b++) {
+        int rc;
+        gather(&L, V, 1, S, b, Vl, 0);
+        if (mode == B_PRIMAL) {
+            rc = tp_block_primal(t, Vl, op, q, izl, Vl + izl);
+            if (rc == TP_EBRANCH) {
+                M[b] = 1;
+                for (int64_t e = 0; e < L.r; e++) Vl[izl + e] = NAN;
+            } else if (rc < 0) return rc;
+            results_out(&L, V, 1, S, b, iz, Vl);
+            continue;
+        }
+        results_in(&L, V, 1, S, b, iz, Vl);
+        if (mode == B_TANGENT) {
+            gather(&L, T, K, S, b, Xl, 0);
+            if ((rc = tp_block_tangent(t, Vl, Xl, K, op, q, izl)) < 0) return rc;
+            results_out(&L, T, K, S, b, iz, Xl);
+        } else if (mode == B_ADJOINT) {
+            gather(&L, A, K, S, b, Xl, 1);
+            results_in(&L, A, K, S, b, iz, Xl);
+            if ((rc = tp_block_adjoint(t, Vl, Xl, K, op, q, izl)) < 0) return rc;
+            scatter(&L, A, K, S, b, Xl);
+        } else {
+            gather(&L, T, K, S, b, Xl, 0);
+            gather(&L, D, K, S, b, Dl, 1);
+            results_in(&L, D, K, S, b, iz, Dl);
+            gather(&L, A, 1, S, b, Al, 1);
+            results_in(&L, A, 1, S, b, iz, Al);
+            if ((rc = tp_block_second(t, Vl, Xl, Al, Dl, K, op, q, izl)) < 0) return rc;
+            scatter(&L, D, K, S, b, Dl);
+            scatter(&L, A, 1, S, b, Al);
+        }
+    }
+    if (mode == B_ADJOINT)                               /* the results' adjoints: zero again */
+        for (int64_t e = 0; e < L.r * K; e++) {
+            double *a = A + ((int64_t)iz * K + e) * S;
+            for (int64_t b = 0; b < np; b++) a[b] = 0.0;
+        }
+    return TP_OK;
+}
+
 /* ---- the primal sweep over a tile: V's inputs and constants set, M zero ----------------------- */
 #define CHECK_GUARD(z, w) M[b] |= (z) == 1.0 - (w)        /* w NaN (ad.where): never */
 #define PRIMITIVE_CALL { (void)n; z = V[iz * S + b]; }
@@ -107,11 +361,15 @@ static int bcall(int mode, const double *V, double *X, int64_t S, int64_t np, in
     double *restrict Z_ = BV(iz); \
     LOOP { const double x = X_[b], y = Y_[b], w = W_[b]; double z; (void)y; (void)w; NAME##_PRIMAL; \
            Z_[b] = z; } }
-#define BLOCK_PRIMAL(op) return TP_EARG                  /* tp_first_block refused them */
+#define BLOCK_PRIMAL(op) z = 0.0                         /* bblock, not per point */
 #define BPRIMAL_VARIADIC(NAME) { const int32_t n = p[0]; const int32_t *q = p + 1; \
+    if (tp_op_kind[TP_OP_##NAME] == TP_KIND_BLOCK) { \
+        int rc_ = bblock(B_PRIMAL, t, TP_OP_##NAME, p, iz, V, NULL, NULL, NULL, 1, S, np, M, wk); \
+        if (rc_ < 0) return rc_; \
+    } else { \
     if (TP_OP_##NAME == TP_OP_CALL) { int rc_ = bcall(EVAL, V, V, S, np, 1, M, q, n, iz, wk); \
                                       if (rc_ < 0) return rc_; } \
-    double *Z_ = BV(iz); LOOP { double z; NAME##_PRIMAL; Z_[b] = z; } }
+    double *Z_ = BV(iz); LOOP { double z; NAME##_PRIMAL; Z_[b] = z; } } }
 
 CLONES static int bprimal(const tp_tape *t, double *V, int64_t S, int64_t np, uint8_t *M,
                           work_t *wk)
@@ -161,9 +419,10 @@ static int badjoint(const tp_tape *t, const double *V, double *A, int64_t k, int
 }
 
 static int bsecond(const tp_tape *t, const double *V, const double *T, double *AV, double *D,
-                   int64_t k, int64_t S, int64_t np)
+                   int64_t k, int64_t S, int64_t np, work_t *wk)
 {
-    return k == 1 ? bsecond_k1(t, V, T, AV, D, 1, S, np) : bsecond_kn(t, V, T, AV, D, k, S, np);
+    return k == 1 ? bsecond_k1(t, V, T, AV, D, 1, S, np, wk)
+                  : bsecond_kn(t, V, T, AV, D, k, S, np, wk);
 }
 
 /* ---- planning: directions per block and points per tile ------------------------------------ */
@@ -256,7 +515,7 @@ static void commit_last(tp_tape *t, int64_t B, const double *x, const uint8_t *f
 
 #define BEGIN(k_, buffers_) \
     if (!tp_may_read(t)) return TP_ETHREAD; \
-    if (B < 0 || (k_) < 1 || tp_first_block(t) >= 0) return TP_EARG; \
+    if (B < 0 || (k_) < 1) return TP_EARG; \
     work_t wk; \
     int rc = work_begin(&wk, t); \
     if (rc < 0) return rc; \
@@ -295,63 +554,59 @@ static void seed_tile(double *T, int64_t S, int64_t ks, const double *xdot, int6
                     xdot[(b0 + b) * stride + i * k + j0 + j] : (double)(i == j0 + j);
 }
 
-int tp_jvp_batch(tp_tape *t, int64_t B, const double *x, int64_t k, const double *xdot,
-                 int64_t xdot_stride, double *y, double *ydot, uint8_t *flips)
+/* jvp (reverse 0: d the directions xdot, out ydot) and vjp (1: d the weights ybar, out xbar) */
+static int dirs_batch(tp_tape *t, int64_t B, const double *x, int64_t k, const double *d,
+                      int64_t d_stride, double *y, double *out, uint8_t *flips, int reverse)
 {
     BEGIN(k, 1);
-    const int64_t kb = pl.kb;
-    double *tbase = work_buf(&wk, W_DIRS, pl.ns * (pl.calls ? tp_padded(kb) : kb) * S);
-    if (!tbase) { rc = TP_ENOMEM; goto done; }
+    const int64_t kb = pl.kb, kc = pl.calls ? tp_padded(kb) : kb;
+    double *base = work_buf(&wk, W_DIRS, pl.ns * kc * S);
+    if (!base) { rc = TP_ENOMEM; goto done; }
+    if (reverse)                                   /* zero; the adjoint sweep leaves it so but */
+        memset(base, 0, (size_t)(pl.ns * kc * S) * sizeof(double));   /* inputs', constants' */
     for (int64_t b0 = 0; b0 < B && rc >= 0; b0 += S) {
         const int64_t np = B - b0 < S ? B - b0 : S;
         if ((rc = tile_primal(t, x, b0, np, V, S, M, &wk)) < 0) break;
         tile_outputs(t, V, S, b0, np, y);
         for (int64_t j0 = 0; j0 < k; j0 += kb) {
             const int64_t nb = k - j0 < kb ? k - j0 : kb, ks = pl.calls ? tp_padded(nb) : nb;
-            memset(tbase, 0, (size_t)(t->n_consts * ks * S) * sizeof(double));
-            double *T = tbase + t->n_consts * ks * S;
-            seed_tile(T, S, ks, xdot, xdot_stride, m, k, b0, np, j0, nb);
-            if ((rc = btangent(t, V, T, ks, S, np, M, &wk)) < 0) break;
-            for (int64_t b = 0; b < np; b++)
+            double *X = base + t->n_consts * ks * S;
+            if (!reverse) {
+                memset(base, 0, (size_t)(t->n_consts * ks * S) * sizeof(double));
+                seed_tile(X, S, ks, d, d_stride, m, k, b0, np, j0, nb);
+                if ((rc = btangent(t, V, X, ks, S, np, M, &wk)) < 0) break;
+                for (int64_t b = 0; b < np; b++)
+                    for (int64_t o = 0; o < n; o++)
+                        for (int64_t j = 0; j < nb; j++)
+                            out[((b0 + b) * n + o) * k + j0 + j] =
+                                X[((int64_t)t->outputs[o] * ks + j) * S + b];
+            } else {
                 for (int64_t o = 0; o < n; o++)
                     for (int64_t j = 0; j < nb; j++)
-                        ydot[((b0 + b) * n + o) * k + j0 + j] = T[((int64_t)t->outputs[o] * ks + j) * S + b];
-            tp_count(t, 1, t->n_ops * nb * np);
+                        for (int64_t b = 0; b < np; b++)
+                            X[((int64_t)t->outputs[o] * ks + j) * S + b] += d ?
+                                d[(b0 + b) * d_stride + o * k + j0 + j] : (double)(o == j0 + j);
+                if ((rc = badjoint(t, V, X, ks, S, np, M, &wk)) < 0) break;
+                untile(out, X, S, ks, m, k, b0, np, j0, nb);
+                memset(base, 0, (size_t)((t->n_consts + m) * ks * S) * sizeof(double));
+            }
+            tp_count(t, 1 + reverse, t->n_ops * nb * np);
         }
         memcpy(flips + b0, M, (size_t)np);
     }
     END;
 }
 
+int tp_jvp_batch(tp_tape *t, int64_t B, const double *x, int64_t k, const double *xdot,
+                 int64_t xdot_stride, double *y, double *ydot, uint8_t *flips)
+{
+    return dirs_batch(t, B, x, k, xdot, xdot_stride, y, ydot, flips, 0);
+}
+
 int tp_vjp_batch(tp_tape *t, int64_t B, const double *x, int64_t k, const double *ybar,
                  int64_t ybar_stride, double *y, double *xbar, uint8_t *flips)
 {
-    BEGIN(k, 1);
-    const int64_t kb = pl.kb;
-    const int64_t kc = pl.calls ? tp_padded(kb) : kb;
-    double *abase = work_buf(&wk, W_DIRS, pl.ns * kc * S);
-    if (!abase) { rc = TP_ENOMEM; goto done; }
-    memset(abase, 0, (size_t)(pl.ns * kc * S) * sizeof(double));  /* then zero after each sweep */
-    for (int64_t b0 = 0; b0 < B && rc >= 0; b0 += S) {
-        const int64_t np = B - b0 < S ? B - b0 : S;
-        if ((rc = tile_primal(t, x, b0, np, V, S, M, &wk)) < 0) break;
-        tile_outputs(t, V, S, b0, np, y);
-        for (int64_t j0 = 0; j0 < k; j0 += kb) {
-            const int64_t nb = k - j0 < kb ? k - j0 : kb, ks = pl.calls ? tp_padded(nb) : nb;
-            double *A = abase + t->n_consts * ks * S;
-            for (int64_t o = 0; o < n; o++)
-                for (int64_t j = 0; j < nb; j++)
-                    for (int64_t b = 0; b < np; b++)
-                        A[((int64_t)t->outputs[o] * ks + j) * S + b] += ybar ?
-                            ybar[(b0 + b) * ybar_stride + o * k + j0 + j] : (double)(o == j0 + j);
-            if ((rc = badjoint(t, V, A, ks, S, np, M, &wk)) < 0) break;
-            tp_count(t, 2, t->n_ops * nb * np);
-            untile(xbar, A, S, ks, m, k, b0, np, j0, nb);
-            memset(abase, 0, (size_t)((t->n_consts + m) * ks * S) * sizeof(double));
-        }
-        memcpy(flips + b0, M, (size_t)np);
-    }
-    END;
+    return dirs_batch(t, B, x, k, ybar, ybar_stride, y, xbar, flips, 1);
 }
 
 int tp_hvp_batch(tp_tape *t, int64_t B, const double *x, const double *w, int64_t w_stride,
@@ -378,7 +633,7 @@ int tp_hvp_batch(tp_tape *t, int64_t B, const double *x, const double *w, int64_
             for (int64_t o = 0; o < n; o++)
                 for (int64_t b = 0; b < np; b++)
                     AV[(int64_t)t->outputs[o] * S + b] += w[(b0 + b) * w_stride + o];
-            if ((rc = bsecond(t, V, T, AV, D, ks, S, np)) < 0) break;
+            if ((rc = bsecond(t, V, T, AV, D, ks, S, np, &wk)) < 0) break;
             untile(hv, D, S, ks, m, k, b0, np, j0, nb);
             tp_count(t, 1, t->n_ops * nb * np);
             tp_count(t, 3, t->n_ops * nb * np);

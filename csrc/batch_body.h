@@ -140,9 +140,12 @@
     LOOP { const double x = V[ix * S + b]; (void)iy; (void)iw; NAME##_BSECOND; } }
 #define BSECOND_GUARD_3(NAME) { }
 #define BSECOND_PRIMITIVE_VARIADIC(NAME) return TP_ENORULE
-#define BTANGENT_BLOCK_VARIADIC(NAME) return TP_EARG         /* tp_first_block refused them */
-#define BADJOINT_BLOCK_VARIADIC(NAME) return TP_EARG
-#define BSECOND_BLOCK_VARIADIC(NAME) return TP_EARG
+#define BTANGENT_BLOCK_VARIADIC(NAME) { int rc_ = bblock(B_TANGENT, t, TP_OP_##NAME, p, iz, \
+    (double *)V, T, NULL, NULL, K, S, np, NULL, wk); if (rc_ < 0) return rc_; }
+#define BADJOINT_BLOCK_VARIADIC(NAME) { int rc_ = bblock(B_ADJOINT, t, TP_OP_##NAME, p, iz, \
+    (double *)V, NULL, A, NULL, K, S, np, NULL, wk); if (rc_ < 0) return rc_; }
+#define BSECOND_BLOCK_VARIADIC(NAME) { int rc_ = bblock(B_SECOND, t, TP_OP_##NAME, p, iz, \
+    (double *)V, (double *)T, AV, D, K, S, np, NULL, wk); if (rc_ < 0) return rc_; }
 
 /* T: tangents of every slot (constants zero, inputs seeded); fills the operations'. */
 CLONES static int CAT(btangent, SUFFIX)(const tp_tape *t, const double *V, double *T, int64_t k,
@@ -187,9 +190,10 @@ CLONES static int CAT(badjoint, SUFFIX)(const tp_tape *t, const double *V, doubl
 
 /* AV: adjoints (one weight vector), D their tangents (K directions), from T's tangents. */
 CLONES static int CAT(bsecond, SUFFIX)(const tp_tape *t, const double *V, const double *T,
-                                       double *AV, double *D, int64_t k, int64_t S, int64_t np)
+                                       double *AV, double *D, int64_t k, int64_t S, int64_t np,
+                                       work_t *wk)
 {
-    (void)k;
+    (void)k; (void)wk;
     double PX[TILE_MAX], PY[TILE_MAX], PXX[TILE_MAX], PXY[TILE_MAX], PYY[TILE_MAX], AZ[TILE_MAX];
     const int32_t *p = t->args + t->n_args;
     int32_t iz = (int32_t)tp_nvars(t);

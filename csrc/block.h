@@ -42,6 +42,25 @@ static inline void tp_blk(const tp_tape *t, const int32_t *w, blk *o)
     for (int d = 0; d < o->nd; d++) o->size *= o->dims[d];
 }
 
+/* The lowest and highest operand codes of the block at w (first, shape id); 0: it is empty. */
+static inline int tp_span(const tp_tape *t, const int32_t *w, int64_t *lo, int64_t *hi)
+{
+    blk b;
+    tp_blk(t, w, &b);
+    if (!b.size) return 0;
+    *lo = *hi = b.first;
+    for (int d = 0; d < b.nd; d++) {
+        int64_t e = (b.dims[d] - 1) * b.st[d];
+        if (e < 0) *lo += e; else *hi += e;
+    }
+    return 1;
+}
+
+/* blocktape.c: a shape's dims and strides are in range; a block op's words are consistent with
+ * t's variables, constants and shapes so far (recorder and loader share these checks) */
+int tp_shape_valid(int64_t nd, const int64_t *dims, const int64_t *strides);
+int tp_block_valid(const tp_tape *t, int op, const int32_t *q, int64_t nb);
+
 /* Values of a block op's r results from operand values: opnd[i] points at operand i's element
  * 0 (V + first in a sweep). q: the op's words after n (q[0] = r). */
 int tp_block_values(const tp_tape *t, int op, const int32_t *q, const double *const *opnd,

@@ -33,21 +33,30 @@ static int shape_rehash(tp_tape *t, int64_t cap)
     return TP_OK;
 }
 
+/* nd dims and strides a shape may have: dims and strides within the variables' range, at most
+ * MAX_VARS elements (the recorder's and the loader's rule). */
+int tp_shape_valid(int64_t nd, const int64_t *dims, const int64_t *strides)
+{
+    if (nd < 0 || nd > TP_MAXDIM) return 0;
+    int64_t size = 1;
+    for (int64_t d = 0; d < nd; d++) {
+        if (dims[d] < 0 || dims[d] > MAX_VARS || strides[d] < -MAX_VARS || strides[d] > MAX_VARS)
+            return 0;
+        size *= dims[d];
+        if (size > MAX_VARS) return 0;
+    }
+    return 1;
+}
+
 /* The id of the shape (dims, strides), added to the table unless it holds it already. */
 int32_t tp_shape(tp_tape *t, int nd, const int64_t *dims, const int64_t *strides)
 {
     int rc = tp_may_record(t);
     if (rc < 0) return rc;
-    if (nd < 0 || nd > TP_MAXDIM) return TP_EARG;
-    int64_t w[1 + 2 * TP_MAXDIM], n = 1 + 2 * (int64_t)nd, size = 1;
+    if (!tp_shape_valid(nd, dims, strides)) return TP_EARG;
+    int64_t w[1 + 2 * TP_MAXDIM], n = 1 + 2 * (int64_t)nd;
     w[0] = nd;
-    for (int d = 0; d < nd; d++) {
-        if (dims[d] < 0 || dims[d] > MAX_VARS || strides[d] < -MAX_VARS || strides[d] > MAX_VARS)
-            return TP_EARG;
-        w[1 + d] = dims[d]; w[1 + nd + d] = strides[d];
-        size *= dims[d];
-        if (size > MAX_VARS) return TP_EARG;
-    }
+    for (int d = 0; d < nd; d++) { w[1 + d] = dims[d]; w[1 + nd + d] = strides[d]; }
     if (2 * (t->n_shapes + 1) > t->shash_cap &&
         (rc = shape_rehash(t, t->shash_cap ? 2 * t->shash_cap : 64)) < 0) return rc;
     uint64_t k = shape_hash(w, n);
@@ -183,6 +192,20 @@ static int valid_op(const tp_tape *t, int op, const int32_t *q, int64_t nb)
     return 0;
 }
 
+/* The block op op's words q (after n: r, shape, attr, then nb operand blocks) are valid on t
+ * as it stands (its variables and constants so far): the recorder's check (tp_rec_block) and the
+ * loader's (serial.c), so that a block op's rules are written once, in valid_op. */
+int tp_block_valid(const tp_tape *t, int op, const int32_t *q, int64_t nb)
+{
+    if (op < 0 || op >= TP_N_OPCODES || tp_op_kind[op] != TP_KIND_BLOCK || nb < 1 ||
+        q[1] < 0 || q[1] >= t->n_shapes)
+        return 0;
+    const int64_t *zs = tp_shape_of(t, q[1]);
+    int64_t r = 1;
+    for (int d = 0; d < zs[0]; d++) r *= zs[1 + d];
+    return r >= 1 && r == q[0] && valid_op(t, op, q, nb);
+}
+
 /* One block op: words r, shape, attr, blocks. Returns its first result (values computed here
  * by block.c's kernels, so a replay at the recorded point gives the same bits). */
 int32_t tp_rec_block(tp_tape *t, int op, int32_t attr, int32_t shape, const int32_t *blocks,
@@ -207,7 +230,7 @@ int32_t tp_rec_block(tp_tape *t, int op, int32_t attr, int32_t shape, const int3
     a[-1] = (int32_t)n; a[0] = (int32_t)r; a[1] = shape; a[2] = attr;
     memcpy(a + 3, blocks, (size_t)(2 * nb) * sizeof *a);
     z = TP_EARG;
-    if (!valid_op(t, op, a, nb)) goto done;
+    if (!tp_block_valid(t, op, a, nb)) goto done;
     if ((z = tp_append(t, op, a, n)) < 0) goto done;
     int64_t nc = 0, lo, hi;                /* constant operands: copied in code order */
     for (int64_t i = 0; i < nb; i++)
@@ -307,7 +330,8 @@ int tp_block_comparison(const tp_tape *t, int64_t var, int *op, int32_t *operand
     return TP_OK;
 }
 
-/* The first block operation of t, or -1: batched replay, saving and the optimiser refuse them */
+/* The first block operation of t, or -1 (sparsity patterns refuse them; a loaded tape holding
+ * them replays through the general paths) */
 int64_t tp_first_block(const tp_tape *t)
 {
     for (int64_t o = 0; o < t->n_ops; o++)

@@ -11,6 +11,14 @@
  *     if any of its results does (a CALL keeps all of its outputs).
  *  3. forward: the live operations, renumbered into the new tape with a fresh constant pool.
  *
+ * Array block ops (tape.h, "Block operations") are kept as they are, their operand codes
+ * renumbered, or merged into an earlier identical one (same words: op, results, shape,
+ * attribute, operand blocks); never folded. An operand block names a range of variables by its
+ * first and a shape, so the operations writing a range that spans several of them are pinned:
+ * kept as recorded (no merging, folding or forwarding, all live while the block op is), so that
+ * the range stays one run of consecutive variables in the new tape. A block of constants is
+ * copied whole into the new pool (its codes ascend).
+ *
  * Operand order is canonical (for matching only) where swapping operands changes neither the
  * IEEE result nor a derivative convention: ADD, MUL, EQ, NE. Not MAX/MIN (max(+0, -0) is -0,
  * max(-0, +0) is +0), not HYPOT (libm need not be symmetric to the bit).
@@ -21,6 +29,7 @@
 #include "tape_impl.h"
 #include "work.h"
 #include "rules.h"
+#include "block.h"
 
 #define NONE INT32_MIN                   /* no operand code: constants end at INT32_MIN + 1 */
 
@@ -36,6 +45,7 @@ typedef struct {
     int32_t *rep;                        /* original variable -> pass-1 operand code */
     tp_tape *pool;                       /* pass 1's constants (the original pool, then folds) */
     struct slot *table; int64_t cap;     /* value numbering (value_number) */
+    const uint8_t *pinned;               /* original variables in an operand block's range */
     int64_t cse, folded, identities;
 } opt_t;
 
@@ -53,6 +63,13 @@ static inline words_t words(int op, const int32_t *p)
     w.c = tp_op_results[op] == VARIADIC;
     w.res = w.c ? w.q[0] : tp_op_results[op];
     return w;
+}
+
+/* Word j of an op's words q is an operand code (else a count, shape id or attribute). */
+static inline int is_code(int op, int32_t j)
+{
+    if (tp_op_kind[op] == TP_KIND_BLOCK) return j >= 3 && (j - 3) % 2 == 0;
+    return j >= (tp_op_results[op] == VARIADIC);
 }
 
 static inline double konst(const opt_t *o, int32_t code)
@@ -82,7 +99,7 @@ static double fold(int op, const double *v, int32_t n)
 #define VAL(i) v[i]
 #define CHECK_GUARD(z, w)                /* constant operands: the guard can never flip */
 #define PRIMITIVE_CALL z = NAN           /* never folded */
-#define BLOCK_PRIMAL(op) z = NAN         /* tp_optimize refuses block ops */
+#define BLOCK_PRIMAL(op) z = NAN         /* block ops are never folded */
     switch (op) {
 #define OP(NAME, ARITY, RESULTS, RULE, FORMULA) case TP_OP_##NAME: NAME##_PRIMAL; break;
 #include "ops.def"
@@ -183,8 +200,8 @@ static int64_t value_number(opt_t *o, int op, const int32_t *q, int32_t n, int64
 static inline int simplify(opt_t *o, int op, const int32_t *r, int32_t n, int64_t k,
                            int32_t *to)
 {
-    int all_const = 1;
-    for (int32_t j = 0; j < n; j++) all_const &= r[j] < 0;
+    int all_const = tp_op_kind[op] != TP_KIND_BLOCK;        /* blocks: never folded */
+    for (int32_t j = 0; j < n && all_const; j++) all_const &= r[j] < 0;
     if (all_const) {
         double c[3] = {0.0, 0.0, 0.0}, *vals = n <= 3 ? c : malloc((size_t)n * sizeof *vals);
         if (!vals) return TP_ENOMEM;
@@ -217,13 +234,25 @@ static int pass1(opt_t *o)
             r[0] = p[0] < 0 ? p[0] : o->rep[p[0]];
             r[1] = p[1] < 0 ? p[1] : o->rep[p[1]];
         } else for (int32_t j = 0; j < w.n; j++)
-            r[j] = j < w.c || w.q[j] < 0 ? w.q[j] : o->rep[w.q[j]];
+            r[j] = !is_code(op, j) || w.q[j] < 0 ? w.q[j] : o->rep[w.q[j]];
+        if (tp_op_kind[op] == TP_KIND_BLOCK)    /* one constant: its pool code, for matching */
+            for (int32_t j = 3; j < w.n; j += 2) {
+                int64_t lo, hi;
+                if (r[j] < 0 && tp_span(t, r + j, &lo, &hi) && lo == hi &&
+                    (rc = tp_pool_code(o->pool, konst(o, r[j]), &r[j])) < 0) return rc;
+            }
         p += w.len;
         const int64_t k = o->n;
         int32_t to = NONE;
-        if (tp_op_kind[op] != TP_KIND_PRIMITIVE && (rc = simplify(o, op, r, w.n, k, &to)) < 0)
+        int pinned = 0;                  /* any of its results */
+        for (int64_t j = 0; j < w.res && !pinned; j++) pinned = o->pinned[v + j];
+        if (tp_op_kind[op] != TP_KIND_PRIMITIVE && !pinned &&
+            (rc = simplify(o, op, r, w.n, k, &to)) < 0)
             return rc;
-        if (to != NONE) { o->rep[v++] = to; continue; }
+        if (to != NONE) {                /* a block op merged: its results the earlier's */
+            for (int64_t j = 0; j < w.res; j++) o->rep[v++] = to < 0 ? to : to + (int32_t)j;
+            continue;
+        }
         if (w.len > w.n) { out[0] = w.n; out[w.n + 1] = w.n; }
         o->ops[k] = (uint8_t)op;
         o->at[k] = out - o->args;
@@ -243,6 +272,12 @@ static int pass1(opt_t *o)
 /* ---- 2. liveness ------------------------------------------------------------------------- */
 static inline int checked(const opt_t *o, int64_t k)   /* a comparison that replays check */
 {
+    const int32_t *q = o->args + o->at[k] + 1;
+    if (o->ops[k] == TP_OP_MAP && q[-1] == 9 && tp_op_kind[q[2]] == TP_KIND_GUARD) {
+        int64_t lo, hi;                  /* a block comparison: outcomes a block of 0s and 1s */
+        return q[7] >= 0 || !tp_span(o->t, q + 7, &lo, &hi) ||
+               !isnan(konst(o, (int32_t)lo));
+    }
     if (tp_op_kind[o->ops[k]] != TP_KIND_GUARD) return 0;
     int32_t w = o->args[o->at[k] + 2];
     return w >= 0 || !isnan(konst(o, w));
@@ -260,13 +295,19 @@ static void pass2(const opt_t *o, const int32_t *outputs, int64_t n_out, uint8_t
         int any = 0;
         for (int64_t j = 0; j < w.res; j++) any |= live[o->first[k] + j];
         if (!any) continue;
-        for (int32_t j = w.c; j < w.n; j++)
-            if (w.q[j] >= 0) live[w.q[j]] = 1;
+        const int block = tp_op_kind[o->ops[k]] == TP_KIND_BLOCK;
+        for (int32_t j = w.c; j < w.n; j++) {
+            int64_t lo, hi;
+            if (block && is_code(o->ops[k], j) && w.q[j] >= 0 &&
+                tp_span(o->t, w.q + j, &lo, &hi))
+                memset(live + lo, 1, (size_t)(hi - lo + 1));    /* the whole range */
+            else if (!block && w.q[j] >= 0) live[w.q[j]] = 1;
+        }
         for (int64_t j = 0; j < w.res; j++) live[o->first[k] + j] = 1;
     }
 }
 
-/* ---- 3. the new tape --------------------------------------------------------------------- */
+/* ---- 3. the new tape (its shape and index tables: the original's, ids unchanged) ---------- */
 typedef struct {
     tp_tape *z;
     int32_t *var;                        /* pass-1 variable -> new variable, -1 dead */
@@ -279,6 +320,19 @@ static int code_of(renum_t *r, const opt_t *o, int32_t c, int32_t *out)
     int32_t *slot = &r->cmap[-1 - (int64_t)c];
     int rc = *slot ? TP_OK : tp_pool_code(r->z, konst(o, c), slot);
     *out = *slot;
+    return rc;
+}
+
+/* A block of constants (first, shape id at w): its codes' span copied whole into the new pool,
+ * in order (codes ascend); *out its first element's new code. */
+static int const_block(renum_t *r, const opt_t *o, const int32_t *w, int32_t *out)
+{
+    int64_t lo, hi;
+    if (!tp_span(o->t, w, &lo, &hi)) { *out = 0; return TP_OK; }
+    if (lo == hi) return code_of(r, o, w[0], out);
+    const int64_t n0 = r->z->n_consts;
+    int rc = tp_pool_append(r->z, o->pool->consts + (-1 - hi), hi - lo + 1);
+    *out = (int32_t)(-1 - n0 - (hi - w[0]));
     return rc;
 }
 
@@ -323,8 +377,10 @@ static int pass3(opt_t *o, const int32_t *outputs, const uint8_t *live, renum_t 
         const int64_t nz = z->n_vars;
         int32_t *d = dst + (w.q - (o->args + o->at[k]));
         for (int32_t j = 0; j < w.n; j++)
-            if (j < w.c) d[j] = w.q[j];
-            else if ((rc = code_of(r, o, w.q[j], &d[j])) < 0) return rc;
+            if (!is_code(op, j)) d[j] = w.q[j];
+            else if (tp_op_kind[op] == TP_KIND_BLOCK && w.q[j] < 0) {
+                if ((rc = const_block(r, o, w.q + j, &d[j])) < 0) return rc;
+            } else if ((rc = code_of(r, o, w.q[j], &d[j])) < 0) return rc;
         if (w.len > w.n) { dst[0] = w.n; dst[w.n + 1] = w.n; }
         if (tp_op_kind[op] == TP_KIND_GUARD) {
             int64_t *g = z->guards + 3 * z->n_guards++;
@@ -342,7 +398,52 @@ static int pass3(opt_t *o, const int32_t *outputs, const uint8_t *live, renum_t 
     for (int64_t j = 0; j < t->n_outputs; j++)
         if ((rc = code_of(r, o, outputs[j], &z->outputs[j])) < 0) return rc;
     z->n_outputs = t->n_outputs;
+    if (t->n_shapes) {                   /* the shape table as it is: block ops name its ids */
+        z->shp = alloc(t->n_shp, sizeof *z->shp);
+        z->shp_at = alloc(t->n_shapes, sizeof *z->shp_at);
+        if (!z->shp || !z->shp_at) return TP_ENOMEM;
+        memcpy(z->shp, t->shp, (size_t)t->n_shp * sizeof *z->shp);
+        memcpy(z->shp_at, t->shp_at, (size_t)t->n_shapes * sizeof *z->shp_at);
+        z->n_shp = z->cap_shp = t->n_shp;
+        z->n_shapes = z->cap_shapes = t->n_shapes;
+    }
+    if (t->n_index) {                    /* the index table too: GATHER's and SCATTER's ids */
+        z->ixw = alloc(t->n_ixw, sizeof *z->ixw);
+        z->ix_at = alloc(t->n_index, sizeof *z->ix_at);
+        if (!z->ixw || !z->ix_at) return TP_ENOMEM;
+        if (t->n_ixw) memcpy(z->ixw, t->ixw, (size_t)t->n_ixw * sizeof *z->ixw);
+        memcpy(z->ix_at, t->ix_at, (size_t)t->n_index * sizeof *z->ix_at);
+        z->n_ixw = z->cap_ixw = t->n_ixw;
+        z->n_index = z->cap_index = t->n_index;
+    }
     return TP_OK;
+}
+
+/* pinned[v]: variable v lies in an operand block's range that the results of one operation do
+ * not hold alone (head: each variable's operation's first result; cover: range counts) */
+static void pin(const tp_tape *t, int32_t *head, int32_t *cover, uint8_t *pinned)
+{
+    const int64_t nv = tp_nvars(t);
+    const int32_t *p = t->args;
+    int64_t v = t->n_inputs;
+    for (int64_t i = 0; i < t->n_inputs; i++) head[i] = -1;
+    memset(cover, 0, (size_t)(nv + 1) * sizeof *cover);
+    for (int64_t k = 0; k < t->n_ops; k++) {
+        const int op = t->ops[k];
+        const words_t w = words(op, p);
+        for (int64_t j = 0; j < w.res; j++) head[v + j] = (int32_t)v;
+        if (tp_op_kind[op] == TP_KIND_BLOCK)
+            for (int32_t j = 3; j < w.n; j += 2) {
+                int64_t lo, hi;
+                if (w.q[j] < 0 || !tp_span(t, w.q + j, &lo, &hi) || lo == hi ||
+                    (head[lo] >= 0 && head[lo] == head[hi])) continue;
+                cover[lo]++; cover[hi + 1]--;
+            }
+        v += w.res;
+        p += w.len;
+    }
+    int32_t c = 0;
+    for (int64_t i = 0; i < nv; i++) { c += cover[i]; pinned[i] = c > 0; }
 }
 
 /* ---- the entry point --------------------------------------------------------------------- */
@@ -362,8 +463,7 @@ static void *take(arena_t *a, int64_t n, size_t sz)
 int tp_optimize(tp_tape *t, tp_tape *into, int32_t *vars, int64_t n_vars, int64_t *stats)
 {
     if (!tp_may_read(t)) return TP_ETHREAD;
-    if (into == t || into->claimed || into->n_inputs || into->n_ops || into->n_consts ||
-        tp_first_block(t) >= 0)
+    if (into == t || into->claimed || into->n_inputs || into->n_ops || into->n_consts)
         return TP_EARG;
     const int64_t nv = tp_nvars(t), n = t->n_ops, pool_max = t->n_consts + n;
     for (int64_t i = 0; i < n_vars; i++)
@@ -376,7 +476,8 @@ int tp_optimize(tp_tape *t, tp_tape *into, int32_t *vars, int64_t n_vars, int64_
     if (rc < 0) return rc;
     /* 8-byte items first: every piece stays aligned */
     const size_t bytes = (size_t)(o.cap + n) * 8 + (size_t)(nv * 3 + n * 3 + t->n_args +
-                         pool_max + t->n_outputs) * 4 + (size_t)(n + nv) + 13 * 8;
+                         pool_max + t->n_outputs) * 4 + (size_t)(n + nv) + 13 * 8 +
+                         (size_t)(2 * nv + 1) * 4 + (size_t)nv + 3 * 8;
     arena_t a = {(char *)work_buf(&w, W_VALUES, (int64_t)(bytes / 8 + 1)), 0};
     o.pool = tp_new(); r.z = tp_new();
     rc = TP_ENOMEM;
@@ -390,11 +491,12 @@ int tp_optimize(tp_tape *t, tp_tape *into, int32_t *vars, int64_t n_vars, int64_
     int32_t *outputs = take(&a, t->n_outputs, sizeof *outputs);
     o.ops = take(&a, n, 1);
     uint8_t *live = take(&a, nv, 1);
+    int32_t *head = take(&a, nv, sizeof *head), *cover = take(&a, nv + 1, sizeof *cover);
+    uint8_t *pinned = take(&a, nv, 1);
     memset(o.table, 0, (size_t)o.cap * sizeof *o.table);
-    for (int64_t c = 0; c < t->n_consts; c++) {   /* the same codes: the pool is deduplicated */
-        int32_t code;
-        if ((rc = tp_pool_code(o.pool, t->consts[c], &code)) < 0) goto done;
-    }
+    if ((rc = tp_pool_append(o.pool, t->consts, t->n_consts)) < 0) goto done;   /* same codes */
+    pin(t, head, cover, pinned);
+    o.pinned = pinned;
     if ((rc = pass1(&o)) < 0) goto done;
     for (int64_t j = 0; j < t->n_outputs; j++)
         outputs[j] = t->outputs[j] >= 0 ? o.rep[t->outputs[j]] : t->outputs[j];

@@ -38,31 +38,43 @@ int tp_call_primal(const double *V, double *Z, const int32_t *q, int32_t nq, wor
     return TP_OK;
 }
 
-int tp_call_tangent(const double *V, double *T, int64_t K, const int32_t *q, int32_t nq,
-                    int32_t iz, work_t *w)
+/* The call's derivative rule over K directions: JVP from its inputs' tangents to its results',
+ * or VJP from its results' adjoints (none reaching it: the rule is not asked) added to its
+ * inputs'. D holds the tangents or adjoints of every slot. */
+static int derivative(int mode, const double *V, double *D, int64_t K, const int32_t *q,
+                      int32_t nq, int32_t iz, work_t *w)
 {
     call_t c;
     int rc = prepare(&c, V, q, nq, K, w);
     if (rc < 0) return rc;
-    for (int64_t i = 0; i < c.k; i++)
-        memcpy(c.in + i * K, T + (int64_t)q[2 + i] * K, (size_t)K * sizeof(double));
-    if (tp_py_call(c.prim, JVP, c.k, c.x, c.n, K, c.in, c.out)) return TP_ECALLBACK;
-    memcpy(T + (int64_t)iz * K, c.out, (size_t)(c.n * K) * sizeof(double));
+    size_t row = (size_t)K * sizeof(double);
+    double *Z = D + (int64_t)iz * K;
+    if (mode == JVP) {
+        for (int64_t i = 0; i < c.k; i++) memcpy(c.in + i * K, D + (int64_t)q[2 + i] * K, row);
+    } else {
+        memcpy(c.in, Z, (size_t)c.n * row);
+        int zero = 1;
+        for (int64_t i = 0; i < c.n * K; i++) zero &= c.in[i] == 0.0;
+        if (zero) return TP_OK;
+    }
+    if (tp_py_call(c.prim, mode, c.k, c.x, c.n, K, c.in, c.out)) return TP_ECALLBACK;
+    if (mode == JVP) {
+        memcpy(Z, c.out, (size_t)c.n * row);
+    } else {
+        for (int64_t i = 0; i < c.k; i++)
+            for (int64_t j = 0; j < K; j++) D[(int64_t)q[2 + i] * K + j] += c.out[i * K + j];
+    }
     return TP_OK;
+}
+
+int tp_call_tangent(const double *V, double *T, int64_t K, const int32_t *q, int32_t nq,
+                    int32_t iz, work_t *w)
+{
+    return derivative(JVP, V, T, K, q, nq, iz, w);
 }
 
 int tp_call_adjoint(const double *V, double *A, int64_t K, const int32_t *q, int32_t nq,
                     int32_t iz, work_t *w)
 {
-    call_t c;
-    int rc = prepare(&c, V, q, nq, K, w);
-    if (rc < 0) return rc;
-    memcpy(c.in, A + (int64_t)iz * K, (size_t)(c.n * K) * sizeof(double));
-    int zero = 1;
-    for (int64_t i = 0; i < c.n * K; i++) zero &= c.in[i] == 0.0;
-    if (zero) return TP_OK;                /* no adjoint reaches it: the rule is not asked */
-    if (tp_py_call(c.prim, VJP, c.k, c.x, c.n, K, c.in, c.out)) return TP_ECALLBACK;
-    for (int64_t i = 0; i < c.k; i++)
-        for (int64_t j = 0; j < K; j++) A[(int64_t)q[2 + i] * K + j] += c.out[i * K + j];
-    return TP_OK;
+    return derivative(VJP, V, A, K, q, nq, iz, w);
 }

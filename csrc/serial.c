@@ -5,7 +5,10 @@
  *                      u64 checksum (XXH64, seed 0) of the payload
  *   payload            N_COUNTS int64 counts (enum below), then the sections in file order
  *                      (ORDER): op table (16 bytes an entry: NUL-padded name, int8 arity, int8
- *                      results, 2 zeros), opcodes (one byte each, indices into the op table),
+ *                      results, 2 zeros), the shape table (int64 words: nd, dims, strides per
+ *                      shape, as tape_impl.h keeps it), the index table (int64 word counts
+ *                      per entry, then the int32 words: GATHER's and SCATTER's attributes;
+ *                      tape.h), opcodes (one byte each, indices into the op table),
  *                      the operand stream (varints, below), constants (double), outputs (int32
  *                      operand codes), recorded inputs (double), the recorded outputs of each
  *                      primitive call (double), branch guards (int32 variables), guard sites
@@ -17,7 +20,11 @@
  * constant c, else 2·zigzag(z-1-q) (the previous variable costs one byte); a variadic op's
  * count n comes first, plain, and its trailing copy is left out; a CALL's result count r is
  * plain, and its primitive id word is its index in the file's primitive table, plain (ids are
- * per process; tapead/saving.py saves primitives by name).
+ * per process; tapead/saving.py saves primitives by name). An array block op (tape.h, "Block
+ * operations") has n, r, its shape id, its attribute (zigzag), then per operand block its first
+ * element's operand code (as above) and its shape id, plain. The loader checks each block op as
+ * the recorder does (tp_block_valid: shapes, operand ranges, the op's own rules) before it can
+ * be swept; the results of every block op are counted in the header.
  *
  * The values at recording are not saved but for primitive calls' outputs (so that every
  * variable costs file bytes): tp_load_values recomputes them from the recorded inputs with the
@@ -35,8 +42,9 @@
 #include <string.h>
 #include <sys/mman.h>
 #include "sweeps.h"
+#include "block.h"
 
-#define VERSION 1
+#define VERSION 2
 #define HEADER 40
 #define BOM 0x01020304u
 #define NAME_LEN 12               /* op table entry: name, NUL-padded */
@@ -44,18 +52,21 @@
 static const uint8_t MAGIC[8] = {0x89, 'T', 'A', 'P', 'E', 'A', 'D', '\n'};
 
 enum { C_INPUTS, C_OPS, C_WORDS, C_STREAM, C_CONSTS, C_OUTPUTS, C_GUARDS, C_SITES, C_PRIMS,
-       C_OPTABLE, C_META, C_FN, C_CALLVALS, N_COUNTS };
-static const int ORDER[] = {C_OPTABLE, C_OPS, C_STREAM, C_CONSTS, C_OUTPUTS, C_INPUTS,
-                            C_CALLVALS, C_GUARDS, C_SITES, C_META, C_FN};
+       C_OPTABLE, C_META, C_FN, C_CALLVALS, C_SHAPES, C_SHAPEW, C_BLOCKVARS, C_INDEX, C_IXW,
+       N_COUNTS };
+static const int ORDER[] = {C_OPTABLE, C_SHAPEW, C_INDEX, C_IXW, C_OPS, C_STREAM, C_CONSTS,
+                            C_OUTPUTS, C_INPUTS, C_CALLVALS, C_GUARDS, C_SITES, C_META, C_FN};
 #define N_SECTIONS ((int)(sizeof ORDER / sizeof *ORDER))
 static const int64_t WIDTH[N_COUNTS] = {           /* bytes an item; 0: no section */
     [C_INPUTS] = 8, [C_OPS] = 1, [C_WORDS] = 0, [C_STREAM] = 1, [C_CONSTS] = 8, [C_OUTPUTS] = 4,
     [C_GUARDS] = 4, [C_SITES] = 16, [C_PRIMS] = 0, [C_OPTABLE] = ENTRY, [C_META] = 1, [C_FN] = 1,
-    [C_CALLVALS] = 8};
+    [C_CALLVALS] = 8, [C_SHAPES] = 0, [C_SHAPEW] = 8, [C_BLOCKVARS] = 0, [C_INDEX] = 8,
+    [C_IXW] = 4};
 static const char *const SECTION[N_COUNTS] = {
     "inputs", "operations", "operand words", "operand stream bytes", "constants", "outputs",
     "branch guards", "guard sites", "primitives", "op table entries", "meta bytes", "f bytes",
-    "primitive call outputs"};
+    "primitive call outputs", "shapes", "shape table words", "array operation results",
+    "index table entries", "index table words"};
 
 /* ---- checksum: XXH64 (seed 0) --------------------------------------------------------------- */
 static const uint64_t P1 = 0x9E3779B185EBCA87ULL, P2 = 0xC2B2AE3D27D4EB4FULL,
@@ -131,6 +142,9 @@ static inline int get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
     return -1;
 }
 
+static inline uint64_t zigzag(int64_t s) { return ((uint64_t)s << 1) ^ (uint64_t)(s >> 63); }
+static inline int64_t unzigzag(uint64_t u) { return (int64_t)(u >> 1) ^ -(int64_t)(u & 1); }
+
 static inline uint64_t encode_operand(int64_t z, int32_t q)
 {
     if (q < 0) return 2 * (uint64_t)(-1 - (int64_t)q) + 1;
@@ -176,7 +190,8 @@ int64_t tp_dump_prims(const tp_tape *t, int32_t *ids, int64_t cap)
 int64_t tp_dump_bound(const tp_tape *t, int64_t n_guards, int64_t n_sites, int64_t n_meta,
                       int64_t n_fn)
 {
-    return HEADER + 8 * N_COUNTS + ENTRY * TP_N_OPCODES + t->n_ops + 10 * t->n_args +
+    return HEADER + 8 * N_COUNTS + ENTRY * TP_N_OPCODES + 8 * t->n_shp + 8 * t->n_index +
+           4 * t->n_ixw + t->n_ops + 10 * t->n_args +
            8 * t->n_consts + 4 * t->n_outputs + 8 * t->n_vars + 4 * n_guards + 16 * n_sites +
            n_meta + n_fn;
 }
@@ -190,7 +205,7 @@ static uint8_t *put(uint8_t *o, const void *src, int64_t bytes)
 /* The operand stream of t, encoded at o; *n_calls, *n_callvals: its calls and their outputs.
  * NULL if a call's primitive is not among prims. */
 static uint8_t *encode(const tp_tape *t, const int32_t *prims, int64_t n_prims, uint8_t *o,
-                       int64_t *n_calls, int64_t *n_callvals)
+                       int64_t *n_calls, int64_t *n_callvals, int64_t *n_blockvars)
 {
     walk_t w = {t->args, t->n_inputs};
     for (int64_t k = 0; k < t->n_ops; walk_next(&w, t->ops[k++])) {
@@ -204,6 +219,16 @@ static uint8_t *encode(const tp_tape *t, const int32_t *prims, int64_t n_prims, 
         const int32_t *q = p + 1;
         o = put_varint(o, (uint64_t)n);
         if (tp_op_results[op] == VARIADIC) o = put_varint(o, (uint64_t)q[i++]);   /* r */
+        if (tp_op_kind[op] == TP_KIND_BLOCK) {         /* shape, attribute, (first, shape)s */
+            o = put_varint(o, (uint64_t)q[1]);
+            o = put_varint(o, zigzag(q[2]));
+            for (i = 3; i < n; i += 2) {
+                o = put_varint(o, encode_operand(w.z, q[i]));
+                o = put_varint(o, (uint64_t)q[i + 1]);
+            }
+            *n_blockvars += q[0];
+            continue;
+        }
         if (op == TP_OP_CALL) {                        /* the id: its primitive's index */
             int32_t id = (int32_t)t->consts[-1 - (int64_t)q[i++]];
             int64_t j = 0;
@@ -226,9 +251,9 @@ int64_t tp_dump(const tp_tape *t, const int32_t *prims, int64_t n_prims, const i
                 int64_t n_meta, const uint8_t *fn, int64_t n_fn, uint8_t *out)
 {
     if (!tp_may_read(t)) return TP_ETHREAD;
-    if (!tp_closed(t) || tp_first_block(t) >= 0) return TP_EARG;
+    if (!tp_closed(t)) return TP_EARG;
     uint8_t *o = out + HEADER + 8 * N_COUNTS, file_op[TP_N_OPCODES] = {0};
-    int64_t used[TP_N_OPCODES] = {0}, n_table = 0, n_calls = 0, n_callvals = 0;
+    int64_t used[TP_N_OPCODES] = {0}, n_table = 0, n_calls = 0, n_callvals = 0, n_blockvars = 0;
     for (int64_t k = 0; k < t->n_ops; k++) used[t->ops[k]] = 1;
     for (int op = 0; op < TP_N_OPCODES; op++) {       /* the op table: the ops it uses */
         if (!used[op]) continue;
@@ -240,10 +265,17 @@ int64_t tp_dump(const tp_tape *t, const int32_t *prims, int64_t n_prims, const i
         o += ENTRY;
         file_op[op] = (uint8_t)n_table++;
     }
+    o = put(o, t->shp, 8 * t->n_shp);
+    for (int64_t i = 0; i < t->n_index; i++) {      /* each entry's word count, then the words */
+        int64_t len;
+        tp_index_of(t, (int32_t)i, &len);
+        o = put(o, &len, 8);
+    }
+    o = put(o, t->ixw, 4 * t->n_ixw);
     for (int64_t k = 0; k < t->n_ops; k++) o[k] = file_op[t->ops[k]];
     o += t->n_ops;
     uint8_t *stream = o;
-    if (!(o = encode(t, prims, n_prims, o, &n_calls, &n_callvals))) return TP_EARG;
+    if (!(o = encode(t, prims, n_prims, o, &n_calls, &n_callvals, &n_blockvars))) return TP_EARG;
     int64_t stream_len = o - stream;
     o = put(o, t->consts, 8 * t->n_consts);
     o = put(o, t->outputs, 4 * t->n_outputs);
@@ -261,7 +293,9 @@ int64_t tp_dump(const tp_tape *t, const int32_t *prims, int64_t n_prims, const i
         [C_INPUTS] = t->n_inputs, [C_OPS] = t->n_ops, [C_WORDS] = t->n_args,
         [C_STREAM] = stream_len, [C_CONSTS] = t->n_consts, [C_OUTPUTS] = t->n_outputs,
         [C_GUARDS] = n_guards, [C_SITES] = n_sites, [C_PRIMS] = n_prims,
-        [C_OPTABLE] = n_table, [C_META] = n_meta, [C_FN] = n_fn, [C_CALLVALS] = n_callvals};
+        [C_OPTABLE] = n_table, [C_META] = n_meta, [C_FN] = n_fn, [C_CALLVALS] = n_callvals,
+        [C_SHAPES] = t->n_shapes, [C_SHAPEW] = t->n_shp, [C_BLOCKVARS] = n_blockvars,
+        [C_INDEX] = t->n_index, [C_IXW] = t->n_ixw};
     memcpy(out + HEADER, counts, sizeof counts);
     int64_t payload = o - out - HEADER;
     uint64_t sum = tp_checksum(out + HEADER, payload), plen = (uint64_t)payload;
@@ -328,9 +362,17 @@ static int read_header(const uint8_t *b, int64_t len, layout_t *L, int check_sum
         return fail(e, "the sections end %" PRId64 " bytes before the payload does", room);
     if (c[C_OPTABLE] > 256)
         return fail(e, "%" PRId64 " op table entries (at most 256)", c[C_OPTABLE]);
-    if (c[C_INPUTS] + c[C_OPS] + c[C_CALLVALS] > INT32_MAX)
-        return fail(e, "%" PRId64 " variables: more than a tape can index",
-                    c[C_INPUTS] + c[C_OPS] + c[C_CALLVALS]);
+    if (c[C_BLOCKVARS] > INT32_MAX || c[C_INPUTS] + c[C_OPS] + c[C_CALLVALS] + c[C_BLOCKVARS] >
+                                          INT32_MAX)
+        return fail(e, "%" PRId64 " variables and %" PRId64 " array operation results: more "
+                    "than a tape can index", c[C_INPUTS] + c[C_OPS] + c[C_CALLVALS],
+                    c[C_BLOCKVARS]);
+    if (c[C_SHAPES] > c[C_SHAPEW])              /* a shape is one word or more */
+        return fail(e, "%" PRId64 " shapes cannot come from %" PRId64 " shape table words",
+                    c[C_SHAPES], c[C_SHAPEW]);
+    if (c[C_INDEX] > INT32_MAX)
+        return fail(e, "%" PRId64 " index table entries: more than a tape can number",
+                    c[C_INDEX]);
     if (c[C_PRIMS] > c[C_OPS] || c[C_CONSTS] + c[C_PRIMS] > INT32_MAX)
         return fail(e, "%" PRId64 " primitives for %" PRId64 " operations and %" PRId64
                     " constants", c[C_PRIMS], c[C_OPS], c[C_CONSTS]);
@@ -479,11 +521,144 @@ static int read_op_table(const uint8_t *b, const layout_t *L, int *lut, err_t *e
     return TP_OK;
 }
 
+/* One plain varint that fits an int32 (below lim) into *v, else -1. */
+static inline int get_small(reader_t *r, uint64_t lim, int32_t *v)
+{
+    uint64_t u;
+    if (get_varint(&r->p, r->end, &u) < 0 || u >= lim || u > INT32_MAX) return -1;
+    *v = (int32_t)u;
+    return 0;
+}
+
+/* A block comparison (MAP of LT .. NE: x, y and its outcomes w) at op k, first result z: w a
+ * block of constants, each 0, 1 or NaN; listed in bcmp (its first result and result count)
+ * when replays check it (a branch guard: no NaN), for the guards and sites that name it. */
+static int block_comparison(const tp_tape *t, const int32_t *q, int64_t k, int64_t z,
+                            int64_t *bcmp, int64_t *n_bcmp, err_t *e)
+{
+    int64_t lo = 0, hi = -1, nan = 0;
+    const int some = tp_span(t, q + 7, &lo, &hi);
+    if (some && q[7] >= 0)
+        return fail(e, "operation %" PRId64 " (a block comparison) has recorded outcomes that are "
+                    "not constants", k);
+    for (int64_t c = lo; c <= hi; c++) {
+        const double v = t->consts[-1 - c];
+        if (!(v == 0.0 || v == 1.0 || v != v))
+            return fail(e, "operation %" PRId64 " (a block comparison) has a recorded outcome "
+                        "that is not 0, 1 or NaN", k);
+        nan |= v != v;
+    }
+    if (!nan && some) { bcmp[2 * *n_bcmp] = z; bcmp[2 * (*n_bcmp)++ + 1] = q[0]; }
+    return TP_OK;
+}
+
+/* Array block op k (first result z, opcode op, n words q[1 .. n]: r, shape, attribute, then
+ * (first, shape) per operand) from the stream, checked as the recorder checks it. */
+static int load_block(tp_tape *t, reader_t *r, int op, int64_t k, int64_t z, int64_t n,
+                      int32_t *q, int64_t *left, const layout_t *L, int64_t *bcmp,
+                      int64_t *n_bcmp, err_t *e)
+{
+    const char *name = tp_op_name[op];
+    uint64_t u;
+    if (n < 5 || n % 2 == 0)
+        return fail(e, "operation %" PRId64 " (%s) has %" PRId64 " operand words: an array "
+                    "operation has 3 and two per operand", k, name, n);
+    if (get_small(r, (uint64_t)*left + 1, &q[1]) < 0 || q[1] < 1)
+        return fail(e, "operation %" PRId64 " (%s) has no valid result count (from 1 to the %"
+                    PRId64 " array operation results left)", k, name, *left);
+    *left -= q[1];
+    if (get_small(r, (uint64_t)L->c[C_SHAPES], &q[2]) < 0)
+        return fail(e, "operation %" PRId64 " (%s) has no valid result shape (the table has %"
+                    PRId64 ")", k, name, L->c[C_SHAPES]);
+    if (get_varint(&r->p, r->end, &u) < 0 || unzigzag(u) < INT32_MIN || unzigzag(u) > INT32_MAX)
+        return fail(e, "operation %" PRId64 " (%s) has no valid attribute", k, name);
+    q[3] = (int32_t)unzigzag(u);
+    for (int64_t i = 3; i < n; i += 2) {
+        int rc = get_operand(r, k, z, (int)(i - 3) / 2, &q[1 + i], e);
+        if (rc < 0) return rc;
+        if (get_small(r, (uint64_t)L->c[C_SHAPES], &q[2 + i]) < 0)
+            return fail(e, "operand %" PRId64 " of operation %" PRId64 " (%s) has no valid "
+                        "shape (the table has %" PRId64 ")", (i - 1) / 2, k, name,
+                        L->c[C_SHAPES]);
+    }
+    const int64_t nc = t->n_consts;       /* the file's constants, the variables before z */
+    t->n_consts = L->c[C_CONSTS];
+    t->n_vars = z;
+    const int ok = tp_block_valid(t, op, q + 1, (n - 3) / 2);
+    t->n_consts = nc;
+    if (!ok)
+        return fail(e, "operation %" PRId64 " (%s) is not a valid array operation: its result "
+                    "count is not its shape's size, an operand block reaches past the variables "
+                    "before it or the constants, or its shapes or attribute break %s's rules",
+                    k, name, name);
+    if (op == TP_OP_MAP && tp_op_kind[q[3]] == TP_KIND_GUARD)   /* a block comparison */
+        return block_comparison(t, q + 1, k, z, bcmp, n_bcmp, e);
+    return TP_OK;
+}
+
+/* The shape table: each shape's words in range (tp_shape_valid) and the words all used. */
+static int load_shapes(tp_tape *t, const uint8_t *b, const layout_t *L, err_t *e)
+{
+    const int64_t ns = L->c[C_SHAPES], nw = L->c[C_SHAPEW];
+    if (nw) memcpy(t->shp, b + L->at[C_SHAPEW], (size_t)(8 * nw));
+    int64_t at = 0;
+    for (int64_t id = 0; id < ns; id++) {
+        const int64_t nd = at < nw ? t->shp[at] : -1;
+        if (nd < 0 || nd > TP_MAXDIM || 1 + 2 * nd > nw - at ||
+            !tp_shape_valid(nd, t->shp + at + 1, t->shp + at + 1 + nd))
+            return fail(e, "shape %" PRId64 " of the shape table is invalid (its dimensions, "
+                        "strides or size out of range, or past the table's end)", id);
+        t->shp_at[id] = at;
+        at += 1 + 2 * nd;
+    }
+    if (at != nw)
+        return fail(e, "the shape table has %" PRId64 " words; its %" PRId64 " shapes use %"
+                    PRId64, nw, ns, at);
+    t->n_shapes = ns; t->n_shp = nw;
+    return TP_OK;
+}
+
+/* The index table: entries' word counts add up to its words, every word an index (>= 0). */
+static int load_indices(tp_tape *t, const uint8_t *b, const layout_t *L, err_t *e)
+{
+    const int64_t ni = L->c[C_INDEX], nw = L->c[C_IXW];
+    if (nw) memcpy(t->ixw, b + L->at[C_IXW], (size_t)(4 * nw));
+    int64_t at = 0;
+    for (int64_t i = 0; i < ni; i++) {
+        const int64_t len = (int64_t)rd64(b + L->at[C_INDEX] + 8 * i);
+        if (len < 0 || len > nw - at)
+            return fail(e, "index table entry %" PRId64 " has %" PRId64 " words; %" PRId64
+                        " are left", i, len, nw - at);
+        t->ix_at[i] = at;
+        at += len;
+    }
+    if (at != nw)
+        return fail(e, "the index table has %" PRId64 " words; its %" PRId64 " entries use %"
+                    PRId64, nw, ni, at);
+    for (int64_t i = 0; i < nw; i++)
+        if (t->ixw[i] < 0 || t->ixw[i] == INT32_MAX)
+            return fail(e, "index table word %" PRId64 " is %d, not an index", i, t->ixw[i]);
+    t->n_index = ni; t->n_ixw = nw;
+    return TP_OK;
+}
+
+/* The recorded outputs of the primitive calls into t->vals (checked once swept). */
+static void load_callvals(tp_tape *t, const uint8_t *b, const layout_t *L)
+{
+    const uint8_t *v = b + L->at[C_CALLVALS];
+    walk_t w = {t->args, t->n_inputs};
+    for (int64_t k = 0; k < t->n_ops; walk_next(&w, t->ops[k++]))
+        if (t->ops[k] == TP_OP_CALL) {
+            memcpy(t->vals + w.z, v, (size_t)(8 * w.p[1]));
+            v += 8 * w.p[1];
+        }
+}
+
 /* The operations: opcodes through the op table, operands decoded and checked, comparisons
  * listed, calls' result counts and recorded outputs; prims: the local id of each entry of the
  * file's primitive table. */
 static int load_program(tp_tape *t, const uint8_t *b, const layout_t *L, const int32_t *prims,
-                        err_t *e)
+                        int64_t *bcmp, int64_t *n_bcmp, err_t *e)
 {
     const int64_t *c = L->c;
     int lut[256], rc;
@@ -495,9 +670,6 @@ static int load_program(tp_tape *t, const uint8_t *b, const layout_t *L, const i
         if (op < 0)
             return fail(e, "operation %" PRId64 " has opcode %d; the op table has %" PRId64
                         " entries", k, fops[k], c[C_OPTABLE]);
-        if (tp_op_kind[op] == TP_KIND_BLOCK)
-            return fail(e, "operation %" PRId64 " (%s) is an array operation: this version "
-                        "cannot load them", k, tp_op_name[op]);
         t->ops[k] = (uint8_t)op;
         n_cmp += tp_op_kind[op] == TP_KIND_GUARD;
     }
@@ -509,8 +681,7 @@ static int load_program(tp_tape *t, const uint8_t *b, const layout_t *L, const i
         plain[op] = (int8_t)(tp_op_arity[op] != VARIADIC && tp_op_results[op] == 1 &&
                              tp_op_kind[op] <= TP_KIND_CUSTOM ? tp_op_arity[op] : 0);
     reader_t r = {b + L->at[C_STREAM], b + L->at[C_STREAM] + c[C_STREAM], 0, c[C_CONSTS]};
-    const uint8_t *callvals = b + L->at[C_CALLVALS];
-    int64_t z = c[C_INPUTS], callvals_left = c[C_CALLVALS];
+    int64_t z = c[C_INPUTS], callvals_left = c[C_CALLVALS], blockvars_left = c[C_BLOCKVARS];
     for (int64_t k = 0; k < c[C_OPS]; k++) {
         if (plain[t->ops[k]] &&             /* the common case, in a tight loop of its own */
             ((rc = plain_run(&r, t->ops, plain, &k, &z, c[C_OPS], t->args, c[C_WORDS], e)) < 0 ||
@@ -538,6 +709,14 @@ static int load_program(tp_tape *t, const uint8_t *b, const layout_t *L, const i
                             "none, or more than the operand words left", k, tp_op_name[op], n);
             q[0] = q[n + 1] = (int32_t)n;
             int i = 0;
+            if (tp_op_kind[op] == TP_KIND_BLOCK) {
+                if ((rc = load_block(t, &r, op, k, z, (int64_t)n, q, &blockvars_left, L, bcmp,
+                                     n_bcmp, e)) < 0)
+                    return rc;
+                r.words += (int64_t)n + 2;
+                z += q[1];
+                continue;
+            }
             if (tp_op_results[op] == VARIADIC) {          /* its result count, plain */
                 uint64_t rr;
                 if (get_varint(&r.p, r.end, &rr) < 0 || rr < 1 || rr > (uint64_t)callvals_left)
@@ -553,9 +732,7 @@ static int load_program(tp_tape *t, const uint8_t *b, const layout_t *L, const i
                     return fail(e, "operation %" PRId64 " (CALL) names no primitive of the "
                                 "file's table of %" PRId64, k, c[C_PRIMS]);
                 q[1 + i++] = (int32_t)(-1 - (c[C_CONSTS] + (int64_t)pi));
-                memcpy(t->vals + z, callvals, (size_t)(8 * res));   /* checked once swept */
-                callvals += 8 * res;
-                callvals_left -= res;
+                callvals_left -= res;           /* their values: load_callvals */
             }
             for (; i < (int)n; i++)
                 if ((rc = get_operand(&r, k, z, i, &q[1 + i], e)) < 0) return rc;
@@ -584,6 +761,9 @@ static int load_program(tp_tape *t, const uint8_t *b, const layout_t *L, const i
     if (callvals_left)
         return fail(e, "the primitive calls have %" PRId64 " outputs; the header counts %"
                     PRId64, c[C_CALLVALS] - callvals_left, c[C_CALLVALS]);
+    if (blockvars_left)
+        return fail(e, "the array operations have %" PRId64 " results; the header counts %"
+                    PRId64, c[C_BLOCKVARS] - blockvars_left, c[C_BLOCKVARS]);
     t->n_ops = c[C_OPS];
     t->n_args = r.words;
     t->n_vars = z;
@@ -607,9 +787,24 @@ static int guard_outcome(const tp_tape *t, int64_t v, double *w)
     return -1;
 }
 
-static int check_guard(const tp_tape *t, int64_t v, const char *what, int64_t i, err_t *e)
+/* v is a result of a block comparison that replays check (bcmp: first result, count; ascending;
+ * a guard names its first result, a site any of them) */
+static int checked_block(const int64_t *bcmp, int64_t n, int64_t v, int first)
+{
+    int64_t lo = 0, hi = n - 1;
+    while (lo < hi) {                    /* the last one starting at or before v */
+        int64_t mid = lo + (hi - lo + 1) / 2;
+        if (bcmp[2 * mid] <= v) lo = mid; else hi = mid - 1;
+    }
+    return n && bcmp[2 * lo] <= v &&
+           (first ? v == bcmp[2 * lo] : v < bcmp[2 * lo] + bcmp[2 * lo + 1]);
+}
+
+static int check_guard(const tp_tape *t, int64_t v, const char *what, int64_t i,
+                       const int64_t *bcmp, int64_t n_bcmp, err_t *e)
 {
     double w;
+    if (checked_block(bcmp, n_bcmp, v, what[0] == 'b')) return TP_OK;   /* "branch guard" */
     if (v < 0 || v >= tp_nvars(t) || guard_outcome(t, v, &w) < 0)
         return fail(e, "%s %" PRId64 " is variable %" PRId64 ", which no comparison made", what,
                     i, v);
@@ -620,7 +815,8 @@ static int check_guard(const tp_tape *t, int64_t v, const char *what, int64_t i,
 }
 
 /* The rest: outputs, recorded inputs, guards and sites. */
-static int load_data(tp_tape *t, const uint8_t *b, const layout_t *L, err_t *e)
+static int load_data(tp_tape *t, const uint8_t *b, const layout_t *L, const int64_t *bcmp,
+                     int64_t n_bcmp, err_t *e)
 {
     const int64_t *c = L->c;
     int rc;
@@ -637,12 +833,13 @@ static int load_data(tp_tape *t, const uint8_t *b, const layout_t *L, err_t *e)
     }
     const uint8_t *g = b + L->at[C_GUARDS];
     for (int64_t i = 0; i < c[C_GUARDS]; i++)
-        if ((rc = check_guard(t, (int32_t)rd32(g + 4 * i), "branch guard", i, e)) < 0) return rc;
+        if ((rc = check_guard(t, (int32_t)rd32(g + 4 * i), "branch guard", i, bcmp, n_bcmp,
+                              e)) < 0) return rc;
     const uint8_t *s = b + L->at[C_SITES];
     for (int64_t i = 0; i < c[C_SITES]; i++) {
         int32_t v = (int32_t)rd32(s + 16 * i), frozen = (int32_t)rd32(s + 16 * i + 4),
                 line = (int32_t)rd32(s + 16 * i + 8);          /* its file: saving.py checks */
-        if ((rc = check_guard(t, v, "guard site", i, e)) < 0) return rc;
+        if ((rc = check_guard(t, v, "guard site", i, bcmp, n_bcmp, e)) < 0) return rc;
         if (frozen < -1 || frozen >= tp_nvars(t) || line < -1)
             return fail(e, "guard site %" PRId64 " has frozen variable %d and line %d", i,
                         frozen, line);
@@ -671,6 +868,7 @@ static void clear(tp_tape *t)
 {
     free(t->ops); free(t->args); free(t->consts); free(t->ckeys); free(t->cslot);
     free(t->vals); free(t->outputs); free(t->last_x); free(t->guards);
+    free(t->shp); free(t->shp_at); free(t->shash); free(t->ixw); free(t->ix_at);
     memset(t, 0, sizeof *t);
 }
 
@@ -689,27 +887,43 @@ int tp_load(tp_tape *t, const uint8_t *b, int64_t len, const int32_t *prims, int
     const int64_t *c = L.c;
     if (n_prims != c[C_PRIMS]) return fail(&e, "%" PRId64 " primitive ids for a table of %"
                                            PRId64, n_prims, c[C_PRIMS]);
-    int64_t nv = c[C_INPUTS] + c[C_OPS] + c[C_CALLVALS], nc = c[C_CONSTS] + c[C_PRIMS];
+    int64_t nc = c[C_CONSTS] + c[C_PRIMS];
     t->ops = big_alloc((size_t)c[C_OPS]);
     t->args = big_alloc((size_t)c[C_WORDS] * sizeof *t->args);
     t->consts = malloc((size_t)(nc ? nc : 1) * sizeof *t->consts);
-    t->vals = big_alloc((size_t)nv * sizeof *t->vals);
     t->last_x = malloc((size_t)(c[C_INPUTS] ? c[C_INPUTS] : 1) * sizeof *t->last_x);
     t->outputs = malloc((size_t)(c[C_OUTPUTS] ? c[C_OUTPUTS] : 1) * sizeof *t->outputs);
-    if (!t->ops || !t->args || !t->consts || !t->vals || !t->last_x || !t->outputs) {
+    t->shp = malloc((size_t)(c[C_SHAPEW] ? c[C_SHAPEW] : 1) * sizeof *t->shp);
+    t->shp_at = malloc((size_t)(c[C_SHAPES] ? c[C_SHAPES] : 1) * sizeof *t->shp_at);
+    t->ixw = malloc((size_t)(c[C_IXW] ? c[C_IXW] : 1) * sizeof *t->ixw);
+    t->ix_at = malloc((size_t)(c[C_INDEX] ? c[C_INDEX] : 1) * sizeof *t->ix_at);
+    if (!t->ops || !t->args || !t->consts || !t->last_x || !t->outputs || !t->shp ||
+        !t->shp_at || !t->ixw || !t->ix_at) {
         clear(t);
         return TP_ENOMEM;
     }
-    t->cap_ops = c[C_OPS]; t->cap_args = c[C_WORDS]; t->cap_consts = nc; t->cap_vals = nv;
+    t->cap_ops = c[C_OPS]; t->cap_args = c[C_WORDS]; t->cap_consts = nc;
+    t->cap_shp = c[C_SHAPEW]; t->cap_shapes = c[C_SHAPES];
+    t->cap_ixw = c[C_IXW]; t->cap_index = c[C_INDEX];
     t->cap_last = c[C_INPUTS];
     t->n_inputs = t->n_vars = c[C_INPUTS];
     t->n_consts = nc;
     t->n_outputs = c[C_OUTPUTS];
     if (c[C_CONSTS]) memcpy(t->consts, b + L.at[C_CONSTS], (size_t)(8 * c[C_CONSTS]));
-    if ((rc = load_program(t, b, &L, prims, &e)) < 0 || (rc = load_data(t, b, &L, &e)) < 0) {
+    /* the values' room once the program is valid: its variables are counted then */
+    int64_t *bcmp = malloc((size_t)(c[C_OPS] ? 2 * c[C_OPS] : 1) * sizeof *bcmp), n_bcmp = 0;
+    if (!bcmp) { clear(t); return TP_ENOMEM; }
+    if ((rc = load_shapes(t, b, &L, &e)) < 0 || (rc = load_indices(t, b, &L, &e)) < 0 ||
+        (rc = load_program(t, b, &L, prims, bcmp, &n_bcmp, &e)) < 0 ||
+        (rc = (t->vals = big_alloc((size_t)t->n_vars * sizeof *t->vals)) ? 0 : TP_ENOMEM) < 0 ||
+        (rc = load_data(t, b, &L, bcmp, n_bcmp, &e)) < 0) {
+        free(bcmp);
         clear(t);
         return rc;
     }
+    free(bcmp);
+    t->cap_vals = t->n_vars;
+    load_callvals(t, b, &L);
     t->claimed = 1;
     tp_close(t);
     return TP_OK;

@@ -143,30 +143,46 @@ int tp_forward(tp_tape *t, const double *x, double *y)
     return rc;
 }
 
-int tp_jvp(tp_tape *t, const double *x, int64_t k, const double *xdot, double *y, double *ydot)
+/* jvp and vjp: one primal sweep, then the k directions in blocks of kb (padded to ks), one
+ * tangent sweep a block seeded at the inputs from xdot and read at the outputs, or one adjoint
+ * sweep a block seeded at the outputs from ybar and read at the inputs. */
+static int directions(tp_tape *t, int adjoint, const double *x, int64_t k, const double *in,
+                      double *y, double *out)
 {
     if (!tp_may_read(t)) return TP_ETHREAD;
     if (k < 1) return TP_EARG;
     work_t w;
-    double *V, *tbase;
+    double *V, *base;
     int rc = work_begin(&w, t);
     if (rc < 0) return rc;
-    if ((rc = tp_primal_at(t, x, &w, &V, NULL)) < 0) goto done;
-    tp_read_outputs(t, V, y);
-    int64_t kb = tp_block(t, k, 1), m = t->n_inputs;
-    if (!(tbase = work_buf(&w, W_DIRS, (t->n_consts + tp_nvars(t)) * tp_padded(kb)))) {
+    int64_t kb = tp_block(t, k, 1), m = t->n_inputs, ns = t->n_consts + tp_nvars(t);
+    if (!(base = work_buf(&w, W_DIRS, ns * tp_padded(kb)))) {
         rc = TP_ENOMEM;
         goto done;
     }
+    /* one weight vector (a gradient): the primal sweep clears the operations' adjoints */
+    int cleared = adjoint && k == 1;
+    if ((rc = tp_primal_at(t, x, &w, &V, cleared ? base + t->n_consts : NULL)) < 0) goto done;
+    tp_read_outputs(t, V, y);
     for (int64_t j0 = 0; j0 < k && rc >= 0; j0 += kb) {
         int64_t nb = k - j0 < kb ? k - j0 : kb, ks = tp_padded(nb);
-        memset(tbase, 0, (size_t)(t->n_consts * ks) * sizeof(double));
-        double *T = tbase + t->n_consts * ks;
-        tp_seed(T, ks, xdot, m, k, j0, nb);
-        if ((rc = tp_tangent_sweep(t, V, T, ks, &w)) < 0) break;
-        for (int64_t o = 0; o < t->n_outputs; o++)
-            memcpy(ydot + o * k + j0, T + (int64_t)t->outputs[o] * ks, (size_t)nb * sizeof(double));
-        tp_count(t, 1, t->n_ops * nb);
+        double *D = base + t->n_consts * ks;
+        size_t row = (size_t)nb * sizeof(double);
+        if (!adjoint) {      /* the tangent sweep writes every operation's slots */
+            memset(base, 0, (size_t)(t->n_consts * ks) * sizeof(double));
+            tp_seed(D, ks, in, m, k, j0, nb);
+            if ((rc = tp_tangent_sweep(t, V, D, ks, &w)) < 0) break;
+            for (int64_t o = 0; o < t->n_outputs; o++)
+                memcpy(out + o * k + j0, D + (int64_t)t->outputs[o] * ks, row);
+        } else {             /* the adjoint sweep accumulates into zeroed slots */
+            memset(base, 0, (size_t)((cleared ? t->n_consts + m : ns) * ks) * sizeof(double));
+            for (int64_t o = 0; o < t->n_outputs; o++)
+                for (int64_t j = 0; j < nb; j++)
+                    D[(int64_t)t->outputs[o] * ks + j] += in ? in[o * k + j0 + j] : (o == j0 + j);
+            if ((rc = tp_adjoint_sweep(t, V, D, ks, tp_whole(t), &w)) < 0) break;
+            for (int64_t i = 0; i < m; i++) memcpy(out + i * k + j0, D + i * ks, row);
+        }
+        tp_count(t, adjoint ? 2 : 1, t->n_ops * nb);
     }
     if (rc >= 0) tp_commit_x(t, V);
 done:
@@ -174,38 +190,14 @@ done:
     return rc;
 }
 
+int tp_jvp(tp_tape *t, const double *x, int64_t k, const double *xdot, double *y, double *ydot)
+{
+    return directions(t, 0, x, k, xdot, y, ydot);
+}
+
 int tp_vjp(tp_tape *t, const double *x, int64_t k, const double *ybar, double *y, double *xbar)
 {
-    if (!tp_may_read(t)) return TP_ETHREAD;
-    if (k < 1) return TP_EARG;
-    work_t w;
-    double *V, *abase;
-    int rc = work_begin(&w, t);
-    if (rc < 0) return rc;
-    int64_t kb = tp_block(t, k, 1), m = t->n_inputs, ns = t->n_consts + tp_nvars(t);
-    if (!(abase = work_buf(&w, W_DIRS, ns * tp_padded(kb)))) {
-        rc = TP_ENOMEM;
-        goto done;
-    }
-    /* one weight vector (a gradient): the primal sweep clears the operations' adjoints */
-    if ((rc = tp_primal_at(t, x, &w, &V, k == 1 ? abase + t->n_consts : NULL)) < 0) goto done;
-    tp_read_outputs(t, V, y);
-    for (int64_t j0 = 0; j0 < k; j0 += kb) {
-        int64_t nb = k - j0 < kb ? k - j0 : kb, ks = tp_padded(nb);
-        memset(abase, 0, (size_t)((k == 1 ? t->n_consts + m : ns) * ks) * sizeof(double));
-        double *A = abase + t->n_consts * ks;
-        for (int64_t o = 0; o < t->n_outputs; o++)
-            for (int64_t j = 0; j < nb; j++)
-                A[(int64_t)t->outputs[o] * ks + j] += ybar ? ybar[o * k + j0 + j] : (o == j0 + j);
-        if ((rc = tp_adjoint_sweep(t, V, A, ks, tp_whole(t), &w)) < 0) break;
-        tp_count(t, 2, t->n_ops * nb);
-        for (int64_t i = 0; i < m; i++)
-            memcpy(xbar + i * k + j0, A + i * ks, (size_t)nb * sizeof(double));
-    }
-    if (rc >= 0) tp_commit_x(t, V);
-done:
-    work_end(&w);
-    return rc;
+    return directions(t, 1, x, k, ybar, y, xbar);
 }
 
 /* Adjoints of variables 0 .. root (into adj) from root's, at the values of the recording: the

@@ -158,6 +158,20 @@ static int const_code(tp_tape *t, double c, int32_t *code)
     return TP_OK;
 }
 
+/* n constants appended as they are (x[i] at pool index n_consts + i, not deduplicated: a block
+ * of constants keeps its codes), then found by const_code like the others (optimize.c). */
+int tp_pool_append(tp_tape *t, const double *x, int64_t n)
+{
+    int rc;
+    if (n < 0) return TP_EARG;
+    if ((rc = GROW(t, consts, cap_consts, t->n_consts + n, MAX_CONSTS)) < 0) return rc;
+    if (n) memcpy(t->consts + t->n_consts, x, (size_t)n * sizeof *x);
+    t->n_consts += n;
+    int64_t cap = t->chash_cap ? t->chash_cap : 64;
+    while (cap < 2 * (t->n_consts + 1)) cap *= 2;
+    return rehash(t, cap);
+}
+
 /* The pool code of c without the recording checks: for building a tape (optimize.c). */
 int tp_pool_code(tp_tape *t, double c, int32_t *code) { return const_code(t, c, code); }
 

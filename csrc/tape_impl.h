@@ -51,6 +51,7 @@ struct tp_tape {
 };
 
 int tp_pool_code(tp_tape *t, double c, int32_t *code);   /* constant c's code, no checks */
+int tp_pool_append(tp_tape *t, const double *x, int64_t n);   /* as they are, no checks */
 
 static inline int64_t tp_nvars(const tp_tape *t) { return t->n_vars; }
 /* a thread may touch the tape: it is closed (immutable) or this thread records it */

@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum { W_VALUES, W_DIRS, W_DIRS2, W_ADJ, W_PRIM, W_SLOTS };   /* buffers of a call */
+enum { W_VALUES, W_DIRS, W_DIRS2, W_ADJ, W_PRIM, W_BLOCK, W_SLOTS };   /* buffers of a call */
 
 typedef struct {
     double *buf[W_SLOTS];

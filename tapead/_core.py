@@ -59,15 +59,6 @@ def fail(status, what=None):
     raise exc(f"{what}: {msg}" if what else msg)
 
 
-def refuse_blocks(p, what):
-    """TypeError when tape p holds array block operations, which `what` does not take yet."""
-    o = lib.tp_first_block(p)
-    if o >= 0:
-        raise TypeError(f"{what} does not take tapes holding array operations yet (operation {o} "
-                        "is one): replay them one point per call, or record the arrays as "
-                        "object arrays of Var (t.variables(x, array=False))")
-
-
 def check(status, what=None):
     if status < 0:
         fail(status, what)

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ._core import check, ffi, lib, refuse_blocks
+from ._core import check, ffi, lib
 from .errors import TapeError
 
 _THREADS = os.cpu_count() or 1
@@ -68,7 +68,6 @@ def _size(shape):
 
 def points(rec, x, what="x"):
     """x as a C-contiguous (B, m) array: a leading axis of B points on each input piece."""
-    refuse_blocks(rec._p, "batch=True")
     if x is None:
         raise ValueError(f"batch=True needs the points {what} (a leading axis of B points)")
     pieces = rec.pieces

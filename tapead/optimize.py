@@ -6,7 +6,7 @@ import weakref
 
 import numpy as np
 
-from ._core import check, ffi, lib, refuse_blocks
+from ._core import check, ffi, lib
 
 STATS = ("cse", "folded", "identities", "dead", "ops_before", "ops_after")
 _removed = weakref.WeakKeyDictionary()     # optimised recording -> its STATS
@@ -16,7 +16,6 @@ def optimized(rec, tape=None):
     """A new closed recording (of tape, default rec's) computing what rec computes."""
     from .primitive import _users
     from .recording import Recording
-    refuse_blocks(rec._p, "t.optimize()")
     new = Recording(rec.owner() if tape is None else tape)
     sites = sorted(rec.sites.items())
     frozen = [-1 if s[2] is None else s[2] for _, s in sites]

@@ -13,6 +13,13 @@ implement a backward() function").
     def _(x, w):                          # w shaped like the output; returns k numbers
         return (scipy.special.digamma(x[0]) * w,)
 
+Batched replays (batch=True) call a primitive made with ``vectorized=True`` once per tile of
+points: its function and rules then also take a leading axis of B points (k arrays of shape
+(B,), or one (B, k) array; v and w likewise) and return it ((B,) or (B, n); a vjp rule k arrays
+of shape (B,), or a (B, k) array) -- NumPy ufuncs and scipy.special do. Any other primitive is
+called once per point. Either way each point gets what a one-point replay gives it, as far as
+the function gives the same numbers for a batch as for one point.
+
 On Vars a primitive is recorded as one tape operation, a CALL writing its n outputs as n
 consecutive variables; the C sweeps call its function and rules back through tp_py_call. An exception a rule raises
 comes out of the sweep as that exception, and the tape stays usable.
@@ -50,8 +57,9 @@ class Primitive:
     """A function of k scalars or of one 1-d array, with derivative rules (jvp and/or vjp) in
     NumPy. Plain numbers in: plain result out. Vars in: one recorded tape operation."""
 
-    def __init__(self, fun, jvp=None, vjp=None, name=None):
+    def __init__(self, fun, jvp=None, vjp=None, name=None, vectorized=False):
         self.fun, self.jvp_rule, self.vjp_rule = fun, jvp, vjp
+        self.vectorized = bool(vectorized)
         self._ids = {}             # takes an array -> registry id
         self._ref = None           # the registry's weak reference to self
         self.name = name or getattr(fun, "__name__", "primitive")
@@ -159,14 +167,16 @@ class Primitive:
         return rule
 
 
-def primitive(fun=None, *, jvp=None, vjp=None, name=None):
+def primitive(fun=None, *, jvp=None, vjp=None, name=None, vectorized=False):
     """Register fun (of k scalars or one 1-d array; a number or 1-d array out) with its
     derivative rules as a tapead operation. Usable as @ad.primitive or
     ad.primitive(fun, jvp=..., vjp=...). Rules: jvp(x, v) -> y_dot; vjp(x, w) -> x_bar, with x
-    and v as a tuple of floats (k scalars) or an array (one array input)."""
+    and v as a tuple of floats (k scalars) or an array (one array input). vectorized=True: fun
+    and the rules also take a leading axis of points, and batched replays call them once per
+    tile of points (see the module's docstring)."""
     if fun is None:
-        return lambda f: Primitive(f, jvp, vjp, name)
-    return Primitive(fun, jvp, vjp, name)
+        return lambda f: Primitive(f, jvp, vjp, name, vectorized)
+    return Primitive(fun, jvp, vjp, name, vectorized)
 
 
 def floats(r, prim, what):
@@ -257,6 +267,41 @@ def tp_py_call(prim, mode, k, x, n, K, inp, out):
                 "vjp rule must return one number per input"
             raise ValueError(f"primitive {P.name}: its {what} ({cols}); got {r.size}")
         dst[:, j] = r
+    return 0
+
+
+@ffi.def_extern(onerror=_keep, error=-1)
+def tp_py_call_batch(prim, mode, B, k, x, n, inp, out):
+    """The batched sweeps' way into a vectorized primitive: B points at once (x: B x k), mode 0
+    evaluates (out B x n), 1 the jvp rule on one direction (B x k in, B x n out), 2 the vjp rule
+    on one weight vector (B x n in, B x k out). 1 for a primitive that is not vectorized."""
+    P, array = lookup(prim)
+    if not P.vectorized:
+        return 1
+    X = np.frombuffer(ffi.buffer(x, 8 * B * k), dtype=np.float64).reshape(B, k).copy()
+    args = (X,) if array else tuple(X[:, i] for i in range(k))
+    dst = np.frombuffer(ffi.buffer(out, 8 * B * (k if mode == 2 else n)), dtype=np.float64)
+    if mode == 0:
+        y = floats(P.fun(*args), P, "function")
+        what = "function"
+    else:
+        rows = k if mode == 1 else n
+        src = np.frombuffer(ffi.buffer(inp, 8 * B * rows), dtype=np.float64).reshape(B, rows)
+        if mode == 1:
+            d = src.copy() if array else tuple(src[:, i].copy() for i in range(k))
+        else:
+            d = src.copy() if n > 1 else src[:, 0].copy()
+        xs = args[0] if array else args
+        what = "jvp rule" if mode == 1 else "vjp rule"
+        y = floats(P._rule("jvp" if mode == 1 else "vjp")(xs, d), P, what)
+        if mode == 2 and not array and y.ndim >= 1 and y.shape[0] == k and y.size == B * k:
+            y = y.reshape(k, B).T                      # k arrays of B: one per input
+    cols = k if mode == 2 else n
+    if y.size != B * cols or (y.ndim and y.shape[0] != B and not (B == 1 and y.size == cols)):
+        raise ValueError(f"primitive {P.name} (vectorized): its {what} must give {cols} "
+                         f"number(s) for each of the {B} points (shape ({B},) or ({B}, {cols}))"
+                         f"; got shape {np.shape(y)}")
+    dst[:] = y.reshape(B * cols)
     return 0
 
 

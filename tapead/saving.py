@@ -13,7 +13,7 @@ import pickletools
 
 import numpy as np
 
-from ._core import Op, check, ffi, lib, refuse_blocks
+from ._core import Op, check, ffi, lib
 from .errors import TapeError
 
 _primitive = importlib.import_module(".primitive", __package__)   # ad.primitive is the function
@@ -58,7 +58,6 @@ def _dump(tape, function, check_names=True):
             state = "dropped"
     elif getattr(tape, "_fn_note", None):
         state = "dropped"
-    refuse_blocks(rec._p, "saving a tape (dumps, save, pickle, copy)")
     prims, table = _primitives(rec, check_names)
     guards = np.asarray(rec.guards, dtype=np.int32)
     files, file_ix, sites = [], {}, []
@@ -73,6 +72,7 @@ def _dump(tape, function, check_names=True):
         "pieces": [list(s) for s in rec.pieces],
         "out_shape": None if rec.out_shape is None else list(rec.out_shape),
         "primitives": table, "site_files": files, "function": state,
+        "arrays": bool(getattr(tape, "_arrays", False)),     # f re-records with ad.Arrays
     }, separators=(",", ":")).encode()
     ids = ffi.new("int32_t[]", [i for i, _ in prims] or [0])
     bound = lib.tp_dump_bound(rec._p, guards.size, sites.size // 4, len(meta), len(fn))
@@ -175,6 +175,8 @@ def _load(data, function, prims=None):
         raise _bad(msg)
     check(rc, "load")
     tape._rec, tape._fn, tape._rerecords = rec, None, 0
+    if meta["arrays"]:
+        tape._arrays = True
     tape._fn_note = ("saved without its function (t.dumps(function=False))"
                      if meta["function"] == "dropped" else None)
     rec.pieces = [tuple(s) for s in meta["pieces"]]
@@ -183,6 +185,8 @@ def _load(data, function, prims=None):
     scalars = all(not s for s in rec.pieces)
     rec.fast = ((1 if len(rec.pieces[0]) == 1 else 2 if scalars else 0) if len(rec.pieces) == 1
                 else 3 if scalars and rec.pieces else 0)
+    if lib.tp_first_block(rec._p) >= 0:      # array block ops replay through the general paths
+        rec.fast = 0
     rec.out_shape = None if meta["out_shape"] is None else tuple(meta["out_shape"])
     rec.n_out = info[_I_OUTPUTS]
     rec.guards = np.frombuffer(data, np.int32, info[_I_GUARDS], info[_I_AT_GUARDS]).tolist()
@@ -248,8 +252,10 @@ def _meta(raw, info):
     except (ValueError, RecursionError) as e:
         raise _bad(f"its meta section is not valid JSON ({type(e).__name__})") from None
     if not isinstance(meta, dict) or set(meta) != {"pieces", "out_shape", "primitives",
-                                                   "site_files", "function"}:
+                                                   "site_files", "function", "arrays"}:
         raise _bad("its meta section does not have the keys of this format")
+    if not isinstance(meta["arrays"], bool):
+        raise _bad("its meta section's arrays is not true or false")
     pieces, out_shape = meta["pieces"], meta["out_shape"]
     if not isinstance(pieces, list) or not all(_is_shape(s) for s in pieces) or \
             sum(_size(s) for s in pieces) != info[_I_INPUTS]:

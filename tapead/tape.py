@@ -161,6 +161,7 @@ class Tape(_fast.TapeBase):
                             "its `with` block")
         t = Tape.__new__(Tape)
         t._fn, t._rerecords, t._optimize = self._fn, 0, True
+        t._arrays = getattr(self, "_arrays", False)          # re-records f as it was recorded
         t._rec = optimized(rec, t)
         return t
 

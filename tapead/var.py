@@ -14,6 +14,13 @@ from .errors import TapeError
 UFUNCS = {}
 
 
+def _refused(what):
+    """A method of a path that would drop the derivative (float(v), int(v), ...): TypeError."""
+    def method(self, *args):
+        raise TypeError(_drop_msg(self, what))
+    return method
+
+
 class _Methods:
     """An active scalar: a variable of a tape. Created by a tape, never by the user.
 
@@ -49,29 +56,14 @@ class _Methods:
         return format(self._value, spec)
 
     # ---- paths that would drop the derivative ----------------------------------------------
-    def __float__(self):
-        raise TypeError(_drop_msg(self, "float()"))
-
-    def __int__(self):
-        raise TypeError(_drop_msg(self, "int()"))
-
-    def __index__(self):
-        raise TypeError(_drop_msg(self, "use as an index"))
-
-    def __complex__(self):
-        raise TypeError(_drop_msg(self, "complex()"))
-
-    def __round__(self, ndigits=None):
-        raise TypeError(_drop_msg(self, "round()"))
-
-    def __trunc__(self):
-        raise TypeError(_drop_msg(self, "math.trunc()"))
-
-    def __floor__(self):
-        raise TypeError(_drop_msg(self, "math.floor()"))
-
-    def __ceil__(self):
-        raise TypeError(_drop_msg(self, "math.ceil()"))
+    __float__ = _refused("float()")
+    __int__ = _refused("int()")
+    __index__ = _refused("use as an index")
+    __complex__ = _refused("complex()")
+    __round__ = _refused("round()")
+    __trunc__ = _refused("math.trunc()")
+    __floor__ = _refused("math.floor()")
+    __ceil__ = _refused("math.ceil()")
 
     def _no_floor(self, other=None):
         raise TypeError("// and % are not differentiable operations on a tapead Var (they "

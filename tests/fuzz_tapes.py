@@ -25,13 +25,13 @@ import tapead as ad
 from tapead._core import ffi, lib
 from tapead.program import listing, sweep
 
-HEADER, N_COUNTS = 40, 13
+HEADER, N_COUNTS = 40, 18
 (C_INPUTS, C_OPS, C_WORDS, C_STREAM, C_CONSTS, C_OUTPUTS, C_GUARDS, C_SITES, C_PRIMS, C_OPTABLE,
- C_META, C_FN, C_CALLVALS) = range(N_COUNTS)
-ORDER = (C_OPTABLE, C_OPS, C_STREAM, C_CONSTS, C_OUTPUTS, C_INPUTS, C_CALLVALS, C_GUARDS,
-         C_SITES, C_META, C_FN)                # the sections in file order (csrc/serial.c)
-WIDTH = {C_OPTABLE: 16, C_OPS: 1, C_STREAM: 1, C_CONSTS: 8, C_OUTPUTS: 4, C_INPUTS: 8,
-         C_CALLVALS: 8, C_GUARDS: 4, C_SITES: 16, C_META: 1, C_FN: 1}
+ C_META, C_FN, C_CALLVALS, C_SHAPES, C_SHAPEW, C_BLOCKVARS, C_INDEX, C_IXW) = range(N_COUNTS)
+ORDER = (C_OPTABLE, C_SHAPEW, C_INDEX, C_IXW, C_OPS, C_STREAM, C_CONSTS, C_OUTPUTS, C_INPUTS,
+         C_CALLVALS, C_GUARDS, C_SITES, C_META, C_FN)   # the sections in file order (serial.c)
+WIDTH = {C_OPTABLE: 16, C_SHAPEW: 8, C_INDEX: 8, C_IXW: 4, C_OPS: 1, C_STREAM: 1, C_CONSTS: 8,
+         C_OUTPUTS: 4, C_INPUTS: 8, C_CALLVALS: 8, C_GUARDS: 4, C_SITES: 16, C_META: 1, C_FN: 1}
 
 
 # ---- the corpus: functions at module level (f is saved by reference) --------------------------
@@ -71,15 +71,35 @@ def with_primitives(x):
     return [xsin(a, x[0]) + b, ad.dot(list(x), list(x[::-1])), 2.5]
 
 
+def arrays(x, s):
+    """Array block ops: broadcasting MAPs with constant blocks, a REDUCE over an axis, MATMULs
+    of a transpose (a strided PACK) and a matrix-vector product, a PACK of scattered Vars,
+    GATHER, SCATTER and SCATTER_ADD (the index table)."""
+    X = x.reshape(2, 3)
+    h = np.maximum(X @ X.T + np.array([[0.5, -1.0], [2.0, 0.25]]), 0.1)
+    s = s[()]                                  # a 0-d Array: its Var
+    v = ad.asarray([s, x[4] * s, 1.5])
+    z = np.tanh(X * v).sum(axis=1) + X @ v
+    g = x[np.array([5, 0, 5, 2])]                       # GATHER
+    u = g.at[np.array([1, 3, 1])].add(z[0] * x[:3])     # SCATTER_ADD (repeated positions)
+    u[np.array([0, 2])] = h[0]                          # SCATTER
+    return [ad.sum(h) * s, z[0] - z[1] * s, ad.sum(np.exp(x[::2])) + ad.sum(u * u)]
+
+
+def array_guards(x):
+    """A block guard (its outcomes a constant block), a where's unchecked comparison, max."""
+    h = x * 2.0 - 1.0
+    y = np.where(h < 1.0, h * h, -h)
+    return ad.sum(y) * np.max(x) if (h > 0).all() else ad.sum(x)
+
+
 def corpus():
     """Saved tapes of every kind: each op's cases, f by reference, pieces, guards, sites,
-    primitives (scalar, array, several outputs), constant outputs, no outputs."""
+    primitives (scalar, array, several outputs), array block ops, constant outputs, no
+    outputs."""
     from op_cases import CASES
-    from tapead._core import GroupOp
     out = []
     for op, cases in CASES.items():
-        if op in GroupOp.BLOCK:                 # array block ops are not saved yet
-            continue
         for case in cases[:2]:
             t = ad.record(case.f, *case.points[0])
             out.append(t.dumps(function=False))
@@ -89,6 +109,8 @@ def corpus():
         warnings.simplefilter("ignore", ad.ValueWarning)
         out.append(ad.record(frozen, 1.5).dumps())
     out.append(ad.record(with_primitives, np.array([0.3, -0.7, 1.1])).dumps())
+    out.append(ad.record(arrays, np.linspace(-1.0, 1.5, 6), 0.75, arrays=True).dumps())
+    out.append(ad.record(array_guards, np.array([0.5, 2.0, 1.5]), arrays=True).dumps())
     with ad.Tape() as t:
         x = t.variables([[1.0, 2.0], [3.0, -4.0]])
         t.outputs([[x[0, 0] * x[1, 1], 3.0], [ad.sin(x[0, 1]), x[1, 0]]])
@@ -228,6 +250,17 @@ def _fixed(r, data, others):
         b = bytearray(set_count(b, s, counts(o)[s]))
         if s in (C_STREAM, C_OPS) and r.random() < 0.7:
             b = bytearray(set_count(b, C_WORDS, counts(o)[C_WORDS]))
+        return fix(b)
+    if k == 5 and r.random() < 0.3:                    # a shape or index table word
+        s = r.choice((C_SHAPEW, C_INDEX, C_IXW))
+        lo, hi = sec[s]
+        if hi > lo:
+            fmt = "<i" if s == C_IXW else "<q"
+            i = r.randrange(lo, hi, WIDTH[s])
+            old = struct.unpack_from(fmt, b, i)[0]
+            new = r.choice((old + r.choice((-1, 1)), -old, 0, 1, r.choice(_INTS)))
+            bits = 32 if s == C_IXW else 64
+            struct.pack_into(fmt, b, i, (new + 2 ** (bits - 1)) % 2 ** bits - 2 ** (bits - 1))
         return fix(b)
     if k == 5:                                         # a double
         s = r.choice((C_CONSTS, C_INPUTS, C_CALLVALS))

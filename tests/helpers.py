@@ -1,16 +1,24 @@
 """Code shared by the test files (not tests): the seed's f and its closed-form gradient, the
-Horner polynomial, running a function in several threads at once and the random programs of the
-hypothesis tests. The op test cases are in op_cases.py.
+Horner polynomial, the benchmarks' Rosenbrock loop and chain family, running a function in
+several threads at once and the random programs of the hypothesis tests. The op test cases are in
+op_cases.py.
 
 tests/ has no __init__.py: pytest puts tests/ on sys.path, so the test files import this module
 as ``from helpers import ...``.
 """
 import math
+import os
+import sys
 import threading
 
 import numpy as np
 
 import tapead as ad
+
+# ---- the benchmarks' problems (bench/benchlib.py): the tests check the functions bench/ times --
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "bench"))
+from benchlib import chain_family, chain_jacobian, rosen_loop  # noqa: E402,F401
 
 
 # ---- the seed's f -----------------------------------------------------------------------------

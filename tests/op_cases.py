@@ -462,6 +462,29 @@ def records_its_op(program, op, k, point):
         context(op, f"case {k}", point, True)
 
 
+def recorded_case(tab, program, op, k, point):
+    """(case k of op in tab, its number m of operands, program(case, point) recorded at x = 0:
+    at the case's point)."""
+    case = tab[op][k]
+    m = len(point)
+    return case, m, ad.record(program(case, point), np.zeros(m))
+
+
+def table_checks(tab, which, program):
+    """The two checks of a test module's op table tab (table(which)), as test functions for the
+    module to name: every op of ops.def has a case, and every case's program(case, point),
+    recorded at its point, holds its op."""
+    def every_op_has_a_case():
+        """Adding an op to csrc/ops.def without a case in tab breaks the suite."""
+        missing_cases(tab, which)
+
+    @pytest.mark.parametrize("op, k, point", case_params(tab)[0])
+    def case_records_its_op(op, k, point):
+        records_its_op(program(tab[op][k], point), op, k, point)
+
+    return every_op_has_a_case, case_records_its_op
+
+
 def context(op, what, point, fresh):
     """A failing op test's message: the op and its case, the point, a fresh or replayed tape
     (fresh: recorded at this point; replayed: recorded elsewhere, swept here)."""

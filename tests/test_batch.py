@@ -8,8 +8,7 @@ import pytest
 
 import tapead as ad
 import tapead.batch as adb
-from tapead._core import GroupOp
-from helpers import program_steps, run_in_threads, run_program
+from helpers import program_steps, rosen_loop, run_in_threads, run_program
 from op_cases import CASES, case_ids
 
 RNG = np.random.default_rng(7)
@@ -89,10 +88,6 @@ def test_op_cases_batched_equal_the_loop(op, k):
 
     def f(x):
         return case.f(*[x[i] for i in range(n)])
-    if op in GroupOp.BLOCK:                       # array block ops: refused by name, for now
-        with pytest.raises(TypeError, match="batch=True does not take tapes holding array"):
-            ad.record(f, pts[0]).gradient(X, batch=True)
-        return
     guards = op.name in ("LT", "LE", "GT", "GE", "EQ", "NE")
     for name, batched, loop in method_calls(None, X, V, W):
         tb, tl = ad.record(f, pts[0]), ad.record(f, pts[0])
@@ -257,15 +252,8 @@ def test_zero_points_and_stats_count_points():
 
 
 # ---- threads --------------------------------------------------------------------------------
-def rosen(x):
-    s = 0.0
-    for i in range(len(x) - 1):
-        s = s + 100 * (x[i + 1] - x[i] ** 2) ** 2 + (1 - x[i]) ** 2
-    return s
-
-
 def test_threads_split_a_call_and_share_a_tape():
-    t = ad.record(rosen, np.zeros(20))
+    t = ad.record(rosen_loop, np.zeros(20))
     X = RNG.uniform(-2, 2, (20_000, 20))
     old = adb.set_threads(1)
     try:
@@ -325,14 +313,14 @@ def test_optimised_tapes_batch_and_re_record_optimised():
     ref = ad.record(kinked, np.array([1.0, 2.0]), optimize=True)
     assert bits(t.gradient(X, batch=True)) == bits(stack([ref.gradient(x) for x in X]))
     assert "optimized" in t.stats()                  # the re-recordings are optimised too
-    o = ad.record(rosen, np.zeros(6)).optimize()
+    o = ad.record(rosen_loop, np.zeros(6)).optimize()
     Y = RNG.uniform(-2, 2, (50, 6))
     assert bits(o.hessian(Y, batch=True)[:1]) == bits(o.hessian(Y[:1], batch=True))
     assert bits(o.jacobian(Y, batch=True)) == bits(stack([o.jacobian(y) for y in Y]))
 
 
 def test_unaligned_and_strided_points():
-    t = ad.record(rosen, np.zeros(5))
+    t = ad.record(rosen_loop, np.zeros(5))
     raw = np.zeros(7 * 5 * 8 + 1, dtype=np.uint8)[1:].view(np.float64).reshape(7, 5)
     raw[:] = RNG.uniform(-2, 2, (7, 5))                  # a misaligned buffer (as unpickled)
     assert not raw.flags.aligned
@@ -340,3 +328,134 @@ def test_unaligned_and_strided_points():
     ref = stack([t.hvp(x, v) for x, v in zip(raw, V)])
     assert bits(t.hvp(raw, V, batch=True)) == bits(ref)
     assert bits(t.gradient(raw.T.copy().T, batch=True)) == bits(stack([t.gradient(x) for x in raw]))
+
+
+def _net(w, x):
+    """A small network on array block ops: matmul (BLAS or built-in), a broadcast bias, tanh,
+    a transpose (strided PACK), a REDUCE over an axis, constant blocks."""
+    W = w[:12].reshape(3, 4)
+    h = np.tanh(x @ W.T + w[12:15])
+    g = (h * h).sum(axis=1) + (W.T @ h.T).T[:, 0] * np.array([0.5, -1.0])
+    return ad.sum(g * g) + ad.sum(np.exp(-(w * w)))
+
+
+@pytest.mark.parametrize("blas", [True, False])
+def test_array_tapes_batched_equal_the_loop(blas):
+    from tapead import array as ada
+    ada._use_blas(blas)
+    try:
+        xdata = RNG.normal(size=(2, 4))
+        t = ad.record(lambda w: _net(w, xdata), RNG.normal(size=15), arrays=True)
+        X = RNG.normal(size=(37, 15))                    # more than one tile of some sweeps
+        V, W = RNG.normal(size=X.shape), RNG.normal(size=len(X))
+        for name, batched, loop in method_calls(t, X, V, W):
+            assert_same(batched, loop)
+        V3 = RNG.normal(size=(37, 15, 3))
+        assert_same(lambda: t.jvp(X, V3, batch=True), lambda: [t.jvp(x, v) for x, v in zip(X, V3)])
+        assert_same(lambda: t.hvp(X, V3, batch=True), lambda: [t.hvp(x, v) for x, v in zip(X, V3)])
+        settle_hessian(t, X[0])
+        assert_same(lambda: t.hessian(X, batch=True), lambda: [t.hessian(x) for x in X])
+    finally:
+        ada._use_blas(True)
+
+
+def test_array_tape_with_several_outputs_batched_in_threads():
+    def f(x):
+        a = np.sin(x[:3]) @ x.reshape(2, 3).T
+        return ad.asarray([a[0] * a[1], x[2], 3.0])
+    t = ad.record(f, np.arange(1.0, 7.0), arrays=True)
+    X = RNG.normal(size=(300, 6))
+    W = RNG.normal(size=(300, 3, 2))
+    old = adb.set_threads(2)
+    try:
+        assert_same(lambda: t.vjp(X, W, batch=True), lambda: [t.vjp(x, w) for x, w in zip(X, W)])
+        assert_same(lambda: t.jacobian(X, batch=True), lambda: [t.jacobian(x) for x in X])
+    finally:
+        adb.set_threads(old)
+
+
+# ---- vectorized primitives: one call per tile ---------------------------------------------------
+_CALLS = {"fun": 0, "jvp": 0, "vjp": 0}
+
+
+def _count(name, fn):
+    def counted(*a):
+        _CALLS[name] += 1
+        return fn(*a)
+    return counted
+
+
+def _prims(vectorized):
+    xsin = ad.primitive(_count("fun", lambda x, y: x * np.sin(y)),
+                        jvp=_count("jvp", lambda x, v: v[0] * np.sin(x[1]) +
+                                   x[0] * np.cos(x[1]) * v[1]),
+                        vjp=_count("vjp", lambda x, w: (w * np.sin(x[1]),
+                                                        w * x[0] * np.cos(x[1]))),
+                        vectorized=vectorized)
+    # one array input, two outputs: (sum of squares, sum), written for a leading axis of points
+    norm = ad.primitive(_count("fun", lambda x: np.stack([np.sum(x * x, -1), np.sum(x, -1)], -1)),
+                        jvp=_count("jvp", lambda x, v: np.stack([2.0 * np.sum(x * v, -1),
+                                                                np.sum(v, -1)], -1)),
+                        vjp=_count("vjp", lambda x, w: 2.0 * x * w[..., :1] + w[..., 1:]),
+                        vectorized=vectorized)
+    return xsin, norm
+
+
+def _with(xsin, norm):
+    def f(x):
+        a, b = norm(x)
+        return [xsin(a, x[0]) + b * x[1], ad.exp(xsin(x[2], b))]
+    return f
+
+
+def test_vectorized_primitives_are_called_once_per_tile_with_the_loop_s_results():
+    X = RNG.normal(size=(600, 3))
+    V, W = RNG.normal(size=(600, 3, 2)), RNG.normal(size=(600, 2, 2))
+    tv = ad.record(_with(*_prims(True)), X[0])
+    tl = ad.record(_with(*_prims(False)), X[0])
+    tiles = -(-600 // 8)                                # tiles hold 8 points or more
+    calls = {"forward": lambda t: t.forward(X, batch=True),
+             "jvp": lambda t: t.jvp(X, V, batch=True), "vjp": lambda t: t.vjp(X, W, batch=True),
+             "jacfwd": lambda t: t.jacobian(X, mode="forward", batch=True),
+             "jacrev": lambda t: t.jacobian(X, mode="reverse", batch=True)}
+    for name, call in calls.items():
+        _CALLS.update(fun=0, jvp=0, vjp=0)
+        got = call(tv)
+        n_vec = dict(_CALLS)
+        _CALLS.update(fun=0, jvp=0, vjp=0)
+        want = call(tl)                                 # per point, and on the same bits
+        assert bits(got) == bits(want), name
+        assert _CALLS["fun"] >= 3 * 600                 # three calls on the tape, per point
+        assert 0 < n_vec["fun"] <= 3 * tiles, (name, n_vec)           # per tile, not per point
+        assert n_vec["jvp"] + n_vec["vjp"] <= 3 * 3 * tiles, (name, n_vec)
+
+
+def test_a_vectorized_primitive_giving_the_wrong_shape_says_so():
+    bad = ad.primitive(lambda x, y: x * y, jvp=lambda x, v: v[0], vjp=lambda x, w: (w, w),
+                       vectorized=True, name="bad_shape")
+    t = ad.record(lambda x: bad(x[0], x[1]), np.array([1.0, 2.0]))
+    bad.fun = lambda x, y: np.zeros(3) if np.ndim(x) else x * y
+    with pytest.raises(ValueError, match="bad_shape .vectorized.: its function must give 1"):
+        t.forward(RNG.normal(size=(20, 2)), batch=True)
+
+
+def _guarded(x):
+    h = x * 2.0 - 1.0
+    if (h > 0).all():                                   # one block guard
+        return ad.sum(h * h)
+    return ad.sum(np.maximum(h, 0.0) * x)
+
+
+def test_block_guards_are_checked_per_point_batched_saved_and_optimised():
+    X = np.array([[1.0, 2.0, 3.0], [0.1, 2.0, 3.0], [2.0, 2.5, 1.5], [0.2, 0.1, 0.3]])
+    t = ad.record(_guarded, X[0], arrays=True)
+    want = np.stack([ad.record(_guarded, x, arrays=True).gradient(x) for x in X])
+    for u in (t, ad.loads(t.dumps()), t.optimize()):    # re-records where it flips
+        assert bits(u.gradient(X, batch=True)) == bits(want)
+    with ad.Tape() as tt:
+        x = tt.variables(X[0], array=True)
+        tt.outputs(ad.sum(x * x) if (x > 0.5).all() else ad.sum(x))
+    for u in (tt, ad.loads(tt.dumps()), tt.optimize()):
+        with pytest.raises(ad.BranchChanged) as e:
+            u.gradient(X, batch=True)
+        assert e.value.points == [1, 3]

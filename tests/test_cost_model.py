@@ -12,34 +12,20 @@ import pytest
 import tapead as ad
 from tapead.tape import _ADJOINT_COST as ADJOINT_COST
 
-H = 0.002
-STEPS = 40
+from helpers import chain_family, chain_jacobian
+
+STEPS = 40                # the family of bench/test_bench_modes.py (bench/benchlib.py), shorter
 SIZES = (1, 2, 3, 5, 8)
 
 
 def family(x, n_out):
     """F: R^m -> R^n: s = Σ x_i, then s <- s + h (1 - s³) STEPS times; n outputs read off the
-    chain (the family of bench/test_bench_modes.py, shorter)."""
-    s = x[0]
-    for xi in x[1:]:
-        s = s + xi
-    marks, out = {STEPS * (j + 1) // n_out - 1 for j in range(n_out)}, []
-    for k in range(STEPS):
-        s = s + H * (1.0 - s * s * s)
-        if k in marks:
-            out.append(s)
-    return out
+    chain."""
+    return chain_family(x, n_out, STEPS)
 
 
 def family_jacobian(x, n_out):
-    s, d, marks, col = float(np.sum(x)), 1.0, {STEPS * (j + 1) // n_out - 1
-                                               for j in range(n_out)}, []
-    for k in range(STEPS):
-        d *= 1.0 - 3.0 * H * s * s
-        s = s + H * (1.0 - s * s * s)
-        if k in marks:
-            col.append(d)
-    return np.outer(col, np.ones(len(x)))
+    return chain_jacobian(x, n_out, STEPS)
 
 
 def record(m, n):

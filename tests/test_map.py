@@ -12,14 +12,9 @@ import pytest
 import tapead as ad
 from tapead.mapping import NS_PER_VISIT, TASK_SECONDS, chunk_size
 
+from helpers import rosen_loop
+
 RNG = np.random.default_rng(11)
-
-
-def rosen(x):
-    s = 0.0
-    for i in range(len(x) - 1):
-        s = s + 100 * (x[i + 1] - x[i] ** 2) ** 2 + (1 - x[i]) ** 2
-    return s
 
 
 def same(a, b):
@@ -42,7 +37,7 @@ def picklable(t):
 
 @pytest.fixture
 def tape():
-    return ad.record(rosen, np.zeros(8))
+    return ad.record(rosen_loop, np.zeros(8))
 
 
 def test_threads_and_chunks_equal_the_batched_call(tape):

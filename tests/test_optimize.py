@@ -24,7 +24,7 @@ import pytest
 from numpy.testing import assert_allclose
 
 import tapead as ad
-from tapead._core import GroupOp, Op, ffi, lib
+from tapead._core import Op, ffi, lib
 from tapead.program import listing
 from tapead.var import _make
 
@@ -202,10 +202,6 @@ def test_every_op_case(op, k, case):
     for fn in fns:
         f = noisy(fn)
         t = ad.record(lambda x: f(*[x[i] for i in range(n)]), pts[0])
-        if op in GroupOp.BLOCK:                   # array block ops: refused by name, for now
-            with pytest.raises(TypeError, match=r"t.optimize\(\) does not take tapes holding"):
-                t.optimize()
-            continue
         o = optimise(t)
         assert op.name.lower() in o.stats()["by_opcode"] or op is Op.NEG
         s = o.stats()["optimized"]
@@ -541,3 +537,34 @@ def test_optimise_while_other_threads_replay():
             else:
                 close(t.gradient(p.x1), g)
     run_in_threads(body, 4)
+
+
+# ---- array block ops ---------------------------------------------------------------------------
+def _arrays_twice(w):
+    """Block ops repeated (merged), dead (removed), a range over several scalar results (pinned)
+    and broadcast constants; a second output through a strided view."""
+    X = w[:6].reshape(2, 3)
+    h = np.tanh(X @ X.T + np.array([0.5, -1.0]))
+    h2 = np.tanh(X @ X.T + np.array([0.5, -1.0]))          # the same ops again: merged
+    _ = np.exp(X) * 2.0                                    # dead
+    a, b = w[0] * w[1], w[2] * w[3]                        # consecutive: one range, no PACK
+    v = ad.asarray([a, b])
+    u = ad.asarray([w[1] * w[0], b * 1.0])                 # merged scalars, through a PACK
+    s = ad.sum(h * h2) + ad.sum(v * v) + v @ u
+    return ad.asarray([s, ad.sum(X.T[::2]) * w[5]])
+
+
+def test_array_tapes_optimise():
+    rng = np.random.default_rng(3)
+    t = ad.record(_arrays_twice, rng.normal(size=6), arrays=True)
+    o = optimise(t)
+    s = o.stats()["optimized"]
+    assert s["cse"] >= 3 and s["dead"] >= 1, s
+    assert len(o) < len(t)
+    check_same(t, o, [rng.normal(size=6) for _ in range(3)])
+    x = rng.normal(size=(9, 6))                 # batched, saved and loaded as the original
+    np.testing.assert_array_equal(o.forward(x, batch=True), t.forward(x, batch=True))
+    u = ad.loads(o.dumps())
+    np.testing.assert_array_equal(u.forward(x[0]), t.forward(x[0]))
+    np.testing.assert_allclose(u.jacobian(x, batch=True), t.jacobian(x, batch=True),
+                               rtol=1e-13, atol=1e-15)

@@ -8,7 +8,7 @@ from numpy.testing import assert_allclose
 
 import tapead as ad
 
-from helpers import seed_f, seed_grad
+from helpers import rosen_loop, seed_f, seed_grad
 
 
 # ---- the seed's function (seed_f, seed_grad: helpers) ------------------------------------------
@@ -51,18 +51,11 @@ def test_seed_function_functional_both_modes(p):
 
 
 # ---- extended Rosenbrock, one tape replayed ---------------------------------------------------
-def rosenbrock(x):
-    s = 0.0
-    for i in range(len(x) - 1):
-        s = s + 100.0 * (x[i + 1] - x[i] ** 2) ** 2 + (1.0 - x[i]) ** 2
-    return s
-
-
 @pytest.mark.parametrize("n", [2, 3, 50])
 def test_rosenbrock_one_tape_replayed_against_scipy(n):
     opt = pytest.importorskip("scipy.optimize")
     rng = np.random.default_rng(n)
-    tape = ad.record(rosenbrock, rng.uniform(-2, 2, n))
+    tape = ad.record(rosen_loop, rng.uniform(-2, 2, n))
     ops = len(tape)
     for _ in range(10):
         x = rng.uniform(-2, 2, n)

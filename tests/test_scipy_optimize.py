@@ -13,6 +13,8 @@ import pytest
 
 import tapead as ad
 
+from helpers import rosen_loop
+
 opt = pytest.importorskip("scipy.optimize")
 
 N = 100
@@ -21,13 +23,6 @@ STARTS = {
     "half": np.full(N, 0.5),
     "ramp": np.linspace(-1.2, 1.2, N),
 }
-
-
-def rosen_loop(x):
-    s = 0.0
-    for i in range(len(x) - 1):
-        s = s + 100.0 * (x[i + 1] - x[i] ** 2) ** 2 + (1.0 - x[i]) ** 2
-    return s
 
 
 @pytest.fixture(scope="module")

@@ -20,25 +20,16 @@ from numpy.testing import assert_allclose, assert_array_equal
 import tapead as ad
 from tapead.hessian import Plan
 
-from helpers import poly, program_steps, record_program, run_program
+from helpers import poly, program_steps, record_program, rosen_loop, run_program
 from helpers import seed_f_vec as seed_f
 from helpers import seed_grad_vec as seed_grad
-from op_cases import (_mp, case_params, context, missing_cases, operands, records_its_op,
-                      table)
+from op_cases import _mp, case_params, context, operands, recorded_case, table, table_checks
 
 RTOL = 1e-13          # AD against a closed form or an exact (mpmath) oracle
 FD_RTOL = 1e-7        # AD against Richardson-extrapolated central differences
 
 
 # ---- shared problems and oracles --------------------------------------------------------------
-def rosen_loop(x):
-    """Extended Rosenbrock as a plain Python loop (floats or Vars)."""
-    s = 0.0
-    for i in range(len(x) - 1):
-        s = s + 100.0 * (x[i + 1] - x[i] ** 2) ** 2 + (1.0 - x[i]) ** 2
-    return s
-
-
 def richardson_jacobian(g, x, h=1e-3):
     """Jacobian of g (R^m -> R^k) by central differences, Richardson-extrapolated over h, h/2
     (error O(h^4)). Returns (J of shape (k, m), estimated error: the h vs h/2 disagreement)."""
@@ -370,17 +361,9 @@ def op_program(case, point):
     return lambda x: outer(case.f(*operands(point, x)))
 
 
-ALL_IDS, OP_IDS, NO_RULE_IDS = case_params(SECOND)
-
-
-def test_every_op_has_a_second_order_case():
-    """Adding an op to csrc/ops.def without a second-order case here breaks the suite."""
-    missing_cases(SECOND, "second-order")
-
-
-@pytest.mark.parametrize("op, k, point", ALL_IDS)
-def test_op_case_records_its_op(op, k, point):
-    records_its_op(op_program(SECOND[op][k], point), op, k, point)
+_, OP_IDS, NO_RULE_IDS = case_params(SECOND)
+test_every_op_has_a_second_order_case, test_op_case_records_its_op = \
+    table_checks(SECOND, "second-order", op_program)
 
 
 def _points(point, rng):
@@ -392,9 +375,7 @@ def _points(point, rng):
 @pytest.mark.parametrize("op, k, point", OP_IDS)
 def test_op_hessian_against_mpmath(op, k, point):
     mp = _mp()
-    case = SECOND[op][k]
-    m = len(point)
-    tape = ad.record(op_program(case, point), np.zeros(m))
+    case, m, tape = recorded_case(SECOND, op_program, op, k, point)
     rng = np.random.default_rng(int(op) * 10 + k)
     with mp.workdps(40):
         def F(*xs):
@@ -421,9 +402,7 @@ def test_op_hessian_against_mpmath(op, k, point):
 
 @pytest.mark.parametrize("op, k, point", OP_IDS)
 def test_op_hessian_against_central_differences_of_gradient(op, k, point):
-    case = SECOND[op][k]
-    m = len(point)
-    tape = ad.record(op_program(case, point), np.zeros(m))
+    case, m, tape = recorded_case(SECOND, op_program, op, k, point)
     rng = np.random.default_rng(int(op) * 10 + k + 1)
     for x, fresh in _points(point, rng):
         msg = context(op, f"case {k}", operands(point, x), fresh)
@@ -436,9 +415,7 @@ def test_op_hessian_against_central_differences_of_gradient(op, k, point):
 
 @pytest.mark.parametrize("op, k, point", NO_RULE_IDS)
 def test_op_without_second_order_rule_raises_and_the_tape_stays_usable(op, k, point):
-    case = SECOND[op][k]
-    m = len(point)
-    tape = ad.record(op_program(case, point), np.zeros(m))
+    case, m, tape = recorded_case(SECOND, op_program, op, k, point)
     x = np.full(m, 0.05)
     with pytest.raises(case.raises, match="primitive"):
         tape.hessian(x)

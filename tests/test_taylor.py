@@ -21,8 +21,7 @@ import tapead as ad
 
 from helpers import poly, program_steps, record_program, run_program
 from helpers import seed_f_vec as seed_f
-from op_cases import (_mp, case_params, context, missing_cases, operands, records_its_op,
-                      table)
+from op_cases import _mp, case_params, context, operands, recorded_case, table, table_checks
 
 N = 11                     # order of the known series
 
@@ -265,25 +264,15 @@ def op_program(case, point):
     return f
 
 
-ALL_IDS, OP_IDS, NO_RULE_IDS = case_params(TAYLOR)
-
-
-def test_every_op_has_a_taylor_case():
-    """Adding an op to csrc/ops.def without a Taylor case here breaks the suite."""
-    missing_cases(TAYLOR, "Taylor")
-
-
-@pytest.mark.parametrize("op, k, point", ALL_IDS)
-def test_op_case_records_its_op(op, k, point):
-    records_its_op(op_program(TAYLOR[op][k], point), op, k, point)
+_, OP_IDS, NO_RULE_IDS = case_params(TAYLOR)
+test_every_op_has_a_taylor_case, test_op_case_records_its_op = \
+    table_checks(TAYLOR, "Taylor", op_program)
 
 
 @pytest.mark.parametrize("op, k, point", OP_IDS)
 def test_op_taylor_against_mpmath(op, k, point):
     mp = _mp()
-    case = TAYLOR[op][k]
-    m = len(point)
-    tape = ad.record(op_program(case, point), np.zeros(m))
+    case, m, tape = recorded_case(TAYLOR, op_program, op, k, point)
     rng = np.random.default_rng(int(op) * 10 + k)
     for x, fresh in ((np.zeros(m), True), (0.1 * rng.uniform(-1.0, 1.0, m), False)):
         msg = context(op, f"case {k}", operands(point, x), fresh)     # fresh: recorded at x
@@ -306,9 +295,7 @@ def test_op_taylor_against_mpmath(op, k, point):
 
 @pytest.mark.parametrize("op, k, point", NO_RULE_IDS)
 def test_op_without_taylor_rule_raises_and_the_tape_stays_usable(op, k, point):
-    case = TAYLOR[op][k]
-    m = len(point)
-    tape = ad.record(op_program(case, point), np.zeros(m))
+    case, m, tape = recorded_case(TAYLOR, op_program, op, k, point)
     x = np.full(m, 0.05)
     with pytest.raises(case.raises, match="primitive"):
         tape.taylor(x, np.ones(m), order=3)
