@@ -102,3 +102,17 @@ def test_condition_combined_with_mask(combine):
         c = np.asarray(combine(x > 0), dtype=float)
         assert np.allclose(t.gradient(x), c * 2 * x - (1 - c))
     assert t.stats()["rerecords"] == 0 and t.stats()["guards"] == 0
+
+
+# ---- a gather larger than a tape holds: refused before the work that would exhaust memory -----------
+def test_gather_beyond_the_tape_is_refused_first(monkeypatch):
+    from tapead import array_index
+
+    def never(p):
+        raise AssertionError("the selection was analysed before its size was checked")
+    monkeypatch.setattr(array_index, "_MAX_VARS", 1000)
+    monkeypatch.setattr(array_index, "_affine", never)
+    with ad.Tape() as t:
+        x = t.variables(np.arange(3.0), array=True)
+        with pytest.raises(MemoryError, match="tape is full"):
+            x[np.zeros(2000, dtype=np.int8)]
