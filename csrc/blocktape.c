@@ -85,6 +85,7 @@ int tp_const_block(tp_tape *t, const double *x, int64_t n, int32_t *first)
     int rc = tp_may_record(t);
     if (rc < 0) return rc;
     if (n < 0) return TP_EARG;
+    if (n > MAX_VARS - t->n_consts) return TP_ETOOBIG;   /* (before n_consts + n can overflow) */
     if ((rc = tp_grow((void **)&t->consts, &t->cap_consts, t->n_consts + n, sizeof *t->consts,
                       MAX_VARS)) < 0) return rc;
     for (int64_t i = 0; i < n; i++) t->consts[t->n_consts + i] = x[n - 1 - i];

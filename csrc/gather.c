@@ -13,6 +13,7 @@ int32_t tp_indices(tp_tape *t, const int64_t *idx, int64_t n)
     int rc = tp_may_record(t);
     if (rc < 0) return rc;
     if (n < 0) return TP_EARG;
+    if (n > INT64_MAX / 8 - t->n_ixw) return TP_ETOOBIG;  /* (before n_ixw + n can overflow) */
     for (int64_t i = 0; i < n; i++)
         if (idx[i] < 0 || idx[i] >= INT32_MAX) return TP_EARG;
     if (t->n_index >= INT32_MAX) return TP_ETOOBIG;

@@ -169,8 +169,8 @@ class Array(_fast.ArrayBase):
     __le__ = lambda self, other: _ops.compare(Op.LE, self, other)     # noqa: E731
     __gt__ = lambda self, other: _ops.compare(Op.GT, self, other)     # noqa: E731
     __ge__ = lambda self, other: _ops.compare(Op.GE, self, other)     # noqa: E731
-    __eq__ = lambda self, other: _ops.compare(Op.EQ, self, other)     # noqa: E731
-    __ne__ = lambda self, other: _ops.compare(Op.NE, self, other)     # noqa: E731
+    __eq__ = lambda self, other: _equality(Op.EQ, self, other)        # noqa: E731
+    __ne__ = lambda self, other: _equality(Op.NE, self, other)        # noqa: E731
     __hash__ = object.__hash__
 
     def __setitem__(self, key, v):
@@ -207,6 +207,13 @@ class Array(_fast.ArrayBase):
             raise TypeError(f"numpy.{func.__name__} is not supported on ad.Array; supported: "
                             f"{', '.join(sorted(f.__name__ for f in _FUNCTIONS))}")
         return fn(*args, **kwargs)
+
+
+def _equality(op, a, other):
+    try:
+        return _ops.compare(op, a, other)
+    except TypeError:                      # a == None, a == "s": Python's answer, as for a Var
+        return NotImplemented
 
 
 def _supported_ufuncs():
@@ -259,9 +266,9 @@ def _operand(rec, a, what):
         check(lib.tp_const(rec._p, c, code), what)
         return code[0], (), ()
     arr = np.asarray(a)
-    if arr.dtype == object:
+    if arr.dtype == object and all(type(e) is Var or _number(e) is not None for e in arr.flat):
         return _operand(rec, asarray(arr), what)
-    if arr.dtype.kind not in "biuf":
+    if arr.dtype.kind not in "biuf":       # (None is no number: NumPy's float arrays raise too)
         raise TypeError(f"{what} expects ad.Arrays, Vars, real numbers or arrays of them; got "
                         f"{type(a).__name__}")
     flat = np.ascontiguousarray(arr, dtype=np.float64).ravel()

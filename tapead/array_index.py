@@ -19,6 +19,7 @@ from .var import Var, _make
 
 _PACK, _GATHER = int(Op.PACK), int(Op.GATHER)
 _SCATTER, _SCATTER_ADD = int(Op.SCATTER), int(Op.SCATTER_ADD)
+_MAX_VARS = 2 ** 31 - 1                  # a tape's variables
 _probe = np.empty(0, dtype=np.uint8)     # never written: only its element addresses are read
 
 
@@ -85,6 +86,8 @@ def from_positions(a, p):
         return _make(rec, a._first + int(p))
     if p.size == 0:
         return Array(rec, 0, p.shape)
+    if p.size > _MAX_VARS - lib.tp_n_vars(rec._p):   # refused before _affine's big arrays
+        check(lib.TP_ETOOBIG, "ad.Array indexing")
     aff = _affine(p)
     if aff is not None:
         return strided(rec, a._first + aff[0], p.shape, aff[1])

@@ -93,6 +93,11 @@ class ArrayCond:
     def tolist(self):
         return self._values().tolist()
 
+    def __getattr__(self, name):           # the rest of a bool ndarray (sum, mean, T, ...): a guard
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._values(), name)
+
     def astype(self, dtype):
         """float: the 0s and 1s as an ad.Array (no guard); bool: the values (a guard)."""
         if np.dtype(dtype).kind == "f":
@@ -104,10 +109,10 @@ class ArrayCond:
         return compare(Op.EQ, self._arr, 0.0)
 
     def __and__(self, other):
-        return compare(Op.NE, _map(int(Op.MUL), self, _bits(other), array=True), 0.0)
+        return compare(Op.NE, _map(int(Op.MUL), self._arr, _bits(other), array=True), 0.0)
 
     def __or__(self, other):
-        return compare(Op.NE, _map(int(Op.MAX), self, _bits(other), array=True), 0.0)
+        return compare(Op.NE, _map(int(Op.MAX), self._arr, _bits(other), array=True), 0.0)
 
     def __xor__(self, other):
         return compare(Op.NE, self._arr, _bits(other))
@@ -164,14 +169,15 @@ def _bits(c):
     return np.asarray(c, dtype=bool).astype(np.float64)
 
 
+def _sym(method):
+    """A binary &, |, ^ called with the ArrayCond first (they are symmetric)."""
+    return lambda a, b: method(a, b) if isinstance(a, ArrayCond) else method(b, a)
+
+
 _LOGICAL = {np.logical_not: lambda a: ~a, np.invert: lambda a: ~a,
-            np.logical_and: lambda a, b: _cond(a) & b, np.bitwise_and: lambda a, b: _cond(a) & b,
-            np.logical_or: lambda a, b: _cond(a) | b, np.bitwise_or: lambda a, b: _cond(a) | b,
-            np.logical_xor: lambda a, b: _cond(a) ^ b, np.bitwise_xor: lambda a, b: _cond(a) ^ b}
-
-
-def _cond(a):
-    return a if isinstance(a, ArrayCond) else compare(Op.NE, np.asarray(a, dtype=float), 0.0)
+            np.logical_and: _sym(ArrayCond.__and__), np.bitwise_and: _sym(ArrayCond.__and__),
+            np.logical_or: _sym(ArrayCond.__or__), np.bitwise_or: _sym(ArrayCond.__or__),
+            np.logical_xor: _sym(ArrayCond.__xor__), np.bitwise_xor: _sym(ArrayCond.__xor__)}
 
 
 def compare(op, a, b):
