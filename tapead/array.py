@@ -92,6 +92,13 @@ class Array(_fast.ArrayBase):
         for i in range(len(self)):
             yield self[i]
 
+    def tolist(self):
+        """Nested lists of the elements' Vars, as ndarray.tolist (a 0-d Array: its Var)."""
+        items = [_make(self._rec, self._first + i) for i in range(self.size)]
+        for d in reversed(self.shape[1:]):
+            items = [items[i:i + d] for i in range(0, len(items), d)]
+        return items if self.shape else items[0]
+
     def __bool__(self):
         raise TypeError("the truth value of an ad.Array is ambiguous; compare its elements "
                         "(a[i] is a Var) or use ad.maximum / ad.minimum")

@@ -80,3 +80,17 @@ def test_value_and_grad_of_array_code_at_the_recorded_point():
     assert_allclose(gw, 2 * X.T @ r, rtol=1e-13)
     assert_allclose(gb, 2 * r.sum(), rtol=1e-13)
     assert_allclose(ad.grad(loss)(w0, 0.5), gw, rtol=1e-15)
+
+
+def test_tolist_gives_the_element_vars_nested_as_numpy():
+    with ad.Tape() as e:
+        assert e.variables(np.zeros((0, 2))).tolist() == []
+    with ad.Tape() as t:
+        a = t.variables(np.arange(6.0).reshape(2, 3))
+        rows = a.tolist()
+        assert [[v.index for v in r] for r in rows] == [[0, 1, 2], [3, 4, 5]]
+        t.outputs(rows[1][2] * rows[0][1])
+    assert t.gradient(np.arange(6.0).reshape(2, 3) + 1.0).tolist() == [[0, 6, 0], [0, 0, 2]]
+    with ad.Tape() as s:
+        b = s.variables(np.array([2.5]), array=True).reshape(())
+        assert isinstance(b.tolist(), ad.Var) and b.tolist().index == 0
