@@ -12,6 +12,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include "block.h"
 #include "sweeps.h"
 
 #define PASS_BYTES ((int64_t)32 << 20)  /* the packed sets of one pass */
@@ -44,12 +45,108 @@ static int32_t first_carrier(int op, int32_t n)
     return tp_op_kind[op] == TP_KIND_GUARD ? n : op == TP_OP_WHERE ? 1 : 0;
 }
 
-typedef struct {
+/* ---- array block ops, per element ------------------------------------------------------ */
+/* What an edge (result variable z depends on variable v) does: grow a span or OR a set, forward
+ * (z from v) or backward (v from z). */
+typedef struct sets_t sets_t;
+typedef enum { SPAN_FWD, SPAN_REV, SET_FWD, SET_REV } edge_kind;
+static void edge(sets_t *s, edge_kind k, int64_t z, int64_t v);
+
+/* An operand block's element at offset o: a variable (code >= 0) or a constant. */
+#define EDGE(z, code) do { const int64_t c_ = (code); if (c_ >= 0) edge(s, k, (z), c_); } while (0)
+
+/* Every edge of the block op with words q (after n: q[0] = r, tape.h) and first result iz:
+ * each result element depends on exactly the operand elements it reads (block.c's walks). */
+static void block_edges(const tp_tape *t, int op, const int32_t *q, int64_t iz, sets_t *s,
+                        edge_kind k)
+{
+    const int64_t r = q[0], nb = (q[-1] - 3) / 2;
+    switch (op) {
+    case TP_OP_MAP: {
+        const int a = q[2];
+        if (tp_op_kind[a] == TP_KIND_GUARD) return;           /* comparisons: no derivative */
+        blk b[3];
+        for (int64_t i = 0; i < nb && i < 3; i++) tp_blk(t, q + 3 + 2 * i, &b[i]);
+        for (int64_t i = a == TP_OP_WHERE ? 1 : 0; i < nb && i < 3; i++) {
+            const int32_t f = b[i].first;               /* result dims are operand 0's */
+            WALK(b[0].nd, b[0].dims, b[i].st, ZEROS, { (void)o1; EDGE(iz + e, f + o0); });
+        }
+        return;
+    }
+    case TP_OP_REDUCE: case TP_OP_AMAX: case TP_OP_AMIN: case TP_OP_PROD: {
+        blk x, zm;
+        int32_t w[2] = {0, q[2]};
+        tp_blk(t, q + 3, &x);
+        tp_blk(t, w, &zm);
+        const int32_t f = x.first;
+        WALK(x.nd, x.dims, x.st, zm.st, { EDGE(iz + o1, f + o0); });
+        return;
+    }
+    case TP_OP_PACK: {
+        int64_t at = 0;
+        for (int64_t i = 0; i < nb; i++) {
+            blk x;
+            tp_blk(t, q + 3 + 2 * i, &x);
+            const int32_t f = x.first;
+            WALK(x.nd, x.dims, x.st, ZEROS, { (void)o1; EDGE(iz + at + e, f + o0); });
+            at += x.size;
+        }
+        return;
+    }
+    case TP_OP_MATMUL: {                  /* z[b, i, j] from x[b, i, :] and y[b, :, j] */
+        blk x, y;
+        tp_blk(t, q + 3, &x);
+        tp_blk(t, q + 5, &y);
+        const int nd = x.nd - 2;
+        const int64_t m = x.dims[nd], p = x.dims[nd + 1], qq = y.dims[nd + 1];
+        int64_t nbatch = 1;
+        for (int d = 0; d < nd; d++) nbatch *= x.dims[d];
+        for (int64_t bt = 0; bt < nbatch; bt++) {
+            int64_t xo = x.first, yo = y.first, rest = bt;
+            for (int d = nd - 1; d >= 0; d--) {
+                const int64_t i = rest % x.dims[d];
+                rest /= x.dims[d];
+                xo += i * x.st[d]; yo += i * y.st[d];
+            }
+            const int64_t zo = iz + bt * m * qq;
+            for (int64_t i = 0; i < m; i++)
+                for (int64_t j = 0; j < qq; j++)
+                    for (int64_t l = 0; l < p; l++) {
+                        EDGE(zo + i * qq + j, xo + i * x.st[nd] + l * x.st[nd + 1]);
+                        EDGE(zo + i * qq + j, yo + l * y.st[nd] + j * y.st[nd + 1]);
+                    }
+        }
+        return;
+    }
+    case TP_OP_GATHER: case TP_OP_SCATTER: case TP_OP_SCATTER_ADD: {
+        int64_t n;
+        const int32_t *pos = tp_index_of(t, q[2], &n);
+        blk x;
+        tp_blk(t, q + 3, &x);
+        if (op == TP_OP_GATHER) {
+            for (int64_t e = 0; e < r; e++) EDGE(iz + e, x.first + pos[e] * x.st[0]);
+            return;
+        }
+        blk y;
+        tp_blk(t, q + 5, &y);
+        const int64_t m = n / 2;
+        const int32_t *src = pos + m;
+        for (int64_t pz = 0, e = 0; pz < r; pz++) {   /* SCATTER: positions ascending, once */
+            if (op == TP_OP_SCATTER && e < m && pos[e] == pz) { e++; continue; }
+            EDGE(iz + pz, x.first + pz * x.st[0]);
+        }
+        for (int64_t e = 0; e < m; e++) EDGE(iz + pos[e], y.first + src[e] * y.st[0]);
+        return;
+    }
+    }
+}
+
+struct sets_t {
     int32_t *lo, *hi;          /* each variable's span of words [lo, hi); lo >= hi: empty */
     int64_t *at;               /* this pass: where its words in [b0, b1) start in S */
     uint64_t *S;
     int64_t b0, b1;            /* the words of this pass */
-} sets_t;
+};
 
 /* v's span within the words of this pass */
 static int64_t cl_lo(const sets_t *s, int64_t v) { return s->lo[v] > s->b0 ? s->lo[v] : s->b0; }
@@ -72,6 +169,16 @@ static void set_or(sets_t *s, int64_t z, int64_t v)
     for (int64_t k = 0; k < hi - lo; k++) a[k] |= b[k];
 }
 
+static void edge(sets_t *s, edge_kind k, int64_t z, int64_t v)
+{
+    switch (k) {
+    case SPAN_FWD: hull(s, z, v); return;
+    case SPAN_REV: hull(s, v, z); return;
+    case SET_FWD: set_or(s, z, v); return;
+    case SET_REV: set_or(s, v, z); return;
+    }
+}
+
 /* Every variable's span: forward, the hull of its operands' (an input's: its word); reverse, the
  * hull of the outputs' words depending on it. */
 static void spans(const tp_tape *t, sets_t *s, int reverse)
@@ -87,6 +194,11 @@ static void spans(const tp_tape *t, sets_t *s, int reverse)
         }
         p = t->args;
         for (int64_t o = 0, iz = t->n_inputs; o < t->n_ops; o++, iz += r) {
+            if (tp_op_kind[t->ops[o]] == TP_KIND_BLOCK) {
+                block_edges(t, t->ops[o], p + 1, iz, s, SPAN_FWD);
+                r = p[1]; p += p[0] + 2;
+                continue;
+            }
             p = decode(t->ops[o], p, &q, &n, &r);
             for (int32_t i = first_carrier(t->ops[o], n); i < n; i++)
                 if (q[i] >= 0) hull(s, iz, q[i]);     /* q[i] < 0: a constant */
@@ -102,6 +214,12 @@ static void spans(const tp_tape *t, sets_t *s, int reverse)
     }
     p = t->args + t->n_args;
     for (int64_t o = t->n_ops - 1, iz = nv; o >= 0; o--) {
+        if (tp_op_kind[t->ops[o]] == TP_KIND_BLOCK) {
+            p -= p[-1] + 2;
+            iz -= p[1];
+            block_edges(t, t->ops[o], p + 1, iz, s, SPAN_REV);
+            continue;
+        }
         p = decode_back(t->ops[o], p, &q, &n, &r);
         iz -= r;
         for (int32_t k = 0; k < r; k++)
@@ -130,6 +248,11 @@ static void forward_pass(const tp_tape *t, sets_t *s)
     int32_t n, r;
     for (int64_t o = 0, iz = t->n_inputs; o < t->n_ops; o++, iz += r) {
         int op = t->ops[o];
+        if (tp_op_kind[op] == TP_KIND_BLOCK) {
+            block_edges(t, op, p + 1, iz, s, SET_FWD);
+            r = p[1]; p += p[0] + 2;
+            continue;
+        }
         p = decode(op, p, &q, &n, &r);
         if (r < 1 || cl_lo(s, iz) >= cl_hi(s, iz)) continue;
         for (int32_t i = first_carrier(op, n); i < n; i++)
@@ -149,6 +272,12 @@ static void reverse_pass(const tp_tape *t, sets_t *s)
     int32_t n, r;
     for (int64_t o = t->n_ops - 1, iz = tp_nvars(t); o >= 0; o--) {
         int op = t->ops[o];
+        if (tp_op_kind[op] == TP_KIND_BLOCK) {
+            p -= p[-1] + 2;
+            iz -= p[1];
+            block_edges(t, op, p + 1, iz, s, SET_REV);
+            continue;
+        }
         p = decode_back(op, p, &q, &n, &r);
         iz -= r;
         for (int32_t k = 0; k < r; k++) {
@@ -211,7 +340,6 @@ int64_t tp_jac_pattern(tp_tape *t, int reverse, int64_t pass_bytes, int64_t *ind
 {
     if (!tp_may_read(t)) return TP_ETHREAD;
     *indices = NULL;
-    if (tp_first_block(t) >= 0) return TP_EARG;  /* array block ops: not analysed yet */
     int64_t nv = tp_nvars(t), words = ((reverse ? t->n_outputs : t->n_inputs) + 63) / 64;
     int64_t budget = (pass_bytes > 0 ? pass_bytes : PASS_BYTES) / 8;
     sets_t s = {malloc((size_t)(nv + 1) * sizeof *s.lo), malloc((size_t)(nv + 1) * sizeof *s.hi),

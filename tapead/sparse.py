@@ -11,7 +11,6 @@ and colouring from hessian.py and sparsity.py; square() makes their scipy.sparse
 """
 import numpy as np
 
-from .program import refuse_blocks
 from ._core import check, ffi, lib
 
 COLOUR_BUDGET = 50_000_000     # row entries one colouring may visit; beyond it, unit directions
@@ -63,7 +62,6 @@ def jacobian_pattern(rec):
     cache = _cache(rec)
     pat = cache.get("pattern")
     if pat is None:
-        refuse_blocks(rec, "the Jacobian's sparsity")
         n, m = rec.n_out, rec.m
         indptr = np.empty(n + 1, dtype=np.int64)
         out = ffi.new("int32_t **")

@@ -8,7 +8,7 @@ pairs to the pattern. The pattern holds for every point the tape is valid at (it
 import numpy as np
 
 from ._core import OP_CURVATURE, GroupOp
-from .program import listing, refuse_blocks
+from .program import listing
 
 MAX_WORK = 20_000_000          # bit operations; beyond that a dense Hessian is as cheap
 
@@ -52,10 +52,8 @@ def _pattern_rows(rec, max_work):
     None when that would take more than max_work bit operations (None: no limit)."""
     m = rec.m
     steps, _, _ = listing(rec)
-    if any(st.op in GroupOp.BLOCK for st in steps):  # array block ops: not analysed yet
-        if max_work is None:
-            refuse_blocks(rec, "the Hessian's sparsity")
-        return None                              # (tape.hessian: dense)
+    if any(st.op in GroupOp.BLOCK for st in steps):  # array block ops: J^T J's pattern
+        return _conservative_rows(rec, max_work)
     if max_work is not None and len(steps) * max(1, m // 64) > max_work:
         return None
     dep = [1 << i for i in range(m)] + [0] * sum(st.results for st in steps)
@@ -87,6 +85,27 @@ def _pattern_rows(rec, max_work):
                     couple(a, b)
         if max_work is not None and work > max_work:
             return None
+    return rows
+
+
+def _conservative_rows(rec, max_work):
+    """rows for a tape holding array block ops: H[i, j] != 0 only where some output depends on
+    both x_i and x_j (the pattern of J^T J, from the Jacobian's per-element pattern in C). A
+    superset of the Hessian's (no nonlinear-interaction analysis through block ops yet): exact
+    when each output's inputs all interact, dense for a scalar objective of every input."""
+    from .sparse import jacobian_pattern
+    pat = jacobian_pattern(rec)
+    nnz = pat.row_nnz.astype(np.int64)
+    if max_work is not None and int((nnz * nnz).sum()) > max_work:
+        return None
+    rows = [0] * rec.m
+    for k in range(pat.n):
+        cols = pat.indices[pat.indptr[k]:pat.indptr[k + 1]].tolist()
+        bits = 0
+        for c in cols:
+            bits |= 1 << c
+        for c in cols:
+            rows[c] |= bits
     return rows
 
 
