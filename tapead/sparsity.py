@@ -4,7 +4,9 @@ Hessian of Curtis-Powell-Reid / Coleman-Moré, as CppAD's sparse_hessian).
 
 Which inputs each variable depends on is propagated forward as bit sets; an operation whose
 second derivative can couple its operands (tp_op_curvature, from each op's rules) adds those
-pairs to the pattern. The pattern holds for every point the tape is valid at (its guards)."""
+pairs to the pattern. The pattern holds for every point the tape is valid at (its guards). A tape
+holding array block ops gets, for now, the pattern of J^T J from the Jacobian's per-element
+pattern (csrc/pattern.c): a superset, conservative."""
 import numpy as np
 
 from ._core import OP_CURVATURE, GroupOp
