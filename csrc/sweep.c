@@ -76,10 +76,11 @@ int tp_branch_info(int64_t *var, double *xy)
  * TP_EBRANCH when a branch guard flips. */
 int tp_primal_at(tp_tape *t, const double *x, work_t *w, double **V, double *A)
 {
-    double *base = work_buf(w, W_VALUES, t->n_consts + tp_nvars(t));
+    int kept;
+    double *base = work_values(w, t, t->n_consts + tp_nvars(t), &kept);
     if (!base) return TP_ENOMEM;
     double *S = base + t->n_consts;
-    for (int64_t c = 0; c < t->n_consts; c++) S[-1 - c] = t->consts[c];
+    if (!kept) for (int64_t c = 0; c < t->n_consts; c++) S[-1 - c] = t->consts[c];
     if (t->n_inputs) memcpy(S, x, (size_t)t->n_inputs * sizeof *x);
     int rc = A ? primal_clearing(t, S, w, A) : primal(t, S, w, NULL);
     tp_count(t, 0, t->n_ops);

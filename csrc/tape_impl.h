@@ -49,6 +49,8 @@ struct tp_tape {
     int sweeping;                                  /* sweeps under way: recording must wait */
     pthread_t owner;
     int64_t swept[5];          /* op-visits: primal, tangent, adjoint, second order, taylor */
+    uint64_t uid;              /* unique per tape (and per clear()), given at its first sweep:
+                                  work.c's key of the constants kept in a thread's buffer */
 };
 
 int tp_pool_code(tp_tape *t, double c, int32_t *code);   /* constant c's code, no checks */

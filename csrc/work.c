@@ -40,6 +40,7 @@ double *work_buf(work_t *w, int slot, int64_t n)
     work_cache *c = w->c;
     if (n < 1) n = 1;
     if ((uint64_t)n > SIZE_MAX / sizeof(double)) return NULL;
+    if (slot == W_VALUES) c->kuid = 0;      /* another use: the constants kept are lost */
     if ((size_t)n > c->cap[slot]) {
         free(c->buf[slot]);
         c->buf[slot] = malloc((size_t)n * sizeof(double));
@@ -56,6 +57,28 @@ void work_end(work_t *w)
     for (int i = 0; i < W_SLOTS; i++)
         if (c->cap[i] * sizeof(double) > CACHE_LIMIT) {
             free(c->buf[i]); c->buf[i] = NULL; c->cap[i] = 0;
+            if (i == W_VALUES) c->kuid = 0;
         }
     c->busy = 0;
+}
+
+static uint64_t next_uid;
+
+double *work_values(work_t *w, tp_tape *t, int64_t n, int *kept)
+{
+    uint64_t uid = __atomic_load_n(&t->uid, __ATOMIC_ACQUIRE);
+    if (!uid) {      /* first sweep of t: threads sweeping it at once agree on one uid */
+        uint64_t fresh = __atomic_add_fetch(&next_uid, 1, __ATOMIC_RELAXED), zero = 0;
+        uid = __atomic_compare_exchange_n(&t->uid, &zero, fresh, 0, __ATOMIC_ACQ_REL,
+                                          __ATOMIC_ACQUIRE) ? fresh : zero;
+    }
+    work_cache *c = w->c;
+    uint64_t ku = c->kuid;
+    int64_t kn = c->kn;
+    double *b = work_buf(w, W_VALUES, n);      /* (clears kuid; it is set again below) */
+    if (!b) return NULL;
+    *kept = ku == uid && kn == t->n_consts;
+    c->kuid = uid;
+    c->kn = t->n_consts;
+    return b;
 }

@@ -11,6 +11,8 @@ typedef struct {
     double *buf[W_SLOTS];
     size_t cap[W_SLOTS];
     int busy;
+    uint64_t kuid;           /* buf[W_VALUES] holds this tape's constants (0: nothing kept) */
+    int64_t kn;              /* ... its n_consts of them, below slot 0 */
 } work_cache;
 
 struct tp_tape;
@@ -24,3 +26,7 @@ typedef struct {
 int work_begin(work_t *w, struct tp_tape *t);       /* TP_OK or TP_ENOMEM */
 double *work_buf(work_t *w, int slot, int64_t n);   /* room for n doubles; NULL: no memory */
 void work_end(work_t *w);
+/* buf[W_VALUES] for a sweep of t (n doubles, t's constants at the start, reversed): *kept = 1
+ * when they are already there from an earlier sweep of t in this thread (constants are only
+ * appended, and a change of n_consts or of the tape's uid misses). */
+double *work_values(work_t *w, struct tp_tape *t, int64_t n, int *kept);
