@@ -143,7 +143,7 @@ static int const_code(tp_tape *t, double c, int32_t *code)
     int rc;
     if (2 * (t->n_pooled + 1) > t->chash_cap) {   /* blocks of constants are not pooled */
         int64_t cap = t->chash_cap ? 2 * t->chash_cap : 64;
-        while (cap < 2 * (t->n_consts + 1)) cap *= 2;
+        while (cap < 2 * (t->n_pooled + 1)) cap *= 2;       /* sized by the pooled, not blocks */
         if ((rc = rehash(t, cap)) < 0) return rc;
     }
     uint64_t k; memcpy(&k, &c, sizeof k);
