@@ -14,14 +14,20 @@ import sys
 
 import pytest
 
+import tapead
+
 SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "stress_threads.py")
 
 pytestmark = pytest.mark.stress
 
 
 def run(*args):
+    # the script imports the tapead this process imported (a source tree on sys.path too)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(tapead.__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [root] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])))
     r = subprocess.run([sys.executable, SCRIPT, *args], capture_output=True, text=True,
-                       timeout=300)
+                       timeout=300, env=env)
     if r.returncode != 0:
         if r.returncode < 0:
             how = f"crashed: {signal.Signals(-r.returncode).name}"
