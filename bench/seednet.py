@@ -42,7 +42,7 @@ def tapead_step(x, y, w, relu, way):
         def step():
             value, grads = tape.vjp(tuple(w), 1.0)        # value and gradient, one sweep
             for p, g in zip(w, grads):
-                p -= LR * g
+                p -= np.multiply(g, LR, out=g)            # in place, as torch.optim.SGD
             return value
     else:
         vg = ad.value_and_grad(loss, argnums=(0, 1, 2, 3))
@@ -50,7 +50,7 @@ def tapead_step(x, y, w, relu, way):
         def step():
             value, grads = vg(*w)                         # records the step, then sweeps
             for p, g in zip(w, grads):
-                p -= LR * g
+                p -= np.multiply(g, LR, out=g)            # in place, as torch.optim.SGD
             return value
     return step
 
@@ -68,7 +68,7 @@ def numpy_step(x, y, w, relu):
             gh = gh * (z > 0)
         grads = (x.T @ gh, gh.sum(0), h.T @ g, g.sum(0))
         for p, gp in zip(w, grads):
-            p -= LR * gp
+            p -= np.multiply(gp, LR, out=gp)
         return float(np.sum(r ** 2))
     return step
 

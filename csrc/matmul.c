@@ -71,13 +71,16 @@ static double *packed(int64_t r, int64_t c, const double *M, int64_t s0, int64_t
     return P;
 }
 
-/* C^T = B^T A^T in dgemm's column-major terms (C^T must be stored column-major: C row-major). */
+/* C^T = B^T A^T in dgemm's column-major terms when C is row-major; C = A B when C is
+ * column-major (an adjoint of a transposed operand); else through a zeroed row-major copy. */
 static int gemm_blas(dgemm_fn *f, int64_t m, int64_t q, int64_t p, const double *A, int64_t a0,
                      int64_t a1, const double *B, int64_t b0, int64_t b1, double *C, int64_t c0,
                      int64_t c1)
 {
     double *pa = NULL, *pb = NULL, *pc = NULL;
     int64_t lda, ldb, ldc;
+    if (blas_view(q, m, c1, c0, &ldc) != 'N' && blas_view(m, q, c0, c1, &ldc) == 'N')
+        return gemm_blas(f, q, m, p, B, b1, b0, A, a1, a0, C, c1, c0);     /* C^T += B^T A^T */
     char ta = blas_view(q, p, b1, b0, &lda), tb = blas_view(p, m, a1, a0, &ldb);
     int rc = TP_ENOMEM;
     if (!ta) { if (!(pb = packed(p, q, B, b0, b1))) goto done; B = pb; b0 = q; b1 = 1; ta = 'N'; lda = q > 1 ? q : 1; }

@@ -1,5 +1,6 @@
 """A recording: one C tape with its input and output structure, the conversions between the
 user's shapes and the sweeps' flat arrays, and the bookkeeping of branch guards."""
+import threading
 import weakref
 
 import numpy as np
@@ -14,6 +15,11 @@ from .var import Var, _make, _number
 TAPE_TYPE = None                   # tapead.tape.Tape, set by that module (it builds on this one)
 _ONES = np.ones(1)
 _ONES.flags.writeable = False
+# One flat input vector per thread, reused by the replays that join pieces of x (x_flat(...,
+# scratch=True), handed back by give_back): a fresh ~MB temporary per call makes glibc trim and
+# regrow its heap, faulting every page in again (a third of a replay of the seed's network).
+# A nested replay in the same thread (a primitive's rule) finds it taken and allocates.
+_scratch = threading.local()
 
 
 class _RecordingMethods:
@@ -127,8 +133,10 @@ class _RecordingMethods:
         return float(g[index]) if index < g.size else 0.0
 
     # ---- conversions between user shapes and flat C arrays -----------------------------------
-    def x_flat(self, x, what="x"):
-        """The flat float64 input for a replay at x (None: the last point swept)."""
+    def x_flat(self, x, what="x", scratch=False):
+        """The flat float64 input for a replay at x (None: the last point swept); read-only (a
+        contiguous float64 x itself). scratch=True: pieces are joined into this thread's
+        scratch vector, which the caller hands back (give_back) once C has read it."""
         if self.out_shape is None:
             raise TapeError("this tape has no outputs: call t.outputs(y) while recording "
                             "(or use y.backward() for the recorded point)")
@@ -141,7 +149,7 @@ class _RecordingMethods:
             a = _as_float_array(x, what)
             if a.shape != pieces[0]:
                 raise ValueError(f"expected {what} of shape {pieces[0]}, got shape {a.shape}")
-            return np.array(a, dtype=np.float64, order="C").ravel()
+            return np.ascontiguousarray(a, dtype=np.float64).reshape(-1)
         if not isinstance(x, (tuple, list)) or len(x) != len(pieces):
             raise ValueError(f"expected {what} as a sequence of {len(pieces)} pieces of "
                              f"shapes {pieces}, got {type(x).__name__}"
@@ -152,7 +160,21 @@ class _RecordingMethods:
             if a.shape != s:
                 raise ValueError(f"expected {what}[{k}] of shape {s}, got shape {a.shape}")
             parts.append(a.ravel())
-        return np.concatenate(parts) if parts else np.empty(0)
+        if not parts:
+            return np.empty(0)
+        out = None
+        if scratch:
+            buf = _scratch.__dict__.pop("x", None)
+            if buf is None or buf.size < self.m:
+                buf = np.empty(self.m)
+            _scratch.mine, out = buf, buf[:self.m]
+        return np.concatenate(parts, out=out)
+
+    @staticmethod
+    def give_back(xf):
+        """Hand back x_flat(..., scratch=True)'s vector (anything else is left alone)."""
+        if xf.base is not None and xf.base is _scratch.__dict__.get("mine"):
+            _scratch.x = xf.base
 
     def split(self, flat):
         """A flat input as the arguments it was recorded from (one per t.variables call)."""

@@ -307,8 +307,9 @@ class Tape(_fast.TapeBase):
     @_replay
     def _forward(self, rec, x=None):
         y = np.empty(rec.n_out)
-        xf = rec.x_flat(x)
+        xf = rec.x_flat(x, scratch=True)
         check(lib.tp_forward(rec._p, _buf(xf), _buf(y)), "forward")
+        rec.give_back(xf)
         return rec.shape_y(y)
 
     __call__ = forward
@@ -317,10 +318,11 @@ class Tape(_fast.TapeBase):
     def jvp(self, rec, x, v):
         """(y, y_dot): forward tangent sweep; v shaped like x, or with a trailing axis of k
         directions (carried in one sweep), giving y_dot with a trailing axis of k."""
-        xf = rec.x_flat(x)
+        xf = rec.x_flat(x, scratch=True)
         vf, k, batched = rec.directions(v)
         y, ydot = np.empty(rec.n_out), np.empty((rec.n_out, k))
         check(lib.tp_jvp(rec._p, _buf(xf), k, _buf(vf), _buf(y), _buf(ydot)), "jvp")
+        rec.give_back(xf)
         ydot = ydot.reshape(rec.out_shape + (k,))
         return rec.shape_y(y), (ydot if batched else _scalar(ydot[..., 0]))
 
@@ -328,7 +330,7 @@ class Tape(_fast.TapeBase):
     def vjp(self, rec, x, w):
         """(y, x_bar): reverse adjoint sweep; w shaped like y, or with a leading axis of k
         weight vectors (carried in one sweep), giving x_bar with a leading axis of k."""
-        xf = rec.x_flat(x)
+        xf = rec.x_flat(x, scratch=True)
         w = _as_float_array(w, "w")
         n, shape = rec.n_out, rec.out_shape
         if w.shape == shape:
@@ -341,6 +343,7 @@ class Tape(_fast.TapeBase):
         wf = np.ascontiguousarray(w.reshape(k, n).T)
         y, xbar = np.empty(n), np.empty((rec.m, k))
         check(lib.tp_vjp(rec._p, _buf(xf), k, _buf(wf), _buf(y), _buf(xbar)), "vjp")
+        rec.give_back(xf)
         if batched:
             return rec.shape_y(y), rec.shape_x(np.ascontiguousarray(xbar.T), lead=(k,))
         return rec.shape_y(y), rec.shape_x(xbar[:, 0])
@@ -366,8 +369,9 @@ class Tape(_fast.TapeBase):
                              f"{rec.n_out} outputs of shape {rec.out_shape} (use vjp or "
                              f"jacobian)")
         g = np.empty(rec.m)
-        xf = rec.x_flat(x)
+        xf = rec.x_flat(x, scratch=True)
         check(lib.tp_vjp(rec._p, _buf(xf), 1, _ONE, ffi.NULL, _buf(g)), "gradient")
+        rec.give_back(xf)
         return rec.shape_x(g)
 
     @_replay
@@ -419,11 +423,12 @@ class Tape(_fast.TapeBase):
         tangent of the adjoint sweep). v shaped like x, or with a trailing axis of k directions
         (carried in one sweep). For vector outputs, H is the Hessian of w·y."""
         wf = rec.weights(w, "tape.hvp")
-        xf = rec.x_flat(x)
+        xf = rec.x_flat(x, scratch=True)
         vf, k, batched = rec.directions(v)
         hv = np.empty((rec.m, k))
         check(lib.tp_hvp(rec._p, _buf(xf), _buf(wf), k, _buf(vf), ffi.NULL, ffi.NULL,
                          _buf(hv)), "hvp")
+        rec.give_back(xf)
         return rec.shape_x(hv, trail=(k,)) if batched else rec.shape_x(hv[:, 0])
 
     @_replay
