@@ -224,6 +224,7 @@ int32_t tp_rec_block(tp_tape *t, int op, int32_t attr, int32_t shape, const int3
                                        /* the kernels read n at a[-1], as in the sweeps */
     const double **opnd = malloc((size_t)nb * sizeof *opnd);
     double *tmp = NULL;
+    size_t got = 0;
     int32_t z = TP_ENOMEM;
     if (!words || !opnd) goto done;
     a = words + 1;
@@ -239,7 +240,7 @@ int32_t tp_rec_block(tp_tape *t, int op, int32_t attr, int32_t shape, const int3
             nc += hi - lo + 1;
         }
     rc = TP_ENOMEM;
-    if (nc && !(tmp = malloc((size_t)nc * sizeof *tmp))) goto undo;
+    if (nc && !(tmp = tp_recycled((size_t)nc * sizeof *tmp, &got))) goto undo;
     double *free_at = tmp;
     for (int64_t i = 0; i < nb; i++) {
         int32_t f = blocks[2 * i];
@@ -254,7 +255,7 @@ undo:                                      /* out of memory: the op is not recor
     t->n_ops--; t->n_args -= n + 2; t->n_vars = z;
     z = rc;
 done:
-    free(words); free(opnd); free(tmp);
+    free(words); free(opnd); tp_recycle(tmp, got);
     return z;
 }
 

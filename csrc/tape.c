@@ -60,9 +60,13 @@ static int grow(void **p, int64_t *cap, int64_t need, size_t sz, int64_t limit)
     int64_t c = *cap ? *cap : 64;
     while (c < need) c = (c > limit / 2) ? limit : 2 * c;
     if ((uint64_t)c > SIZE_MAX / sz) return TP_ETOOBIG;
-    void *q = realloc(*p, (size_t)c * sz);
+    size_t got;
+    void *q = tp_recycled((size_t)c * sz, &got);     /* (a kept block of a freed tape) */
     if (!q) return TP_ENOMEM;
-    *p = q; *cap = c;
+    if (*p) memcpy(q, *p, (size_t)*cap * sz);
+    tp_recycle(*p, (size_t)*cap * sz);
+    *p = q;
+    *cap = (int64_t)(got / sz) < limit ? (int64_t)(got / sz) : limit;
     return TP_OK;
 }
 int tp_grow(void **p, int64_t *cap, int64_t need, size_t sz, int64_t limit)
@@ -80,8 +84,12 @@ tp_tape *tp_new(void)
 void tp_free(tp_tape *t)
 {
     if (!t) return;
-    free(t->ops); free(t->args); free(t->consts); free(t->ckeys); free(t->cslot);
-    free(t->vals); free(t->outputs); free(t->last_x); free(t->guards);
+    tp_recycle(t->ops, (size_t)t->cap_ops);
+    tp_recycle(t->args, (size_t)t->cap_args * sizeof *t->args);
+    tp_recycle(t->consts, (size_t)t->cap_consts * sizeof *t->consts);
+    tp_recycle(t->vals, (size_t)t->cap_vals * sizeof *t->vals);
+    tp_recycle(t->last_x, (size_t)t->cap_last * sizeof *t->last_x);
+    free(t->ckeys); free(t->cslot); free(t->outputs); free(t->guards);
     free(t->shp); free(t->shp_at); free(t->shash); free(t->ixw); free(t->ix_at); free(t);
 }
 

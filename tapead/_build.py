@@ -39,7 +39,7 @@ DEPENDS = sorted(os.path.relpath(os.path.join(CSRC, f)) for f in os.listdir(CSRC
                  if f.endswith((".h", ".def")))
 SOURCES = ["tape.c", "sweep.c", "second.c", "taylor.c", "inspect.c", "primitive.c", "work.c",
            "core_api.c", "pattern.c", "colour.c", "serial.c", "optimize.c", "batch.c",
-           "blocktape.c", "block.c", "matmul.c", "gather.c", "reduce.c"]
+           "blocktape.c", "block.c", "matmul.c", "gather.c", "reduce.c", "recycle.c"]
 
 ffibuilder = FFI()
 ffibuilder.cdef(cdef_source())
