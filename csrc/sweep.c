@@ -202,12 +202,12 @@ int tp_vjp(tp_tape *t, const double *x, int64_t k, const double *ybar, double *y
     return directions(t, 1, x, k, ybar, y, xbar);
 }
 
-/* Adjoints of variables 0 .. root (into adj) from root's, at the values of the recording: the
+/* Adjoints of variables 0 .. n-1 (into adj) from root's, at the values of the recording: the
  * adjoint sweep over the ops up to the one that wrote root (all of a call's outputs). */
-int tp_backward(tp_tape *t, int64_t root, double seed, double *adj)
+int tp_backward(tp_tape *t, int64_t root, double seed, double *adj, int64_t n)
 {
     if (!tp_may_read(t)) return TP_ETHREAD;
-    if (root < 0 || root >= tp_nvars(t)) return TP_EARG;
+    if (root < 0 || root >= tp_nvars(t) || n < 0 || n > tp_nvars(t)) return TP_EARG;
     tp_extent e = prefix_through(t, root);
     int64_t ns = t->n_consts + e.vars;
     work_t w;
@@ -220,8 +220,11 @@ int tp_backward(tp_tape *t, int64_t root, double seed, double *adj)
         memcpy(V, t->vals, (size_t)e.vars * sizeof(double));
         memset(abase, 0, (size_t)ns * sizeof(double));
         A[root] = seed;
-        if ((rc = tp_adjoint_sweep(t, V, A, 1, e, &w)) >= 0)
-            memcpy(adj, A, (size_t)(root + 1) * sizeof(double));
+        if ((rc = tp_adjoint_sweep(t, V, A, 1, e, &w)) >= 0) {
+            int64_t r = n < root + 1 ? n : root + 1;      /* later variables: no adjoint */
+            memcpy(adj, A, (size_t)r * sizeof(double));
+            memset(adj + r, 0, (size_t)(n - r) * sizeof(double));
+        }
         tp_count(t, 2, e.ops);
     } else rc = TP_ENOMEM;
     work_end(&w);

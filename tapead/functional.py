@@ -153,9 +153,9 @@ def _at_recording(rec):
     if lib.tp_output_code(rec._p, 0, code) < 0 or code[0] < 0:
         return None
     root = code[0]
-    adj = np.empty(root + 1)
-    check(lib.tp_backward(rec._p, root, 1.0, ffi.from_buffer("double[]", adj)), "gradient")
-    return lib.tp_value(rec._p, root), rec.shape_x(adj[:rec.m].copy())
+    g = np.empty(rec.m)
+    check(lib.tp_backward(rec._p, root, 1.0, ffi.from_buffer("double[]", g), rec.m), "gradient")
+    return lib.tp_value(rec._p, root), rec.shape_x(g)
 
 
 def jacobian(f, argnums=0, mode="auto"):

@@ -123,7 +123,7 @@ class _RecordingMethods:
 
     def backward(self, root, seed):
         adj = np.empty(root + 1)
-        check(lib.tp_backward(self._p, root, float(seed), _buf(adj)), "backward()")
+        check(lib.tp_backward(self._p, root, float(seed), _buf(adj), root + 1), "backward()")
         self.grads = adj
 
     def grad_of(self, index):

@@ -82,6 +82,14 @@ def test_value_and_grad_of_array_code_at_the_recorded_point():
     assert_allclose(ad.grad(loss)(w0, 0.5), gw, rtol=1e-15)
 
 
+def test_value_and_grad_when_the_output_is_an_early_input():
+    """The output is variable 0 (an input): every later input's gradient is 0."""
+    y, (ga, gb) = ad.value_and_grad(lambda a, b: a[0], argnums=(0, 1))(np.ones(3), np.ones(2))
+    assert y == 1.0
+    assert_array_equal(ga, [1.0, 0.0, 0.0])
+    assert_array_equal(gb, [0.0, 0.0])
+
+
 def test_tolist_gives_the_element_vars_nested_as_numpy():
     with ad.Tape() as e:
         assert e.variables(np.zeros((0, 2))).tolist() == []
