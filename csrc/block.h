@@ -7,18 +7,26 @@
 static const int64_t ZEROS[TP_MAXDIM];   /* the strides of a broadcast scalar */
 
 /* Runs the statements after s2_ for e = 0 .. prod(dims)-1 in C order, o0, o1 and o2 the offsets
- * of element e through strides s0_, s1_ and s2_ (an odometer: one step per element, mostly one
- * digit). WALK: two offset streams. */
+ * of element e through strides s0_, s1_ and s2_: a tight loop along the last axis, an odometer
+ * over the others (one step per row). WALK: two offset streams. */
 #define WALK3(nd_, dims_, s0_, s1_, s2_, ...) do { \
-    int64_t i_[TP_MAXDIM] = {0}, o0 = 0, o1 = 0, o2 = 0, n_ = 1; \
-    for (int d_ = 0; d_ < (nd_); d_++) n_ *= (dims_)[d_]; \
-    for (int64_t e = 0; e < n_; e++) { \
-        __VA_ARGS__ \
-        for (int d_ = (nd_) - 1; d_ >= 0; d_--) { \
-            o0 += (s0_)[d_]; o1 += (s1_)[d_]; o2 += (s2_)[d_]; \
+    const int nd_w = (nd_), lw_ = nd_w > 0 ? nd_w - 1 : 0; \
+    const int64_t len_ = nd_w > 0 ? (dims_)[lw_] : 1, l0_ = nd_w > 0 ? (s0_)[lw_] : 0, \
+        l1_ = nd_w > 0 ? (s1_)[lw_] : 0, l2_ = nd_w > 0 ? (s2_)[lw_] : 0; \
+    int64_t i_[TP_MAXDIM] = {0}, b0_ = 0, b1_ = 0, b2_ = 0, rows_ = 1, e = 0; \
+    for (int d_ = 0; d_ < lw_; d_++) rows_ *= (dims_)[d_]; \
+    if (len_ == 0) rows_ = 0; \
+    for (int64_t r_ = 0; r_ < rows_; r_++) { \
+        for (int64_t j_ = 0; j_ < len_; j_++, e++) { \
+            const int64_t o0 = b0_ + j_ * l0_, o1 = b1_ + j_ * l1_, o2 = b2_ + j_ * l2_; \
+            (void)o0; (void)o1; (void)o2; \
+            __VA_ARGS__ \
+        } \
+        for (int d_ = lw_ - 1; d_ >= 0; d_--) { \
+            b0_ += (s0_)[d_]; b1_ += (s1_)[d_]; b2_ += (s2_)[d_]; \
             if (++i_[d_] < (dims_)[d_]) break; \
-            o0 -= (s0_)[d_] * (dims_)[d_]; o1 -= (s1_)[d_] * (dims_)[d_]; \
-            o2 -= (s2_)[d_] * (dims_)[d_]; i_[d_] = 0; } } \
+            b0_ -= (s0_)[d_] * (dims_)[d_]; b1_ -= (s1_)[d_] * (dims_)[d_]; \
+            b2_ -= (s2_)[d_] * (dims_)[d_]; i_[d_] = 0; } } \
     } while (0)
 #define WALK(nd_, dims_, s0_, s1_, ...) WALK3(nd_, dims_, s0_, s1_, ZEROS, { (void)o2; __VA_ARGS__ })
 

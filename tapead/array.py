@@ -306,11 +306,16 @@ def _broadcast_strides(shape, strides, out):
                  for i in range(len(out)))
 
 
+_POW, _SQUARE = int(Op.POW), int(Op.SQUARE)
+
+
 def _map(op, *args, array=False):
     """MAP of scalar op over args (1 to 3 operands) with NumPy broadcasting."""
     rec = _rec_of(args)
     if rec is None:
         return NotImplemented
+    if op == _POW and len(args) == 2 and type(args[1]) is not Var and _number(args[1]) == 2.0:
+        op, args = _SQUARE, args[:1]       # a ** 2: SQUARE, as for a Var (no pow() per element)
     name = Op(op).name.lower()
     ops = [_operand(rec, a, f"ad.Array {name}") for a in args]
     try:

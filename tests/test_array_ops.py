@@ -198,6 +198,17 @@ def test_maximum_minimum_clip():
         t.outputs(np.sum(a))
 
 
+def test_square_records_square_as_a_var_does():
+    """a ** 2 and np.power(a, 2) record SQUARE (no constant 2, no pow() per element), like
+    Var ** 2; other exponents, and a Var exponent, stay POW."""
+    x = _u(3, 4)
+    check(lambda a: np.sum(a ** 2 + np.power(a, 2.0) * a + np.square(a) + a ** 3), x)
+    check(lambda a, e: np.sum(a ** e[0]) + e[0] ** 2, x + 2.0, np.array([2.0]))
+    for f, consts in ((lambda a: a ** 2, 0), (lambda a: np.power(a, np.float64(2)), 0),
+                      (lambda a: a ** 2.5, 1), (lambda a: 2.0 ** a, 1)):
+        assert ad.record(lambda a: np.sum(f(a)), x).stats()["constants"] == consts
+
+
 def _lae(a, b):
     if isinstance(a, ad.Array):
         return np.logaddexp(a, b)
