@@ -49,8 +49,9 @@ static inline void tp_read_outputs(const tp_tape *t, const double *V, double *y)
 /* The last point swept (x=None): stored only once a whole replay has succeeded. */
 static inline void tp_commit_x(tp_tape *t, const double *x)
 {
-    for (int64_t i = 0; i < t->n_inputs; i++)
-        __atomic_store(&t->last_x[i], &x[i], __ATOMIC_RELAXED);
+    double *last = t->last_x;              /* (hoisted: the stores would reload them) */
+    const int64_t n = t->n_inputs;
+    for (int64_t i = 0; i < n; i++) __atomic_store(&last[i], &x[i], __ATOMIC_RELAXED);
 }
 
 /* A prefix of the tape: its first `ops` operations, their operand words and the variables up to
