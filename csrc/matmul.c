@@ -151,17 +151,28 @@ static int all_finite(mat x)
     return 1;
 }
 
-/* c += d v for a derivative d (tangents or adjoints) and values v: zeros of d contribute
- * nothing, as in the scalar sweeps (0 * Inf is not NaN there); any product when v is finite */
-static int dacc(mat c, mat d, mat v)
+/* every constant of t is finite: checked once per number of constants (only ever appended) */
+static int consts_finite(const tp_tape *t)
 {
-    if (all_finite(v)) return acc(c, d, v);
+    int64_t *at_ = (int64_t *)&t->finite_at, n = t->n_consts, got = __atomic_load_n(at_, __ATOMIC_RELAXED);
+    if (got >> 1 == n) return (int)(got & 1);
+    const int ok = all_finite(at(t->consts, 1, n, 0, 1));
+    __atomic_store_n(at_, 2 * n + ok, __ATOMIC_RELAXED);
+    return ok;
+}
+
+/* c += d v for a derivative d (tangents or adjoints) and values v: zeros of d contribute
+ * nothing, as in the scalar sweeps (0 * Inf is not NaN there); any product when v is finite
+ * (fin: known to be, a block of the tape's constants) */
+static int dacc(mat c, mat d, mat v, int fin)
+{
+    if (fin || all_finite(v)) return acc(c, d, v);
     if (!d.r || !v.c || !d.c) return TP_OK;
     return gemm_builtin(d.r, v.c, d.c, d.b, d.s0, d.s1, v.b, v.s0, v.s1, (double *)c.b, c.s0,
                         c.s1, 1);
 }
 
-static int vacc(mat c, mat v, mat d) { return dacc(tr(c), tr(d), tr(v)); }   /* c += v d */
+static int vacc(mat c, mat v, mat d, int fin) { return dacc(tr(c), tr(d), tr(v), fin); }  /* c += v d */
 
 /* the operands' blocks; nb batch axes; product b of nbatch at element offsets xo, yo, zo */
 typedef struct { blk x, y; int64_t m, p, q, xs0, xs1, ys0, ys1, nbatch, xo, yo, zo; int nb; } product;
@@ -196,6 +207,7 @@ static void batch_at(product *P, int64_t b)
 #define YM(S, K, j) at((S) + ((int64_t)P.y.first + P.yo) * (K) + (j), P.p, P.q, P.ys0 * (K), P.ys1 * (K))
 #define ZM(S, K, j) at((S) + ((int64_t)iz + P.zo) * (K) + (j), P.m, P.q, P.q * (K), (K))
 #define TRY(call) if ((rc = (call)) < 0) return rc
+#define CF(o) (P.o.first < 0 && consts_finite(t))   /* operand o: constants, all finite */
 
 int tp_matmul_values(const tp_tape *t, const int32_t *q, const double *X, const double *Y,
                      double *Z)
@@ -218,8 +230,8 @@ int tp_matmul_tangent(const tp_tape *t, const double *V, double *T, int64_t K, c
     memset(T + (int64_t)iz * K, 0, (size_t)(q[0] * K) * sizeof *T);
     BATCHES(P) for (int64_t j = 0; j < K; j++) {
         mat tx = XM(T, K, j), ty = YM(T, K, j);
-        if (P.x.first >= 0 && nonzero(tx)) TRY(dacc(ZM(T, K, j), tx, YM(V, 1, 0)));
-        if (P.y.first >= 0 && nonzero(ty)) TRY(vacc(ZM(T, K, j), XM(V, 1, 0), ty));
+        if (P.x.first >= 0 && nonzero(tx)) TRY(dacc(ZM(T, K, j), tx, YM(V, 1, 0), CF(y)));
+        if (P.y.first >= 0 && nonzero(ty)) TRY(vacc(ZM(T, K, j), XM(V, 1, 0), ty, CF(x)));
     }
     return TP_OK;
 }
@@ -233,8 +245,8 @@ int tp_matmul_adjoint(const tp_tape *t, const double *V, double *A, int64_t K,
     BATCHES(P) for (int64_t j = 0; j < K; j++) {
         mat az = ZM(A, K, j);
         if (!nonzero(az)) continue;
-        if (P.x.first >= 0) TRY(dacc(XM(A, K, j), az, tr(YM(V, 1, 0))));  /* x_bar += z_bar y^T */
-        if (P.y.first >= 0) TRY(vacc(YM(A, K, j), tr(XM(V, 1, 0)), az));  /* y_bar += x^T z_bar */
+        if (P.x.first >= 0) TRY(dacc(XM(A, K, j), az, tr(YM(V, 1, 0)), CF(y)));  /* x_bar += z_bar y^T */
+        if (P.y.first >= 0) TRY(vacc(YM(A, K, j), tr(XM(V, 1, 0)), az, CF(x)));  /* y_bar += x^T z_bar */
     }
     return TP_OK;
 }
@@ -249,15 +261,15 @@ int tp_matmul_second(const tp_tape *t, const double *V, const double *T, double 
     BATCHES(P) {
     const mat x = XM(V, 1, 0), y = YM(V, 1, 0), az = ZM(A, 1, 0);
     const int a_nz = nonzero(az), xv = P.x.first >= 0, yv = P.y.first >= 0;
-    if (a_nz && xv) TRY(dacc(XM(A, 1, 0), az, tr(y)));
-    if (a_nz && yv) TRY(vacc(YM(A, 1, 0), tr(x), az));
+    if (a_nz && xv) TRY(dacc(XM(A, 1, 0), az, tr(y), CF(y)));
+    if (a_nz && yv) TRY(vacc(YM(A, 1, 0), tr(x), az, CF(x)));
     for (int64_t j = 0; j < K; j++) {
         mat dz = ZM(D, K, j), tx = XM(T, K, j), ty = YM(T, K, j);
         const int d_nz = nonzero(dz);
-        if (xv && d_nz) TRY(dacc(XM(D, K, j), dz, tr(y)));            /* x_bar_dot */
-        if (xv && a_nz && yv && nonzero(ty)) TRY(dacc(XM(D, K, j), az, tr(ty)));
-        if (yv && d_nz) TRY(vacc(YM(D, K, j), tr(x), dz));            /* y_bar_dot */
-        if (yv && a_nz && xv && nonzero(tx)) TRY(vacc(YM(D, K, j), tr(tx), az));
+        if (xv && d_nz) TRY(dacc(XM(D, K, j), dz, tr(y), CF(y)));     /* x_bar_dot */
+        if (xv && a_nz && yv && nonzero(ty)) TRY(dacc(XM(D, K, j), az, tr(ty), 0));
+        if (yv && d_nz) TRY(vacc(YM(D, K, j), tr(x), dz, CF(x)));     /* y_bar_dot */
+        if (yv && a_nz && xv && nonzero(tx)) TRY(vacc(YM(D, K, j), tr(tx), az, 0));
     }
     }
     return TP_OK;

@@ -198,6 +198,19 @@ def test_maximum_minimum_clip():
         t.outputs(np.sum(a))
 
 
+def test_matmul_with_constant_operands_inf_and_finite():
+    """A constant operand's finiteness is checked once per tape (matmul.c): an Inf in it still
+    meets only zero adjoints as zero, and a finite one takes BLAS every sweep, both repeatedly."""
+    X = np.array([[np.inf, 1.0], [2.0, 3.0]])
+    t = ad.record(lambda w: np.sum((X @ w) * np.array([0.0, 1.0])), np.ones(2))
+    F = np.array([[4.0, 1.0], [2.0, 3.0]])
+    u = ad.record(lambda w: np.sum((w @ F) * np.array([0.0, 1.0])), np.ones(2))
+    for _ in range(3):
+        np.testing.assert_array_equal(t.gradient(np.ones(2)), [2.0, 3.0])
+        np.testing.assert_array_equal(t.jvp(np.ones(2), np.array([1.0, 0.0]))[1], 2.0)
+        np.testing.assert_array_equal(u.gradient(np.ones(2)), [1.0, 3.0])
+
+
 def test_square_records_square_as_a_var_does():
     """a ** 2 and np.power(a, 2) record SQUARE (no constant 2, no pow() per element), like
     Var ** 2; other exponents, and a Var exponent, stay POW."""
