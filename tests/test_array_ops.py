@@ -207,7 +207,7 @@ def test_matmul_with_constant_operands_inf_and_finite():
     u = ad.record(lambda w: np.sum((w @ F) * np.array([0.0, 1.0])), np.ones(2))
     for _ in range(3):
         np.testing.assert_array_equal(t.gradient(np.ones(2)), [2.0, 3.0])
-        np.testing.assert_array_equal(t.jvp(np.ones(2), np.array([1.0, 0.0]))[1], 2.0)
+        np.testing.assert_array_equal(t.jvp(np.ones(2), np.array([0.0, 1.0]))[1], 3.0)
         np.testing.assert_array_equal(u.gradient(np.ones(2)), [1.0, 3.0])
 
 
