@@ -240,7 +240,8 @@ int32_t tp_rec_block(tp_tape *t, int op, int32_t attr, int32_t shape, const int3
             nc += hi - lo + 1;
         }
     rc = TP_ENOMEM;
-    if (nc && !(tmp = tp_recycled((size_t)nc * sizeof *tmp, &got))) goto undo;
+    if (nc && !(tmp = tp_recycled((size_t)nc * sizeof *tmp, &got)) &&
+        !(tmp = malloc((size_t)nc * sizeof *tmp))) goto undo;
     double *free_at = tmp;
     for (int64_t i = 0; i < nb; i++) {
         int32_t f = blocks[2 * i];

@@ -18,7 +18,7 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 void *tp_recycled(size_t n, size_t *got)
 {
     *got = n;
-    if (n < SMALL) return malloc(n ? n : 1);
+    if (n < SMALL) return NULL;
     void *p = NULL;
     pthread_mutex_lock(&lock);
     int best = -1;                     /* the smallest kept block of n .. 4n bytes */
@@ -30,7 +30,7 @@ void *tp_recycled(size_t n, size_t *got)
         slot[best].p = NULL;
     }
     pthread_mutex_unlock(&lock);
-    return p ? p : malloc(n);
+    return p;
 }
 
 void tp_recycle(void *p, size_t n)

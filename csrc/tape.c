@@ -61,10 +61,13 @@ static int grow(void **p, int64_t *cap, int64_t need, size_t sz, int64_t limit)
     while (c < need) c = (c > limit / 2) ? limit : 2 * c;
     if ((uint64_t)c > SIZE_MAX / sz) return TP_ETOOBIG;
     size_t got;
-    void *q = tp_recycled((size_t)c * sz, &got);     /* (a kept block of a freed tape) */
-    if (!q) return TP_ENOMEM;
-    if (*p) memcpy(q, *p, (size_t)*cap * sz);
-    tp_recycle(*p, (size_t)*cap * sz);
+    void *q = tp_recycled((size_t)c * sz, &got);     /* a kept block of a freed tape, */
+    if (q) {
+        if (*p) memcpy(q, *p, (size_t)*cap * sz);
+        tp_recycle(*p, (size_t)*cap * sz);
+    } else if (!(q = realloc(*p, (size_t)c * sz))) {  /* else realloc (mremap when large) */
+        return TP_ENOMEM;
+    }
     *p = q;
     *cap = (int64_t)(got / sz) < limit ? (int64_t)(got / sz) : limit;
     return TP_OK;

@@ -75,8 +75,8 @@ static inline void tp_sweep_end(tp_tape *t) { __atomic_sub_fetch(&t->sweeping, 1
 #define TP_MAXDIM 32
 int tp_may_record(const tp_tape *t);
 int tp_grow(void **p, int64_t *cap, int64_t need, size_t sz, int64_t limit);
-/* large blocks kept from freed tapes (recycle.c): one of at least n bytes (*got: its size), and
- * a block of n bytes given back (kept, or freed) */
+/* large blocks kept from freed tapes (recycle.c): one of at least n bytes (*got: its size; NULL:
+ * none kept, malloc instead), and a block of n bytes given back (kept, or freed) */
 void *tp_recycled(size_t n, size_t *got);
 void tp_recycle(void *p, size_t n);
 int32_t tp_append(tp_tape *t, int op, const int32_t *a, int64_t n);
