@@ -8,6 +8,7 @@ ad.asarray of scattered Vars); indexing, updates and joining are tapead/array_in
 Var of that variable, at no cost. Comparisons, where, max/min/prod and clip live in
 tapead/array_ops.py, the matmul forms (einsum, inner, outer, norm) in tapead/array_linalg.py.
 """
+import functools
 import math
 import sys
 
@@ -20,6 +21,7 @@ from .var import Var, _make, _mixed, _number, freeze
 
 _MAP, _REDUCE, _PACK = int(Op.MAP), int(Op.REDUCE), int(Op.PACK)
 _AMAX, _AMIN, _PROD = int(Op.AMAX), int(Op.AMIN), int(Op.PROD)
+_NEG, _ABS = int(Op.NEG), int(Op.ABS)
 
 #: NumPy ufunc -> (scalar op, arity) for MAP: the unary and binary ops with PARTIAL rules
 UFUNC_OPS = {u: (int(op), lib.tp_op_arity[op]) for op, row in OPS.items()
@@ -27,6 +29,7 @@ UFUNC_OPS = {u: (int(op), lib.tp_op_arity[op]) for op, row in OPS.items()
              for u in row.ufuncs}
 
 
+@functools.lru_cache(maxsize=4096)
 def _contiguous(shape):
     st, acc = [], 1
     for d in reversed(shape):
@@ -164,13 +167,13 @@ class Array(_fast.ArrayBase):
 
     # ---- arithmetic: one MAP each ---------------------------------------------------------------
     def __neg__(self):
-        return _map(int(Op.NEG), self)
+        return _map(_NEG, self)
 
     def __pos__(self):
         return self
 
     def __abs__(self):
-        return _map(int(Op.ABS), self)
+        return _map(_ABS, self)
 
     # comparisons: one MAP each, giving an array condition (tapead/array_ops.py)
     __lt__ = lambda self, other: _ops.compare(Op.LT, self, other)     # noqa: E731
@@ -305,15 +308,27 @@ def _map(op, *args, array=False):
         return NotImplemented
     if op == _POW and len(args) == 2 and type(args[1]) is not Var and _number(args[1]) == 2.0:
         op, args = _SQUARE, args[:1]       # a ** 2: SQUARE, as for a Var (no pow() per element)
-    name = Op(op).name.lower()
-    ops = [_operand(rec, a, f"ad.Array {name}") for a in args]
+    what = _MAP_NAMES[op]
+    ops = [_operand(rec, a, what) for a in args]
+    out = _broadcast_shape([s for _, s, _ in ops])
+    blocks = [(f, _shape_id(rec, out, st if s == out else _broadcast_strides(s, st, out)))
+              for f, s, st in ops]
+    return _record(rec, _MAP, op, out, blocks, array)
+
+
+_MAP_NAMES = {int(o): f"ad.Array {o.name.lower()}" for o in Op}   # (what its errors name)
+
+
+def _broadcast_shape(shapes):
+    """NumPy's broadcast shape of the operands' shapes (at once when they agree, or are ())."""
+    given = [s for s in shapes if s]
+    if all(s == given[0] for s in given):
+        return given[0] if given else ()
     try:
-        out = np.broadcast_shapes(*(s for _, s, _ in ops))
+        return np.broadcast_shapes(*shapes)
     except ValueError:
         raise ValueError(f"operands could not be broadcast together with shapes "
-                         f"{' '.join(str(s) for _, s, _ in ops)}") from None
-    blocks = [(f, _shape_id(rec, out, _broadcast_strides(s, st, out))) for f, s, st in ops]
-    return _record(rec, _MAP, op, out, blocks, array)
+                         f"{' '.join(str(s) for s in shapes)}") from None
 
 
 def asarray(a):
