@@ -15,7 +15,8 @@
  * setup().
  *
  * One compilation unit in parts, included in order: fast_var.h (Var's arithmetic),
- * fast_compare.h (comparisons, Cond), fast_array.h (ad.Array's indexing), this file (Var's attributes, setup), fast_replay.h (small
+ * fast_compare.h (comparisons, Cond), fast_array.h (ad.Array's
+ * indexing and block recording), this file (Var's attributes, setup), fast_replay.h (small
  * replays), fast_recording.h (the recording object), fast_tape.h (TapeBase, record), then the
  * module's functions and init below.
  */

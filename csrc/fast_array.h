@@ -3,7 +3,9 @@
  * over an Array argument (`x[i]`, `for xi in x`, `len(x)`, `A[i, j]`) take an element Var here
  * with no Python frame, as fast as an object ndarray of Var; every other key goes to the
  * __getitem__ that tapead/array.py defines (taken off the class by array_type() below, so that
- * the C slots serve Array).
+ * the C slots serve Array). Array operations record here too (block_record, with no cffi call):
+ * a @ b, + - * / of one shape, .T, the reductions, and every block op of tapead/array.py, which
+ * hands its operands over (each op's shape rules written once, below).
  * Part of tapead._fast: included once by csrc/fast.c, in order, after fast_var.h. */
 typedef struct {
     PyObject_HEAD
@@ -334,6 +336,14 @@ static RecObject *array_rec(PyObject *o)
            ? (RecObject *)((ArrayObject *)o)->rec : NULL;
 }
 
+/* 1 when a module function got n == want arguments, a recording first; else 0 with TypeError */
+static int rec_args(PyObject *const *args, Py_ssize_t n, Py_ssize_t want, const char *usage)
+{
+    if (n == want && IS_REC(args[0])) return 1;
+    PyErr_SetString(PyExc_TypeError, usage);
+    return 0;
+}
+
 /* Python fallbacks of the C number slots: Array.__op__ and __rop__ of tapead/array.py */
 enum { ARITH_ADD, ARITH_SUB, ARITH_MUL, ARITH_DIV, N_ARITH, SLOT_MATMUL = N_ARITH, N_SLOTS };
 static const char *slot_name[N_SLOTS] = {"add", "sub", "mul", "truediv", "matmul"};
@@ -485,10 +495,9 @@ static PyObject *py_matmul(PyObject *mod, PyObject *const *args, Py_ssize_t n)
 {
     (void)mod;
     int32_t f[2];
-    if (n != 5 || !IS_REC(args[0]) || !PyTuple_Check(args[2]) || !PyTuple_Check(args[4])) {
-        PyErr_SetString(PyExc_TypeError, "matmul(recording, first, shape, first, shape)");
-        return NULL;
-    }
+    if (!rec_args(args, n, 5, "matmul(recording, first, shape, first, shape)")) return NULL;
+    if (!PyTuple_Check(args[2]) || !PyTuple_Check(args[4]))
+        return PyErr_Format(PyExc_TypeError, "matmul: shapes are tuples");
     for (int i = 0; i < 2; i++)
         if ((f[i] = (int32_t)PyLong_AsLong(args[1 + 2 * i])) == -1 && PyErr_Occurred())
             return NULL;
@@ -578,10 +587,7 @@ static PyObject *py_strided(PyObject *mod, PyObject *const *args, Py_ssize_t n)
 {
     (void)mod;
     int64_t dims[MAXD], st[MAXD];
-    if (n != 4 || !IS_REC(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "strided(recording, first, shape, strides)");
-        return NULL;
-    }
+    if (!rec_args(args, n, 4, "strided(recording, first, shape, strides)")) return NULL;
     long first = PyLong_AsLong(args[1]);
     PyObject *shape = first == -1 && PyErr_Occurred() ? NULL : shape_tuple(args[2]);
     int nd = shape ? int_seq(shape, dims) : -1;
@@ -621,10 +627,7 @@ static PyObject *py_shape(PyObject *mod, PyObject *const *args, Py_ssize_t n)
 {
     (void)mod;
     int64_t dims[MAXD], st[MAXD];
-    if (n != 3 || !IS_REC(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "shape(recording, dims, strides)");
-        return NULL;
-    }
+    if (!rec_args(args, n, 3, "shape(recording, dims, strides)")) return NULL;
     int nd = int_seq(args[1], dims);
     if (nd < 0 || int_seq(args[2], st) < 0) return NULL;
     int32_t id = block_shape(((RecObject *)args[0])->p, nd, dims, st);
@@ -637,10 +640,7 @@ static PyObject *py_rec_block(PyObject *mod, PyObject *const *args, Py_ssize_t n
 {
     (void)mod;
     int64_t dims[MAXD];
-    if (n != 6 || !IS_REC(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "rec_block(recording, op, attr, shape, blocks, array)");
-        return NULL;
-    }
+    if (!rec_args(args, n, 6, "rec_block(recording, op, attr, shape, blocks, array)")) return NULL;
     int op = (int)PyLong_AsLong(args[1]), array = PyObject_IsTrue(args[5]);
     long attr = PyLong_AsLong(args[2]);
     PyObject *blocks = PySequence_Fast(args[4], "rec_block: blocks");

@@ -11,7 +11,7 @@ from tapead._core import Op
 from tapead.var import _make
 
 
-# ---- the reference: the general rules through the generic _shape_id and _record --------------------
+# ---- the reference: the general rules through the generic _shape_id and _record ------------------
 def ref_matmul(a, b):
     rec = A._rec_of((a, b))
     (fa, sa, ta), (fb, sb, tb) = (A._operand(rec, x, "matmul") for x in (a, b))
@@ -155,7 +155,7 @@ def test_matmul_object_arrays_agree():
         assert np.allclose(ga, go, rtol=1e-13)
 
 
-# ---- reductions ------------------------------------------------------------------------------------
+# ---- reductions ----------------------------------------------------------------------------------
 REDUCE_CASES = [((), None), ((3,), None), ((3,), 0), ((3,), -1), ((2, 3), None), ((2, 3), 0),
                 ((2, 3), 1), ((2, 3), -2), ((2, 3), (0, 1)), ((2, 3), (1, 0)), ((2, 3), (-1,)),
                 ((2, 3), ()), ((2, 1, 3), 1), ((2, 1, 3), (0, 2)), ((1, 1), None),
@@ -211,7 +211,7 @@ def test_mean_and_reduction_errors():
         assert np.sum(a, axis=np.int8(1)).shape == (2,)          # (the general path)
 
 
-# ---- transposes and strided views ------------------------------------------------------------------
+# ---- transposes and strided views ----------------------------------------------------------------
 @pytest.mark.parametrize("shape", [(), (3,), (1,), (2, 3), (3, 1), (1, 3), (2, 1, 3), (2, 3, 4),
                                    (0, 3), (3, 0)])
 def test_transpose_records_the_general_tape(shape):
@@ -252,7 +252,7 @@ def test_closed_tape_raises_as_before():
             f()
 
 
-# ---- MAP with broadcasting (tapead/array.py's _map: shapes that agree skip np.broadcast_shapes) ----
+# ---- MAP with broadcasting (_map: shapes that agree skip np.broadcast_shapes) -------------------
 MAP_SHAPES = [((2, 3), (2, 3)), ((2, 3), (3,)), ((2, 1), (1, 3)), ((3,), (2, 3)), ((2, 3), ()),
               ((1,), (3,)), ((0, 3), (3,)), ((2, 0), (2, 1))]
 
