@@ -15,7 +15,8 @@
  * setup().
  *
  * One compilation unit in parts, included in order: fast_var.h (Var's arithmetic),
- * fast_compare.h (comparisons, Cond), fast_array.h (ad.Array's indexing), this file (Var's attributes, setup), fast_replay.h (small
+ * fast_compare.h (comparisons, Cond), fast_array.h (ad.Array's
+ * indexing and block recording), this file (Var's attributes, setup), fast_replay.h (small
  * replays), fast_recording.h (the recording object), fast_tape.h (TapeBase, record), then the
  * module's functions and init below.
  */
@@ -306,6 +307,16 @@ static PyMethodDef module_methods[] = {
      "optimize=True: the tape optimised (Tape.optimize), and so is every re-recording."},
     {"record_into", (PyCFunction)(void (*)(void))py_record_into, METH_FASTCALL,
      "record_into(f, args, tape) -> the new recording of tape, or NotImplemented"},
+    {"shape", (PyCFunction)(void (*)(void))py_shape, METH_FASTCALL,
+     "shape(recording, dims, strides) -> the id of the shape in the tape's table"},
+    {"rec_block", (PyCFunction)(void (*)(void))py_rec_block, METH_FASTCALL,
+     "rec_block(recording, op, attr, shape, blocks, array) -> the Array (Var) of one block op"},
+    {"matmul", (PyCFunction)(void (*)(void))py_matmul, METH_FASTCALL,
+     "matmul(recording, first, shape, first, shape) -> a @ b of two blocks, one MATMUL"},
+    {"reduce", (PyCFunction)(void (*)(void))py_reduce, METH_FASTCALL,
+     "reduce(op, array, axis, keepdims) -> one REDUCE (AMAX, ...), or NotImplemented"},
+    {"strided", (PyCFunction)(void (*)(void))py_strided, METH_FASTCALL,
+     "strided(recording, first, shape, strides) -> a Var, the block, or one PACK"},
     {"rec1", (PyCFunction)(void (*)(void))py_rec1, METH_FASTCALL, "rec1(op, x) -> Var"},
     {"rec2", (PyCFunction)(void (*)(void))py_rec2, METH_FASTCALL, "rec2(op, x, y) -> Var"},
     {"grad", (PyCFunction)(void (*)(void))py_grad, METH_FASTCALL,

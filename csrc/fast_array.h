@@ -3,7 +3,9 @@
  * over an Array argument (`x[i]`, `for xi in x`, `len(x)`, `A[i, j]`) take an element Var here
  * with no Python frame, as fast as an object ndarray of Var; every other key goes to the
  * __getitem__ that tapead/array.py defines (taken off the class by array_type() below, so that
- * the C slots serve Array).
+ * the C slots serve Array). Array operations record here too (block_record, with no cffi call):
+ * a @ b, + - * / of one shape, .T, the reductions, and every block op of tapead/array.py, which
+ * hands its operands over (each op's shape rules written once, below).
  * Part of tapead._fast: included once by csrc/fast.c, in order, after fast_var.h. */
 typedef struct {
     PyObject_HEAD
@@ -17,20 +19,28 @@ typedef struct {
 
 static PyObject *array_getitem_py;   /* tapead.array.Array.__getitem__: every other key */
 
+/* a shape (a sequence of integers) as a new tuple of ints, or NULL */
+static PyObject *shape_tuple(PyObject *shape)
+{
+    PyObject *seq = PySequence_Tuple(shape);
+    if (!seq) return NULL;
+    Py_ssize_t n = PyTuple_GET_SIZE(seq);
+    PyObject *t = PyTuple_New(n);
+    for (Py_ssize_t i = 0; t && i < n; i++) {
+        PyObject *d = PyNumber_Long(PyTuple_GET_ITEM(seq, i));
+        if (!d) Py_CLEAR(t);
+        else PyTuple_SET_ITEM(t, i, d);
+    }
+    Py_DECREF(seq);
+    return t;
+}
+
 /* shape as a tuple of non-negative ints; sets ndim and n0 */
 static int array_set_shape(ArrayObject *a, PyObject *shape)
 {
-    PyObject *seq = PySequence_Tuple(shape);
-    if (!seq) return -1;
-    Py_ssize_t n = PyTuple_GET_SIZE(seq);
-    PyObject *t = PyTuple_New(n);
-    if (!t) { Py_DECREF(seq); return -1; }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *d = PyNumber_Long(PyTuple_GET_ITEM(seq, i));
-        if (!d) { Py_DECREF(seq); Py_DECREF(t); return -1; }
-        PyTuple_SET_ITEM(t, i, d);
-    }
-    Py_DECREF(seq);
+    PyObject *t = shape_tuple(shape);
+    if (!t) return -1;
+    Py_ssize_t n = PyTuple_GET_SIZE(t);
     Py_ssize_t n0 = n ? PyLong_AsSsize_t(PyTuple_GET_ITEM(t, 0)) : 0;
     if (n0 == -1 && PyErr_Occurred()) { Py_DECREF(t); return -1; }
     Py_XSETREF(a->shape, t);
@@ -238,15 +248,118 @@ static int array_put_shape(ArrayObject *a, PyObject *v, void *c)
 }
 
 
+/* ---- block operations recorded here: the shapes interned and the op recorded with no cffi
+ * call. tapead/array.py records through these (_record, _shape_id, matmul, the reductions,
+ * strided views), and so do the C slots below (+ - * / @ and .T) for their common cases. */
+#define MAXD 64                        /* NumPy's NPY_MAXDIMS: no Array has more axes */
+
+static PyObject *rec_lazy(RecObject *r, void *which);
+
+/* raises the exception of status rc as tapead/array.py's check(rc, "ad.Array") */
+static PyObject *block_fail(int rc)
+{
+    PyObject *r = PyObject_CallFunction(R.fail, "is", rc, "ad.Array");
+    Py_XDECREF(r);
+    return NULL;
+}
+
+/* the id of the shape (dims, strides) of nd axes, or -1 with the exception */
+static int32_t block_shape(tp_tape *p, int nd, const int64_t *dims, const int64_t *st)
+{
+    int32_t id = nd > TP_MAXDIM ? TP_EARG : C->shape(p, nd, dims, st);
+    if (id < 0) { block_fail(id); return -1; }
+    return id;
+}
+
+/* the ints of a sequence (dims, strides; at most MAXD): how many, or -1 with the exception */
+static int int_seq(PyObject *o, int64_t *out)
+{
+    PyObject *seq = PySequence_Fast(o, "expected a sequence of ints");
+    if (!seq) return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    if (n > MAXD) block_fail(TP_EARG);
+    for (Py_ssize_t i = 0; i < n && !PyErr_Occurred(); i++)
+        out[i] = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(seq, i));
+    Py_DECREF(seq);
+    return PyErr_Occurred() ? -1 : (int)n;
+}
+
+/* C-order strides of dims; returns the size */
+static int64_t contiguous(int nd, const int64_t *dims, int64_t *st)
+{
+    int64_t size = 1;
+    for (int d = nd - 1; d >= 0; d--) { st[d] = size; size *= dims[d]; }
+    return size;
+}
+
+/* a new Array of recording r: variables first .. of shape (a tuple of ints) */
+static PyObject *array_of(PyObject *r, int32_t first, PyObject *shape)
+{
+    ArrayObject *a = (ArrayObject *)R.array_type->tp_alloc(R.array_type, 0);
+    if (!a) return NULL;
+    Py_ssize_t nd = PyTuple_GET_SIZE(shape);
+    Py_INCREF(r); Py_INCREF(shape);
+    a->rec = r; a->p = ((RecObject *)r)->p; a->shape = shape; a->first = first;
+    a->ndim = (int)nd;
+    a->n0 = nd ? PyLong_AsSsize_t(PyTuple_GET_ITEM(shape, 0)) : 0;
+    return (PyObject *)a;
+}
+
+/* One block op on recording r with results of dims (nd axes) and nb operands' words w: the
+ * Array of its results, of `shape` (a Var when shape is () unless array); of size 0 it records
+ * nothing. */
+static PyObject *block_record(PyObject *rec, int op, int32_t attr, PyObject *shape, int nd,
+                              const int64_t *dims, const int32_t *w, int nb, int array)
+{
+    RecObject *r = (RecObject *)rec;
+    int64_t st[MAXD];
+    if (!contiguous(nd, dims, st)) return array_of(rec, 0, shape);
+    if (r->fast) {                         /* array tapes replay through the general paths */
+        for (intptr_t i = 0; i < 2; i++) { /* (pieces and sizes made now: they follow from */
+            PyObject *l = rec_lazy(r, (void *)i);            /* `fast` until then) */
+            if (!l) return NULL;
+            Py_DECREF(l);
+        }
+        r->fast = 0;
+    }
+    int32_t zs = block_shape(r->p, nd, dims, st);
+    if (zs < 0) return NULL;
+    int32_t z = C->rec_block(r->p, op, attr, zs, w, nb);
+    if (z < 0) return block_fail(z);
+    return !PyTuple_GET_SIZE(shape) && !array ? make(rec, r->p, z) : array_of(rec, z, shape);
+}
+
+/* the recording of Array o, or NULL (not an Array on a recording) */
+static RecObject *array_rec(PyObject *o)
+{
+    return R.array_type && Py_TYPE(o) == R.array_type && IS_REC(((ArrayObject *)o)->rec)
+           ? (RecObject *)((ArrayObject *)o)->rec : NULL;
+}
+
+/* 1 when a module function got n == want arguments, a recording first; else 0 with TypeError */
+static int rec_args(PyObject *const *args, Py_ssize_t n, Py_ssize_t want, const char *usage)
+{
+    if (n == want && IS_REC(args[0])) return 1;
+    PyErr_SetString(PyExc_TypeError, usage);
+    return 0;
+}
+
+/* Python fallbacks of the C number slots: Array.__op__ and __rop__ of tapead/array.py */
+enum { ARITH_ADD, ARITH_SUB, ARITH_MUL, ARITH_DIV, N_ARITH, SLOT_MATMUL = N_ARITH, N_SLOTS };
+static const char *slot_name[N_SLOTS] = {"add", "sub", "mul", "truediv", "matmul"};
+static PyObject *slot_py[N_SLOTS][2];
+
+static PyObject *slot_fallback(int k, PyObject *x, PyObject *y)
+{
+    if (!slot_py[k][0]) Py_RETURN_NOTIMPLEMENTED;
+    return Py_TYPE(x) == R.array_type ? PyObject_CallFunctionObjArgs(slot_py[k][0], x, y, NULL)
+                                      : PyObject_CallFunctionObjArgs(slot_py[k][1], y, x, NULL);
+}
+
 /* ---- a + b, a - b, a * b, a / b: one MAP recorded here when the operands are Arrays of one
  * shape, Vars and real numbers (Python's float, int); anything else (broadcasting, ndarrays,
  * NumPy scalars, empty arrays) goes to the Python methods of tapead/array.py. */
-enum { ARITH_ADD, ARITH_SUB, ARITH_MUL, ARITH_DIV, N_ARITH };
 static const int arith_op[N_ARITH] = {TP_OP_ADD, TP_OP_SUB, TP_OP_MUL, TP_OP_DIV};
-static const char *arith_name[N_ARITH] = {"add", "sub", "mul", "truediv"};
-static PyObject *arith_py[N_ARITH][2];     /* Array.__op__ and __rop__ of tapead/array.py */
-
-static PyObject *rec_lazy(RecObject *r, void *which);
 
 /* operand words (first, shape id) of o over the shape of a; 1 done, 0 not here, -1 error */
 static int map_operand(ArrayObject *a, PyObject *o, int64_t *dims, int64_t *cst, int32_t *w)
@@ -280,51 +393,276 @@ static int map_operand(ArrayObject *a, PyObject *o, int64_t *dims, int64_t *cst,
 static PyObject *arith(int k, PyObject *x, PyObject *y)
 {
     ArrayObject *a = (ArrayObject *)(Py_TYPE(x) == R.array_type ? x : y);
-    int64_t dims[TP_MAXDIM], cst[TP_MAXDIM], size = 1;
+    int64_t dims[TP_MAXDIM], cst[TP_MAXDIM];
     int32_t words[4];
-    int ok = R.array_type && Py_TYPE((PyObject *)a) == R.array_type && a->ndim <= TP_MAXDIM &&
-             IS_REC(a->rec);
-    for (int d = a->ndim - 1; ok && d >= 0; d--) {
-        dims[d] = PyLong_AsLongLong(PyTuple_GET_ITEM(a->shape, d));
-        cst[d] = size;
-        size *= dims[d];
-    }
-    if (ok && size > 0) {
-        RecObject *r = (RecObject *)a->rec;
+    if (array_rec((PyObject *)a) && a->ndim <= TP_MAXDIM &&
+        int_seq(a->shape, dims) >= 0 && contiguous(a->ndim, dims, cst) > 0) {
         int got = map_operand(a, x, dims, cst, words);
         if (got > 0) got = map_operand(a, y, dims, cst, words + 2);
         if (got < 0) return NULL;
-        if (got > 0) {
-            if (r->fast) {                   /* array tapes replay through the general paths */
-                for (intptr_t i = 0; i < 2; i++) {
-                    PyObject *l = rec_lazy(r, (void *)i);
-                    if (!l) return NULL;
-                    Py_DECREF(l);
-                }
-                r->fast = 0;
-            }
-            int32_t zs = C->shape(a->p, a->ndim, dims, cst), z = zs;   /* the result's */
-            if (zs < 0 || (z = C->rec_block(a->p, TP_OP_MAP, arith_op[k], zs, words, 2)) < 0) {
-                status_error(z);
-                return NULL;
-            }
-            ArrayObject *out = (ArrayObject *)R.array_type->tp_alloc(R.array_type, 0);
-            if (!out) return NULL;
-            Py_INCREF(a->rec); Py_INCREF(a->shape);
-            out->rec = a->rec; out->p = a->p; out->shape = a->shape;
-            out->first = z; out->ndim = a->ndim; out->n0 = a->n0;
-            return (PyObject *)out;
-        }
+        if (got > 0)
+            return block_record(a->rec, TP_OP_MAP, arith_op[k], a->shape, a->ndim, dims, words,
+                                2, 1);
     }
-    if (!arith_py[k][0]) Py_RETURN_NOTIMPLEMENTED;
-    return Py_TYPE(x) == R.array_type ? PyObject_CallFunctionObjArgs(arith_py[k][0], x, y, NULL)
-                                      : PyObject_CallFunctionObjArgs(arith_py[k][1], y, x, NULL);
+    if (PyErr_Occurred()) return NULL;
+    return slot_fallback(k, x, y);
 }
 
 static PyObject *array_add(PyObject *x, PyObject *y) { return arith(ARITH_ADD, x, y); }
 static PyObject *array_sub(PyObject *x, PyObject *y) { return arith(ARITH_SUB, x, y); }
 static PyObject *array_mul(PyObject *x, PyObject *y) { return arith(ARITH_MUL, x, y); }
 static PyObject *array_div(PyObject *x, PyObject *y) { return arith(ARITH_DIV, x, y); }
+
+/* ---- MATMUL: a @ b of blocks (first, shape) with NumPy's rules (matrix·matrix, ·vector,
+ * vector·, vector·vector, leading batch axes broadcast); tapead/array.py's matmul hands its
+ * operands here, and so does a @ b of two Arrays of one recording. */
+
+/* dims and strides of a matmul operand over the batch axes (nb of them): a 1-d operand
+ * becomes a row (x, the left) or a column; broadcast batch axes get stride 0 */
+static int matmul_side(int nd, const int64_t *s, int left, int nb, const int64_t *batch,
+                       int64_t *dims, int64_t *st)
+{
+    int64_t xs[MAXD + 1], xt[MAXD + 1] = {0};
+    contiguous(nd, s, xt);
+    memcpy(xs, s, (size_t)nd * sizeof *xs);
+    if (nd == 1) {                         /* (1, n) with strides (0, 1), or (n, 1), (1, 0) */
+        xs[1] = left ? xs[0] : 1; xs[0] = left ? 1 : xs[0];
+        xt[1] = left ? 1 : 0; xt[0] = left ? 0 : 1;
+        nd = 2;
+    }
+    for (int d = 0; d < nb; d++) {         /* tapead/array.py's _broadcast_strides */
+        int i = d - (nb - (nd - 2));
+        dims[d] = batch[d];
+        st[d] = i < 0 || (xs[i] == 1 && batch[d] != 1) ? 0 : xt[i];
+    }
+    for (int d = 0; d < 2; d++) { dims[nb + d] = xs[nd - 2 + d]; st[nb + d] = xt[nd - 2 + d]; }
+    return nb + 2;
+}
+
+static PyObject *matmul_record(PyObject *rec, int32_t fa, PyObject *sa, int32_t fb, PyObject *sb)
+{
+    int64_t a[MAXD], b[MAXD], batch[MAXD], dims[MAXD + 2], st[MAXD + 2];
+    int na = int_seq(sa, a), nb = na < 0 ? -1 : int_seq(sb, b);
+    if (nb < 0) return NULL;
+    if (!na || !nb)
+        return PyErr_Format(PyExc_ValueError, "matmul: operands must be at least 1-d; got "
+                            "shapes %R and %R", sa, sb);
+    int64_t p = na == 1 ? a[0] : a[na - 1], pb = nb == 1 ? b[0] : b[nb - 2];
+    if (p != pb)
+        return PyErr_Format(PyExc_ValueError, "matmul: shapes %R and %R do not align (%lld != "
+                            "%lld)", sa, sb, (long long)p, (long long)pb);
+    int xb = na > 2 ? na - 2 : 0, yb = nb > 2 ? nb - 2 : 0, n = xb > yb ? xb : yb;
+    for (int d = 0; d < n; d++) {          /* np.broadcast_shapes of the batch axes */
+        int64_t x = d - (n - xb) >= 0 ? a[d - (n - xb)] : 1;
+        int64_t y = d - (n - yb) >= 0 ? b[d - (n - yb)] : 1;
+        if (x != y && x != 1 && y != 1)
+            return PyErr_Format(PyExc_ValueError, "matmul: the batch axes of shapes %R and %R "
+                                "do not broadcast", sa, sb);
+        batch[d] = x == 1 ? y : x;
+    }
+    int32_t w[4] = {fa, 0, fb, 0};
+    int nz = matmul_side(na, a, 1, n, batch, dims, st);
+    RecObject *r = (RecObject *)rec;
+    if ((w[1] = block_shape(r->p, nz, dims, st)) < 0) return NULL;
+    matmul_side(nb, b, 0, n, batch, dims, st);
+    if ((w[3] = block_shape(r->p, nz, dims, st)) < 0) return NULL;
+    dims[n] = na == 1 ? 1 : a[na - 2];     /* the result: batch + (m, q) */
+    dims[n + 1] = nb == 1 ? 1 : b[nb - 1];
+    PyObject *out = PyTuple_New(n + (na > 1) + (nb > 1));   /* without a vector's axis */
+    if (!out) return NULL;
+    for (int d = 0; d < PyTuple_GET_SIZE(out); d++) {
+        PyObject *v = PyLong_FromLongLong(dims[d < n || na > 1 ? d : d + 1]);
+        if (!v) { Py_DECREF(out); return NULL; }
+        PyTuple_SET_ITEM(out, d, v);
+    }
+    PyObject *z = block_record(rec, TP_OP_MATMUL, 0, out, nz, dims, w, 2, 0);
+    Py_DECREF(out);
+    return z;
+}
+
+static PyObject *array_matmul(PyObject *x, PyObject *y)
+{
+    RecObject *r = array_rec(x);
+    if (r && array_rec(y) == r)
+        return matmul_record((PyObject *)r, ((ArrayObject *)x)->first,
+                             ((ArrayObject *)x)->shape, ((ArrayObject *)y)->first,
+                             ((ArrayObject *)y)->shape);
+    return slot_fallback(SLOT_MATMUL, x, y);
+}
+
+/* matmul(rec, fa, sa, fb, sb): tapead/array.py's matmul of its operands' blocks */
+static PyObject *py_matmul(PyObject *mod, PyObject *const *args, Py_ssize_t n)
+{
+    (void)mod;
+    int32_t f[2];
+    if (!rec_args(args, n, 5, "matmul(recording, first, shape, first, shape)")) return NULL;
+    if (!PyTuple_Check(args[2]) || !PyTuple_Check(args[4]))
+        return PyErr_Format(PyExc_TypeError, "matmul: shapes are tuples");
+    for (int i = 0; i < 2; i++)
+        if ((f[i] = (int32_t)PyLong_AsLong(args[1 + 2 * i])) == -1 && PyErr_Occurred())
+            return NULL;
+    return matmul_record(args[0], f[0], args[2], f[1], args[4]);
+}
+
+/* ---- REDUCE, AMAX, AMIN, PROD over axes: z[zmap(i)] of x's index space */
+
+/* the axes of `axis` (None: all, an int, a tuple of ints, each in range) as bits; -1: not
+ * such an axis (tapead/array.py's _axes raises its error or normalises it) */
+static int64_t axes_bits(PyObject *axis, int nd)
+{
+    if (axis == Py_None) return nd == 64 ? -1 : (int64_t)((1ULL << nd) - 1);
+    Py_ssize_t k = PyTuple_CheckExact(axis) ? PyTuple_GET_SIZE(axis) : 1;
+    int64_t bits = 0;
+    for (Py_ssize_t i = 0; i < k; i++) {
+        PyObject *o = PyTuple_CheckExact(axis) ? PyTuple_GET_ITEM(axis, i) : axis;
+        long v = PyLong_CheckExact(o) ? PyLong_AsLong(o) : LONG_MIN;
+        if (v == -1 && PyErr_Occurred()) { PyErr_Clear(); return -1; }
+        if (v < -nd || v >= nd || nd >= 64) return -1;
+        bits |= (int64_t)1 << (v < 0 ? v + nd : v);
+    }
+    return bits;
+}
+
+/* reduce(op, a, axis, keepdims): one op of Array a over axis (see axes_bits); NotImplemented
+ * for any other axis, and for an AMAX or AMIN over an empty axis (Python's errors) */
+static PyObject *py_reduce(PyObject *mod, PyObject *const *args, Py_ssize_t n)
+{
+    (void)mod;
+    if (n != 4 || !array_rec(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "reduce(op, array, axis, keepdims)");
+        return NULL;
+    }
+    ArrayObject *a = (ArrayObject *)args[1];
+    int op = (int)PyLong_AsLong(args[0]), keep = PyObject_IsTrue(args[3]);
+    int64_t x[MAXD], zdims[MAXD], zst[MAXD], zmap[MAXD], xst[MAXD], rdims[MAXD];
+    int nd = int_seq(a->shape, x);
+    if ((op == -1 || keep < 0 || nd < 0) && PyErr_Occurred()) return NULL;
+    int64_t bits = axes_bits(args[2], nd);
+    if (bits < 0) Py_RETURN_NOTIMPLEMENTED;
+    int nres = 0;
+    for (int d = 0; d < nd; d++) {
+        int on = (int)(bits >> d & 1);
+        if (on && !x[d] && (op == TP_OP_AMAX || op == TP_OP_AMIN)) Py_RETURN_NOTIMPLEMENTED;
+        zdims[d] = on ? 1 : x[d];
+        nres += keep || !on;
+    }
+    contiguous(nd, zdims, zst);
+    contiguous(nd, x, xst);
+    PyObject *res = PyTuple_New(nres);    /* z's dims, without the reduced axes unless keep */
+    if (!res) return NULL;
+    for (int d = 0, i = 0; d < nd; d++) {
+        zmap[d] = bits >> d & 1 ? 0 : zst[d];
+        if (!keep && bits >> d & 1) continue;
+        rdims[i] = zdims[d];
+        PyObject *v = keep && bits >> d & 1 ? PyLong_FromLong(1) : PyTuple_GET_ITEM(a->shape, d);
+        Py_XINCREF(v);
+        if (!v) { Py_DECREF(res); return NULL; }
+        PyTuple_SET_ITEM(res, i++, v);
+    }
+    PyObject *z = NULL;
+    int32_t attr = block_shape(a->p, nd, x, zmap), w[2] = {a->first, 0};
+    if (attr >= 0 && (w[1] = block_shape(a->p, nd, x, xst)) >= 0)
+        z = block_record(a->rec, op, attr, res, nres, rdims, w, 1, 0);
+    Py_DECREF(res);
+    return z;
+}
+/* ---- strided views: variables first + sum(i_d * st_d) over dims (shape: their tuple), a Var
+ * when 0-d, the block itself when C-contiguous, else one PACK (tapead/array_index.py's
+ * selections; a.T here) */
+static PyObject *strided_record(PyObject *rec, int32_t first, PyObject *shape, int nd,
+                                const int64_t *dims, const int64_t *st)
+{
+    int64_t cst[MAXD];
+    int view = 1;
+    if (!nd) return make(rec, ((RecObject *)rec)->p, first);
+    if (!contiguous(nd, dims, cst)) return array_of(rec, 0, shape);
+    for (int d = 0; d < nd; d++) view &= st[d] == cst[d] || dims[d] == 1;
+    if (view) return array_of(rec, first, shape);
+    int32_t w[2] = {first, block_shape(((RecObject *)rec)->p, nd, dims, st)};
+    return w[1] < 0 ? NULL : block_record(rec, TP_OP_PACK, 0, shape, nd, dims, w, 1, 0);
+}
+
+/* strided(rec, first, shape, strides) */
+static PyObject *py_strided(PyObject *mod, PyObject *const *args, Py_ssize_t n)
+{
+    (void)mod;
+    int64_t dims[MAXD], st[MAXD];
+    if (!rec_args(args, n, 4, "strided(recording, first, shape, strides)")) return NULL;
+    long first = PyLong_AsLong(args[1]);
+    PyObject *shape = first == -1 && PyErr_Occurred() ? NULL : shape_tuple(args[2]);
+    int nd = shape ? int_seq(shape, dims) : -1;
+    PyObject *z = NULL;
+    if (nd >= 0 && int_seq(args[3], st) == nd)
+        z = strided_record(args[0], (int32_t)first, shape, nd, dims, st);
+    else if (nd >= 0 && !PyErr_Occurred())
+        PyErr_SetString(PyExc_ValueError, "strided: one stride per axis");
+    Py_XDECREF(shape);
+    return z;
+}
+
+/* a.T: the axes reversed (a view); an empty Array: tapead/array.py's transpose() */
+static PyObject *array_get_T(ArrayObject *a, void *c)
+{
+    (void)c;
+    int64_t dims[MAXD], cst[MAXD], rd[MAXD], st[MAXD];
+    int nd = array_rec((PyObject *)a) ? int_seq(a->shape, dims) : 0;
+    if (nd < 0) return NULL;
+    if (!array_rec((PyObject *)a) || !contiguous(nd, dims, cst))
+        return PyObject_CallMethod((PyObject *)a, "transpose", NULL);
+    PyObject *shape = PyTuple_New(nd);
+    if (!shape) return NULL;
+    for (int d = 0; d < nd; d++) {
+        PyObject *v = PyTuple_GET_ITEM(a->shape, nd - 1 - d);
+        Py_INCREF(v);
+        PyTuple_SET_ITEM(shape, d, v);
+        rd[d] = dims[nd - 1 - d]; st[d] = cst[nd - 1 - d];
+    }
+    PyObject *z = strided_record(a->rec, a->first, shape, nd, rd, st);
+    Py_DECREF(shape);
+    return z;
+}
+
+/* shape(rec, dims, strides): the id of the shape in the recording's table */
+static PyObject *py_shape(PyObject *mod, PyObject *const *args, Py_ssize_t n)
+{
+    (void)mod;
+    int64_t dims[MAXD], st[MAXD];
+    if (!rec_args(args, n, 3, "shape(recording, dims, strides)")) return NULL;
+    int nd = int_seq(args[1], dims);
+    if (nd < 0 || int_seq(args[2], st) < 0) return NULL;
+    int32_t id = block_shape(((RecObject *)args[0])->p, nd, dims, st);
+    return id < 0 ? NULL : PyLong_FromLong(id);
+}
+
+/* rec_block(rec, op, attr, shape, blocks, array): one block op of operands blocks, a sequence
+ * of (first, shape id) (tapead/array.py's _record) */
+static PyObject *py_rec_block(PyObject *mod, PyObject *const *args, Py_ssize_t n)
+{
+    (void)mod;
+    int64_t dims[MAXD];
+    if (!rec_args(args, n, 6, "rec_block(recording, op, attr, shape, blocks, array)")) return NULL;
+    int op = (int)PyLong_AsLong(args[1]), array = PyObject_IsTrue(args[5]);
+    long attr = PyLong_AsLong(args[2]);
+    PyObject *blocks = PySequence_Fast(args[4], "rec_block: blocks");
+    PyObject *shape = blocks ? shape_tuple(args[3]) : NULL, *z = NULL;
+    int nd = shape ? int_seq(shape, dims) : -1;
+    Py_ssize_t nb = blocks ? PySequence_Fast_GET_SIZE(blocks) : 0;
+    int32_t *w = PyMem_Malloc((size_t)(2 * nb + 1) * sizeof *w);
+    for (Py_ssize_t i = 0; w && nd >= 0 && i < 2 * nb && !PyErr_Occurred(); i++) {
+        PyObject *b = PySequence_Fast_GET_ITEM(blocks, i / 2);
+        PyObject *v = PyTuple_Check(b) && PyTuple_GET_SIZE(b) == 2 ? PyTuple_GET_ITEM(b, i % 2)
+                                                                     : NULL;
+        if (!v) PyErr_SetString(PyExc_TypeError, "rec_block: blocks of (first, shape id)");
+        else w[i] = (int32_t)PyLong_AsLong(v);
+    }
+    if (!w) PyErr_NoMemory();
+    if (!PyErr_Occurred() && array >= 0)
+        z = block_record(args[0], op, (int32_t)attr, shape, nd, dims, w, (int)nb, array);
+    PyMem_Free(w);
+    Py_XDECREF(shape);
+    Py_XDECREF(blocks);
+    return z;
+}
 
 static PyMemberDef array_members[] = {
     {"_first", T_INT, offsetof(ArrayObject, first), 0, "its first variable"},
@@ -334,6 +672,7 @@ static PyMemberDef array_members[] = {
 static PyGetSetDef array_getset[] = {
     {"_rec", (getter)array_get_rec, (setter)array_put_rec, "its recording", NULL},
     {"shape", (getter)array_get_shape, (setter)array_put_shape, "its shape (a tuple)", NULL},
+    {"T", (getter)array_get_T, NULL, "the axes reversed (a view: no copy while contiguous)", NULL},
     {NULL}
 };
 
@@ -342,7 +681,7 @@ static PyType_Slot array_slots[] = {
     {Py_mp_subscript, array_subscript}, {Py_mp_length, array_len},
     {Py_sq_length, array_len}, {Py_sq_item, array_item}, {Py_tp_iter, array_iter},
     {Py_nb_add, array_add}, {Py_nb_subtract, array_sub}, {Py_nb_multiply, array_mul},
-    {Py_nb_true_divide, array_div},
+    {Py_nb_true_divide, array_div}, {Py_nb_matrix_multiply, array_matmul},
     {Py_tp_members, array_members}, {Py_tp_getset, array_getset},
     {Py_tp_doc, "Base of tapead.Array: its fields, and element indexing, len and iteration."},
     {0, NULL}
@@ -364,8 +703,8 @@ static PyType_Spec array_iter_spec = {
 
 /* array_type(Array): the Python class on ArrayBase (ad.record makes its Arrays of it). Its
  * __getitem__ becomes the fallback of the C indexing, and its __getitem__, __len__ and __iter__
- * are taken off the class so that ArrayBase's slots serve it; so are + - * / (the C MAP path
- * above, the Python methods its fallback). */
+ * are taken off the class so that ArrayBase's slots serve it; so are + - * / @ (the C MAP and
+ * MATMUL paths above, the Python methods their fallback). */
 static PyObject *py_array_type(PyObject *mod, PyObject *cls)
 {
     (void)mod;
@@ -383,14 +722,14 @@ static PyObject *py_array_type(PyObject *mod, PyObject *cls)
     for (int i = 0; i < 3; i++)
         if (PyDict_GetItemString(dict, names[i]) && PyObject_DelAttrString(cls, names[i]) < 0)
             return NULL;
-    for (int k = 0; k < N_ARITH; k++)           /* + - * /: the C slots, these the fallback */
+    for (int k = 0; k < N_SLOTS; k++)         /* + - * / @: the C slots, these the fallback */
         for (int refl = 0; refl < 2; refl++) {
             char name[32];
-            snprintf(name, sizeof name, "__%s%s__", refl ? "r" : "", arith_name[k]);
+            snprintf(name, sizeof name, "__%s%s__", refl ? "r" : "", slot_name[k]);
             PyObject *m = PyDict_GetItemString(dict, name);
             if (!m) continue;
             Py_INCREF(m);
-            Py_XSETREF(arith_py[k][refl], m);
+            Py_XSETREF(slot_py[k][refl], m);
             if (PyObject_DelAttrString(cls, name) < 0) return NULL;
         }
     if (!array_getitem_py) {

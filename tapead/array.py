@@ -8,6 +8,8 @@ ad.asarray of scattered Vars); indexing, updates and joining are tapead/array_in
 Var of that variable, at no cost. Comparisons, where, max/min/prod and clip live in
 tapead/array_ops.py, the matmul forms (einsum, inner, outer, norm) in tapead/array_linalg.py.
 """
+import functools
+import math
 import sys
 
 import numpy as np
@@ -17,8 +19,9 @@ from ._core import Op, check, ffi, lib
 from .optable import OPS
 from .var import Var, _make, _mixed, _number, freeze
 
-_MAP, _REDUCE, _MATMUL, _PACK = int(Op.MAP), int(Op.REDUCE), int(Op.MATMUL), int(Op.PACK)
+_MAP, _REDUCE, _PACK = int(Op.MAP), int(Op.REDUCE), int(Op.PACK)
 _AMAX, _AMIN, _PROD = int(Op.AMAX), int(Op.AMIN), int(Op.PROD)
+_NEG, _ABS = int(Op.NEG), int(Op.ABS)
 
 #: NumPy ufunc -> (scalar op, arity) for MAP: the unary and binary ops with PARTIAL rules
 UFUNC_OPS = {u: (int(op), lib.tp_op_arity[op]) for op, row in OPS.items()
@@ -26,6 +29,7 @@ UFUNC_OPS = {u: (int(op), lib.tp_op_arity[op]) for op, row in OPS.items()
              for u in row.ufuncs}
 
 
+@functools.lru_cache(maxsize=4096)
 def _contiguous(shape):
     st, acc = [], 1
     for d in reversed(shape):
@@ -46,9 +50,9 @@ class Array(_fast.ArrayBase):
     __array_priority__ = 2000
 
     ndim = property(lambda self: len(self.shape))
-    size = property(lambda self: int(np.prod(self.shape, dtype=np.int64)))
+    size = property(lambda self: math.prod(self.shape))
     dtype = property(lambda self: np.dtype(np.float64))
-    T = property(lambda self: self.transpose())
+    # T: ArrayBase's (csrc/fast_array.h), a strided view as transpose() makes
 
     @property
     def tape(self):
@@ -163,13 +167,13 @@ class Array(_fast.ArrayBase):
 
     # ---- arithmetic: one MAP each ---------------------------------------------------------------
     def __neg__(self):
-        return _map(int(Op.NEG), self)
+        return _map(_NEG, self)
 
     def __pos__(self):
         return self
 
     def __abs__(self):
-        return _map(int(Op.ABS), self)
+        return _map(_ABS, self)
 
     # comparisons: one MAP each, giving an array condition (tapead/array_ops.py)
     __lt__ = lambda self, other: _ops.compare(Op.LT, self, other)     # noqa: E731
@@ -253,10 +257,7 @@ def _rec_of(items):
     return rec
 
 
-def _shape_id(rec, dims, strides):
-    n = len(dims)
-    return check(lib.tp_shape(rec._p, n, ffi.new("int64_t[]", list(dims) or [0]),
-                              ffi.new("int64_t[]", list(strides) or [0])), "ad.Array")
+_shape_id = _fast.shape       # (rec, dims, strides): the id in the tape's shape table
 
 
 def _operand(rec, a, what):
@@ -286,17 +287,8 @@ def _operand(rec, a, what):
 
 def _record(rec, op, attr, shape, blocks, array=False):
     """One block op; blocks: (first, shape id) per operand. Returns the Array of its results
-    (a Var for shape (), as NumPy gives a scalar, unless array)."""
-    size = int(np.prod(shape, dtype=np.int64))
-    if size == 0:                          # nothing to compute: no operation
-        return Array(rec, 0, shape)
-    if rec.fast:                           # array tapes replay through the general paths
-        rec.pieces, rec.sizes              # (made now: they follow from `fast` until then)
-        rec.fast = 0
-    words = [w for b in blocks for w in b]
-    first = check(lib.tp_rec_block(rec._p, op, attr, _shape_id(rec, shape, _contiguous(shape)),
-                                   ffi.new("int32_t[]", words), len(blocks)), "ad.Array")
-    return _make(rec, first) if shape == () and not array else Array(rec, first, shape)
+    (a Var for shape (), as NumPy gives a scalar, unless array); of size 0, no operation."""
+    return _fast.rec_block(rec, op, attr, shape, blocks, array)
 
 
 def _broadcast_strides(shape, strides, out):
@@ -316,15 +308,27 @@ def _map(op, *args, array=False):
         return NotImplemented
     if op == _POW and len(args) == 2 and type(args[1]) is not Var and _number(args[1]) == 2.0:
         op, args = _SQUARE, args[:1]       # a ** 2: SQUARE, as for a Var (no pow() per element)
-    name = Op(op).name.lower()
-    ops = [_operand(rec, a, f"ad.Array {name}") for a in args]
+    what = _MAP_NAMES[op]
+    ops = [_operand(rec, a, what) for a in args]
+    out = _broadcast_shape([s for _, s, _ in ops])
+    blocks = [(f, _shape_id(rec, out, st if s == out else _broadcast_strides(s, st, out)))
+              for f, s, st in ops]
+    return _record(rec, _MAP, op, out, blocks, array)
+
+
+_MAP_NAMES = {int(o): f"ad.Array {o.name.lower()}" for o in Op}   # (what its errors name)
+
+
+def _broadcast_shape(shapes):
+    """NumPy's broadcast shape of the operands' shapes (at once when they agree, or are ())."""
+    given = [s for s in shapes if s]
+    if all(s == given[0] for s in given):
+        return given[0] if given else ()
     try:
-        out = np.broadcast_shapes(*(s for _, s, _ in ops))
+        return np.broadcast_shapes(*shapes)
     except ValueError:
         raise ValueError(f"operands could not be broadcast together with shapes "
-                         f"{' '.join(str(s) for _, s, _ in ops)}") from None
-    blocks = [(f, _shape_id(rec, out, _broadcast_strides(s, st, out))) for f, s, st in ops]
-    return _record(rec, _MAP, op, out, blocks, array)
+                         f"{' '.join(str(s) for s in shapes)}") from None
 
 
 def asarray(a):
@@ -390,7 +394,12 @@ def _axes(axis, ndim):
 
 
 def _reduce(op, what, a, axis, keepdims, kwargs):
-    """One REDUCE, AMAX, AMIN or PROD of a over axis (an int, a tuple, None: all)."""
+    """One REDUCE, AMAX, AMIN or PROD of a over axis (an int, a tuple, None: all), recorded by
+    _fast.reduce (csrc/fast_array.h), which takes an Array and axes in range."""
+    if type(a) is Array and not kwargs:
+        z = _fast.reduce(op, a, axis, keepdims)
+        if z is not NotImplemented:
+            return z
     if kwargs:
         raise TypeError(f"numpy.{what} of an ad.Array takes axis and keepdims only; got "
                         f"{', '.join(kwargs)}")
@@ -399,13 +408,7 @@ def _reduce(op, what, a, axis, keepdims, kwargs):
     if op in (_AMAX, _AMIN) and any(a.shape[d] == 0 for d in axes):
         raise ValueError(f"zero-size array to reduction operation {what} which has no "
                          f"identity (shape {a.shape}, axis {axis})")
-    out = tuple(1 if d in axes else n for d, n in enumerate(a.shape))
-    zst = _contiguous(out)
-    zmap = tuple(0 if d in axes else zst[d] for d in range(a.ndim))
-    res_shape = out if keepdims else tuple(n for d, n in enumerate(a.shape) if d not in axes)
-    rec = a._rec
-    return _record(rec, op, _shape_id(rec, a.shape, zmap), res_shape,
-                   [(a._first, _shape_id(rec, a.shape, _contiguous(a.shape)))])
+    return _fast.reduce(op, a, axes, keepdims)
 
 
 def reduce_sum(a, axis=None, keepdims=False, **kwargs):
@@ -431,7 +434,7 @@ def reduce_prod(a, axis=None, keepdims=False, **kwargs):
 def mean(a, axis=None, keepdims=False, **kwargs):
     """Mean over axis: the sum divided by the count (a REDUCE and a MAP)."""
     a = _as_array(a, "mean")
-    n = int(np.prod([a.shape[d] for d in _axes(axis, a.ndim)], dtype=np.int64))
+    n = math.prod(a.shape[d] for d in _axes(axis, a.ndim))
     return reduce_sum(a, axis, keepdims, **kwargs) / float(n)
 
 
@@ -441,24 +444,8 @@ def matmul(a, b):
     rec = _rec_of((a, b))
     if rec is None:
         return NotImplemented
-    (fa, sa, ta), (fb, sb, tb) = (_operand(rec, x, "matmul") for x in (a, b))
-    if not sa or not sb:
-        raise ValueError(f"matmul: operands must be at least 1-d; got shapes {sa} and {sb}")
-    xs, xt = ((1,) + sa, (0,) + ta) if len(sa) == 1 else (sa, ta)
-    ys, yt = (sb + (1,), tb + (0,)) if len(sb) == 1 else (sb, tb)
-    if xs[-1] != ys[-2]:
-        raise ValueError(f"matmul: shapes {sa} and {sb} do not align ({xs[-1]} != {ys[-2]})")
-    try:
-        batch = np.broadcast_shapes(xs[:-2], ys[:-2])
-    except ValueError:
-        raise ValueError(f"matmul: the batch axes of shapes {sa} and {sb} do not "
-                         f"broadcast") from None
-    m, q = xs[-2], ys[-1]
-    blocks = [(f, _shape_id(rec, batch + s[-2:], _broadcast_strides(s[:-2], t[:-2], batch) +
-                            t[-2:])) for f, s, t in ((fa, xs, xt), (fb, ys, yt))]
-    out = batch + ((m,) if len(sa) > 1 else ()) + ((q,) if len(sb) > 1 else ())
-    z = _record(rec, _MATMUL, 0, batch + (m, q), blocks, True)
-    return Array(rec, z._first, out) if out else _make(rec, z._first)
+    (fa, sa, _), (fb, sb, _) = (_operand(rec, x, "matmul") for x in (a, b))
+    return _fast.matmul(rec, fa, sa, fb, sb)      # the rules: csrc/fast_array.h
 
 
 def transpose(a, axes=None):

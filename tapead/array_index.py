@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 
+from . import _fast
 from ._core import Op, check, ffi, lib
 from .array import (Array, _AxisError, _contiguous, _operand, _rec_of, _record, _shape_id,
                     asarray)
@@ -53,17 +54,9 @@ def select(a, fn):
     return from_positions(a, fn(positions(a)))
 
 
-def strided(rec, first, shape, strides):
-    """The variables first + sum(i_d * strides_d): a Var (0-d), the block itself when that is
-    C-contiguous, else one PACK."""
-    size = math.prod(shape)
-    if not shape:
-        return _make(rec, first)
-    if size == 0:
-        return Array(rec, 0, shape)
-    if all(s == c or d == 1 for s, c, d in zip(strides, _contiguous(shape), shape)):
-        return Array(rec, first, shape)
-    return _record(rec, _PACK, 0, shape, [(first, _shape_id(rec, shape, strides))])
+#: strided(rec, first, shape, strides): the variables first + sum(i_d * strides_d): a Var (0-d),
+#: the block itself when that is C-contiguous, else one PACK (csrc/fast_array.h)
+strided = _fast.strided
 
 
 def _affine(p):
