@@ -518,7 +518,9 @@ static int64_t axes_bits(PyObject *axis, int nd)
         long v = PyLong_CheckExact(o) ? PyLong_AsLong(o) : LONG_MIN;
         if (v == -1 && PyErr_Occurred()) { PyErr_Clear(); return -1; }
         if (v < -nd || v >= nd || nd >= 64) return -1;
-        bits |= (int64_t)1 << (v < 0 ? v + nd : v);
+        const int64_t bit = (int64_t)1 << (v < 0 ? v + nd : v);
+        if (bits & bit) return -1;                        /* a duplicate: Python's error */
+        bits |= bit;
     }
     return bits;
 }

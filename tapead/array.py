@@ -10,6 +10,7 @@ tapead/array_ops.py, the matmul forms (einsum, inner, outer, norm) in tapead/arr
 """
 import functools
 import math
+import operator
 import sys
 
 import numpy as np
@@ -386,9 +387,11 @@ def _axes(axis, ndim):
         return tuple(range(ndim))
     out = set()
     for a in (axis if isinstance(axis, tuple) else (axis,)):
-        a = int(a)
+        a = operator.index(a)              # (TypeError for a float or a string, as NumPy)
         if not -ndim <= a < ndim:
             raise _AxisError(f"axis {a} is out of bounds for an ad.Array of dimension {ndim}")
+        if a % ndim in out:
+            raise ValueError(f"duplicate value in 'axis': {axis}")
         out.add(a % ndim)
     return tuple(sorted(out))
 

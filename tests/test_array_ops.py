@@ -293,6 +293,17 @@ def test_prod_is_exact_with_zeros(x):
     _close(t.jvp(x, v)[1], ts.jvp(x, v)[1])
 
 
+def test_reduction_axis_errors_as_numpy():
+    with ad.Tape() as t:
+        a = t.variables(np.ones((2, 3)))
+        for f in (np.sum, np.mean, np.max, np.prod):
+            with pytest.raises(ValueError, match="duplicate value in 'axis'"):
+                f(a, axis=(0, -2))
+            with pytest.raises(TypeError, match="cannot be interpreted as an integer"):
+                f(a, axis=1.0)
+        assert isinstance(np.sum(a, axis=(1, 0)), ad.Var)
+
+
 def test_reduction_edge_shapes():
     check(lambda a: np.prod(a, axis=0) + 1.0, np.ones((0, 3)), second=False, taylor=False,
           fd=False)
