@@ -121,6 +121,7 @@ static int fail(err_t *e, const char *fmt, ...)
 static inline uint8_t *put_varint(uint8_t *o, uint64_t v)
 {
     if (v < 0x80) { *o = (uint8_t)v; return o + 1; }            /* the common case */
+    if (v < 0x4000) { o[0] = (uint8_t)(v | 0x80); o[1] = (uint8_t)(v >> 7); return o + 2; }
     while (v >= 0x80) { *o++ = (uint8_t)(v | 0x80); v >>= 7; }
     *o++ = (uint8_t)v;
     return o;
@@ -203,28 +204,39 @@ static uint8_t *put(uint8_t *o, const void *src, int64_t bytes)
     return o + (bytes > 0 ? bytes : 0);
 }
 
-/* The operand stream of t, encoded at o; *n_calls, *n_callvals: its calls and their outputs.
- * NULL if a call's primitive is not among prims. */
-static uint8_t *encode(const tp_tape *t, const int32_t *prims, int64_t n_prims, uint8_t *o,
-                       int64_t *n_calls, int64_t *n_callvals, int64_t *n_blockvars)
+/* The opcodes of t through file_op into fops and its operand stream at o, in one pass; *n_calls,
+ * *n_callvals: its calls and their outputs. NULL if a call's primitive is not among prims. */
+static uint8_t *encode(const tp_tape *t, const uint8_t *file_op, uint8_t *fops,
+                       const int32_t *prims, int64_t n_prims, uint8_t *o, int64_t *n_calls,
+                       int64_t *n_callvals, int64_t *n_blockvars)
 {
-    walk_t w = {t->args, t->n_inputs};
-    for (int64_t k = 0; k < t->n_ops; walk_next(&w, t->ops[k++])) {
-        int op = t->ops[k], a = tp_op_arity[op];
-        const int32_t *p = w.p;
-        if (a != VARIADIC) {
-            for (int i = 0; i < a; i++) o = put_varint(o, encode_operand(w.z, p[i]));
+    const uint8_t *const ops = t->ops;
+    const int64_t n_ops = t->n_ops;
+    const int32_t *p = t->args;
+    int64_t z = t->n_inputs;
+    int8_t arity[TP_N_OPCODES];         /* a local copy: o's byte stores cannot alias it */
+    for (int op = 0; op < TP_N_OPCODES; op++) arity[op] = (int8_t)tp_op_arity[op];
+    for (int64_t k = 0; k < n_ops; k++) {
+        const int op = ops[k], a = arity[op];
+        fops[k] = file_op[op];
+        if (a != VARIADIC) {                           /* one result */
+            for (int i = 0; i < a; i++) o = put_varint(o, encode_operand(z, p[i]));
+            p += a;
+            z++;
             continue;
         }
-        int32_t n = p[0], i = 0;
-        const int32_t *q = p + 1;
+        const int32_t n = p[0], *q = p + 1;
+        const int64_t zk = z;                          /* its first result */
+        int32_t i = 0;
+        p += n + 2;
+        z += tp_op_results[op] == VARIADIC ? q[0] : 1;
         o = put_varint(o, (uint64_t)n);
         if (tp_op_results[op] == VARIADIC) o = put_varint(o, (uint64_t)q[i++]);   /* r */
         if (tp_op_kind[op] == TP_KIND_BLOCK) {         /* shape, attribute, (first, shape)s */
             o = put_varint(o, (uint64_t)q[1]);
             o = put_varint(o, zigzag(q[2]));
             for (i = 3; i < n; i += 2) {
-                o = put_varint(o, encode_operand(w.z, q[i]));
+                o = put_varint(o, encode_operand(zk, q[i]));
                 o = put_varint(o, (uint64_t)q[i + 1]);
             }
             *n_blockvars += q[0];
@@ -239,7 +251,7 @@ static uint8_t *encode(const tp_tape *t, const int32_t *prims, int64_t n_prims, 
             (*n_calls)++;
             *n_callvals += q[0];
         }
-        for (; i < n; i++) o = put_varint(o, encode_operand(w.z, q[i]));
+        for (; i < n; i++) o = put_varint(o, encode_operand(zk, q[i]));
     }
     return o;
 }
@@ -253,9 +265,10 @@ int64_t tp_dump(const tp_tape *t, const int32_t *prims, int64_t n_prims, const i
 {
     if (!tp_may_read(t)) return TP_ETHREAD;
     if (!tp_closed(t)) return TP_EARG;
-    uint8_t *o = out + HEADER + 8 * N_COUNTS, file_op[TP_N_OPCODES] = {0};
-    int64_t used[TP_N_OPCODES] = {0}, n_table = 0, n_calls = 0, n_callvals = 0, n_blockvars = 0;
-    for (int64_t k = 0; k < t->n_ops; k++) used[t->ops[k]] = 1;
+    uint8_t *o = out + HEADER + 8 * N_COUNTS, file_op[TP_N_OPCODES] = {0}, used[256] = {0};
+    int64_t n_table = 0, n_calls = 0, n_callvals = 0, n_blockvars = 0;
+    const uint8_t *const ops = t->ops;
+    for (int64_t k = 0, n = t->n_ops; k < n; k++) used[ops[k]] = 1;
     for (int op = 0; op < TP_N_OPCODES; op++) {       /* the op table: the ops it uses */
         if (!used[op]) continue;
         memset(o, 0, ENTRY);
@@ -273,10 +286,9 @@ int64_t tp_dump(const tp_tape *t, const int32_t *prims, int64_t n_prims, const i
         o = put(o, &len, 8);
     }
     o = put(o, t->ixw, 4 * t->n_ixw);
-    for (int64_t k = 0; k < t->n_ops; k++) o[k] = file_op[t->ops[k]];
-    o += t->n_ops;
-    uint8_t *stream = o;
-    if (!(o = encode(t, prims, n_prims, o, &n_calls, &n_callvals, &n_blockvars))) return TP_EARG;
+    uint8_t *stream = o + t->n_ops;                   /* after the opcodes */
+    if (!(o = encode(t, file_op, o, prims, n_prims, stream, &n_calls, &n_callvals,
+                     &n_blockvars))) return TP_EARG;
     int64_t stream_len = o - stream;
     o = put(o, t->consts, 8 * t->n_consts);
     o = put(o, t->outputs, 4 * t->n_outputs);
