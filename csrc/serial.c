@@ -192,10 +192,11 @@ int64_t tp_dump_prims(const tp_tape *t, int32_t *ids, int64_t cap)
 int64_t tp_dump_bound(const tp_tape *t, int64_t n_guards, int64_t n_sites, int64_t n_meta,
                       int64_t n_fn)
 {
+    const int calls = t->n_ops && memchr(t->ops, TP_OP_CALL, (size_t)t->n_ops);
     return HEADER + 8 * N_COUNTS + ENTRY * TP_N_OPCODES + 8 * t->n_shp + 8 * t->n_index +
-           4 * t->n_ixw + t->n_ops + 10 * t->n_args +
-           8 * t->n_consts + 4 * t->n_outputs + 8 * t->n_vars + 4 * n_guards + 16 * n_sites +
-           n_meta + n_fn;
+           4 * t->n_ixw + t->n_ops + 5 * t->n_args +    /* a word's varint: 35 bits at most */
+           8 * t->n_consts + 4 * t->n_outputs + 8 * (calls ? t->n_vars : t->n_inputs) +
+           4 * n_guards + 16 * n_sites + n_meta + n_fn;
 }
 
 static uint8_t *put(uint8_t *o, const void *src, int64_t bytes)
@@ -879,6 +880,11 @@ static void *big_alloc(int64_t items, size_t sz, int64_t *cap)
 #endif
     return p;
 }
+
+/* Room for a file of n bytes, *cap: its size (ad.load reads into it, saving writes it): a
+ * block of recycle.c when one fits. tp_buffer_release gives it back. */
+uint8_t *tp_buffer(int64_t n, int64_t *cap) { return big_alloc(n, 1, cap); }
+void tp_buffer_release(uint8_t *p, int64_t cap) { tp_recycle(p, (size_t)cap); }
 
 /* Back to the empty tape tp_new makes. */
 static void clear(tp_tape *t)

@@ -35,7 +35,7 @@ class FunctionNotSaved(ValueError, pickle.PicklingError):
 def dumps(tape, function=True):
     """The tape as bytes (see Tape.dumps)."""
     out, n, _ = _dump(tape, function)
-    return out[:n].tobytes()
+    return out[:n]                        # (a slice of a cffi buffer is bytes)
 
 
 def save(tape, path, function=True):
@@ -75,12 +75,22 @@ def _dump(tape, function, check_names=True):
         "arrays": bool(getattr(tape, "_arrays", False)),     # f re-records with ad.Arrays
     }, separators=(",", ":")).encode()
     ids = ffi.new("int32_t[]", [i for i, _ in prims] or [0])
-    bound = lib.tp_dump_bound(rec._p, guards.size, sites.size // 4, len(meta), len(fn))
-    out = np.empty(bound, dtype=np.uint8)
+    out = _buffer(lib.tp_dump_bound(rec._p, guards.size, sites.size // 4, len(meta), len(fn)))
     n = check(lib.tp_dump(rec._p, ids, len(prims), _i32(guards), guards.size, _i32(sites),
                           sites.size // 4, _u8(meta), len(meta), _u8(fn), len(fn),
                           ffi.from_buffer("uint8_t[]", out)), "save")
     return out, n, [p for _, p in prims]
+
+
+def _buffer(n):
+    """A cffi buffer of n bytes, given back to the C side when collected: a block a freed tape
+    left when one fits (csrc/recycle.c), whose pages are in already."""
+    cap = ffi.new("int64_t *")
+    p = lib.tp_buffer(n, cap)
+    if p == ffi.NULL:
+        raise MemoryError(f"no memory for a tape file of {n} bytes")
+    size = cap[0]
+    return ffi.buffer(ffi.gc(p, lambda q: lib.tp_buffer_release(q, size)), n)
 
 
 def _u8(b):
@@ -140,18 +150,16 @@ def load(path, function=True):
 
 
 def _read(path):
-    """The bytes of the file at path, as a uint8 array: NumPy's large arrays are on huge pages,
-    which the kernel's copy fills in half the time of f.read()'s bytes."""
+    """The bytes of the file at path, in a _buffer: its pages are in already (f.read() faults
+    fresh ones in for every file)."""
     with open(os.fspath(path), "rb", buffering=0) as f:
         size = os.fstat(f.fileno()).st_size
-        buf = np.empty(size + 1, dtype=np.uint8)     # a byte more: a file that grew is seen
-        view, n = memoryview(buf), 0
-        while n < buf.size and (got := f.readinto(view[n:])):
+        view, n = memoryview(_buffer(size + 1)), 0    # a byte more: a file that grew is seen
+        while n < len(view) and (got := f.readinto(view[n:])):
             n += got
-        del view
-        if n > size:                                 # it grew (or has no size: a pipe)
-            return buf.tobytes() + f.read()
-    return buf[:n]
+        if n > size:                                   # it grew (or has no size: a pipe)
+            return view.tobytes() + f.read()
+    return view[:n]
 
 
 def _bad(msg):
@@ -160,8 +168,8 @@ def _bad(msg):
 
 
 def _load(data, function, prims=None):
-    """The Tape of data (bytes, or a uint8 array of this module's own); prims: the primitives of
-    its table (copy.deepcopy), else by name."""
+    """The Tape of data (bytes, or a memoryview of this module's own _buffer); prims: the
+    primitives of its table (copy.deepcopy), else by name."""
     from .recording import Recording as _Recording
     from .tape import Tape
     n = len(data)
