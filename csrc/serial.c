@@ -881,8 +881,8 @@ static void *big_alloc(int64_t items, size_t sz, int64_t *cap)
     return p;
 }
 
-/* Room for a file of n bytes, *cap: its size (ad.load reads into it, saving writes it): a
- * block of recycle.c when one fits. tp_buffer_release gives it back. */
+/* Room for a file of n bytes that saving writes, *cap: its size; a block of recycle.c when one
+ * fits. tp_buffer_release gives it back. */
 uint8_t *tp_buffer(int64_t n, int64_t *cap) { return big_alloc(n, 1, cap); }
 void tp_buffer_release(uint8_t *p, int64_t cap) { tp_recycle(p, (size_t)cap); }
 

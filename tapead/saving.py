@@ -150,16 +150,19 @@ def load(path, function=True):
 
 
 def _read(path):
-    """The bytes of the file at path, in a _buffer: its pages are in already (f.read() faults
-    fresh ones in for every file)."""
+    """The bytes of the file at path, as a uint8 array: NumPy's large arrays are on huge pages,
+    which the kernel's copy fills in half the time of f.read()'s bytes. (Not a _buffer: the kept
+    blocks are for the tape's own arrays, which it would take from them.)"""
     with open(os.fspath(path), "rb", buffering=0) as f:
         size = os.fstat(f.fileno()).st_size
-        view, n = memoryview(_buffer(size + 1)), 0    # a byte more: a file that grew is seen
-        while n < len(view) and (got := f.readinto(view[n:])):
+        buf = np.empty(size + 1, dtype=np.uint8)     # a byte more: a file that grew is seen
+        view, n = memoryview(buf), 0
+        while n < buf.size and (got := f.readinto(view[n:])):
             n += got
-        if n > size:                                   # it grew (or has no size: a pipe)
-            return view.tobytes() + f.read()
-    return view[:n]
+        del view
+        if n > size:                                 # it grew (or has no size: a pipe)
+            return buf.tobytes() + f.read()
+    return buf[:n]
 
 
 def _bad(msg):
@@ -168,7 +171,7 @@ def _bad(msg):
 
 
 def _load(data, function, prims=None):
-    """The Tape of data (bytes, or a memoryview of this module's own _buffer); prims: the
+    """The Tape of data (bytes, or a buffer of this module's own: _read's, _dump's); prims: the
     primitives of its table (copy.deepcopy), else by name."""
     from .recording import Recording as _Recording
     from .tape import Tape
