@@ -121,6 +121,7 @@ static int fail(err_t *e, const char *fmt, ...)
 static inline uint8_t *put_varint(uint8_t *o, uint64_t v)
 {
     if (v < 0x80) { *o = (uint8_t)v; return o + 1; }            /* the common case */
+    if (v < 0x4000) { o[0] = (uint8_t)(v | 0x80); o[1] = (uint8_t)(v >> 7); return o + 2; }
     while (v >= 0x80) { *o++ = (uint8_t)(v | 0x80); v >>= 7; }
     *o++ = (uint8_t)v;
     return o;
@@ -174,6 +175,7 @@ int64_t tp_dump_prims(const tp_tape *t, int32_t *ids, int64_t cap)
 {
     if (!tp_may_read(t)) return TP_ETHREAD;
     int64_t n = 0;
+    if (!t->n_ops || !memchr(t->ops, TP_OP_CALL, (size_t)t->n_ops)) return 0;
     walk_t w = {t->args, t->n_inputs};
     for (int64_t k = 0; k < t->n_ops; walk_next(&w, t->ops[k++])) {
         if (t->ops[k] != TP_OP_CALL) continue;
@@ -190,10 +192,11 @@ int64_t tp_dump_prims(const tp_tape *t, int32_t *ids, int64_t cap)
 int64_t tp_dump_bound(const tp_tape *t, int64_t n_guards, int64_t n_sites, int64_t n_meta,
                       int64_t n_fn)
 {
+    const int calls = t->n_ops && memchr(t->ops, TP_OP_CALL, (size_t)t->n_ops);
     return HEADER + 8 * N_COUNTS + ENTRY * TP_N_OPCODES + 8 * t->n_shp + 8 * t->n_index +
-           4 * t->n_ixw + t->n_ops + 10 * t->n_args +
-           8 * t->n_consts + 4 * t->n_outputs + 8 * t->n_vars + 4 * n_guards + 16 * n_sites +
-           n_meta + n_fn;
+           4 * t->n_ixw + t->n_ops + 5 * t->n_args +    /* a word's varint: 35 bits at most */
+           8 * t->n_consts + 4 * t->n_outputs + 8 * (calls ? t->n_vars : t->n_inputs) +
+           4 * n_guards + 16 * n_sites + n_meta + n_fn;
 }
 
 static uint8_t *put(uint8_t *o, const void *src, int64_t bytes)
@@ -202,28 +205,39 @@ static uint8_t *put(uint8_t *o, const void *src, int64_t bytes)
     return o + (bytes > 0 ? bytes : 0);
 }
 
-/* The operand stream of t, encoded at o; *n_calls, *n_callvals: its calls and their outputs.
- * NULL if a call's primitive is not among prims. */
-static uint8_t *encode(const tp_tape *t, const int32_t *prims, int64_t n_prims, uint8_t *o,
-                       int64_t *n_calls, int64_t *n_callvals, int64_t *n_blockvars)
+/* The opcodes of t through file_op into fops and its operand stream at o, in one pass; *n_calls,
+ * *n_callvals: its calls and their outputs. NULL if a call's primitive is not among prims. */
+static uint8_t *encode(const tp_tape *t, const uint8_t *file_op, uint8_t *fops,
+                       const int32_t *prims, int64_t n_prims, uint8_t *o, int64_t *n_calls,
+                       int64_t *n_callvals, int64_t *n_blockvars)
 {
-    walk_t w = {t->args, t->n_inputs};
-    for (int64_t k = 0; k < t->n_ops; walk_next(&w, t->ops[k++])) {
-        int op = t->ops[k], a = tp_op_arity[op];
-        const int32_t *p = w.p;
-        if (a != VARIADIC) {
-            for (int i = 0; i < a; i++) o = put_varint(o, encode_operand(w.z, p[i]));
+    const uint8_t *const ops = t->ops;
+    const int64_t n_ops = t->n_ops;
+    const int32_t *p = t->args;
+    int64_t z = t->n_inputs;
+    int8_t arity[TP_N_OPCODES];         /* a local copy: o's byte stores cannot alias it */
+    for (int op = 0; op < TP_N_OPCODES; op++) arity[op] = (int8_t)tp_op_arity[op];
+    for (int64_t k = 0; k < n_ops; k++) {
+        const int op = ops[k], a = arity[op];
+        fops[k] = file_op[op];
+        if (a != VARIADIC) {                           /* one result */
+            for (int i = 0; i < a; i++) o = put_varint(o, encode_operand(z, p[i]));
+            p += a;
+            z++;
             continue;
         }
-        int32_t n = p[0], i = 0;
-        const int32_t *q = p + 1;
+        const int32_t n = p[0], *q = p + 1;
+        const int64_t zk = z;                          /* its first result */
+        int32_t i = 0;
+        p += n + 2;
+        z += tp_op_results[op] == VARIADIC ? q[0] : 1;
         o = put_varint(o, (uint64_t)n);
         if (tp_op_results[op] == VARIADIC) o = put_varint(o, (uint64_t)q[i++]);   /* r */
         if (tp_op_kind[op] == TP_KIND_BLOCK) {         /* shape, attribute, (first, shape)s */
             o = put_varint(o, (uint64_t)q[1]);
             o = put_varint(o, zigzag(q[2]));
             for (i = 3; i < n; i += 2) {
-                o = put_varint(o, encode_operand(w.z, q[i]));
+                o = put_varint(o, encode_operand(zk, q[i]));
                 o = put_varint(o, (uint64_t)q[i + 1]);
             }
             *n_blockvars += q[0];
@@ -238,7 +252,7 @@ static uint8_t *encode(const tp_tape *t, const int32_t *prims, int64_t n_prims, 
             (*n_calls)++;
             *n_callvals += q[0];
         }
-        for (; i < n; i++) o = put_varint(o, encode_operand(w.z, q[i]));
+        for (; i < n; i++) o = put_varint(o, encode_operand(zk, q[i]));
     }
     return o;
 }
@@ -252,9 +266,10 @@ int64_t tp_dump(const tp_tape *t, const int32_t *prims, int64_t n_prims, const i
 {
     if (!tp_may_read(t)) return TP_ETHREAD;
     if (!tp_closed(t)) return TP_EARG;
-    uint8_t *o = out + HEADER + 8 * N_COUNTS, file_op[TP_N_OPCODES] = {0};
-    int64_t used[TP_N_OPCODES] = {0}, n_table = 0, n_calls = 0, n_callvals = 0, n_blockvars = 0;
-    for (int64_t k = 0; k < t->n_ops; k++) used[t->ops[k]] = 1;
+    uint8_t *o = out + HEADER + 8 * N_COUNTS, file_op[TP_N_OPCODES] = {0}, used[256] = {0};
+    int64_t n_table = 0, n_calls = 0, n_callvals = 0, n_blockvars = 0;
+    const uint8_t *const ops = t->ops;
+    for (int64_t k = 0, n = t->n_ops; k < n; k++) used[ops[k]] = 1;
     for (int op = 0; op < TP_N_OPCODES; op++) {       /* the op table: the ops it uses */
         if (!used[op]) continue;
         memset(o, 0, ENTRY);
@@ -272,10 +287,9 @@ int64_t tp_dump(const tp_tape *t, const int32_t *prims, int64_t n_prims, const i
         o = put(o, &len, 8);
     }
     o = put(o, t->ixw, 4 * t->n_ixw);
-    for (int64_t k = 0; k < t->n_ops; k++) o[k] = file_op[t->ops[k]];
-    o += t->n_ops;
-    uint8_t *stream = o;
-    if (!(o = encode(t, prims, n_prims, o, &n_calls, &n_callvals, &n_blockvars))) return TP_EARG;
+    uint8_t *stream = o + t->n_ops;                   /* after the opcodes */
+    if (!(o = encode(t, file_op, o, prims, n_prims, stream, &n_calls, &n_callvals,
+                     &n_blockvars))) return TP_EARG;
     int64_t stream_len = o - stream;
     o = put(o, t->consts, 8 * t->n_consts);
     o = put(o, t->outputs, 4 * t->n_outputs);
@@ -383,7 +397,7 @@ static int read_header(const uint8_t *b, int64_t len, layout_t *L, int check_sum
 }
 
 enum { I_INPUTS, I_OPS, I_OUTPUTS, I_GUARDS, I_AT_GUARDS, I_SITES, I_AT_SITES, I_PRIMS,
-       I_AT_META, I_META, I_AT_FN, I_FN, N_INFO };
+       I_AT_META, I_META, I_AT_FN, I_FN, I_BLOCKVARS, N_INFO };
 
 /* Checks the header, the checksum and that the sections fit: what tapead/saving.py needs to read
  * the meta, f and the guard sites (info: the counts and offsets, enum above). */
@@ -395,7 +409,7 @@ int tp_load_header(const uint8_t *b, int64_t len, int64_t *info, char *msg, int6
     if (rc < 0) return rc;
     int64_t v[N_INFO] = {L.c[C_INPUTS], L.c[C_OPS], L.c[C_OUTPUTS], L.c[C_GUARDS],
                          L.at[C_GUARDS], L.c[C_SITES], L.at[C_SITES], L.c[C_PRIMS],
-                         L.at[C_META], L.c[C_META], L.at[C_FN], L.c[C_FN]};
+                         L.at[C_META], L.c[C_META], L.at[C_FN], L.c[C_FN], L.c[C_BLOCKVARS]};
     memcpy(info, v, sizeof v);
     return TP_OK;
 }
@@ -449,18 +463,20 @@ static inline int get_operand(reader_t *r, int64_t k, int64_t z, int i, int32_t 
     return TP_OK;
 }
 
-/* Operations *k, *k+1, ... while they are plain (plain[op]: their arity; one result, no
- * comparison or variadic op), *z their first result: operands decoded into args. *k, *z: the
- * first op it did not do. */
-static int plain_run(reader_t *r, const uint8_t *ops, const int8_t *plain, int64_t *k,
-                     int64_t *z, int64_t n_ops, int32_t *args, int64_t n_words, err_t *e)
+/* Operations *k, *k+1, ... while they are plain (plain[file opcode]: their arity; one result,
+ * no comparison or variadic op), *z their first result: opcodes through lut into ops, operands
+ * decoded into args, in one pass. *k, *z: the first op it did not do. */
+static int plain_run(reader_t *r, const uint8_t *fops, const int *lut, const int8_t *plain,
+                     uint8_t *ops, int64_t *k, int64_t *z, int64_t n_ops, int32_t *args,
+                     int64_t n_words, err_t *e)
 {
     const uint8_t *p = r->p, *const end = r->end;
     int64_t words = r->words, j = *k, zj = *z;
     const uint64_t nc = (uint64_t)r->n_consts;
     for (; j < n_ops; j++, zj++) {
-        int a = plain[ops[j]];
+        const int fo = fops[j], a = plain[fo];
         if (!a || words + a > n_words) break;      /* the caller does it, or reports it */
+        ops[j] = (uint8_t)lut[fo];
         for (int i = 0; i < a; i++) {
             const uint8_t *at = p;
             uint64_t u;
@@ -645,6 +661,7 @@ static int load_indices(tp_tape *t, const uint8_t *b, const layout_t *L, err_t *
 /* The recorded outputs of the primitive calls into t->vals (checked once swept). */
 static void load_callvals(tp_tape *t, const uint8_t *b, const layout_t *L)
 {
+    if (!L->c[C_CALLVALS]) return;                /* no calls: no walk */
     const uint8_t *v = b + L->at[C_CALLVALS];
     walk_t w = {t->args, t->n_inputs};
     for (int64_t k = 0; k < t->n_ops; walk_next(&w, t->ops[k++]))
@@ -664,32 +681,27 @@ static int load_program(tp_tape *t, const uint8_t *b, const layout_t *L, const i
     int lut[256], rc;
     if ((rc = read_op_table(b, L, lut, e)) < 0) return rc;
     const uint8_t *fops = b + L->at[C_OPS];
-    int64_t n_cmp = 0;
+    int8_t plain[256];         /* by file opcode: the arity of an op with plain operands, or 0 */
+    for (int i = 0; i < 256; i++) {
+        const int op = lut[i];
+        plain[i] = (int8_t)(op >= 0 && tp_op_arity[op] != VARIADIC && tp_op_results[op] == 1 &&
+                            tp_op_kind[op] <= TP_KIND_CUSTOM ? tp_op_arity[op] : 0);
+    }
+    reader_t r = {b + L->at[C_STREAM], b + L->at[C_STREAM] + c[C_STREAM], 0, c[C_CONSTS]};
+    int64_t z = c[C_INPUTS], callvals_left = c[C_CALLVALS], blockvars_left = c[C_BLOCKVARS];
     for (int64_t k = 0; k < c[C_OPS]; k++) {
+        if (plain[fops[k]] &&               /* the common case, in a tight loop of its own */
+            ((rc = plain_run(&r, fops, lut, plain, t->ops, &k, &z, c[C_OPS], t->args, c[C_WORDS],
+                             e)) < 0 || k == c[C_OPS])) {
+            if (rc < 0) return rc;
+            break;
+        }
         int op = lut[fops[k]];
         if (op < 0)
             return fail(e, "operation %" PRId64 " has opcode %d; the op table has %" PRId64
                         " entries", k, fops[k], c[C_OPTABLE]);
         t->ops[k] = (uint8_t)op;
-        n_cmp += tp_op_kind[op] == TP_KIND_GUARD;
-    }
-    if (n_cmp && !(t->guards = malloc((size_t)(3 * n_cmp) * sizeof *t->guards))) return TP_ENOMEM;
-    t->cap_guards = 3 * n_cmp;
-
-    int8_t plain[TP_N_OPCODES];             /* arity of an op with plain operands, else 0 */
-    for (int op = 0; op < TP_N_OPCODES; op++)
-        plain[op] = (int8_t)(tp_op_arity[op] != VARIADIC && tp_op_results[op] == 1 &&
-                             tp_op_kind[op] <= TP_KIND_CUSTOM ? tp_op_arity[op] : 0);
-    reader_t r = {b + L->at[C_STREAM], b + L->at[C_STREAM] + c[C_STREAM], 0, c[C_CONSTS]};
-    int64_t z = c[C_INPUTS], callvals_left = c[C_CALLVALS], blockvars_left = c[C_BLOCKVARS];
-    for (int64_t k = 0; k < c[C_OPS]; k++) {
-        if (plain[t->ops[k]] &&             /* the common case, in a tight loop of its own */
-            ((rc = plain_run(&r, t->ops, plain, &k, &z, c[C_OPS], t->args, c[C_WORDS], e)) < 0 ||
-             k == c[C_OPS])) {
-            if (rc < 0) return rc;
-            break;
-        }
-        int op = t->ops[k], a = tp_op_arity[op];
+        int a = tp_op_arity[op];
         int64_t res = 1;
         int32_t *q = t->args + r.words;
         if (a != VARIADIC) {
@@ -747,6 +759,8 @@ static int load_program(tp_tape *t, const uint8_t *b, const layout_t *L, const i
             if (!is_const || !(w == 0.0 || w == 1.0 || w != w))
                 return fail(e, "operation %" PRId64 " (%s) has a recorded outcome that is not "
                             "a constant 0, 1 or NaN", k, tp_op_name[op]);
+            if ((rc = tp_grow((void **)&t->guards, &t->cap_guards, 3 * (t->n_guards + 1),
+                              sizeof *t->guards, 3 * c[C_OPS])) < 0) return rc;
             int64_t *g = t->guards + 3 * t->n_guards++;
             g[0] = z; g[1] = q - t->args; g[2] = k;
         }
@@ -847,11 +861,15 @@ static int load_data(tp_tape *t, const uint8_t *b, const layout_t *L, const int6
     return TP_OK;
 }
 
-/* malloc, asking for huge pages when large: a loaded tape's arrays are written once, at once,
- * and 4 KB pages fault tens of thousands of times (Linux with THP in madvise mode). */
-static void *big_alloc(size_t n)
+/* Room for n items of sz bytes, *cap: how many it holds. A block a freed tape left (recycle.c;
+ * loading tape after tape faults no pages in), else malloc's, asking for huge pages when large:
+ * a loaded tape's arrays are written once, at once, and 4 KB pages fault tens of thousands of
+ * times (Linux with THP in madvise mode). tp_free gives the block back with *cap. */
+static void *big_alloc(int64_t items, size_t sz, int64_t *cap)
 {
-    void *p = malloc(n ? n : 1);
+    size_t n = (size_t)items * sz, got;
+    void *p = tp_recycled(n, &got);
+    *cap = p ? (int64_t)(got / sz) : 0;
 #ifdef MADV_HUGEPAGE
     const uintptr_t huge = (uintptr_t)2 << 20;
     if (p && n >= 4 * huge) {
@@ -862,6 +880,11 @@ static void *big_alloc(size_t n)
 #endif
     return p;
 }
+
+/* Room for a file of n bytes that saving writes, *cap: its size; a block of recycle.c when one
+ * fits. tp_buffer_release gives it back. */
+uint8_t *tp_buffer(int64_t n, int64_t *cap) { return big_alloc(n, 1, cap); }
+void tp_buffer_release(uint8_t *p, int64_t cap) { tp_recycle(p, (size_t)cap); }
 
 /* Back to the empty tape tp_new makes. */
 static void clear(tp_tape *t)
@@ -888,10 +911,10 @@ int tp_load(tp_tape *t, const uint8_t *b, int64_t len, const int32_t *prims, int
     if (n_prims != c[C_PRIMS]) return fail(&e, "%" PRId64 " primitive ids for a table of %"
                                            PRId64, n_prims, c[C_PRIMS]);
     int64_t nc = c[C_CONSTS] + c[C_PRIMS];
-    t->ops = big_alloc((size_t)c[C_OPS]);
-    t->args = big_alloc((size_t)c[C_WORDS] * sizeof *t->args);
-    t->consts = malloc((size_t)(nc ? nc : 1) * sizeof *t->consts);
-    t->last_x = malloc((size_t)(c[C_INPUTS] ? c[C_INPUTS] : 1) * sizeof *t->last_x);
+    t->ops = big_alloc(c[C_OPS], 1, &t->cap_ops);
+    t->args = big_alloc(c[C_WORDS], sizeof *t->args, &t->cap_args);
+    t->consts = big_alloc(nc, sizeof *t->consts, &t->cap_consts);
+    t->last_x = big_alloc(c[C_INPUTS], sizeof *t->last_x, &t->cap_last);
     t->outputs = malloc((size_t)(c[C_OUTPUTS] ? c[C_OUTPUTS] : 1) * sizeof *t->outputs);
     t->shp = malloc((size_t)(c[C_SHAPEW] ? c[C_SHAPEW] : 1) * sizeof *t->shp);
     t->shp_at = malloc((size_t)(c[C_SHAPES] ? c[C_SHAPES] : 1) * sizeof *t->shp_at);
@@ -902,10 +925,8 @@ int tp_load(tp_tape *t, const uint8_t *b, int64_t len, const int32_t *prims, int
         clear(t);
         return TP_ENOMEM;
     }
-    t->cap_ops = c[C_OPS]; t->cap_args = c[C_WORDS]; t->cap_consts = nc;
     t->cap_shp = c[C_SHAPEW]; t->cap_shapes = c[C_SHAPES];
     t->cap_ixw = c[C_IXW]; t->cap_index = c[C_INDEX];
-    t->cap_last = c[C_INPUTS];
     t->n_inputs = t->n_vars = c[C_INPUTS];
     t->n_consts = nc;
     t->n_outputs = c[C_OUTPUTS];
@@ -915,14 +936,13 @@ int tp_load(tp_tape *t, const uint8_t *b, int64_t len, const int32_t *prims, int
     if (!bcmp) { clear(t); return TP_ENOMEM; }
     if ((rc = load_shapes(t, b, &L, &e)) < 0 || (rc = load_indices(t, b, &L, &e)) < 0 ||
         (rc = load_program(t, b, &L, prims, bcmp, &n_bcmp, &e)) < 0 ||
-        (rc = (t->vals = big_alloc((size_t)t->n_vars * sizeof *t->vals)) ? 0 : TP_ENOMEM) < 0 ||
+        (!(t->vals = big_alloc(t->n_vars, sizeof *t->vals, &t->cap_vals)) && (rc = TP_ENOMEM)) ||
         (rc = load_data(t, b, &L, bcmp, n_bcmp, &e)) < 0) {
         free(bcmp);
         clear(t);
         return rc;
     }
     free(bcmp);
-    t->cap_vals = t->n_vars;
     load_callvals(t, b, &L);
     t->claimed = 1;
     tp_close(t);
@@ -933,6 +953,7 @@ int tp_load(tp_tape *t, const uint8_t *b, int64_t len, const int32_t *prims, int
  * t->vals about (the file's), as its variable; -1: none. NaNs agree with NaNs. */
 static int64_t call_mismatch(const tp_tape *t, const double *V)
 {
+    if (!t->n_ops || !memchr(t->ops, TP_OP_CALL, (size_t)t->n_ops)) return -1;
     walk_t w = {t->args, t->n_inputs};
     for (int64_t k = 0; k < t->n_ops; walk_next(&w, t->ops[k++])) {
         if (t->ops[k] != TP_OP_CALL) continue;

@@ -178,3 +178,5 @@ int tp_load_header(const uint8_t *b, int64_t len, int64_t *info, char *msg, int6
 int tp_load(tp_tape *t, const uint8_t *b, int64_t len, const int32_t *prims, int64_t n_prims,
             char *msg, int64_t cap);                      /* fills t, new and empty (tp_new) */
 int tp_load_values(tp_tape *t, char *msg, int64_t cap);    /* values at recording, recomputed */
+uint8_t *tp_buffer(int64_t n, int64_t *cap);      /* room for a file to save (recycle.c) */
+void tp_buffer_release(uint8_t *p, int64_t cap);

@@ -13,16 +13,16 @@ import pickletools
 
 import numpy as np
 
-from ._core import Op, check, ffi, lib
+from ._core import check, ffi, lib
 from .errors import TapeError
 
 _primitive = importlib.import_module(".primitive", __package__)   # ad.primitive is the function
 
 _MSG = 600                        # room for the C loader's message
-_INFO = 12                        # tp_load_header's info (serial.c)
+_INFO = 13                        # tp_load_header's info (serial.c)
 _MAX_DIMS = 64
 (_I_INPUTS, _I_OPS, _I_OUTPUTS, _I_GUARDS, _I_AT_GUARDS, _I_SITES, _I_AT_SITES, _I_PRIMS,
- _I_AT_META, _I_META, _I_AT_FN, _I_FN) = range(_INFO)
+ _I_AT_META, _I_META, _I_AT_FN, _I_FN, _I_BLOCKVARS) = range(_INFO)
 _FUNCTION_STATES = ("none", "pickled", "dropped")
 
 
@@ -35,7 +35,7 @@ class FunctionNotSaved(ValueError, pickle.PicklingError):
 def dumps(tape, function=True):
     """The tape as bytes (see Tape.dumps)."""
     out, n, _ = _dump(tape, function)
-    return out[:n].tobytes()
+    return out[:n]                        # (a slice of a cffi buffer is bytes)
 
 
 def save(tape, path, function=True):
@@ -75,12 +75,22 @@ def _dump(tape, function, check_names=True):
         "arrays": bool(getattr(tape, "_arrays", False)),     # f re-records with ad.Arrays
     }, separators=(",", ":")).encode()
     ids = ffi.new("int32_t[]", [i for i, _ in prims] or [0])
-    bound = lib.tp_dump_bound(rec._p, guards.size, sites.size // 4, len(meta), len(fn))
-    out = np.empty(bound, dtype=np.uint8)
+    out = _buffer(lib.tp_dump_bound(rec._p, guards.size, sites.size // 4, len(meta), len(fn)))
     n = check(lib.tp_dump(rec._p, ids, len(prims), _i32(guards), guards.size, _i32(sites),
                           sites.size // 4, _u8(meta), len(meta), _u8(fn), len(fn),
                           ffi.from_buffer("uint8_t[]", out)), "save")
     return out, n, [p for _, p in prims]
+
+
+def _buffer(n):
+    """A cffi buffer of n bytes, given back to the C side when collected: a block a freed tape
+    left when one fits (csrc/recycle.c), whose pages are in already."""
+    cap = ffi.new("int64_t *")
+    p = lib.tp_buffer(n, cap)
+    if p == ffi.NULL:
+        raise MemoryError(f"no memory for a tape file of {n} bytes")
+    size = cap[0]
+    return ffi.buffer(ffi.gc(p, lambda q: lib.tp_buffer_release(q, size)), n)
 
 
 def _u8(b):
@@ -94,11 +104,11 @@ def _i32(a):
 def _primitives(rec, check_names):
     """[(id, Primitive)] of the primitives the recording calls, and the file's table of them:
     [name, takes an array]. Every name must name one live primitive only."""
-    n_calls = int((lib.tp_n_ops(rec._p) and _count_calls(rec)) or 0)
-    if not n_calls:
-        return [], []
-    ids = ffi.new("int32_t[]", n_calls)
-    n = check(lib.tp_dump_prims(rec._p, ids, n_calls), "save")
+    ids = ffi.new("int32_t[]", 16)
+    n = check(lib.tp_dump_prims(rec._p, ids, 16), "save")
+    if n > 16:
+        ids = ffi.new("int32_t[]", n)
+        check(lib.tp_dump_prims(rec._p, ids, n), "save")
     prims, table = [], []
     for i in ids[0:n]:
         prim, array = _primitive.lookup(i)
@@ -107,12 +117,6 @@ def _primitives(rec, check_names):
         prims.append((i, prim))
         table.append([prim.name, bool(array)])
     return prims, table
-
-
-def _count_calls(rec):
-    counts = np.zeros(lib.tp_n_opcodes, dtype=np.int64)
-    check(lib.tp_op_counts(rec._p, ffi.from_buffer("int64_t[]", counts)))
-    return counts[Op.CALL]
 
 
 def _pickle_function(fn):
@@ -131,14 +135,34 @@ def _pickle_function(fn):
 # ---- loading -----------------------------------------------------------------------------------
 def loads(data, function=True):
     """A Tape from bytes that Tape.dumps (or Tape.save) wrote (see docs/API.md)."""
+    if not isinstance(data, bytes):        # bytes: no memoryview whose export a traceback
+        try:                                # cycle could hold (CPython cannot clear that)
+            data = memoryview(data).tobytes()
+        except TypeError:
+            raise TypeError(f"ad.loads expects bytes (or a bytes-like object), got "
+                            f"{type(data).__name__}") from None
     return _load(data, function)
 
 
 def load(path, function=True):
     """A Tape from a file that Tape.save wrote."""
-    with open(os.fspath(path), "rb") as f:
-        data = f.read()
-    return _load(data, function)
+    return _load(_read(path), function)
+
+
+def _read(path):
+    """The bytes of the file at path, as a uint8 array: NumPy's large arrays are on huge pages,
+    which the kernel's copy fills in half the time of f.read()'s bytes. (Not a _buffer: the kept
+    blocks are for the tape's own arrays, which it would take from them.)"""
+    with open(os.fspath(path), "rb", buffering=0) as f:
+        size = os.fstat(f.fileno()).st_size
+        buf = np.empty(size + 1, dtype=np.uint8)     # a byte more: a file that grew is seen
+        view, n = memoryview(buf), 0
+        while n < buf.size and (got := f.readinto(view[n:])):
+            n += got
+        del view
+        if n > size:                                 # it grew (or has no size: a pipe)
+            return buf.tobytes() + f.read()
+    return buf[:n]
 
 
 def _bad(msg):
@@ -147,15 +171,10 @@ def _bad(msg):
 
 
 def _load(data, function, prims=None):
-    """The Tape of data; prims: the primitives of its table (copy.deepcopy), else by name."""
+    """The Tape of data (bytes, or a buffer of this module's own: _read's, _dump's); prims: the
+    primitives of its table (copy.deepcopy), else by name."""
     from .recording import Recording as _Recording
     from .tape import Tape
-    if not isinstance(data, bytes):        # bytes: no memoryview whose export a traceback
-        try:                                # cycle could hold (CPython cannot clear that)
-            data = memoryview(data).tobytes()
-        except TypeError:
-            raise TypeError(f"ad.loads expects bytes (or a bytes-like object), got "
-                            f"{type(data).__name__}") from None
     n = len(data)
     b = ffi.from_buffer("uint8_t[]", data)
     info, msg = ffi.new(f"int64_t[{_INFO}]"), ffi.new(f"char[{_MSG}]")
@@ -164,7 +183,7 @@ def _load(data, function, prims=None):
         raise _bad(msg)
     check(rc, "load")
     info = list(info)
-    meta = _meta(data[info[_I_AT_META]:info[_I_AT_META] + info[_I_META]], info)
+    meta = _meta(bytes(data[info[_I_AT_META]:info[_I_AT_META] + info[_I_META]]), info)
     if prims is None:
         prims = [_primitive.by_name(name, "tape file") for name, _ in meta["primitives"]]
     ids = [p._id(array) for p, (_, array) in zip(prims, meta["primitives"])]
@@ -185,8 +204,8 @@ def _load(data, function, prims=None):
     scalars = all(not s for s in rec.pieces)
     rec.fast = ((1 if len(rec.pieces[0]) == 1 else 2 if scalars else 0) if len(rec.pieces) == 1
                 else 3 if scalars and rec.pieces else 0)
-    if lib.tp_first_block(rec._p) >= 0:      # array block ops replay through the general paths
-        rec.fast = 0
+    if info[_I_BLOCKVARS]:        # array block ops (tp_load counted their results) replay
+        rec.fast = 0               # through the general paths
     rec.out_shape = None if meta["out_shape"] is None else tuple(meta["out_shape"])
     rec.n_out = info[_I_OUTPUTS]
     rec.guards = np.frombuffer(data, np.int32, info[_I_GUARDS], info[_I_AT_GUARDS]).tolist()
@@ -210,7 +229,7 @@ def _load(data, function, prims=None):
     check(rc, "load")
     if meta["function"] == "pickled":
         if function:
-            tape._fn = _unpickle_function(data[info[_I_AT_FN]:info[_I_AT_FN] + info[_I_FN]])
+            tape._fn = _unpickle_function(bytes(data[info[_I_AT_FN]:info[_I_AT_FN] + info[_I_FN]]))
         else:
             tape._fn_note = "loaded without its function (ad.loads(..., function=False))"
     return tape

@@ -189,7 +189,7 @@ class Tape(_fast.TapeBase):
         import copy
         from .saving import _dump, _load
         out, n, prims = _dump(self, False, check_names=False)
-        t = _load(out[:n].tobytes(), False, prims)
+        t = _load(memoryview(out)[:n], False, prims)
         t._fn = copy.deepcopy(self._fn, memo)
         t._fn_note, t._rerecords = getattr(self, "_fn_note", None), self._rerecords
         t._general = self._general
