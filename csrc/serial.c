@@ -867,8 +867,9 @@ static int load_data(tp_tape *t, const uint8_t *b, const layout_t *L, const int6
  * times (Linux with THP in madvise mode). tp_free gives the block back with *cap. */
 static void *big_alloc(int64_t items, size_t sz, int64_t *cap)
 {
-    size_t n = (size_t)items * sz, got;
+    size_t n = (size_t)items * sz, got = n;
     void *p = tp_recycled(n, &got);
+    if (!p) { p = malloc(n ? n : 1); got = n; }
     *cap = p ? (int64_t)(got / sz) : 0;
 #ifdef MADV_HUGEPAGE
     const uintptr_t huge = (uintptr_t)2 << 20;
