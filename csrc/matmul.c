@@ -100,10 +100,43 @@ done:
     return rc;
 }
 
+/* C += A b for a column b (q == 1): dot products (four partial sums) when A's rows are
+ * contiguous, else a column of A at a time */
+static void gemv(int64_t m, int64_t p, const double *A, int64_t a0, int64_t a1, const double *b,
+                 int64_t b0, double *C, int64_t c0)
+{
+    if (a1 == 1) {
+        for (int64_t i = 0; i < m; i++) {
+            const double *ai = A + i * a0;
+            double s[4] = {0.0, 0.0, 0.0, 0.0};
+            int64_t k = 0;
+            for (; k + 4 <= p; k += 4)
+                for (int u = 0; u < 4; u++) s[u] += ai[k + u] * b[(k + u) * b0];
+            for (; k < p; k++) s[0] += ai[k] * b[k * b0];
+            C[i * c0] += (s[0] + s[1]) + (s[2] + s[3]);
+        }
+    } else {
+        for (int64_t k = 0; k < p; k++) {
+            const double bk = b[k * b0], *ak = A + k * a1;
+            for (int64_t i = 0; i < m; i++) C[i * c0] += ak[i * a0] * bk;
+        }
+    }
+}
+
+#define GEMV_MAX ((int64_t)1 << 16)     /* larger matrix-vector products: dgemm */
+
 int tp_gemm(int64_t m, int64_t q, int64_t p, const double *A, int64_t a0, int64_t a1,
             const double *B, int64_t b0, int64_t b1, double *C, int64_t c0, int64_t c1)
 {
     if (m == 0 || q == 0 || p == 0) return TP_OK;
+    if (q == 1 && m * p <= GEMV_MAX) {                   /* (dgemm would pack A every call) */
+        gemv(m, p, A, a0, a1, B, b0, C, c0);
+        return TP_OK;
+    }
+    if (m == 1 && q * p <= GEMV_MAX) {                   /* c^T += B^T a^T */
+        gemv(q, p, B, b1, b0, A, a1, C, c1);
+        return TP_OK;
+    }
     dgemm_fn *f = __atomic_load_n(&dgemm_, __ATOMIC_ACQUIRE);
     return f ? gemm_blas(f, m, q, p, A, a0, a1, B, b0, b1, C, c0, c1)
              : gemm_builtin(m, q, p, A, a0, a1, B, b0, b1, C, c0, c1, 0);

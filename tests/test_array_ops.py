@@ -198,6 +198,24 @@ def test_maximum_minimum_clip():
         t.outputs(np.sum(a))
 
 
+@pytest.mark.parametrize("n", [7, 300])               # plain loops; above 2^16 entries dgemm
+def test_matrix_vector_products_both_ways(n):
+    rng = np.random.default_rng(n)
+    X, w, v = rng.normal(size=(n, 230)), rng.normal(size=230), rng.normal(size=n)
+
+    def f(w, v):
+        return np.sum(np.tanh(X @ w) * v) + v @ (X @ w) + np.sum((v @ X) * w) + w @ X.T @ v
+    t = ad.record(f, w, v)
+    z = X @ w
+    gw = X.T @ ((1 - np.tanh(z) ** 2) * v) + 3 * X.T @ v
+    gv = np.tanh(z) + 3 * z
+    got = t.gradient((w, v))
+    np.testing.assert_allclose(got[0], gw, rtol=1e-11)
+    np.testing.assert_allclose(got[1], gv, rtol=1e-11)
+    dw, dv = rng.normal(size=230), rng.normal(size=n)
+    assert t.jvp((w, v), (dw, dv))[1] == pytest.approx(gw @ dw + gv @ dv, rel=1e-11)
+
+
 def test_matmul_with_constant_operands_inf_and_finite():
     """A constant operand's finiteness is checked once per tape (matmul.c): an Inf in it still
     meets only zero adjoints as zero, and a finite one takes BLAS every sweep, both repeatedly."""
