@@ -191,6 +191,11 @@ class _RecordingMethods:
     def shape_x(self, flat, lead=(), trail=()):
         """Split a flat (lead, m, trail) result into the input structure."""
         out, start = [], 0
+        if not lead and not trail and flat.ndim == 1:   # (a gradient: kept short)
+            for s, size in zip(self.pieces, self.sizes):
+                out.append(flat[start:start + size].reshape(s) if s else float(flat[start]))
+                start += size
+            return out[0] if len(out) == 1 else tuple(out)
         for s, size in zip(self.pieces, self.sizes):
             part = flat[..., start:start + size, :] if trail else flat[..., start:start + size]
             part = part.reshape(lead + s + trail)
