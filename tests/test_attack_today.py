@@ -55,3 +55,19 @@ def test_indices_beyond_int32_do_not_wrap(call):
         return True
 
     assert _on_recording(body)
+
+
+@pytest.mark.parametrize("axis", [True, False, (True,), (0, False)])
+def test_reduction_refuses_a_bool_axis_as_numpy(axis):
+    # NumPy raises TypeError for a bool axis; the reductions summed over axis 1 (True) or 0
+    with pytest.raises(TypeError):
+        np.ones((2, 3)).sum(axis=axis)
+
+    def f(x):
+        a = x.reshape(2, 3)
+        for op in ("sum", "max", "min", "prod", "mean"):
+            with pytest.raises(TypeError):
+                getattr(a, op)(axis=axis)
+        return x.sum()
+
+    ad.record(f, np.arange(6.0))
