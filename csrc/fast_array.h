@@ -284,12 +284,31 @@ static int int_seq(PyObject *o, int64_t *out)
     return PyErr_Occurred() ? -1 : (int)n;
 }
 
-/* C-order strides of dims; returns the size */
+/* o as an int32 (a variable, shape id, op or attribute), or -1 with OverflowError or TypeError
+ * (a value out of range must not wrap onto another variable) */
+static int32_t int32_of(PyObject *o)
+{
+    long v = PyLong_AsLong(o);
+    if (v == -1 && PyErr_Occurred()) return -1;
+    if (v < INT32_MIN || v > INT32_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "ad.Array: an index out of the int32 range");
+        return -1;
+    }
+    return (int32_t)v;
+}
+
+/* C-order strides of dims; returns the size, INT64_MAX when the product overflows (no tape
+ * holds that many variables: C->shape refuses the shape; 0 and a nonzero size stay apart) */
 static int64_t contiguous(int nd, const int64_t *dims, int64_t *st)
 {
     int64_t size = 1;
-    for (int d = nd - 1; d >= 0; d--) { st[d] = size; size *= dims[d]; }
-    return size;
+    int big = 0, empty = 0;
+    for (int d = nd - 1; d >= 0; d--) {
+        st[d] = size;
+        big |= __builtin_mul_overflow(size, dims[d], &size);
+        empty |= !dims[d];
+    }
+    return empty ? 0 : big ? INT64_MAX : size;
 }
 
 /* a new Array of recording r: variables first .. of shape (a tuple of ints) */
@@ -499,7 +518,7 @@ static PyObject *py_matmul(PyObject *mod, PyObject *const *args, Py_ssize_t n)
     if (!PyTuple_Check(args[2]) || !PyTuple_Check(args[4]))
         return PyErr_Format(PyExc_TypeError, "matmul: shapes are tuples");
     for (int i = 0; i < 2; i++)
-        if ((f[i] = (int32_t)PyLong_AsLong(args[1 + 2 * i])) == -1 && PyErr_Occurred())
+        if ((f[i] = int32_of(args[1 + 2 * i])) == -1 && PyErr_Occurred())
             return NULL;
     return matmul_record(args[0], f[0], args[2], f[1], args[4]);
 }
@@ -535,7 +554,7 @@ static PyObject *py_reduce(PyObject *mod, PyObject *const *args, Py_ssize_t n)
         return NULL;
     }
     ArrayObject *a = (ArrayObject *)args[1];
-    int op = (int)PyLong_AsLong(args[0]), keep = PyObject_IsTrue(args[3]);
+    int op = int32_of(args[0]), keep = op == -1 && PyErr_Occurred() ? -1 : PyObject_IsTrue(args[3]);
     int64_t x[MAXD], zdims[MAXD], zst[MAXD], zmap[MAXD], xst[MAXD], rdims[MAXD];
     int nd = int_seq(a->shape, x);
     if ((op == -1 || keep < 0 || nd < 0) && PyErr_Occurred()) return NULL;
@@ -590,12 +609,12 @@ static PyObject *py_strided(PyObject *mod, PyObject *const *args, Py_ssize_t n)
     (void)mod;
     int64_t dims[MAXD], st[MAXD];
     if (!rec_args(args, n, 4, "strided(recording, first, shape, strides)")) return NULL;
-    long first = PyLong_AsLong(args[1]);
+    int32_t first = int32_of(args[1]);
     PyObject *shape = first == -1 && PyErr_Occurred() ? NULL : shape_tuple(args[2]);
     int nd = shape ? int_seq(shape, dims) : -1;
     PyObject *z = NULL;
     if (nd >= 0 && int_seq(args[3], st) == nd)
-        z = strided_record(args[0], (int32_t)first, shape, nd, dims, st);
+        z = strided_record(args[0], first, shape, nd, dims, st);
     else if (nd >= 0 && !PyErr_Occurred())
         PyErr_SetString(PyExc_ValueError, "strided: one stride per axis");
     Py_XDECREF(shape);
@@ -643,8 +662,10 @@ static PyObject *py_rec_block(PyObject *mod, PyObject *const *args, Py_ssize_t n
     (void)mod;
     int64_t dims[MAXD];
     if (!rec_args(args, n, 6, "rec_block(recording, op, attr, shape, blocks, array)")) return NULL;
-    int op = (int)PyLong_AsLong(args[1]), array = PyObject_IsTrue(args[5]);
-    long attr = PyLong_AsLong(args[2]);
+    int op = int32_of(args[1]);
+    int32_t attr = op == -1 && PyErr_Occurred() ? -1 : int32_of(args[2]);
+    int array = PyErr_Occurred() ? -1 : PyObject_IsTrue(args[5]);
+    if (array < 0) return NULL;
     PyObject *blocks = PySequence_Fast(args[4], "rec_block: blocks");
     PyObject *shape = blocks ? shape_tuple(args[3]) : NULL, *z = NULL;
     int nd = shape ? int_seq(shape, dims) : -1;
@@ -655,7 +676,7 @@ static PyObject *py_rec_block(PyObject *mod, PyObject *const *args, Py_ssize_t n
         PyObject *v = PyTuple_Check(b) && PyTuple_GET_SIZE(b) == 2 ? PyTuple_GET_ITEM(b, i % 2)
                                                                      : NULL;
         if (!v) PyErr_SetString(PyExc_TypeError, "rec_block: blocks of (first, shape id)");
-        else w[i] = (int32_t)PyLong_AsLong(v);
+        else w[i] = int32_of(v);
     }
     if (!w) PyErr_NoMemory();
     if (!PyErr_Occurred() && array >= 0)

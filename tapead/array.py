@@ -387,6 +387,8 @@ def _axes(axis, ndim):
         return tuple(range(ndim))
     out = set()
     for a in (axis if isinstance(axis, tuple) else (axis,)):
+        if isinstance(a, bool):            # an int to operator.index, not to NumPy
+            raise TypeError(f"'bool' object cannot be interpreted as an integer (axis {axis!r})")
         a = operator.index(a)              # (TypeError for a float or a string, as NumPy)
         if not -ndim <= a < ndim:
             raise _AxisError(f"axis {a} is out of bounds for an ad.Array of dimension {ndim}")
