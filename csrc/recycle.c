@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include "tape_impl.h"
 
-#define SMALL ((size_t)128 << 10)      /* smaller blocks: malloc's own bins serve them well */
 #define SLOTS 16
 #define LIMIT ((size_t)256 << 20)
 
@@ -18,7 +17,7 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 void *tp_recycled(size_t n, size_t *got)
 {
     *got = n;
-    if (n < SMALL) return NULL;
+    if (n < TP_RECYCLE_MIN) return NULL;
     void *p = NULL;
     pthread_mutex_lock(&lock);
     int best = -1;                     /* the smallest kept block of n .. 4n bytes */
@@ -36,7 +35,7 @@ void *tp_recycled(size_t n, size_t *got)
 void tp_recycle(void *p, size_t n)
 {
     if (!p) return;
-    if (n >= SMALL) {
+    if (n >= TP_RECYCLE_MIN) {
         pthread_mutex_lock(&lock);
         for (int i = 0; i < SLOTS && held + n <= LIMIT; i++)
             if (!slot[i].p) {

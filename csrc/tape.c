@@ -52,6 +52,12 @@ const int tp_n_opcodes = TP_N_OPCODES;
 #define MAX_VARS   ((int64_t)INT32_MAX)       /* variable indices are int32 */
 #define MAX_CONSTS ((int64_t)INT32_MAX)       /* constant codes are -1 .. INT32_MIN+1 */
 
+static void give(void *p, size_t n)        /* a large block to recycle.c, a small one freed */
+{
+    if (n >= TP_RECYCLE_MIN) tp_recycle(p, n);
+    else free(p);
+}
+
 /* Grow *p (elements of size sz) to hold need elements: capacity doubles, never past limit. */
 static int grow(void **p, int64_t *cap, int64_t need, size_t sz, int64_t limit)
 {
@@ -60,11 +66,11 @@ static int grow(void **p, int64_t *cap, int64_t need, size_t sz, int64_t limit)
     int64_t c = *cap ? *cap : 64;
     while (c < need) c = (c > limit / 2) ? limit : 2 * c;
     if ((uint64_t)c > SIZE_MAX / sz) return TP_ETOOBIG;
-    size_t got;
-    void *q = tp_recycled((size_t)c * sz, &got);     /* a kept block of a freed tape, */
+    size_t got = (size_t)c * sz;                     /* a kept block of a freed tape, */
+    void *q = got >= TP_RECYCLE_MIN ? tp_recycled(got, &got) : NULL;
     if (q) {
         if (*p) memcpy(q, *p, (size_t)*cap * sz);
-        tp_recycle(*p, (size_t)*cap * sz);
+        give(*p, (size_t)*cap * sz);
     } else if (!(q = realloc(*p, (size_t)c * sz))) {  /* else realloc (mremap when large) */
         return TP_ENOMEM;
     }
@@ -87,11 +93,11 @@ tp_tape *tp_new(void)
 void tp_free(tp_tape *t)
 {
     if (!t) return;
-    tp_recycle(t->ops, (size_t)t->cap_ops);
-    tp_recycle(t->args, (size_t)t->cap_args * sizeof *t->args);
-    tp_recycle(t->consts, (size_t)t->cap_consts * sizeof *t->consts);
-    tp_recycle(t->vals, (size_t)t->cap_vals * sizeof *t->vals);
-    tp_recycle(t->last_x, (size_t)t->cap_last * sizeof *t->last_x);
+    give(t->ops, (size_t)t->cap_ops);
+    give(t->args, (size_t)t->cap_args * sizeof *t->args);
+    give(t->consts, (size_t)t->cap_consts * sizeof *t->consts);
+    give(t->vals, (size_t)t->cap_vals * sizeof *t->vals);
+    give(t->last_x, (size_t)t->cap_last * sizeof *t->last_x);
     free(t->ckeys); free(t->cslot); free(t->outputs); free(t->guards);
     free(t->shp); free(t->shp_at); free(t->shash); free(t->ixw); free(t->ix_at); free(t);
 }

@@ -79,6 +79,7 @@ int tp_grow(void **p, int64_t *cap, int64_t need, size_t sz, int64_t limit);
  * none kept, malloc instead), and a block of n bytes given back (kept, or freed) */
 void *tp_recycled(size_t n, size_t *got);
 void tp_recycle(void *p, size_t n);
+#define TP_RECYCLE_MIN ((size_t)128 << 10)    /* smaller blocks: malloc's bins serve them well */
 int32_t tp_append(tp_tape *t, int op, const int32_t *a, int64_t n);
 /* blocktape.c: an element of a block comparison, for tp_comparison */
 int tp_block_comparison(const tp_tape *t, int64_t var, int *op, int32_t *operands);
