@@ -103,7 +103,7 @@ def at_point(tape, x=None, v=None, w=None, rec=None):
     which replays in other threads move) resolved once: another thread re-recording the tape
     meanwhile changes nothing here."""
     rec = tape._rec if rec is None else rec
-    xf = rec.x_flat(x)
+    xf = rec.x_flat(x).copy()                # (the view keeps it: never the caller's array)
     try:
         return sweep(rec, xf, v, w)
     except Flip:
@@ -111,7 +111,7 @@ def at_point(tape, x=None, v=None, w=None, rec=None):
             parts = rec.split(xf)
             x = parts[0] if len(parts) == 1 else tuple(parts)
         rec = tape._after_flip(rec, x)
-        return sweep(rec, rec.x_flat(x), v, w)
+        return sweep(rec, rec.x_flat(x).copy(), v, w)
 
 
 def sweep(rec, xf, v=None, w=None):
