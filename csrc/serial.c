@@ -169,13 +169,19 @@ static inline void walk_next(walk_t *w, int op)
     w->p += a == VARIADIC ? w->p[0] + 2 : a;
 }
 
+/* t has a primitive call (one memchr over the opcodes, no walk of the operands) */
+static int has_calls(const tp_tape *t)
+{
+    return t->n_ops && memchr(t->ops, TP_OP_CALL, (size_t)t->n_ops);
+}
+
 /* Distinct primitive ids of the tape's calls, in order of first call, into ids (room for cap);
  * returns how many there are. */
 int64_t tp_dump_prims(const tp_tape *t, int32_t *ids, int64_t cap)
 {
     if (!tp_may_read(t)) return TP_ETHREAD;
     int64_t n = 0;
-    if (!t->n_ops || !memchr(t->ops, TP_OP_CALL, (size_t)t->n_ops)) return 0;
+    if (!has_calls(t)) return 0;
     walk_t w = {t->args, t->n_inputs};
     for (int64_t k = 0; k < t->n_ops; walk_next(&w, t->ops[k++])) {
         if (t->ops[k] != TP_OP_CALL) continue;
@@ -192,7 +198,7 @@ int64_t tp_dump_prims(const tp_tape *t, int32_t *ids, int64_t cap)
 int64_t tp_dump_bound(const tp_tape *t, int64_t n_guards, int64_t n_sites, int64_t n_meta,
                       int64_t n_fn)
 {
-    const int calls = t->n_ops && memchr(t->ops, TP_OP_CALL, (size_t)t->n_ops);
+    const int calls = has_calls(t);
     return HEADER + 8 * N_COUNTS + ENTRY * TP_N_OPCODES + 8 * t->n_shp + 8 * t->n_index +
            4 * t->n_ixw + t->n_ops + 5 * t->n_args +    /* a word's varint: 35 bits at most */
            8 * t->n_consts + 4 * t->n_outputs + 8 * (calls ? t->n_vars : t->n_inputs) +
@@ -954,7 +960,7 @@ int tp_load(tp_tape *t, const uint8_t *b, int64_t len, const int32_t *prims, int
  * t->vals about (the file's), as its variable; -1: none. NaNs agree with NaNs. */
 static int64_t call_mismatch(const tp_tape *t, const double *V)
 {
-    if (!t->n_ops || !memchr(t->ops, TP_OP_CALL, (size_t)t->n_ops)) return -1;
+    if (!has_calls(t)) return -1;
     walk_t w = {t->args, t->n_inputs};
     for (int64_t k = 0; k < t->n_ops; walk_next(&w, t->ops[k++])) {
         if (t->ops[k] != TP_OP_CALL) continue;

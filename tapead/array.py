@@ -22,7 +22,7 @@ from .var import Var, _make, _mixed, _number, freeze
 
 _MAP, _REDUCE, _PACK = int(Op.MAP), int(Op.REDUCE), int(Op.PACK)
 _AMAX, _AMIN, _PROD = int(Op.AMAX), int(Op.AMIN), int(Op.PROD)
-_NEG, _ABS = int(Op.NEG), int(Op.ABS)
+_NEG, _ABS, _POW, _SQUARE = int(Op.NEG), int(Op.ABS), int(Op.POW), int(Op.SQUARE)
 
 #: NumPy ufunc -> (scalar op, arity) for MAP: the unary and binary ops with PARTIAL rules
 UFUNC_OPS = {u: (int(op), lib.tp_op_arity[op]) for op, row in OPS.items()
@@ -297,9 +297,6 @@ def _broadcast_strides(shape, strides, out):
     lead = len(out) - len(shape)
     return tuple(0 if i < lead or shape[i - lead] == 1 != out[i] else strides[i - lead]
                  for i in range(len(out)))
-
-
-_POW, _SQUARE = int(Op.POW), int(Op.SQUARE)
 
 
 def _map(op, *args, array=False):
