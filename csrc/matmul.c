@@ -187,7 +187,8 @@ static int all_finite(mat x)
 /* every constant of t is finite: checked once per number of constants (only ever appended) */
 static int consts_finite(const tp_tape *t)
 {
-    int64_t *at_ = (int64_t *)&t->finite_at, n = t->n_consts, got = __atomic_load_n(at_, __ATOMIC_RELAXED);
+    int64_t *at_ = (int64_t *)&t->finite_at, n = t->n_consts;
+    const int64_t got = __atomic_load_n(at_, __ATOMIC_RELAXED);
     if (got >> 1 == n) return (int)(got & 1);
     const int ok = all_finite(at(t->consts, 1, n, 0, 1));
     __atomic_store_n(at_, 2 * n + ok, __ATOMIC_RELAXED);
@@ -205,7 +206,10 @@ static int dacc(mat c, mat d, mat v, int fin)
                         c.s1, 1);
 }
 
-static int vacc(mat c, mat v, mat d, int fin) { return dacc(tr(c), tr(d), tr(v), fin); }  /* c += v d */
+static int vacc(mat c, mat v, mat d, int fin)        /* c += v d */
+{
+    return dacc(tr(c), tr(d), tr(v), fin);
+}
 
 /* the operands' blocks; nb batch axes; product b of nbatch at element offsets xo, yo, zo */
 typedef struct { blk x, y; int64_t m, p, q, xs0, xs1, ys0, ys1, nbatch, xo, yo, zo; int nb; } product;
