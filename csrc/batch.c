@@ -628,8 +628,8 @@ int tp_hvp_batch(tp_tape *t, int64_t B, const double *x, const double *w, int64_
             memset(tbase, 0, (size_t)(t->n_consts * ks * S) * sizeof(double));
             seed_tile(T, S, ks, xdot, xdot_stride, m, k, b0, np, j0, nb);
             if ((rc = btangent(t, V, T, ks, S, np, M, &wk)) < 0) break;
-            memset(abase, 0, (size_t)(pl.ns * S) * sizeof(double));
-            memset(dbase, 0, (size_t)(pl.ns * ks * S) * sizeof(double));
+            tp_clear_adjoints(abase, t->n_consts * S, pl.ns * S);
+            tp_clear_adjoints(dbase, t->n_consts * ks * S, pl.ns * ks * S);
             for (int64_t o = 0; o < n; o++)
                 for (int64_t b = 0; b < np; b++)
                     AV[(int64_t)t->outputs[o] * S + b] += w[(b0 + b) * w_stride + o];

@@ -29,7 +29,7 @@ int tp_inspect(tp_tape *t, const double *x, const double *v, const double *w, do
         memcpy(tans, S, (size_t)nv * sizeof(double));
     }
     if (adjs && w) {
-        memset(base, 0, (size_t)(t->n_consts + nv) * sizeof(double));
+        tp_clear_adjoints(base, t->n_consts, t->n_consts + nv);
         for (int64_t o = 0; o < t->n_outputs; o++) S[t->outputs[o]] += w[o];
         if ((rc = tp_adjoint_sweep(t, V, S, 1, tp_whole(t), &wk)) < 0) goto done;
         tp_count(t, 2, t->n_ops);

@@ -62,8 +62,8 @@ int tp_hvp(tp_tape *t, const double *x, const double *w, int64_t k, const double
         memset(tbase, 0, (size_t)(t->n_consts * ks) * sizeof(double));
         tp_seed(T, ks, xdot, m, k, j0, nb);
         if ((rc = tp_tangent_sweep(t, V, T, ks, &wk)) < 0) break;
-        memset(abase, 0, (size_t)ns * sizeof(double));
-        memset(dbase, 0, (size_t)(ns * ks) * sizeof(double));
+        tp_clear_adjoints(abase, t->n_consts, ns);
+        tp_clear_adjoints(dbase, t->n_consts * ks, ns * ks);
         for (int64_t o = 0; o < t->n_outputs; o++) A[t->outputs[o]] += w[o];
         if ((rc = second(t, V, T, A, D, ks)) < 0) break;
         for (int64_t i = 0; i < m; i++)

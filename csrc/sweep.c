@@ -72,20 +72,28 @@ int tp_branch_info(int64_t *var, double *xy)
 #undef PRIMAL_FN
 #undef ZERO_ADJOINTS
 
-/* Values of every slot at input x (*V: slot 0); A, if given, gets its operations' slots zeroed.
- * TP_EBRANCH when a branch guard flips. */
-int tp_primal_at(tp_tape *t, const double *x, work_t *w, double **V, double *A)
+/* Values of every slot at the input given in np parts (part[i]: len[i] doubles, together the
+ * tape's inputs in order; checked by the caller) (*V: slot 0); A, if given, gets its operations'
+ * slots zeroed. TP_EBRANCH when a branch guard flips. */
+static int primal_parts(tp_tape *t, int64_t np, const double *const *part, const int64_t *len,
+                        work_t *w, double **V, double *A)
 {
     int kept;
     double *base = work_values(w, t, t->n_consts + tp_nvars(t), &kept);
     if (!base) return TP_ENOMEM;
     double *S = base + t->n_consts;
     if (!kept) for (int64_t c = 0; c < t->n_consts; c++) S[-1 - c] = t->consts[c];
-    if (t->n_inputs) memcpy(S, x, (size_t)t->n_inputs * sizeof *x);
+    for (int64_t i = 0, at = 0; i < np; at += len[i++])
+        if (len[i]) memcpy(S + at, part[i], (size_t)len[i] * sizeof *S);
     int rc = A ? primal_clearing(t, S, w, A) : primal(t, S, w, NULL);
     tp_count(t, 0, t->n_ops);
     *V = S;
     return rc;
+}
+
+int tp_primal_at(tp_tape *t, const double *x, work_t *w, double **V, double *A)
+{
+    return primal_parts(t, 1, &x, &t->n_inputs, w, V, A);
 }
 
 int tp_tangent_sweep(const tp_tape *t, const double *V, double *T, int64_t k, work_t *w)
@@ -147,8 +155,8 @@ int tp_forward(tp_tape *t, const double *x, double *y)
 /* jvp and vjp: one primal sweep, then the k directions in blocks of kb (padded to ks), one
  * tangent sweep a block seeded at the inputs from xdot and read at the outputs, or one adjoint
  * sweep a block seeded at the outputs from ybar and read at the inputs. */
-static int directions(tp_tape *t, int adjoint, const double *x, int64_t k, const double *in,
-                      double *y, double *out)
+static int directions(tp_tape *t, int adjoint, int64_t np, const double *const *part,
+                      const int64_t *len, int64_t k, const double *in, double *y, double *out)
 {
     if (!tp_may_read(t)) return TP_ETHREAD;
     if (k < 1) return TP_EARG;
@@ -163,7 +171,8 @@ static int directions(tp_tape *t, int adjoint, const double *x, int64_t k, const
     }
     /* one weight vector (a gradient): the primal sweep clears the operations' adjoints */
     int cleared = adjoint && k == 1;
-    if ((rc = tp_primal_at(t, x, &w, &V, cleared ? base + t->n_consts : NULL)) < 0) goto done;
+    if ((rc = primal_parts(t, np, part, len, &w, &V, cleared ? base + t->n_consts : NULL)) < 0)
+        goto done;
     tp_read_outputs(t, V, y);
     for (int64_t j0 = 0; j0 < k && rc >= 0; j0 += kb) {
         int64_t nb = k - j0 < kb ? k - j0 : kb, ks = tp_padded(nb);
@@ -176,7 +185,7 @@ static int directions(tp_tape *t, int adjoint, const double *x, int64_t k, const
             for (int64_t o = 0; o < t->n_outputs; o++)
                 memcpy(out + o * k + j0, D + (int64_t)t->outputs[o] * ks, row);
         } else {             /* the adjoint sweep accumulates into zeroed slots */
-            memset(base, 0, (size_t)((cleared ? t->n_consts + m : ns) * ks) * sizeof(double));
+            tp_clear_adjoints(base, t->n_consts * ks, (cleared ? t->n_consts + m : ns) * ks);
             for (int64_t o = 0; o < t->n_outputs; o++)
                 for (int64_t j = 0; j < nb; j++)
                     D[(int64_t)t->outputs[o] * ks + j] += in ? in[o * k + j0 + j] : (o == j0 + j);
@@ -194,12 +203,27 @@ done:
 
 int tp_jvp(tp_tape *t, const double *x, int64_t k, const double *xdot, double *y, double *ydot)
 {
-    return directions(t, 0, x, k, xdot, y, ydot);
+    return directions(t, 0, 1, &x, &t->n_inputs, k, xdot, y, ydot);
 }
 
 int tp_vjp(tp_tape *t, const double *x, int64_t k, const double *ybar, double *y, double *xbar)
 {
-    return directions(t, 1, x, k, ybar, y, xbar);
+    return directions(t, 1, 1, &x, &t->n_inputs, k, ybar, y, xbar);
+}
+
+/* tp_vjp with x in np parts (x's pieces as the caller holds them: no joined copy) */
+int tp_vjp_parts(tp_tape *t, int64_t np, const double *const *part, const int64_t *len,
+                 int64_t k, const double *ybar, double *y, double *xbar)
+{
+    if (!tp_may_read(t)) return TP_ETHREAD;
+    int64_t left = t->n_inputs;
+    if (np < 1) return TP_EARG;
+    for (int64_t i = 0; i < np; i++) {
+        if (len[i] < 0 || len[i] > left || (len[i] && !part[i])) return TP_EARG;
+        left -= len[i];
+    }
+    if (left) return TP_EARG;
+    return directions(t, 1, np, part, len, k, ybar, y, xbar);
 }
 
 /* Adjoints of variables 0 .. n-1 (into adj) from root's, at the values of the recording: the
@@ -218,7 +242,7 @@ int tp_backward(tp_tape *t, int64_t root, double seed, double *adj, int64_t n)
         double *V = vbase + t->n_consts, *A = abase + t->n_consts;
         for (int64_t c = 0; c < t->n_consts; c++) V[-1 - c] = t->consts[c];
         memcpy(V, t->vals, (size_t)e.vars * sizeof(double));
-        memset(abase, 0, (size_t)ns * sizeof(double));
+        tp_clear_adjoints(abase, t->n_consts, ns);
         A[root] = seed;
         if ((rc = tp_adjoint_sweep(t, V, A, 1, e, &w)) >= 0) {
             int64_t r = n < root + 1 ? n : root + 1;      /* later variables: no adjoint */

@@ -1,6 +1,7 @@
 /* Internal interface between the sweep files (sweep.c, second.c, taylor.c, inspect.c) and the
  * primitive callbacks (primitive.c). */
 #pragma once
+#include <string.h>
 #include "tape_impl.h"
 #include "work.h"
 
@@ -46,12 +47,28 @@ static inline void tp_read_outputs(const tp_tape *t, const double *V, double *y)
     if (y) for (int64_t i = 0; i < t->n_outputs; i++) y[i] = V[t->outputs[i]];
 }
 
-/* The last point swept (x=None): stored only once a whole replay has succeeded. */
+/* The last point swept (x=None): stored only once a whole replay has succeeded. A plain copy
+ * (per-element atomic stores cost 6% of a 10^5-input gradient); threads replaying one tape at
+ * once may leave a mix of their points (API.md, Threads). */
 static inline void tp_commit_x(tp_tape *t, const double *x)
 {
-    double *last = t->last_x;              /* (hoisted: the stores would reload them) */
+    double *restrict last = t->last_x;
+    const double *restrict src = x;
     const int64_t n = t->n_inputs;
-    for (int64_t i = 0; i < n; i++) __atomic_store(&last[i], &x[i], __ATOMIC_RELAXED);
+    for (int64_t i = 0; i < n; i++) last[i] = src[i];
+}
+
+/* Zero the variables' adjoints (or adjoint tangents) of a sweep buffer whose first `consts`
+ * words are the constants'. The reverse sweeps add to a constant's adjoint but nothing reads it:
+ * it is left as it is (a 10^5-element constant would cost a pass over memory per gradient).
+ * The sanitizer build fills it with NaN instead (TP_POISON_CONSTS): the suite then shows that
+ * no result depends on it. */
+static inline void tp_clear_adjoints(double *base, int64_t consts, int64_t all)
+{
+#ifdef TP_POISON_CONSTS
+    memset(base, 0xff, (size_t)consts * sizeof *base);
+#endif
+    memset(base + consts, 0, (size_t)(all - consts) * sizeof *base);
 }
 
 /* A prefix of the tape: its first `ops` operations, their operand words and the variables up to

@@ -146,6 +146,8 @@ void tp_swept(const tp_tape *t, int64_t *visits);  /* primal, tangent, adjoint, 
 int tp_forward(tp_tape *t, const double *x, double *y);
 int tp_jvp(tp_tape *t, const double *x, int64_t k, const double *xdot, double *y, double *ydot);
 int tp_vjp(tp_tape *t, const double *x, int64_t k, const double *ybar, double *y, double *xbar);
+int tp_vjp_parts(tp_tape *t, int64_t np, const double *const *part, const int64_t *len,
+                 int64_t k, const double *ybar, double *y, double *xbar);   /* x in np pieces */
 /* adj: the adjoints of variables 0 .. n-1 (0 past root) */
 int tp_backward(tp_tape *t, int64_t root, double seed, double *adj, int64_t n);
 int tp_hvp(tp_tape *t, const double *x, const double *w, int64_t k, const double *xdot,

@@ -160,8 +160,7 @@ def call(tape, method, x, args=(), kwargs=None):
     from .batch_methods import METHODS
     spec = METHODS[method]
     rec = tape._rec
-    if rec.out_shape is None:
-        rec.x_flat(None)                                # TapeError: no outputs
+    rec.need_outputs()
     X, B = points(rec, x)
     job = spec.parse(rec, B, *args, **(kwargs or {}))
     flips = np.zeros(B, dtype=np.uint8)

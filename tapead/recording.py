@@ -20,6 +20,10 @@ _ONES.flags.writeable = False
 # regrow its heap, faulting every page in again (a third of a replay of the seed's network).
 # A nested replay in the same thread (a primitive's rule) finds it taken and allocates.
 _scratch = threading.local()
+# Inputs in several pieces, at least this many in all: C reads the pieces where they are
+# (lib.tp_vjp_parts) instead of joining them first (below, one copy costs less than the call's
+# extra cffi arrays).
+PARTS_MIN = 1 << 14
 
 
 class _RecordingMethods:
@@ -137,9 +141,7 @@ class _RecordingMethods:
         """The flat float64 input for a replay at x (None: the last point swept); read-only (a
         contiguous float64 x itself). scratch=True: pieces are joined into this thread's
         scratch vector, which the caller hands back (give_back) once C has read it."""
-        if self.out_shape is None:
-            raise TapeError("this tape has no outputs: call t.outputs(y) while recording "
-                            "(or use y.backward() for the recorded point)")
+        self.need_outputs()
         if x is None:
             last = np.empty(self.m)
             check(lib.tp_last_x(self._p, _buf(last)))
@@ -150,16 +152,7 @@ class _RecordingMethods:
             if a.shape != pieces[0]:
                 raise ValueError(f"expected {what} of shape {pieces[0]}, got shape {a.shape}")
             return np.ascontiguousarray(a, dtype=np.float64).reshape(-1)
-        if not isinstance(x, (tuple, list)) or len(x) != len(pieces):
-            raise ValueError(f"expected {what} as a sequence of {len(pieces)} pieces of "
-                             f"shapes {pieces}, got {type(x).__name__}"
-                             f"{' of length %d' % len(x) if hasattr(x, '__len__') else ''}")
-        parts = []
-        for k, (xi, s) in enumerate(zip(x, pieces)):
-            a = _as_float_array(xi, f"{what}[{k}]")
-            if a.shape != s:
-                raise ValueError(f"expected {what}[{k}] of shape {s}, got shape {a.shape}")
-            parts.append(a.ravel())
+        parts = self._parts(x, what)
         if not parts:
             return np.empty(0)
         out = None
@@ -169,6 +162,39 @@ class _RecordingMethods:
                 buf = np.empty(self.m)
             _scratch.mine, out = buf, buf[:self.m]
         return np.concatenate(parts, out=out)
+
+    def need_outputs(self):
+        if self.out_shape is None:
+            raise TapeError("this tape has no outputs: call t.outputs(y) while recording "
+                            "(or use y.backward() for the recorded point)")
+
+    def _parts(self, x, what):
+        """x's pieces (a sequence, one per piece) as flat float64 arrays, checked."""
+        pieces = self.pieces
+        if not isinstance(x, (tuple, list)) or len(x) != len(pieces):
+            raise ValueError(f"expected {what} as a sequence of {len(pieces)} pieces of "
+                             f"shapes {pieces}, got {type(x).__name__}"
+                             f"{' of length %d' % len(x) if hasattr(x, '__len__') else ''}")
+        parts = []
+        for k, (xi, s) in enumerate(zip(x, pieces)):
+            a = _as_float_array(xi, f"{what}[{k}]")
+            if a.shape != s:
+                raise ValueError(f"expected {what}[{k}] of shape {s}, got shape {a.shape}")
+            parts.append(np.ascontiguousarray(a, dtype=np.float64).reshape(-1))
+        return parts
+
+    def vjp_into(self, x, k, w, y, xbar, what):
+        """C's vjp at x (k weight vectors w, cffi pointers; y, xbar written): the pieces of a
+        large x in several pieces read where they are, any other x joined (x_flat)."""
+        if x is not None and len(self.pieces) > 1 and self.m >= PARTS_MIN:
+            parts = self._parts(x, "x")
+            ptrs = ffi.new("double *[]", [_buf(a) for a in parts])
+            lens = ffi.new("int64_t[]", [a.size for a in parts])
+            check(lib.tp_vjp_parts(self._p, len(parts), ptrs, lens, k, w, y, xbar), what)
+            return
+        xf = self.x_flat(x, scratch=True)
+        check(lib.tp_vjp(self._p, _buf(xf), k, w, y, xbar), what)
+        self.give_back(xf)
 
     @staticmethod
     def give_back(xf):

@@ -330,7 +330,7 @@ class Tape(_fast.TapeBase):
     def vjp(self, rec, x, w):
         """(y, x_bar): reverse adjoint sweep; w shaped like y, or with a leading axis of k
         weight vectors (carried in one sweep), giving x_bar with a leading axis of k."""
-        xf = rec.x_flat(x, scratch=True)
+        rec.need_outputs()
         w = _as_float_array(w, "w")
         n, shape = rec.n_out, rec.out_shape
         if w.shape == shape:
@@ -342,8 +342,7 @@ class Tape(_fast.TapeBase):
                              f"shape {w.shape}")
         wf = np.ascontiguousarray(w.reshape(k, n).T)
         y, xbar = np.empty(n), np.empty((rec.m, k))
-        check(lib.tp_vjp(rec._p, _buf(xf), k, _buf(wf), _buf(y), _buf(xbar)), "vjp")
-        rec.give_back(xf)
+        rec.vjp_into(x, k, _buf(wf), _buf(y), _buf(xbar), "vjp")
         if batched:
             return rec.shape_y(y), rec.shape_x(np.ascontiguousarray(xbar.T), lead=(k,))
         return rec.shape_y(y), rec.shape_x(xbar[:, 0])
@@ -362,16 +361,13 @@ class Tape(_fast.TapeBase):
     @_replay
     def _gradient(self, rec, x=None):
         """Gradient of the scalar output at x, shaped like x (the general path)."""
-        if rec.out_shape is None:
-            rec.x_flat(None)                       # TapeError: no outputs
+        rec.need_outputs()
         if rec.n_out != 1:
             raise ValueError(f"tape.gradient needs a scalar output; this tape has "
                              f"{rec.n_out} outputs of shape {rec.out_shape} (use vjp or "
                              f"jacobian)")
         g = np.empty(rec.m)
-        xf = rec.x_flat(x, scratch=True)
-        check(lib.tp_vjp(rec._p, _buf(xf), 1, _ONE, ffi.NULL, _buf(g)), "gradient")
-        rec.give_back(xf)
+        rec.vjp_into(x, 1, _ONE, ffi.NULL, _buf(g), "gradient")
         return rec.shape_x(g)
 
     @_replay
@@ -460,8 +456,8 @@ def _sparse_ready(rec, sparse, outputs=True):
         raise TypeError(f"sparse must be True or False, got {sparse!r}")
     if sparse:
         _sparse.scipy_sparse()
-        if outputs and rec.out_shape is None:
-            rec.x_flat(None)                       # TapeError: no outputs
+        if outputs:
+            rec.need_outputs()
     return bool(sparse)
 
 

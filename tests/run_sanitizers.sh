@@ -69,7 +69,7 @@ rm -f "$work"/tapead/*.so "$work"/tapead/_tapead.c
 cd "$work"
 
 t0="$(now)"
-CC="$CC" CFLAGS="$SAN -fno-omit-frame-pointer -g" LDFLAGS="$SAN" \
+CC="$CC" CFLAGS="$SAN -fno-omit-frame-pointer -g -DTP_POISON_CONSTS" LDFLAGS="$SAN" \
     "$PY" setup.py -q build_ext --inplace > build.log 2>&1 ||
     { tail -n 40 build.log >&2; die "the sanitizer build failed (log above)"; }
 build_time="$(since "$t0")"
