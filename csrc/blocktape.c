@@ -88,8 +88,14 @@ int tp_const_block(tp_tape *t, const double *x, int64_t n, int32_t *first)
     if (n > MAX_VARS - t->n_consts) return TP_ETOOBIG;   /* (before n_consts + n can overflow) */
     if ((rc = tp_grow((void **)&t->consts, &t->cap_consts, t->n_consts + n, sizeof *t->consts,
                       MAX_VARS)) < 0) return rc;
-    for (int64_t i = 0; i < n; i++) t->consts[t->n_consts + i] = x[n - 1 - i];
+    double *c = t->consts + t->n_consts, bad = 0.0;
+    for (int64_t i = 0; i < n; i++) {         /* copied, and checked finite on the way */
+        const double v = x[n - 1 - i], d = v - v;
+        c[i] = v;
+        bad = d != 0.0 ? d : bad;              /* (x - x is 0 but for Inf and NaN) */
+    }
     t->n_consts += n;
+    tp_consts_appended(t, t->n_consts - n, bad == 0.0);
     *first = (int32_t)(-t->n_consts);
     return TP_OK;
 }

@@ -138,7 +138,7 @@ static PyObject *py_grad(PyObject *mod, PyObject *const *args, Py_ssize_t n)
     xin in;
     int k;
     if (args[2] == Py_None) {                      /* vjp copies x before it stores it back */
-        in.x = t->last_x; in.heap = NULL; in.has_view = 0;
+        in.x = tp_last(t); in.heap = NULL; in.has_view = 0;
     } else if ((k = xin_read(&in, args[2], &m, kind)) <= 0) {
         if (k < 0) return NULL;
         Py_RETURN_NOTIMPLEMENTED;

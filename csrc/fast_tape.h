@@ -49,7 +49,7 @@ static int grad_fast(RecObject *r, PyObject *x, PyObject **res)
     int kind = r->fast, k;
     xin in;
     if (x == Py_None) {                           /* vjp copies x before it stores it back */
-        in.x = t->last_x; in.heap = NULL; in.has_view = 0;
+        in.x = tp_last(t); in.heap = NULL; in.has_view = 0;
     } else if ((k = xin_read(&in, x, &m, kind)) <= 0) return k;
     double stack[SMALL], *g = stack;
     PyObject *arr = NULL;

@@ -363,8 +363,9 @@ static int pass3(opt_t *o, const int32_t *outputs, const uint8_t *live, renum_t 
     for (int64_t i = 0; i < m; i++) {
         r->var[i] = (int32_t)i;
         z->vals[i] = t->vals[i];
-        __atomic_load(&t->last_x[i], &z->last_x[i], __ATOMIC_RELAXED);
     }
+    if (m) memcpy(z->last_x, tp_last(t), (size_t)m * sizeof *z->last_x);
+    z->last_set = 1;
     int32_t *dst = z->args;
     for (int64_t k = 0; k < o->n; k++) {
         const int op = o->ops[k];

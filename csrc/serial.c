@@ -847,10 +847,7 @@ static int load_data(tp_tape *t, const uint8_t *b, const layout_t *L, const int6
             return fail(e, "output %" PRId64 " refers to %s %" PRId64 ", which does not exist", i,
                         t->outputs[i] < 0 ? "constant" : "variable",
                         t->outputs[i] < 0 ? -1 - (int64_t)t->outputs[i] : t->outputs[i]);
-    if (c[C_INPUTS]) {
-        memcpy(t->vals, b + L->at[C_INPUTS], (size_t)(8 * c[C_INPUTS]));
-        memcpy(t->last_x, t->vals, (size_t)(8 * c[C_INPUTS]));
-    }
+    if (c[C_INPUTS]) memcpy(t->vals, b + L->at[C_INPUTS], (size_t)(8 * c[C_INPUTS]));
     const uint8_t *g = b + L->at[C_GUARDS];
     for (int64_t i = 0; i < c[C_GUARDS]; i++)
         if ((rc = check_guard(t, (int32_t)rd32(g + 4 * i), "branch guard", i, bcmp, n_bcmp,
@@ -981,7 +978,7 @@ int tp_load_values(tp_tape *t, char *msg, int64_t cap)
     double *V;
     int rc = work_begin(&w, t);
     if (rc < 0) return rc;
-    rc = tp_primal_at(t, t->last_x, &w, &V, NULL);
+    rc = tp_primal_at(t, tp_last(t), &w, &V, NULL);
     int64_t bad = rc >= 0 ? call_mismatch(t, V) : -1;
     double was = bad >= 0 ? t->vals[bad] : 0.0, now = bad >= 0 ? V[bad] : 0.0;
     if (rc >= 0 && bad < 0) memcpy(t->vals, V, (size_t)tp_nvars(t) * sizeof *V);

@@ -56,6 +56,7 @@ static inline void tp_commit_x(tp_tape *t, const double *x)
     const double *restrict src = x;
     const int64_t n = t->n_inputs;
     for (int64_t i = 0; i < n; i++) last[i] = src[i];
+    __atomic_store_n(&t->last_set, 1, __ATOMIC_RELEASE);
 }
 
 /* Zero the variables' adjoints (or adjoint tangents) of a sweep buffer whose first `consts`

@@ -174,6 +174,7 @@ static int const_code(tp_tape *t, double c, int32_t *code)
     t->ckeys[h] = k; t->cslot[h] = (int32_t)t->n_consts;
     t->n_pooled++;
     *code = (int32_t)(-1 - t->n_consts++);
+    tp_consts_appended(t, t->n_consts - 1, c - c == 0.0);
     return TP_OK;
 }
 
@@ -211,7 +212,7 @@ int64_t tp_add_inputs(tp_tape *t, const double *x, int64_t n)
         (rc = GROW(t, last_x, cap_last, t->n_inputs + n, MAX_VARS)) < 0) return rc;
     if (n) {
         memcpy(t->vals + t->n_inputs, x, (size_t)n * sizeof *x);
-        memcpy(t->last_x + t->n_inputs, x, (size_t)n * sizeof *x);
+        if (t->last_set) memcpy(t->last_x + t->n_inputs, x, (size_t)n * sizeof *x);  /* tp_last */
     }
     int64_t first = t->n_inputs;
     t->n_inputs += n;
@@ -469,13 +470,12 @@ int tp_export(const tp_tape *t, uint8_t *ops, int32_t *args, double *consts, int
     return TP_OK;
 }
 
-/* The input of the last sweep (the recorded inputs before any). Concurrent sweeps store it
- * element by element, so it is one of theirs per element: meaningful for sequential use. */
+/* The input of the last sweep (the recorded inputs before any). Concurrent sweeps may leave a
+ * mix of their points: meaningful for sequential use. */
 int tp_last_x(const tp_tape *t, double *x)
 {
     if (!tp_may_read(t)) return TP_ETHREAD;
-    for (int64_t i = 0; i < t->n_inputs; i++)
-        __atomic_load(&t->last_x[i], &x[i], __ATOMIC_RELAXED);
+    if (t->n_inputs) memcpy(x, tp_last(t), (size_t)t->n_inputs * sizeof *x);
     return TP_OK;
 }
 

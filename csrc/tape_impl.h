@@ -34,7 +34,8 @@ struct tp_tape {
     double *vals;    int64_t cap_vals;             /* values at recording, one per variable */
     int64_t n_inputs;
     int64_t n_vars;                                /* inputs and every op's results */
-    double *last_x;  int64_t cap_last;             /* the input of the last sweep */
+    double *last_x;  int64_t cap_last;             /* the input of the last sweep, once */
+    int last_set;                                  /* a sweep stored it; until then: vals */
     int32_t *outputs; int64_t n_outputs;
     int64_t *guards; int64_t n_guards, cap_guards; /* comparisons: (variable, operand position,
                                                       op index) */
@@ -59,6 +60,22 @@ int tp_pool_code(tp_tape *t, double c, int32_t *code);   /* constant c's code, n
 int tp_pool_append(tp_tape *t, const double *x, int64_t n);   /* as they are, no checks */
 
 static inline int64_t tp_nvars(const tp_tape *t) { return t->n_vars; }
+/* Constants n0 .. n_consts-1 were appended, all finite or not (ok): finite_at (matmul.c) kept
+ * current, so that no sweep scans the constants again (only the recording thread appends). */
+static inline void tp_consts_appended(tp_tape *t, int64_t n0, int ok)
+{
+    const int64_t f = __atomic_load_n(&t->finite_at, __ATOMIC_RELAXED);
+    const int before = n0 == 0 ? 1 : f == 2 * n0 + 1 ? 1 : f == 2 * n0 ? 0 : -1;
+    if (before >= 0)
+        __atomic_store_n(&t->finite_at, 2 * t->n_consts + (before & ok), __ATOMIC_RELAXED);
+}
+
+/* the point x=None replays at: the last one swept, or the recorded inputs before any sweep
+ * (recording does not copy them twice) */
+static inline const double *tp_last(const tp_tape *t)
+{
+    return __atomic_load_n(&t->last_set, __ATOMIC_ACQUIRE) ? t->last_x : t->vals;
+}
 /* a thread may touch the tape: it is closed (immutable) or this thread records it */
 static inline int tp_may_read(const tp_tape *t)
 {
