@@ -469,7 +469,7 @@ static double *values(const tp_tape *t, work_t *wk, const plan_t *pl)
     double *base = work_buf(wk, W_VALUES, pl->ns * pl->S);
     if (!base) return NULL;
     for (int64_t c = 0; c < t->n_consts; c++)
-        for (int64_t b = 0; b < pl->S; b++) base[(t->n_consts - 1 - c) * pl->S + b] = t->consts[c];
+        for (int64_t b = 0; b < pl->S; b++) base[(t->n_consts - 1 - c) * pl->S + b] = tp_cval(t, c);
     return base + t->n_consts * pl->S;
 }
 

@@ -78,19 +78,22 @@ int32_t tp_shape(tp_tape *t, int nd, const int64_t *dims, const int64_t *strides
     return (int32_t)t->n_shapes++;
 }
 
-/* n constants as one block: appended to the pool last element first, so that element i has
- * code *first + i (codes ascend; a sweep buffer holds them in order). Not deduplicated. */
+/* n constants as one block below the others: element i has code *first + i (codes ascend, as
+ * they lie in memory below vals). Not deduplicated. x may be values of the tape's own. */
 int tp_const_block(tp_tape *t, const double *x, int64_t n, int32_t *first)
 {
     int rc = tp_may_record(t);
     if (rc < 0) return rc;
     if (n < 0) return TP_EARG;
     if (n > MAX_VARS - t->n_consts) return TP_ETOOBIG;   /* (before n_consts + n can overflow) */
-    if ((rc = tp_grow((void **)&t->consts, &t->cap_consts, t->n_consts + n, sizeof *t->consts,
-                      MAX_VARS)) < 0) return rc;
-    double *c = t->consts + t->n_consts, bad = 0.0;
+    const uintptr_t at = (uintptr_t)x, lo = (uintptr_t)(t->vals ? t->vals - t->cap_consts : NULL);
+    const int in_store = t->vals && at >= lo && at < (uintptr_t)(t->vals + t->cap_vals);
+    const int64_t off = in_store ? x - t->vals : 0;   /* x inside the block that may move */
+    if ((rc = tp_grow_store(t, t->n_consts + n, t->n_vars)) < 0) return rc;
+    if (in_store) x = t->vals + off;
+    double *c = t->vals - t->n_consts - n, bad = 0.0;  /* codes -n_consts - n .. : x in order */
     for (int64_t i = 0; i < n; i++) {         /* copied, and checked finite on the way */
-        const double v = x[n - 1 - i], d = v - v;
+        const double v = x[i], d = v - v;
         c[i] = v;
         bad = d != 0.0 ? d : bad;              /* (x - x is 0 but for Inf and NaN) */
     }
@@ -229,8 +232,6 @@ int32_t tp_rec_block(tp_tape *t, int op, int32_t attr, int32_t shape, const int3
     int32_t *words = malloc((size_t)(n + 1) * sizeof *words), *a;  /* n, then the op's words: */
                                        /* the kernels read n at a[-1], as in the sweeps */
     const double **opnd = malloc((size_t)nb * sizeof *opnd);
-    double *tmp = NULL;
-    size_t got = 0;
     int32_t z = TP_ENOMEM;
     if (!words || !opnd) goto done;
     a = words + 1;
@@ -239,30 +240,16 @@ int32_t tp_rec_block(tp_tape *t, int op, int32_t attr, int32_t shape, const int3
     z = TP_EARG;
     if (!tp_block_valid(t, op, a, nb)) goto done;
     if ((z = tp_append(t, op, a, n)) < 0) goto done;
-    int64_t nc = 0, lo, hi;                /* constant operands: copied in code order */
-    for (int64_t i = 0; i < nb; i++)
-        if (blocks[2 * i] < 0 && size_of(t, blocks + 2 * i)) {
-            span(t, blocks + 2 * i, &lo, &hi);
-            nc += hi - lo + 1;
-        }
-    rc = TP_ENOMEM;
-    if (nc && !(tmp = tp_recycled((size_t)nc * sizeof *tmp, &got)) &&
-        !(tmp = malloc((size_t)nc * sizeof *tmp))) goto undo;
-    double *free_at = tmp;
-    for (int64_t i = 0; i < nb; i++) {
-        int32_t f = blocks[2 * i];
-        if (f >= 0 || !size_of(t, blocks + 2 * i)) { opnd[i] = t->vals + (f > 0 ? f : 0); continue; }
-        span(t, blocks + 2 * i, &lo, &hi);   /* codes lo .. hi at free_at[0 ..] */
-        for (int64_t c = lo; c <= hi; c++) free_at[c - lo] = t->consts[-1 - c];
-        opnd[i] = free_at + (f - lo);
-        free_at += hi - lo + 1;
+    for (int64_t i = 0; i < nb; i++) {    /* constants and variables alike, below and in vals */
+        const int32_t f = blocks[2 * i];
+        opnd[i] = t->vals + (size_of(t, blocks + 2 * i) ? f : 0);
     }
     if ((rc = tp_block_values(t, op, a, opnd, t->vals + z, z)) >= 0) goto done;
-undo:                                      /* out of memory: the op is not recorded */
+    /* out of memory: the op is not recorded */
     t->n_ops--; t->n_args -= n + 2; t->n_vars = z;
     z = rc;
 done:
-    free(words); free(opnd); tp_recycle(tmp, got);
+    free(words); free(opnd);
     return z;
 }
 
@@ -309,7 +296,7 @@ int tp_guard_block(tp_tape *t, int64_t var)
     int64_t first;
     if (!block_comparison(t, var, &q, &first) || first != var) return TP_EARG;
     const int64_t at = q - t->args;        /* (the constant pool may move, the words do not) */
-    if (q[7] >= 0 || !isnan(t->consts[-1 - (int64_t)q[7]]))
+    if (q[7] >= 0 || !isnan(t->vals[q[7]]))
         return TP_OK;                      /* guarded already (or not a recorded NaN) */
     int32_t code;
     if ((rc = tp_const_block(t, t->vals + first, q[0], &code)) < 0) return rc;

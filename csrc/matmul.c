@@ -190,7 +190,7 @@ static int consts_finite(const tp_tape *t)
     int64_t *at_ = (int64_t *)&t->finite_at, n = t->n_consts;
     const int64_t got = __atomic_load_n(at_, __ATOMIC_RELAXED);
     if (got >> 1 == n) return (int)(got & 1);
-    const int ok = all_finite(at(t->consts, 1, n, 0, 1));
+    const int ok = all_finite(at(tp_clow(t), 1, n, 0, 1));
     __atomic_store_n(at_, 2 * n + ok, __ATOMIC_RELAXED);
     return ok;
 }

@@ -74,7 +74,7 @@ static inline int is_code(int op, int32_t j)
 
 static inline double konst(const opt_t *o, int32_t code)
 {
-    return o->pool->consts[-1 - (int64_t)code];
+    return o->pool->vals[code];
 }
 
 static inline int is_const(int32_t code, const opt_t *o, double c)   /* c, bit for bit */
@@ -331,7 +331,7 @@ static int const_block(renum_t *r, const opt_t *o, const int32_t *w, int32_t *ou
     if (!tp_span(o->t, w, &lo, &hi)) { *out = 0; return TP_OK; }
     if (lo == hi) return code_of(r, o, w[0], out);
     const int64_t n0 = r->z->n_consts;
-    int rc = tp_pool_append(r->z, o->pool->consts + (-1 - hi), hi - lo + 1);
+    int rc = tp_pool_append(r->z, o->pool->vals + lo, hi - lo + 1);      /* in code order */
     *out = (int32_t)(-1 - n0 - (hi - w[0]));
     return rc;
 }
@@ -353,11 +353,11 @@ static int pass3(opt_t *o, const int32_t *outputs, const uint8_t *live, renum_t 
     }
     z->ops = alloc(n_live, 1); z->cap_ops = n_live;
     z->args = alloc(n_args, sizeof *z->args); z->cap_args = n_args;
-    z->vals = alloc(n_vars, sizeof *z->vals); z->cap_vals = n_vars;
+    if ((rc = tp_grow_store(z, 0, n_vars)) < 0) return rc;
     z->last_x = alloc(m, sizeof *z->last_x); z->cap_last = m;
     z->guards = alloc(3 * n_guards, sizeof *z->guards); z->cap_guards = 3 * n_guards;
     z->outputs = alloc(t->n_outputs, sizeof *z->outputs);
-    if (!z->ops || !z->args || !z->vals || !z->last_x || !z->guards || !z->outputs)
+    if (!z->ops || !z->args || !z->last_x || !z->guards || !z->outputs)
         return TP_ENOMEM;
     z->n_inputs = z->n_vars = m;
     for (int64_t i = 0; i < m; i++) {
@@ -495,7 +495,7 @@ int tp_optimize(tp_tape *t, tp_tape *into, int32_t *vars, int64_t n_vars, int64_
     int32_t *head = take(&a, nv, sizeof *head), *cover = take(&a, nv + 1, sizeof *cover);
     uint8_t *pinned = take(&a, nv, 1);
     memset(o.table, 0, (size_t)o.cap * sizeof *o.table);
-    if ((rc = tp_pool_append(o.pool, t->consts, t->n_consts)) < 0) goto done;   /* same codes */
+    if ((rc = tp_pool_append(o.pool, tp_clow(t), t->n_consts)) < 0) goto done;   /* same codes */
     pin(t, head, cover, pinned);
     o.pinned = pinned;
     if ((rc = pass1(&o)) < 0) goto done;

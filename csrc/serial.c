@@ -185,7 +185,7 @@ int64_t tp_dump_prims(const tp_tape *t, int32_t *ids, int64_t cap)
     walk_t w = {t->args, t->n_inputs};
     for (int64_t k = 0; k < t->n_ops; walk_next(&w, t->ops[k++])) {
         if (t->ops[k] != TP_OP_CALL) continue;
-        int32_t id = (int32_t)t->consts[-1 - (int64_t)w.p[2]];      /* n, r, id, inputs, n */
+        int32_t id = (int32_t)t->vals[w.p[2]];      /* n, r, id, inputs, n */
         int known = 0;
         for (int64_t i = 0; i < n && i < cap && !known; i++) known = ids[i] == id;
         if (!known && n < cap) ids[n] = id;
@@ -250,7 +250,7 @@ static uint8_t *encode(const tp_tape *t, const uint8_t *file_op, uint8_t *fops,
             continue;
         }
         if (op == TP_OP_CALL) {                        /* the id: its primitive's index */
-            int32_t id = (int32_t)t->consts[-1 - (int64_t)q[i++]];
+            int32_t id = (int32_t)t->vals[q[i++]];
             int64_t j = 0;
             while (j < n_prims && prims[j] != id) j++;
             if (j == n_prims) return NULL;
@@ -297,7 +297,7 @@ int64_t tp_dump(const tp_tape *t, const int32_t *prims, int64_t n_prims, const i
     if (!(o = encode(t, file_op, o, prims, n_prims, stream, &n_calls, &n_callvals,
                      &n_blockvars))) return TP_EARG;
     int64_t stream_len = o - stream;
-    o = put(o, t->consts, 8 * t->n_consts);
+    for (int64_t k = 0; k < t->n_consts; k++) o = put(o, &t->vals[-1 - k], 8);   /* by index */
     o = put(o, t->outputs, 4 * t->n_outputs);
     o = put(o, t->vals, 8 * t->n_inputs);
     if (n_calls) {                                     /* the calls' recorded outputs */
@@ -513,7 +513,7 @@ static int plain_run(reader_t *r, const uint8_t *fops, const int *lut, const int
 static double const_value(const tp_tape *t, int32_t q, int *is_const)
 {
     *is_const = q < 0;
-    return q < 0 ? t->consts[-1 - (int64_t)q] : NAN;
+    return q < 0 ? t->vals[q] : NAN;
 }
 
 /* The op table: op[i] = this tapead's opcode of the file's opcode i (-1: none). */
@@ -564,7 +564,7 @@ static int block_comparison(const tp_tape *t, const int32_t *q, int64_t k, int64
         return fail(e, "operation %" PRId64 " (a block comparison) has recorded outcomes that are "
                     "not constants", k);
     for (int64_t c = lo; c <= hi; c++) {
-        const double v = t->consts[-1 - c];
+        const double v = t->vals[c];
         if (!(v == 0.0 || v == 1.0 || v != v))
             return fail(e, "operation %" PRId64 " (a block comparison) has a recorded outcome "
                         "that is not 0, 1 or NaN", k);
@@ -789,7 +789,7 @@ static int load_program(tp_tape *t, const uint8_t *b, const layout_t *L, const i
     t->n_vars = z;
     for (int64_t i = 0; i < c[C_PRIMS]; i++) {
         if (prims[i] < 0) return fail(e, "primitive %" PRId64 " has no id", i);
-        t->consts[c[C_CONSTS] + i] = (double)prims[i];
+        t->vals[-1 - (c[C_CONSTS] + i)] = (double)prims[i];
     }
     return TP_OK;
 }
@@ -802,7 +802,7 @@ static int guard_outcome(const tp_tape *t, int64_t v, double *w)
         int64_t mid = lo + (hi - lo) / 2, g = t->guards[3 * mid];
         if (g < v) lo = mid + 1;
         else if (g > v) hi = mid - 1;
-        else { *w = t->consts[-1 - (int64_t)t->args[t->guards[3 * mid + 1] + 2]]; return 0; }
+        else { *w = t->vals[t->args[t->guards[3 * mid + 1] + 2]]; return 0; }
     }
     return -1;
 }
@@ -893,8 +893,8 @@ void tp_buffer_release(uint8_t *p, int64_t cap) { tp_recycle(p, (size_t)cap); }
 /* Back to the empty tape tp_new makes. */
 static void clear(tp_tape *t)
 {
-    free(t->ops); free(t->args); free(t->consts); free(t->ckeys); free(t->cslot);
-    free(t->vals); free(t->outputs); free(t->last_x); free(t->guards);
+    free(t->ops); free(t->args); free(t->ckeys); free(t->cslot);
+    tp_free_store(t); free(t->outputs); free(t->last_x); free(t->guards);
     free(t->shp); free(t->shp_at); free(t->shash); free(t->ixw); free(t->ix_at);
     memset(t, 0, sizeof *t);
 }
@@ -917,14 +917,14 @@ int tp_load(tp_tape *t, const uint8_t *b, int64_t len, const int32_t *prims, int
     int64_t nc = c[C_CONSTS] + c[C_PRIMS];
     t->ops = big_alloc(c[C_OPS], 1, &t->cap_ops);
     t->args = big_alloc(c[C_WORDS], sizeof *t->args, &t->cap_args);
-    t->consts = big_alloc(nc, sizeof *t->consts, &t->cap_consts);
+    const int rs = tp_grow_store(t, nc, 0);        /* the values' room: once they are counted */
     t->last_x = big_alloc(c[C_INPUTS], sizeof *t->last_x, &t->cap_last);
     t->outputs = malloc((size_t)(c[C_OUTPUTS] ? c[C_OUTPUTS] : 1) * sizeof *t->outputs);
     t->shp = malloc((size_t)(c[C_SHAPEW] ? c[C_SHAPEW] : 1) * sizeof *t->shp);
     t->shp_at = malloc((size_t)(c[C_SHAPES] ? c[C_SHAPES] : 1) * sizeof *t->shp_at);
     t->ixw = malloc((size_t)(c[C_IXW] ? c[C_IXW] : 1) * sizeof *t->ixw);
     t->ix_at = malloc((size_t)(c[C_INDEX] ? c[C_INDEX] : 1) * sizeof *t->ix_at);
-    if (!t->ops || !t->args || !t->consts || !t->last_x || !t->outputs || !t->shp ||
+    if (!t->ops || !t->args || rs < 0 || !t->last_x || !t->outputs || !t->shp ||
         !t->shp_at || !t->ixw || !t->ix_at) {
         clear(t);
         return TP_ENOMEM;
@@ -934,13 +934,13 @@ int tp_load(tp_tape *t, const uint8_t *b, int64_t len, const int32_t *prims, int
     t->n_inputs = t->n_vars = c[C_INPUTS];
     t->n_consts = nc;
     t->n_outputs = c[C_OUTPUTS];
-    if (c[C_CONSTS]) memcpy(t->consts, b + L.at[C_CONSTS], (size_t)(8 * c[C_CONSTS]));
+    for (int64_t k = 0; k < c[C_CONSTS]; k++) memcpy(&t->vals[-1 - k], b + L.at[C_CONSTS] + 8 * k, 8);
     /* the values' room once the program is valid: its variables are counted then */
     int64_t *bcmp = malloc((size_t)(c[C_OPS] ? 2 * c[C_OPS] : 1) * sizeof *bcmp), n_bcmp = 0;
     if (!bcmp) { clear(t); return TP_ENOMEM; }
     if ((rc = load_shapes(t, b, &L, &e)) < 0 || (rc = load_indices(t, b, &L, &e)) < 0 ||
         (rc = load_program(t, b, &L, prims, bcmp, &n_bcmp, &e)) < 0 ||
-        (!(t->vals = big_alloc(t->n_vars, sizeof *t->vals, &t->cap_vals)) && (rc = TP_ENOMEM)) ||
+        (rc = tp_grow_store(t, nc, t->n_vars)) < 0 ||
         (rc = load_data(t, b, &L, bcmp, n_bcmp, &e)) < 0) {
         free(bcmp);
         clear(t);

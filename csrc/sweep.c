@@ -82,7 +82,7 @@ static int primal_parts(tp_tape *t, int64_t np, const double *const *part, const
     double *base = work_values(w, t, t->n_consts + tp_nvars(t), &kept);
     if (!base) return TP_ENOMEM;
     double *S = base + t->n_consts;
-    if (!kept) for (int64_t c = 0; c < t->n_consts; c++) S[-1 - c] = t->consts[c];
+    if (!kept && t->n_consts) memcpy(S - t->n_consts, tp_clow(t), (size_t)t->n_consts * sizeof *S);
     for (int64_t i = 0, at = 0; i < np; at += len[i++])
         if (len[i]) memcpy(S + at, part[i], (size_t)len[i] * sizeof *S);
     int rc = A ? primal_clearing(t, S, w, A) : primal(t, S, w, NULL);
@@ -227,7 +227,8 @@ int tp_vjp_parts(tp_tape *t, int64_t np, const double *const *part, const int64_
 }
 
 /* Adjoints of variables 0 .. n-1 (into adj) from root's, at the values of the recording: the
- * adjoint sweep over the ops up to the one that wrote root (all of a call's outputs). */
+ * adjoint sweep over the ops up to the one that wrote root (all of a call's outputs), reading
+ * the tape's own constants and values (laid out as a sweep buffer: tape_impl.h). */
 int tp_backward(tp_tape *t, int64_t root, double seed, double *adj, int64_t n)
 {
     if (!tp_may_read(t)) return TP_ETHREAD;
@@ -237,11 +238,10 @@ int tp_backward(tp_tape *t, int64_t root, double seed, double *adj, int64_t n)
     work_t w;
     int rc = work_begin(&w, t);
     if (rc < 0) return rc;
-    double *vbase = work_buf(&w, W_VALUES, ns), *abase = work_buf(&w, W_DIRS, ns);
-    if (vbase && abase) {
-        double *V = vbase + t->n_consts, *A = abase + t->n_consts;
-        for (int64_t c = 0; c < t->n_consts; c++) V[-1 - c] = t->consts[c];
-        memcpy(V, t->vals, (size_t)e.vars * sizeof(double));
+    double *abase = work_buf(&w, W_DIRS, ns);
+    if (abase) {
+        const double *V = t->vals;
+        double *A = abase + t->n_consts;
         tp_clear_adjoints(abase, t->n_consts, ns);
         A[root] = seed;
         if ((rc = tp_adjoint_sweep(t, V, A, 1, e, &w)) >= 0) {

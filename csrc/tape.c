@@ -82,6 +82,51 @@ int tp_grow(void **p, int64_t *cap, int64_t need, size_t sz, int64_t limit)
 {
     return grow(p, cap, need, sz, limit);
 }
+
+static int64_t doubled(int64_t cap, int64_t need, int64_t limit)
+{
+    if (need <= cap) return cap;
+    int64_t c = cap ? cap : 64;
+    while (c < need) c = (c > limit / 2) ? limit : 2 * c;
+    return c;
+}
+
+/* The constants' and values' block (tape_impl.h): more room for the values alone reallocs it;
+ * for the constants, a new block takes them at its new bottom and the n_vars values above. */
+int tp_grow_store(tp_tape *t, int64_t consts, int64_t vars)
+{
+    if (consts <= t->cap_consts && vars <= t->cap_vals) return TP_OK;
+    if (consts > MAX_CONSTS || vars > MAX_VARS) return TP_ETOOBIG;
+    const int64_t cc = doubled(t->cap_consts, consts, MAX_CONSTS);
+    const int64_t cv = doubled(t->cap_vals, vars, MAX_VARS);
+    double *old = t->vals ? t->vals - t->cap_consts : NULL;
+    size_t bytes = (size_t)(cc + cv) * sizeof *old, got = bytes;
+    double *q = bytes >= TP_RECYCLE_MIN ? tp_recycled(bytes, &got) : NULL;
+    if (!q && old && cc == t->cap_consts) {
+        if (!(q = realloc(old, bytes))) return TP_ENOMEM;
+    } else {
+        if (!q && !(q = malloc(bytes))) return TP_ENOMEM;
+        if (old) {
+            const int64_t nv = t->n_vars < t->cap_vals ? t->n_vars : t->cap_vals;
+            if (t->n_consts)
+                memcpy(q + cc - t->n_consts, tp_clow(t), (size_t)t->n_consts * sizeof *q);
+            if (nv) memcpy(q + cc, t->vals, (size_t)nv * sizeof *q);
+            give(old, (size_t)(t->cap_consts + t->cap_vals) * sizeof *old);
+        }
+    }
+    t->vals = q + cc;
+    t->cap_consts = cc;
+    t->cap_vals = (int64_t)(got / sizeof *q) - cc;
+    if (t->cap_vals > MAX_VARS) t->cap_vals = MAX_VARS;
+    return TP_OK;
+}
+
+void tp_free_store(tp_tape *t)
+{
+    if (t->vals) give(t->vals - t->cap_consts, (size_t)(t->cap_consts + t->cap_vals) * sizeof(double));
+    t->vals = NULL;
+    t->cap_consts = t->cap_vals = 0;
+}
 #define GROW(t, arr, capf, need, limit) \
     grow((void **)&(t)->arr, &(t)->capf, (need), sizeof *(t)->arr, (limit))
 
@@ -95,8 +140,7 @@ void tp_free(tp_tape *t)
     if (!t) return;
     give(t->ops, (size_t)t->cap_ops);
     give(t->args, (size_t)t->cap_args * sizeof *t->args);
-    give(t->consts, (size_t)t->cap_consts * sizeof *t->consts);
-    give(t->vals, (size_t)t->cap_vals * sizeof *t->vals);
+    tp_free_store(t);
     give(t->last_x, (size_t)t->cap_last * sizeof *t->last_x);
     free(t->ckeys); free(t->cslot); free(t->outputs); free(t->guards);
     free(t->shp); free(t->shp_at); free(t->shash); free(t->ixw); free(t->ix_at); free(t);
@@ -169,8 +213,8 @@ static int const_code(tp_tape *t, double c, int32_t *code)
         if (t->ckeys[h] == k) { *code = -1 - t->cslot[h]; return TP_OK; }
         h = (h + 1) & (t->chash_cap - 1);
     }
-    if ((rc = GROW(t, consts, cap_consts, t->n_consts + 1, MAX_CONSTS)) < 0) return rc;
-    t->consts[t->n_consts] = c;
+    if ((rc = tp_grow_store(t, t->n_consts + 1, t->n_vars)) < 0) return rc;
+    t->vals[-1 - t->n_consts] = c;
     t->ckeys[h] = k; t->cslot[h] = (int32_t)t->n_consts;
     t->n_pooled++;
     *code = (int32_t)(-1 - t->n_consts++);
@@ -178,14 +222,15 @@ static int const_code(tp_tape *t, double c, int32_t *code)
     return TP_OK;
 }
 
-/* n constants appended as they are (x[i] at pool index n_consts + i, not deduplicated: a block
- * of constants keeps its codes), then found by const_code like the others (optimize.c). */
+/* n constants appended as they are, in code order (x[0] gets the lowest code, -n_consts - n; not
+ * deduplicated: a block of constants keeps its codes), then found by const_code like the others
+ * (optimize.c). */
 int tp_pool_append(tp_tape *t, const double *x, int64_t n)
 {
     int rc;
     if (n < 0) return TP_EARG;
-    if ((rc = GROW(t, consts, cap_consts, t->n_consts + n, MAX_CONSTS)) < 0) return rc;
-    if (n) memcpy(t->consts + t->n_consts, x, (size_t)n * sizeof *x);
+    if ((rc = tp_grow_store(t, t->n_consts + n, t->n_vars)) < 0) return rc;
+    if (n) memcpy(t->vals - t->n_consts - n, x, (size_t)n * sizeof *x);
     t->n_consts += n;
     int64_t cap = t->chash_cap ? t->chash_cap : 64;
     while (cap < 2 * (t->n_consts + 1)) cap *= 2;
@@ -208,7 +253,7 @@ int64_t tp_add_inputs(tp_tape *t, const double *x, int64_t n)
     if (rc < 0) return rc;
     if (t->n_ops > 0) return TP_EORDER;
     if (n < 0) return TP_EARG;
-    if ((rc = GROW(t, vals, cap_vals, t->n_inputs + n, MAX_VARS)) < 0 ||
+    if ((rc = tp_grow_store(t, t->n_consts, t->n_inputs + n)) < 0 ||
         (rc = GROW(t, last_x, cap_last, t->n_inputs + n, MAX_VARS)) < 0) return rc;
     if (n) {
         memcpy(t->vals + t->n_inputs, x, (size_t)n * sizeof *x);
@@ -222,7 +267,7 @@ int64_t tp_add_inputs(tp_tape *t, const double *x, int64_t n)
 
 static inline double value_of(const tp_tape *t, int32_t i)
 {
-    return i >= 0 ? t->vals[i] : t->consts[-1 - (int64_t)i];
+    return t->vals[i];                     /* (a constant's code is its place below vals) */
 }
 
 static inline int valid_operand(const tp_tape *t, int32_t i)
@@ -246,7 +291,7 @@ static int32_t append(tp_tape *t, int op, const int32_t *a, int64_t n)
     for (int64_t i = counted; i < n && tp_op_kind[op] != TP_KIND_BLOCK; i++)  /* blocktape.c */
         if (!valid_operand(t, a[i])) return TP_EARG;        /* checks a block op's words */
     int64_t nz = tp_nvars(t), nargs = n + (variadic ? 2 : 0);
-    if ((rc = GROW(t, vals, cap_vals, nz + r, MAX_VARS)) < 0 ||
+    if ((rc = tp_grow_store(t, t->n_consts, nz + r)) < 0 ||
         (rc = GROW(t, ops, cap_ops, t->n_ops + 1, MAX_VARS)) < 0 ||
         (rc = GROW(t, args, cap_args, t->n_args + nargs, INT64_MAX / 8)) < 0) return rc;
 
@@ -450,7 +495,7 @@ int tp_output_code(const tp_tape *t, int64_t i, int32_t *code)
 int64_t tp_nbytes(const tp_tape *t)
 {
     return t->n_ops * (int64_t)sizeof *t->ops + t->n_args * (int64_t)sizeof *t->args +
-           t->n_consts * (int64_t)sizeof *t->consts + t->n_outputs * (int64_t)sizeof *t->outputs +
+           t->n_consts * (int64_t)sizeof(double) + t->n_outputs * (int64_t)sizeof *t->outputs +
            t->n_shp * (int64_t)sizeof *t->shp + t->n_ixw * (int64_t)sizeof *t->ixw;
 }
 
@@ -464,7 +509,7 @@ int tp_export(const tp_tape *t, uint8_t *ops, int32_t *args, double *consts, int
     if (!tp_may_read(t)) return TP_ETHREAD;
     if (ops && t->n_ops) memcpy(ops, t->ops, (size_t)t->n_ops * sizeof *ops);
     if (args && t->n_args) memcpy(args, t->args, (size_t)t->n_args * sizeof *args);
-    if (consts && t->n_consts) memcpy(consts, t->consts, (size_t)t->n_consts * sizeof *consts);
+    for (int64_t c = 0; consts && c < t->n_consts; c++) consts[c] = tp_cval(t, c);
     if (outputs && t->n_outputs)
         memcpy(outputs, t->outputs, (size_t)t->n_outputs * sizeof *outputs);
     return TP_OK;

@@ -28,7 +28,8 @@ enum tp_opcode {
 struct tp_tape {
     uint8_t *ops;    int64_t n_ops, cap_ops;       /* opcode of each operation */
     int32_t *args;   int64_t n_args, cap_args;     /* operand stream; variadic: n, q1..qn, n */
-    double *consts;  int64_t n_consts, cap_consts; /* constant pool, deduplicated by bits */
+    int64_t n_consts, cap_consts;                  /* constant pool, deduplicated by bits: */
+                                                   /* below vals (tp_cval), room for cap_consts */
     uint64_t *ckeys; int32_t *cslot; int64_t chash_cap;
     int64_t n_pooled;        /* constants in the hash (tp_const; not tp_const_block's) */
     double *vals;    int64_t cap_vals;             /* values at recording, one per variable */
@@ -58,6 +59,19 @@ struct tp_tape {
 
 int tp_pool_code(tp_tape *t, double c, int32_t *code);   /* constant c's code, no checks */
 int tp_pool_append(tp_tape *t, const double *x, int64_t n);   /* as they are, no checks */
+
+/* One block holds the constants and then the values at recording, laid out as a sweep buffer:
+ * constant c (code -1 - c) at vals[-1 - c], so a block of constants is in code order and a
+ * sweep over the recorded values needs no copy (tp_backward). cap_consts doubles fit below
+ * vals, cap_vals from it. tp_grow_store makes room for that many constants and variables (the
+ * values past n_vars are not kept when the constants' room grows). */
+int tp_grow_store(tp_tape *t, int64_t consts, int64_t vars);
+void tp_free_store(tp_tape *t);
+static inline double tp_cval(const tp_tape *t, int64_t c) { return t->vals[-1 - c]; }
+static inline const double *tp_clow(const tp_tape *t)      /* codes -n_consts .. -1 */
+{
+    return t->vals - t->n_consts;
+}
 
 static inline int64_t tp_nvars(const tp_tape *t) { return t->n_vars; }
 /* Constants n0 .. n_consts-1 were appended, all finite or not (ok): finite_at (matmul.c) kept

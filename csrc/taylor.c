@@ -22,7 +22,7 @@ int tp_taylor(tp_tape *t, const double *x, const double *v, int64_t order, doubl
     double *Sr = base + t->n_consts * D1, *S0 = aux, *S1 = aux + D1, *S2 = aux + 2 * D1;
     double *S3 = aux + 3 * D1, *S4 = aux + 4 * D1;
     memset(base, 0, (size_t)((t->n_consts + t->n_inputs) * D1) * sizeof(double));  /* the ops */
-    for (int64_t c = 0; c < t->n_consts; c++) Sr[(-1 - c) * D1] = t->consts[c];     /* write all */
+    for (int64_t c = 0; c < t->n_consts; c++) Sr[(-1 - c) * D1] = tp_cval(t, c);     /* write all */
     for (int64_t i = 0; i < t->n_inputs; i++) {
         Sr[i * D1] = x[i];
         if (d > 0) Sr[i * D1 + 1] = v[i];
