@@ -934,7 +934,8 @@ int tp_load(tp_tape *t, const uint8_t *b, int64_t len, const int32_t *prims, int
     t->n_inputs = t->n_vars = c[C_INPUTS];
     t->n_consts = nc;
     t->n_outputs = c[C_OUTPUTS];
-    for (int64_t k = 0; k < c[C_CONSTS]; k++) memcpy(&t->vals[-1 - k], b + L.at[C_CONSTS] + 8 * k, 8);
+    for (int64_t k = 0; k < c[C_CONSTS]; k++)               /* by index: constant k at vals[-1-k] */
+        memcpy(&t->vals[-1 - k], b + L.at[C_CONSTS] + 8 * k, 8);
     /* the values' room once the program is valid: its variables are counted then */
     int64_t *bcmp = malloc((size_t)(c[C_OPS] ? 2 * c[C_OPS] : 1) * sizeof *bcmp), n_bcmp = 0;
     if (!bcmp) { clear(t); return TP_ENOMEM; }

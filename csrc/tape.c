@@ -123,7 +123,8 @@ int tp_grow_store(tp_tape *t, int64_t consts, int64_t vars)
 
 void tp_free_store(tp_tape *t)
 {
-    if (t->vals) give(t->vals - t->cap_consts, (size_t)(t->cap_consts + t->cap_vals) * sizeof(double));
+    if (t->vals)
+        give(t->vals - t->cap_consts, (size_t)(t->cap_consts + t->cap_vals) * sizeof(double));
     t->vals = NULL;
     t->cap_consts = t->cap_vals = 0;
 }
