@@ -7,6 +7,7 @@ static const tp_core_api api = {
     .rec2vc = tp_rec2vc, .rec2cv = tp_rec2cv, .rec3 = tp_rec3, .konst = tp_const,
     .set_outputs = tp_set_outputs, .guard = tp_guard, .value = tp_value, .n_ops = tp_n_ops,
     .forward = tp_forward, .vjp = tp_vjp, .shape = tp_shape, .rec_block = tp_rec_block,
+    .vjp_parts = tp_vjp_parts,
 };
 
 const void *tp_api(void) { return &api; }

@@ -53,6 +53,7 @@ static struct {
     PyObject *own;           /* own(address): the cffi pointer that frees the tape (`_p`) */
     PyObject *record_general; /* tapead.tape._record: ad.record's general path */
     PyObject *s_set_outputs, *s_gradient, *s_after_flip, *s_branch_changed, *s_batched;
+    PyObject *s_shape_x;
     PyObject *fail;          /* fail(status): raises the exception of a C status */
     PyObject *number;        /* number(obj): float for a real number, None otherwise */
     PyObject *mixed;         /* mixed(): raises TapeError for operands of two tapes */
@@ -357,7 +358,8 @@ PyMODINIT_FUNC PyInit__fast(void)
         !(R.s_gradient = PyUnicode_InternFromString("_gradient")) ||
         !(R.s_after_flip = PyUnicode_InternFromString("_after_flip")) ||
         !(R.s_branch_changed = PyUnicode_InternFromString("branch_changed")) ||
-        !(R.s_batched = PyUnicode_InternFromString("_gradient_batch"))) {
+        !(R.s_batched = PyUnicode_InternFromString("_gradient_batch")) ||
+        !(R.s_shape_x = PyUnicode_InternFromString("shape_x"))) {
         Py_DECREF(m);
         return NULL;
     }

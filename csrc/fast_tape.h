@@ -86,6 +86,66 @@ static int grad_fast(RecObject *r, PyObject *x, PyObject **res)
     return *res ? 1 : -1;
 }
 
+/* The gradient at x of a recording whose input is several pieces (the general path's), x a
+ * tuple or list of C-contiguous float64 arrays of the pieces' shapes: read in place
+ * (tp_vjp_parts), the result split by rec.shape_x. 1 with *res; 0 not taken here (any other x,
+ * a branch guard flipped: the general path, with its errors and re-recording); -1 error. */
+#define PIECES_MAX 16
+static int grad_pieces(RecObject *r, PyObject *x, PyObject **res)
+{
+    tp_tape *t = r->p;
+    if (readable(t) < 0) return -1;
+    if (t->n_outputs != 1 || r->lazy || !r->pieces || !PyList_CheckExact(r->pieces) ||
+        !(PyList_CheckExact(x) || PyTuple_CheckExact(x))) return 0;
+    const Py_ssize_t np = PyList_GET_SIZE(r->pieces);
+    if (np < 1 || np > PIECES_MAX || PySequence_Fast_GET_SIZE(x) != np) return 0;
+    PyObject **items = PySequence_Fast_ITEMS(x);
+    Py_buffer v[PIECES_MAX];
+    const double *part[PIECES_MAX];
+    int64_t len[PIECES_MAX], sum = 0;
+    Py_ssize_t got = 0;
+    for (; got < np; got++) {
+        PyObject *shape = PyList_GET_ITEM(r->pieces, got);
+        if (!PyTuple_CheckExact(shape) || !PyObject_CheckBuffer(items[got])) break;
+        if (PyObject_GetBuffer(items[got], &v[got], PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+            PyErr_Clear();
+            break;
+        }
+        const char *f = v[got].format;
+        int ok = v[got].itemsize == 8 && f && (!strcmp(f, "d") || !strcmp(f, "<d") ||
+                 !strcmp(f, "=d")) && v[got].ndim == PyTuple_GET_SIZE(shape) &&
+                 (uintptr_t)v[got].buf % sizeof(double) == 0;
+        for (int d = 0; ok && d < v[got].ndim; d++)
+            ok = PyLong_CheckExact(PyTuple_GET_ITEM(shape, d)) &&
+                 PyLong_AsSsize_t(PyTuple_GET_ITEM(shape, d)) == v[got].shape[d];
+        if (!ok) { PyErr_Clear(); PyBuffer_Release(&v[got]); break; }
+        part[got] = v[got].buf;
+        len[got] = v[got].len / 8;
+        sum += len[got];
+    }
+    int k = 0;
+    if (got == np && sum == t->n_inputs) {
+        PyObject *n = PyLong_FromLongLong(sum), *arr = n ? PyObject_CallOneArg(R.np_empty, n) : NULL;
+        Py_XDECREF(n);
+        Py_buffer out;
+        k = -1;
+        if (arr && out_buffer(arr, &out, sum) == 0) {
+            static const double one = 1.0;
+            int rc;
+            Py_BEGIN_ALLOW_THREADS
+            rc = C->vjp_parts(t, np, part, len, 1, &one, NULL, out.buf);
+            Py_END_ALLOW_THREADS
+            PyBuffer_Release(&out);
+            if (rc == TP_EBRANCH) k = 0;
+            else if (rc < 0) status_error(rc);
+            else k = (*res = PyObject_CallMethodOneArg((PyObject *)r, R.s_shape_x, arr)) ? 1 : -1;
+        }
+        Py_XDECREF(arr);
+    }
+    for (Py_ssize_t i = 0; i < got; i++) PyBuffer_Release(&v[i]);
+    return k;
+}
+
 /* x of a replay method taking (x=None) */
 static int parse_x(const char *name, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
                    PyObject **x)
@@ -139,6 +199,11 @@ static PyObject *tape_gradient(TapeObject *self, PyObject *const *args, Py_ssize
     Py_XINCREF(rec);
     for (int again = 0; rec && IS_REC(rec); again = 1) {
         RecObject *r = (RecObject *)rec;
+        if (!r->fast && r->n_out == 1 && x != Py_None && !again) {   /* pieces, arrays */
+            int k = grad_pieces(r, x, &res);
+            if (k == 1 || k < 0) { Py_DECREF(rec); return res; }
+            break;
+        }
         if (!r->fast || r->n_out != 1) break;      /* the general path (and its errors) */
         int k = grad_fast(r, x, &res);   /* x again after a re-record: another thread may
                                             move the new recording's last point meanwhile */

@@ -237,3 +237,44 @@ def test_constant_adjoints_are_never_read():
         np.testing.assert_allclose(t.hvp(np.stack([x0, x0]), np.eye(3)[:2], batch=True)[1],
                                    H[1], rtol=1e-13)
         np.testing.assert_allclose(ad.value_and_grad(f)(x0)[1], grad(x0), rtol=1e-14)
+
+
+def _pieces_loss(W, b, s):
+    h = np.tanh(W @ np.array([1.0, -2.0, 0.5]) + b)
+    return np.sum(h * h) * s if np.all(h > -0.9) else np.sum(h) + s
+
+
+def test_gradient_of_array_pieces_in_c_equals_the_general_path():
+    """t.gradient((W, b, s)) with float64 C-contiguous arrays takes the C path (pieces read in
+    place): the same bits as the general path (lists, other layouts), its errors, re-recording
+    where a guard flips."""
+    rng = np.random.default_rng(3)
+    W, b = rng.normal(size=(4, 3)) / 4, rng.normal(size=4) / 4
+    t = ad.record(_pieces_loss, W, b, 1.5)
+    W2, b2 = W + 0.1, b - 0.05
+    fast = t.gradient((W2, b2, np.array(2.0)))
+    slow = t.gradient([W2.tolist(), list(b2), 2.0])
+    fort = t.gradient((np.asfortranarray(W2), b2, 2.0))
+    for got in (slow, fort):
+        for g, f in zip(got, fast):
+            assert np.asarray(g).tobytes() == np.asarray(f).tobytes()
+    assert isinstance(fast[2], float) and fast[0].shape == (4, 3) and fast[1].shape == (4,)
+    h = np.tanh(W2 @ np.array([1.0, -2.0, 0.5]) + b2)
+    d = 2 * h * (1 - h * h) * 2.0
+    np.testing.assert_allclose(fast[0], np.outer(d, [1.0, -2.0, 0.5]), rtol=1e-14)
+    np.testing.assert_allclose(fast[1], d, rtol=1e-14)
+    assert fast[2] == pytest.approx(np.sum(h * h), rel=1e-14)
+    with pytest.raises(ValueError, match=r"x\[0\] of shape \(4, 3\), got shape \(3, 4\)"):
+        t.gradient((W2.T.copy(), b2, 2.0))
+    with pytest.raises(ValueError, match="sequence of 3 pieces"):
+        t.gradient((W2, b2))
+    assert t.stats()["rerecords"] == 0
+    Wf = W2.copy()
+    Wf[0] = [-5.0, 5.0, 0.0]                                  # h[0] < -0.9: the other branch
+    g = t.gradient((Wf, b2, np.array(2.0)))
+    assert t.stats()["rerecords"] == 1
+    hf = np.tanh(Wf @ np.array([1.0, -2.0, 0.5]) + b2)
+    np.testing.assert_allclose(g[1], 1 - hf * hf, rtol=1e-14, atol=1e-15)
+    assert g[2] == 1.0
+    g32 = t.gradient((Wf.astype(np.float32), b2, 2.0))       # converted by the general path
+    np.testing.assert_allclose(g32[1], g[1], rtol=1e-6)
