@@ -324,6 +324,8 @@ static PyMethodDef module_methods[] = {
      "grad(recording, scalar, x, out) -> None, or NotImplemented for an x it does not take"},
     {"forward", (PyCFunction)(void (*)(void))py_forward, METH_FASTCALL,
      "forward(recording, scalar, x, out) -> None, or NotImplemented"},
+    {"vjp1", (PyCFunction)(void (*)(void))py_vjp1, METH_FASTCALL,
+     "vjp1(recording, x, w) -> (y, x_bar) for x in array pieces and a float w, or NotImplemented"},
     {NULL}
 };
 

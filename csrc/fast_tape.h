@@ -86,12 +86,13 @@ static int grad_fast(RecObject *r, PyObject *x, PyObject **res)
     return *res ? 1 : -1;
 }
 
-/* The gradient at x of a recording whose input is several pieces (the general path's), x a
- * tuple or list of C-contiguous float64 arrays of the pieces' shapes: read in place
- * (tp_vjp_parts), the result split by rec.shape_x. 1 with *res; 0 not taken here (any other x,
- * a branch guard flipped: the general path, with its errors and re-recording); -1 error. */
+/* w times the gradient at x of a recording whose input is several pieces (the general path's),
+ * x a tuple or list of C-contiguous float64 arrays of the pieces' shapes: read in place
+ * (tp_vjp_parts), the result split by rec.shape_x; the output's value in *y if y. 1 with *res;
+ * 0 not taken here (any other x, a branch guard flipped: the general path, with its errors and
+ * re-recording); -1 error. */
 #define PIECES_MAX 16
-static int grad_pieces(RecObject *r, PyObject *x, PyObject **res)
+static int vjp_pieces(RecObject *r, PyObject *x, double w, double *y, PyObject **res)
 {
     tp_tape *t = r->p;
     if (readable(t) < 0) return -1;
@@ -130,10 +131,9 @@ static int grad_pieces(RecObject *r, PyObject *x, PyObject **res)
         Py_buffer out;
         k = -1;
         if (arr && out_buffer(arr, &out, sum) == 0) {
-            static const double one = 1.0;
             int rc;
             Py_BEGIN_ALLOW_THREADS
-            rc = C->vjp_parts(t, np, part, len, 1, &one, NULL, out.buf);
+            rc = C->vjp_parts(t, np, part, len, 1, &w, y, out.buf);
             Py_END_ALLOW_THREADS
             PyBuffer_Release(&out);
             if (rc == TP_EBRANCH) k = 0;
@@ -144,6 +144,27 @@ static int grad_pieces(RecObject *r, PyObject *x, PyObject **res)
     }
     for (Py_ssize_t i = 0; i < got; i++) PyBuffer_Release(&v[i]);
     return k;
+}
+
+/* vjp1(recording, x, w): (y, w * gradient) of a one-output recording at x given in pieces as
+ * vjp_pieces takes them, w a float; NotImplemented for anything else (Tape.vjp's general path) */
+static PyObject *py_vjp1(PyObject *mod, PyObject *const *args, Py_ssize_t n)
+{
+    (void)mod;
+    if (n != 3 || !IS_REC(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "vjp1(recording, x, w)");
+        return NULL;
+    }
+    RecObject *r = (RecObject *)args[0];
+    double w, y;
+    PyObject *g = NULL;
+    if (r->fast || r->n_out != 1 || !r->out_shape || !PyTuple_CheckExact(r->out_shape) ||
+        PyTuple_GET_SIZE(r->out_shape) || !plain_number(args[2], &w)) Py_RETURN_NOTIMPLEMENTED;
+    int k = vjp_pieces(r, args[1], w, &y, &g);
+    if (k < 0) return NULL;
+    if (k == 0) Py_RETURN_NOTIMPLEMENTED;
+    PyObject *out = Py_BuildValue("(dN)", y, g);
+    return out;
 }
 
 /* x of a replay method taking (x=None) */
@@ -200,7 +221,7 @@ static PyObject *tape_gradient(TapeObject *self, PyObject *const *args, Py_ssize
     for (int again = 0; rec && IS_REC(rec); again = 1) {
         RecObject *r = (RecObject *)rec;
         if (!r->fast && r->n_out == 1 && x != Py_None && !again) {   /* pieces, arrays */
-            int k = grad_pieces(r, x, &res);
+            int k = vjp_pieces(r, x, 1.0, NULL, &res);
             if (k == 1 || k < 0) { Py_DECREF(rec); return res; }
             break;
         }

@@ -330,6 +330,10 @@ class Tape(_fast.TapeBase):
     def vjp(self, rec, x, w):
         """(y, x_bar): reverse adjoint sweep; w shaped like y, or with a leading axis of k
         weight vectors (carried in one sweep), giving x_bar with a leading axis of k."""
+        if x is not None and not rec.fast:       # array pieces and a float w: in C
+            r = _fast.vjp1(rec, x, w)
+            if r is not NotImplemented:
+                return r
         rec.need_outputs()
         w = _as_float_array(w, "w")
         n, shape = rec.n_out, rec.out_shape

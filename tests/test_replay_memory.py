@@ -278,3 +278,45 @@ def test_gradient_of_array_pieces_in_c_equals_the_general_path():
     assert g[2] == 1.0
     g32 = t.gradient((Wf.astype(np.float32), b2, 2.0))       # converted by the general path
     np.testing.assert_allclose(g32[1], g[1], rtol=1e-6)
+
+
+def test_vjp_of_array_pieces_in_c_equals_the_general_path(monkeypatch):
+    """t.vjp((W, b, s), w) for a float w goes through C (_fast.vjp1): (y, w * gradient) with the
+    general path's bits, its result types, its errors and re-recording."""
+    rng = np.random.default_rng(4)
+    W, b = rng.normal(size=(4, 3)) / 4, rng.normal(size=4) / 4
+    t = ad.record(_pieces_loss, W, b, 1.5)
+    x = (W + 0.1, b - 0.05, np.array(2.0))
+    y, g = t.vjp(x, 1.0)
+    assert isinstance(y, float) and isinstance(g, tuple) and isinstance(g[2], float)
+    assert y == t.forward(x)
+    for a, e in zip(g, t.gradient(x)):
+        assert np.asarray(a).tobytes() == np.asarray(e).tobytes()
+    for w in (-2.5, 3, np.float64(0.5)):
+        yw, gw = t.vjp(x, w)
+        assert yw == y
+        for a, e in zip(gw, g):
+            np.testing.assert_allclose(a, float(w) * np.asarray(e), rtol=1e-14)
+    from tapead import _fast
+    monkeypatch.setattr(_fast, "vjp1", lambda rec, x, w: NotImplemented)   # the general path
+    y2, g2 = t.vjp(x, -2.5)
+    monkeypatch.undo()
+    y3, g3 = t.vjp(x, -2.5)
+    assert y2 == y3 and all(np.asarray(a).tobytes() == np.asarray(c).tobytes()
+                            for a, c in zip(g2, g3))
+    yk, gk = t.vjp(x, np.array([1.0, -1.0]))                  # k weights: the general path
+    np.testing.assert_allclose(gk[0][1], -g[0], rtol=1e-14)
+    with pytest.raises(ValueError, match="expected w of shape"):
+        t.vjp(x, np.ones((2, 2)))
+    Wf = x[0].copy()
+    Wf[0] = [-5.0, 5.0, 0.0]
+    yf, gf = t.vjp((Wf, x[1], x[2]), 1.0)                     # a guard flips: re-recorded
+    assert t.stats()["rerecords"] == 1 and gf[2] == 1.0
+    t1 = ad.record(lambda a, c: (a @ c).reshape(1), np.ones((2, 2)), np.ones(2))
+    y1, g1 = t1.vjp((np.ones((2, 2)), np.arange(2.0)), 1.0)   # output of shape (1,)
+    assert isinstance(y1, np.ndarray) and y1.shape == (1,)
+    np.testing.assert_array_equal(g1[0], [[0.0, 1.0], [0.0, 1.0]])
+    with ad.Tape() as t0:
+        t0.variables(np.ones(2)), t0.variables(np.ones((2, 2)))
+    with pytest.raises(ad.TapeError, match="no outputs"):
+        t0.vjp((np.ones(2), np.ones((2, 2))), 1.0)
