@@ -126,7 +126,8 @@ static int vjp_pieces(RecObject *r, PyObject *x, double w, double *y, PyObject *
     }
     int k = 0;
     if (got == np && sum == t->n_inputs) {
-        PyObject *n = PyLong_FromLongLong(sum), *arr = n ? PyObject_CallOneArg(R.np_empty, n) : NULL;
+        PyObject *n = PyLong_FromLongLong(sum);
+        PyObject *arr = n ? PyObject_CallOneArg(R.np_empty, n) : NULL;
         Py_XDECREF(n);
         Py_buffer out;
         k = -1;
