@@ -83,6 +83,8 @@ int tp_grow(void **p, int64_t *cap, int64_t need, size_t sz, int64_t limit)
     return grow(p, cap, need, sz, limit);
 }
 
+#define RESERVE_MAX ((int64_t)1 << 22)      /* constants' room reserved at most (32 MB) */
+
 static int64_t doubled(int64_t cap, int64_t need, int64_t limit)
 {
     if (need <= cap) return cap;
@@ -92,12 +94,15 @@ static int64_t doubled(int64_t cap, int64_t need, int64_t limit)
 }
 
 /* The constants' and values' block (tape_impl.h): more room for the values alone reallocs it;
- * for the constants, a new block takes them at its new bottom and the n_vars values above. */
+ * for the constants, a new block takes them at its new bottom and the n_vars values above. The
+ * first block (made for the inputs) has as much room for constants as for values: NumPy code's
+ * constant arrays (data) come after its inputs (weights), often as large, and would move it. */
 int tp_grow_store(tp_tape *t, int64_t consts, int64_t vars)
 {
     if (consts <= t->cap_consts && vars <= t->cap_vals) return TP_OK;
     if (consts > MAX_CONSTS || vars > MAX_VARS) return TP_ETOOBIG;
-    const int64_t cc = doubled(t->cap_consts, consts, MAX_CONSTS);
+    const int64_t room = vars < RESERVE_MAX ? vars : RESERVE_MAX;
+    const int64_t cc = doubled(t->cap_consts, t->vals || consts > room ? consts : room, MAX_CONSTS);
     const int64_t cv = doubled(t->cap_vals, vars, MAX_VARS);
     double *old = t->vals ? t->vals - t->cap_consts : NULL;
     size_t bytes = (size_t)(cc + cv) * sizeof *old, got = bytes;
