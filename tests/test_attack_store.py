@@ -159,3 +159,34 @@ def test_zero_adjoint_meets_inf_constants_in_every_copy_of_the_tape():
         for g in (u.gradient(x0), u.gradient(), u.vjp(x0, 1.0)[1],
                   u.gradient(np.stack([x0, x0]), batch=True)[1], u.jacobian(x0, mode="reverse")):
             np.testing.assert_array_equal(g, want)
+
+
+def test_empty_block_operands_save_load_and_optimize():
+    """An empty block operand's code names no variable: with no variable before the op the
+    recorder writes 0, which the loader refused; the optimiser mapped such codes through its
+    renumbering (past its end: garbage codes, files it could not load, crashes)."""
+    from tapead.program import export
+    t = ad.Tape()
+    with t:
+        x = t.variables(np.zeros(0))
+        t.outputs(np.sum(x))
+    for _ in range(20):
+        o = t.optimize()
+        assert export(o)[1].tolist() == export(t)[1].tolist()
+        for u in (ad.loads(t.dumps()), pickle.loads(pickle.dumps(t)), o, ad.loads(o.dumps())):
+            assert u.forward() == 0.0 and u.gradient(np.zeros(0)).shape == (0,)
+            assert u.dumps() == t.dumps()
+    t2 = ad.record(lambda a: np.sum(a * 2.0) + 1.0, np.zeros(0), arrays=True)
+    u = ad.loads(t2.dumps(function=False))
+    assert u.forward(np.zeros(0)) == 1.0 and u.gradient(np.zeros(0)).shape == (0,)
+
+    def f(a):
+        y = a * 3.0
+        return np.sum(y[1:1]) + a[0] * 2.0 + np.sum(a[2:] ** 2)
+    x0 = np.array([0.5, -1.0, 2.0, 3.0])
+    t3 = ad.record(f, x0, arrays=True)
+    want = np.array([2.0, 0.0, 4.0, 6.0])
+    for u in (t3, t3.optimize(), ad.loads(t3.optimize().dumps(function=False)),
+              ad.loads(t3.dumps(function=False))):
+        np.testing.assert_array_equal(u.gradient(x0), want)
+        assert u.forward(x0) == 1.0 + 4.0 + 9.0
