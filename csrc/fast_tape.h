@@ -99,7 +99,8 @@ static int vjp_pieces(RecObject *r, PyObject *x, double w, double *y, PyObject *
     if (t->n_outputs != 1 || r->lazy || !r->pieces || !PyList_CheckExact(r->pieces) ||
         !(PyList_CheckExact(x) || PyTuple_CheckExact(x))) return 0;
     const Py_ssize_t np = PyList_GET_SIZE(r->pieces);
-    if (np < 1 || np > PIECES_MAX || PySequence_Fast_GET_SIZE(x) != np) return 0;
+    if (np < 2 || np > PIECES_MAX || PySequence_Fast_GET_SIZE(x) != np) return 0;   /* one piece:
+                                                   x is that piece, never a sequence of it */
     PyObject **items = PySequence_Fast_ITEMS(x);
     Py_buffer v[PIECES_MAX];
     const double *part[PIECES_MAX];

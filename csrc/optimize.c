@@ -377,8 +377,11 @@ static int pass3(opt_t *o, const int32_t *outputs, const uint8_t *live, renum_t 
         }
         const int64_t nz = z->n_vars;
         int32_t *d = dst + (w.q - (o->args + o->at[k]));
+        int64_t lo, hi;
         for (int32_t j = 0; j < w.n; j++)
             if (!is_code(op, j)) d[j] = w.q[j];
+            else if (tp_op_kind[op] == TP_KIND_BLOCK && !tp_span(t, w.q + j, &lo, &hi))
+                d[j] = 0;                /* an empty block: no variable of its (may be none) */
             else if (tp_op_kind[op] == TP_KIND_BLOCK && w.q[j] < 0) {
                 if ((rc = const_block(r, o, w.q + j, &d[j])) < 0) return rc;
             } else if ((rc = code_of(r, o, w.q[j], &d[j])) < 0) return rc;

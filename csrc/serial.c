@@ -596,12 +596,22 @@ static int load_block(tp_tape *t, reader_t *r, int op, int64_t k, int64_t z, int
         return fail(e, "operation %" PRId64 " (%s) has no valid attribute", k, name);
     q[3] = (int32_t)unzigzag(u);
     for (int64_t i = 3; i < n; i += 2) {
+        const uint8_t *const at = r->p;
         int rc = get_operand(r, k, z, (int)(i - 3) / 2, &q[1 + i], e);
-        if (rc < 0) return rc;
+        if (rc < 0) {                     /* a variable not written yet: only an empty block's */
+            const uint8_t *p = at;        /* first code (the recorder's 0 when no variable */
+            uint64_t w;                   /* precedes the op), which its shape decides below */
+            if (get_varint(&p, r->end, &w) < 0 || (w & 1)) return rc;
+            r->p = p;
+            q[1 + i] = 0;
+        }
         if (get_small(r, (uint64_t)L->c[C_SHAPES], &q[2 + i]) < 0)
             return fail(e, "operand %" PRId64 " of operation %" PRId64 " (%s) has no valid "
                         "shape (the table has %" PRId64 ")", (i - 1) / 2, k, name,
                         L->c[C_SHAPES]);
+        int64_t lo, hi;
+        if (rc < 0 && tp_span(t, &q[1 + i], &lo, &hi))
+            return bad_operand(r, at, k, z, (int)(i - 3) / 2, e);
     }
     const int64_t nc = t->n_consts;       /* the file's constants, the variables before z */
     t->n_consts = L->c[C_CONSTS];
