@@ -55,7 +55,8 @@ static inline void tp_commit_x(tp_tape *t, const double *x)
     double *restrict last = t->last_x;
     const double *restrict src = x;
     const int64_t n = t->n_inputs;
-    for (int64_t i = 0; i < n; i++) last[i] = src[i];
+    if (src != last)                       /* (Taylor's x=None sweeps last_x itself) */
+        for (int64_t i = 0; i < n; i++) last[i] = src[i];
     __atomic_store_n(&t->last_set, 1, __ATOMIC_RELEASE);
 }
 
