@@ -180,7 +180,7 @@ class _RecordingMethods:
             a = _as_float_array(xi, f"{what}[{k}]")
             if a.shape != s:
                 raise ValueError(f"expected {what}[{k}] of shape {s}, got shape {a.shape}")
-            parts.append(np.ascontiguousarray(a, dtype=np.float64).reshape(-1))
+            parts.append(a.ravel())                # (float64 and aligned: contiguous once)
         return parts
 
     def vjp_into(self, x, k, w, y, xbar, what):
