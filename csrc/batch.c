@@ -24,26 +24,7 @@
 #define TILE_BYTES ((int64_t)1 << 20)     /* a tile's buffers: to stay in L2 */
 #define TILE_HUGE ((int64_t)256 << 20)    /* ... at most, for tapes too long for 8 points in L2 */
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
-#define CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
-#else
-#define CLONES
-#endif
 
-/* z_dot = x_dot * p, but +0 for a zero x_dot whatever p (sweep_body.h's TIMES, the same bits):
- * the product, then its bits masked by the comparison, so that no branch stops the loop from
- * vectorising (a ?: of doubles does, under -ftrapping-math) */
-static inline double times(double d, double p)
-{
-    const double r = d * p;
-    uint64_t u;
-    memcpy(&u, &r, sizeof u);
-    u &= -(uint64_t)(d != 0.0);
-    double z;
-    memcpy(&z, &u, sizeof z);
-    return z;
-}
-#define TIMES(d, p) times((d), (p))
 #define BV(i) (V + (int64_t)(i) * S)
 #define LOOP for (int64_t b = 0; b < np; b++)
 
@@ -463,6 +444,39 @@ static plan_t plan(const tp_tape *t, int64_t k, int buffers)
 
 int64_t tp_batch_tile(tp_tape *t, int64_t k, int buffers) { return plan(t, k, buffers).S; }
 
+/* dst[c * ds + r] = src[r * ss + c] for r < R, c < C: points between a (B, m) array's rows and
+ * a tile's rows. 4 x 4 blocks transposed in registers (two rounds of shuffles), the edges one by
+ * one: a plain copy of each number, the same bits. */
+typedef double v4d __attribute__((vector_size(32)));
+typedef int64_t v4i __attribute__((vector_size(32)));
+CLONES static void transpose(double *restrict dst, int64_t ds, const double *restrict src,
+                             int64_t ss, int64_t R, int64_t C)
+{
+    const v4i lo = {0, 4, 2, 6}, hi = {1, 5, 3, 7}, first = {0, 1, 4, 5}, last = {2, 3, 6, 7};
+    const int64_t R4 = R & ~(int64_t)3, C4 = C & ~(int64_t)3;
+    for (int64_t c = 0; c < C4; c += 4) {            /* dst's rows 4 at a time: written in order */
+        for (int64_t r = 0; r < R4; r += 4) {
+            v4d a, b, e, f;
+            memcpy(&a, src + r * ss + c, sizeof a);
+            memcpy(&b, src + (r + 1) * ss + c, sizeof b);
+            memcpy(&e, src + (r + 2) * ss + c, sizeof e);
+            memcpy(&f, src + (r + 3) * ss + c, sizeof f);
+            const v4d t0 = __builtin_shuffle(a, b, lo), t1 = __builtin_shuffle(a, b, hi);
+            const v4d t2 = __builtin_shuffle(e, f, lo), t3 = __builtin_shuffle(e, f, hi);
+            const v4d c0 = __builtin_shuffle(t0, t2, first), c1 = __builtin_shuffle(t1, t3, first);
+            const v4d c2 = __builtin_shuffle(t0, t2, last), c3 = __builtin_shuffle(t1, t3, last);
+            memcpy(dst + c * ds + r, &c0, sizeof c0);
+            memcpy(dst + (c + 1) * ds + r, &c1, sizeof c1);
+            memcpy(dst + (c + 2) * ds + r, &c2, sizeof c2);
+            memcpy(dst + (c + 3) * ds + r, &c3, sizeof c3);
+        }
+        for (int64_t q = c; q < c + 4; q++)
+            for (int64_t r = R4; r < R; r++) dst[q * ds + r] = src[r * ss + q];
+    }
+    for (int64_t c = C4; c < C; c++)
+        for (int64_t r = 0; r < R; r++) dst[c * ds + r] = src[r * ss + c];
+}
+
 /* the tile's value buffer: constants broadcast over its S points (set once per call) */
 static double *values(const tp_tape *t, work_t *wk, const plan_t *pl)
 {
@@ -477,10 +491,7 @@ static double *values(const tp_tape *t, work_t *wk, const plan_t *pl)
 static int tile_primal(tp_tape *t, const double *x, int64_t b0, int64_t np, double *V,
                        int64_t S, uint8_t *M, work_t *wk)
 {
-    const int64_t m = t->n_inputs;
-    for (int64_t i0 = 0; i0 < m; i0 += 8)             /* a transpose, in blocks of 8 rows */
-        for (int64_t b = 0; b < np; b++)
-            for (int64_t i = i0; i < i0 + 8 && i < m; i++) V[i * S + b] = x[(b0 + b) * m + i];
+    transpose(V, S, x + b0 * t->n_inputs, t->n_inputs, np, t->n_inputs);
     memset(M, 0, (size_t)np);
     int rc = bprimal(t, V, S, np, M, wk);
     tp_count(t, 0, t->n_ops * np);
@@ -500,6 +511,10 @@ static void tile_outputs(const tp_tape *t, const double *V, int64_t S, int64_t b
 static void untile(double *out, const double *X, int64_t S, int64_t ks, int64_t rows, int64_t k,
                    int64_t b0, int64_t np, int64_t j0, int64_t nb)
 {
+    if (k == 1) {                                     /* a gradient's rows: one transpose */
+        transpose(out + b0 * rows, rows, X, S, rows, np);
+        return;
+    }
     for (int64_t i0 = 0; i0 < rows; i0 += 8)
         for (int64_t b = 0; b < np; b++)
             for (int64_t i = i0; i < i0 + 8 && i < rows; i++)

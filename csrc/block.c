@@ -99,21 +99,42 @@ static int map_tangent(int a, const mapping *m, const double *V, double *T, int6
     return TP_OK;
 }
 
-static int map_adjoint(int a, const mapping *m, const double *V, double *A, int64_t K, int32_t iz)
+/* One direction, operands' last strides 1 (the sy of a unary op: unused) and the adjoints of x
+ * and y apart: the element loops may run as vector loops (WALK_UNIT) */
+static int unit_rows(const mapping *m, int64_t K)
+{
+    const int l = m->x.nd - 1;
+    if (K != 1 || l < 0 || m->x.st[l] != 1 || m->x.size < 2) return 0;
+    if (m->nb < 2) return 1;
+    if (m->sy[l] != 1) return 0;
+    int64_t xl, xh, yl, yh;
+    if (!tp_blk_span(&m->x, &xl, &xh) || !tp_blk_span(&m->y, &yl, &yh)) return 0;
+    return xh < yl || yh < xl;
+}
+
+CLONES static int map_adjoint(int a, const mapping *m, const double *V, double *A, int64_t K, int32_t iz)
 {
     const double *X = V + m->x.first, *Y = V + m->y.first, *Zv = V + iz;
     double *AX = A + (int64_t)m->x.first * K, *AY = A + (int64_t)m->y.first * K;
     double *AW = A + (int64_t)m->w.first * K;
     const double *AZ = A + (int64_t)iz * K;
     const int32_t cx = m->cx, cy = m->cy;
+    const int unit = unit_rows(m, K);
     (void)AW;
 #define AW(NAME) case TP_OP_##NAME: WALKM({ double *s_ = X[o0] != 0.0 ? AY + o1 * K : AW + o2 * K; \
     for (int64_t j = 0; j < K; j++) s_[j] += AZ[e * K + j]; }); break;
 #define AG(NAME) case TP_OP_##NAME: break;
-#define A1(NAME) case TP_OP_##NAME: WALK(m->x.nd, m->x.dims, m->x.st, m->sy, \
+#define A1(NAME) case TP_OP_##NAME: \
+    if (unit) WALK_UNIT(m->x.nd, m->x.dims, m->x.st, m->sy, { LOAD1; const double z = Zv[e]; \
+        double px; (void)z; NAME##_PARTIAL; AX[o0] += TIMES(AZ[e], px); }); \
+    else WALK(m->x.nd, m->x.dims, m->x.st, m->sy, \
     { LOAD1; const double z = Zv[e]; double px; (void)z; NAME##_PARTIAL; \
       for (int64_t j = 0; j < K; j++) AX[o0 * K + j] += TIMES(AZ[e * K + j], px); }); break;
-#define A2(NAME) case TP_OP_##NAME: WALK(m->x.nd, m->x.dims, m->x.st, m->sy, \
+#define A2(NAME) case TP_OP_##NAME: \
+    if (unit) WALK_UNIT(m->x.nd, m->x.dims, m->x.st, m->sy, { LOAD2; const double z = Zv[e]; \
+        double px, py; (void)z; NAME##_PARTIAL; const double a_ = AZ[e]; \
+        AX[o0] += TIMES(a_, px); AY[o1] += TIMES(a_, py); }); \
+    else WALK(m->x.nd, m->x.dims, m->x.st, m->sy, \
     { LOAD2; const double z = Zv[e]; double px, py; (void)z; NAME##_PARTIAL; \
       for (int64_t j = 0; j < K; j++) { const double a_ = AZ[e * K + j]; \
           AX[o0 * K + j] += TIMES(a_, px); AY[o1 * K + j] += TIMES(a_, py); } }); break;

@@ -1,24 +1,53 @@
 /* Array block operations (tape.h, "Block operations"): the operand descriptors and the kernels
  * shared by the recording (blocktape.c) and the sweeps (block.c, matmul.c). */
 #pragma once
+#include <string.h>
 #include "tape_impl.h"
 
-#define TIMES(d, p) ((d) == 0.0 ? 0.0 : (d) * (p))
+/* z_dot = x_dot * p, but +0 for a zero x_dot whatever p (sweep_body.h's TIMES, the same bits):
+ * the product, then its bits masked by the comparison, so that no branch stops a loop from
+ * vectorising (a ?: of doubles does, under -ftrapping-math) */
+static inline double tp_times(double d, double p)
+{
+    const double r = d * p;
+    uint64_t u;
+    memcpy(&u, &r, sizeof u);
+    u &= -(uint64_t)(d != 0.0);
+    double z;
+    memcpy(&z, &u, sizeof z);
+    return z;
+}
+#define TIMES(d, p) tp_times((d), (p))
+
+/* AVX-512 and AVX2 clones of a hot loop's function where the CPU has them (no FMA contraction:
+ * the same bits as the scalar code) */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
+#define CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+#else
+#define CLONES
+#endif
 static const int64_t ZEROS[TP_MAXDIM];   /* the strides of a broadcast scalar */
 
 /* Runs the statements after s2_ for e = 0 .. prod(dims)-1 in C order, o0, o1 and o2 the offsets
  * of element e through strides s0_, s1_ and s2_: a tight loop along the last axis, an odometer
  * over the others (one step per row). WALK: two offset streams. */
-#define WALK3(nd_, dims_, s0_, s1_, s2_, ...) do { \
+#define WALK3(nd_, dims_, s0_, s1_, s2_, ...) \
+    WALK_(nd_, dims_, s0_, s1_, s2_, l0_, l1_, l2_, , __VA_ARGS__)
+/* WALK with both streams' last strides 1 (tp_unit_rows) and their elements written apart: the
+ * loop along the last axis vectorises (GCC's ivdep: no dependence between its iterations) */
+#define WALK_UNIT(nd_, dims_, s0_, s1_, ...) \
+    WALK_(nd_, dims_, s0_, s1_, ZEROS, 1, 1, 0, _Pragma("GCC ivdep"), { (void)o2; __VA_ARGS__ })
+#define WALK_(nd_, dims_, s0_, s1_, s2_, L0, L1, L2, IVDEP, ...) do { \
     const int nd_w = (nd_), lw_ = nd_w > 0 ? nd_w - 1 : 0; \
     const int64_t len_ = nd_w > 0 ? (dims_)[lw_] : 1, l0_ = nd_w > 0 ? (s0_)[lw_] : 0, \
         l1_ = nd_w > 0 ? (s1_)[lw_] : 0, l2_ = nd_w > 0 ? (s2_)[lw_] : 0; \
     int64_t i_[TP_MAXDIM] = {0}, b0_ = 0, b1_ = 0, b2_ = 0, rows_ = 1, e = 0; \
+    (void)l0_; (void)l1_; (void)l2_; \
     for (int d_ = 0; d_ < lw_; d_++) rows_ *= (dims_)[d_]; \
     if (len_ == 0) rows_ = 0; \
     for (int64_t r_ = 0; r_ < rows_; r_++) { \
-        for (int64_t j_ = 0; j_ < len_; j_++, e++) { \
-            const int64_t o0 = b0_ + j_ * l0_, o1 = b1_ + j_ * l1_, o2 = b2_ + j_ * l2_; \
+        IVDEP for (int64_t j_ = 0; j_ < len_; j_++, e++) { \
+            const int64_t o0 = b0_ + j_ * (L0), o1 = b1_ + j_ * (L1), o2 = b2_ + j_ * (L2); \
             (void)o0; (void)o1; (void)o2; \
             __VA_ARGS__ \
         } \
@@ -50,18 +79,24 @@ static inline void tp_blk(const tp_tape *t, const int32_t *w, blk *o)
     for (int d = 0; d < o->nd; d++) o->size *= o->dims[d];
 }
 
-/* The lowest and highest operand codes of the block at w (first, shape id); 0: it is empty. */
+/* The lowest and highest operand codes of block b; 0: it is empty. */
+static inline int tp_blk_span(const blk *b, int64_t *lo, int64_t *hi)
+{
+    if (!b->size) return 0;
+    *lo = *hi = b->first;
+    for (int d = 0; d < b->nd; d++) {
+        int64_t e = (b->dims[d] - 1) * b->st[d];
+        if (e < 0) *lo += e; else *hi += e;
+    }
+    return 1;
+}
+
+/* ... of the block at w (first, shape id) */
 static inline int tp_span(const tp_tape *t, const int32_t *w, int64_t *lo, int64_t *hi)
 {
     blk b;
     tp_blk(t, w, &b);
-    if (!b.size) return 0;
-    *lo = *hi = b.first;
-    for (int d = 0; d < b.nd; d++) {
-        int64_t e = (b.dims[d] - 1) * b.st[d];
-        if (e < 0) *lo += e; else *hi += e;
-    }
-    return 1;
+    return tp_blk_span(&b, lo, hi);
 }
 
 /* blocktape.c: a shape's dims and strides are in range; a block op's words are consistent with

@@ -240,6 +240,30 @@ def test_square_records_square_as_a_var_does():
         assert ad.record(lambda a: np.sum(f(a)), x).stats()["constants"] == consts
 
 
+def test_elementwise_adjoints_with_operands_overlapping_or_apart():
+    """One weight vector and rows of stride 1 run MAP's adjoint as a vector loop, but only when
+    the two operands' adjoints are apart: a block with itself, overlapping slices, a reversed
+    slice, broadcast rows and columns, a transpose and a constant all give the scalar program's
+    derivatives and the closed forms."""
+    x, r = _u(5, 6), _u(6)
+    cases = [lambda a: np.sum(a * a), lambda a: np.sum(a + a),
+             lambda a: np.sum(a[:, :-1] * a[:, 1:]), lambda a: np.sum(a[:, 1:] - a[:, :-1]),
+             lambda a: np.sum(a[0, ::-1] * a[0]), lambda a: np.sum(a * a[0]),
+             lambda a: np.sum(a * a[:, :1]), lambda a: np.sum(a[:, :5] * a[:, :5].T),
+             lambda a: np.sum(np.sin(a) * r - a), lambda a: np.sum((a[1:] - a[:-1]) ** 2)]
+    for f in cases:
+        check(f, x, taylor=False)
+    g = ad.record(lambda a: np.sum(a[:-1] * a[1:]), x[0]).gradient(x[0])
+    want = np.concatenate(([0.0], x[0, :-1])) + np.concatenate((x[0, 1:], [0.0]))
+    np.testing.assert_allclose(g, want, rtol=1e-15, atol=0)
+    g = ad.record(lambda a: np.sum(a[::-1] * a), x[0]).gradient(x[0])
+    np.testing.assert_allclose(g, 2.0 * x[0, ::-1], rtol=1e-15, atol=0)
+    t = ad.record(lambda a, b: np.sum((a + b) ** 2), x, r)            # b broadcast over rows
+    ga, gb = t.gradient((x, r))
+    np.testing.assert_allclose(ga, 2.0 * (x + r), rtol=1e-15)
+    np.testing.assert_allclose(gb, np.sum(2.0 * (x + r), axis=0), rtol=1e-14)
+
+
 def _lae(a, b):
     if isinstance(a, ad.Array):
         return np.logaddexp(a, b)
