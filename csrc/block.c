@@ -43,17 +43,38 @@ static void map_of(const tp_tape *t, const int32_t *q, mapping *m)
     m->cy = m->y.first < 0 ? -1 : 0;
 }
 
+/* One direction, operands' last strides 1 (the sy of a unary op: unused) and the adjoints of x
+ * and y apart: the element loops may run as vector loops (WALK_UNIT) */
+static int unit_rows(const mapping *m, int64_t K)
+{
+    const int l = m->x.nd - 1;
+    if (K != 1 || l < 0 || m->x.st[l] != 1 || m->x.size < 2) return 0;
+    if (m->nb < 2) return 1;
+    if (m->sy[l] != 1) return 0;
+    int64_t xl, xh, yl, yh;
+    if (!tp_blk_span(&m->x, &xl, &xh) || !tp_blk_span(&m->y, &yl, &yh)) return 0;
+    return xh < yl || yh < xl;
+}
+
+/* WALK over a MAP's x and y; with `unit` (unit_rows) the vector loop of WALK_UNIT, the body's
+ * direction loops then of one direction (K shadowed by the constant 1) */
+#define MAPWALK(...) do { \
+    if (unit) { const int64_t K = 1; (void)K; \
+                WALK_UNIT(m->x.nd, m->x.dims, m->x.st, m->sy, __VA_ARGS__); } \
+    else WALK(m->x.nd, m->x.dims, m->x.st, m->sy, __VA_ARGS__); } while (0)
+
 /* iz: the first result's variable, named when a comparison's outcome differs (a block guard) */
-static int map_values(int a, const mapping *m, const double *X, const double *Y, const double *W,
-                      double *Z, int32_t iz)
+CLONES static int map_values(int a, const mapping *m, const double *X, const double *Y,
+                             const double *W, double *Z, int32_t iz)
 {
     const int32_t cx = m->cx, cy = m->cy;
+    const int unit = unit_rows(m, 1);
 #define CHECK_GUARD(z, w) if ((z) == 1.0 - (w)) return tp_flipped(iz + e, x, y)
 #define PW(NAME) case TP_OP_##NAME: WALKM({ LOAD3; double z; NAME##_PRIMAL; Z[e] = z; }); break;
 #define PG(NAME) PW(NAME)
-#define P1(NAME) case TP_OP_##NAME: WALK(m->x.nd, m->x.dims, m->x.st, m->sy, \
+#define P1(NAME) case TP_OP_##NAME: MAPWALK( \
     { LOAD1; double z; NAME##_PRIMAL; Z[e] = z; }); break;
-#define P2(NAME) case TP_OP_##NAME: WALK(m->x.nd, m->x.dims, m->x.st, m->sy, \
+#define P2(NAME) case TP_OP_##NAME: MAPWALK( \
     { LOAD2; double z; NAME##_PRIMAL; Z[e] = z; }); break;
     switch (a) {
 #define OP(NAME, ARITY, RESULTS, RULE, FORMULA) MAP_ROW_##RULE##_##ARITY(NAME, P)
@@ -68,21 +89,23 @@ static int map_values(int a, const mapping *m, const double *X, const double *Y,
     return TP_OK;
 }
 
-static int map_tangent(int a, const mapping *m, const double *V, double *T, int64_t K, int32_t iz)
+CLONES static int map_tangent(int a, const mapping *m, const double *V, double *T, int64_t K,
+                              int32_t iz)
 {
     const double *X = V + m->x.first, *Y = V + m->y.first, *Zv = V + iz;
     const double *TX = T + (int64_t)m->x.first * K, *TY = T + (int64_t)m->y.first * K;
     const double *W = V + m->w.first, *TW = T + (int64_t)m->w.first * K;
     double *TZ = T + (int64_t)iz * K;
     const int32_t cx = m->cx, cy = m->cy;
+    const int unit = unit_rows(m, K);
     (void)W; (void)TW;
 #define TW(NAME) case TP_OP_##NAME: WALKM({ const double *s_ = X[o0] != 0.0 ? TY + o1 * K : \
     TW + o2 * K; for (int64_t j = 0; j < K; j++) TZ[e * K + j] = s_[j]; }); break;
 #define TG(NAME) case TP_OP_##NAME: memset(TZ, 0, (size_t)(m->x.size * K) * sizeof *TZ); break;
-#define T1(NAME) case TP_OP_##NAME: WALK(m->x.nd, m->x.dims, m->x.st, m->sy, \
+#define T1(NAME) case TP_OP_##NAME: MAPWALK( \
     { LOAD1; const double z = Zv[e]; double px; (void)z; NAME##_PARTIAL; \
       for (int64_t j = 0; j < K; j++) TZ[e * K + j] = TIMES(TX[o0 * K + j], px); }); break;
-#define T2(NAME) case TP_OP_##NAME: WALK(m->x.nd, m->x.dims, m->x.st, m->sy, \
+#define T2(NAME) case TP_OP_##NAME: MAPWALK( \
     { LOAD2; const double z = Zv[e]; double px, py; (void)z; NAME##_PARTIAL; \
       for (int64_t j = 0; j < K; j++) \
           TZ[e * K + j] = TIMES(TX[o0 * K + j], px) + TIMES(TY[o1 * K + j], py); }); break;
@@ -99,20 +122,8 @@ static int map_tangent(int a, const mapping *m, const double *V, double *T, int6
     return TP_OK;
 }
 
-/* One direction, operands' last strides 1 (the sy of a unary op: unused) and the adjoints of x
- * and y apart: the element loops may run as vector loops (WALK_UNIT) */
-static int unit_rows(const mapping *m, int64_t K)
-{
-    const int l = m->x.nd - 1;
-    if (K != 1 || l < 0 || m->x.st[l] != 1 || m->x.size < 2) return 0;
-    if (m->nb < 2) return 1;
-    if (m->sy[l] != 1) return 0;
-    int64_t xl, xh, yl, yh;
-    if (!tp_blk_span(&m->x, &xl, &xh) || !tp_blk_span(&m->y, &yl, &yh)) return 0;
-    return xh < yl || yh < xl;
-}
-
-CLONES static int map_adjoint(int a, const mapping *m, const double *V, double *A, int64_t K, int32_t iz)
+CLONES static int map_adjoint(int a, const mapping *m, const double *V, double *A, int64_t K,
+                              int32_t iz)
 {
     const double *X = V + m->x.first, *Y = V + m->y.first, *Zv = V + iz;
     double *AX = A + (int64_t)m->x.first * K, *AY = A + (int64_t)m->y.first * K;
@@ -124,17 +135,10 @@ CLONES static int map_adjoint(int a, const mapping *m, const double *V, double *
 #define AW(NAME) case TP_OP_##NAME: WALKM({ double *s_ = X[o0] != 0.0 ? AY + o1 * K : AW + o2 * K; \
     for (int64_t j = 0; j < K; j++) s_[j] += AZ[e * K + j]; }); break;
 #define AG(NAME) case TP_OP_##NAME: break;
-#define A1(NAME) case TP_OP_##NAME: \
-    if (unit) WALK_UNIT(m->x.nd, m->x.dims, m->x.st, m->sy, { LOAD1; const double z = Zv[e]; \
-        double px; (void)z; NAME##_PARTIAL; AX[o0] += TIMES(AZ[e], px); }); \
-    else WALK(m->x.nd, m->x.dims, m->x.st, m->sy, \
+#define A1(NAME) case TP_OP_##NAME: MAPWALK( \
     { LOAD1; const double z = Zv[e]; double px; (void)z; NAME##_PARTIAL; \
       for (int64_t j = 0; j < K; j++) AX[o0 * K + j] += TIMES(AZ[e * K + j], px); }); break;
-#define A2(NAME) case TP_OP_##NAME: \
-    if (unit) WALK_UNIT(m->x.nd, m->x.dims, m->x.st, m->sy, { LOAD2; const double z = Zv[e]; \
-        double px, py; (void)z; NAME##_PARTIAL; const double a_ = AZ[e]; \
-        AX[o0] += TIMES(a_, px); AY[o1] += TIMES(a_, py); }); \
-    else WALK(m->x.nd, m->x.dims, m->x.st, m->sy, \
+#define A2(NAME) case TP_OP_##NAME: MAPWALK( \
     { LOAD2; const double z = Zv[e]; double px, py; (void)z; NAME##_PARTIAL; \
       for (int64_t j = 0; j < K; j++) { const double a_ = AZ[e * K + j]; \
           AX[o0 * K + j] += TIMES(a_, px); AY[o1 * K + j] += TIMES(a_, py); } }); break;
@@ -152,8 +156,8 @@ CLONES static int map_adjoint(int a, const mapping *m, const double *V, double *
 }
 
 /* forward over reverse (sweep2_body.h): adjoints A (one per variable) and their tangents D */
-static int map_second(int a, const mapping *m, const double *V, const double *T, double *A,
-                      double *D, int64_t K, int32_t iz)
+CLONES static int map_second(int a, const mapping *m, const double *V, const double *T,
+                             double *A, double *D, int64_t K, int32_t iz)
 {
     const double *X = V + m->x.first, *Y = V + m->y.first, *Zv = V + iz;
     const double *TX = T + (int64_t)m->x.first * K, *TY = T + (int64_t)m->y.first * K;
@@ -162,17 +166,18 @@ static int map_second(int a, const mapping *m, const double *V, const double *T,
     const double *AZ = A + iz, *DZ = D + (int64_t)iz * K;
     double *AW = A + m->w.first, *DW = D + (int64_t)m->w.first * K;
     const int32_t cx = m->cx, cy = m->cy;
+    const int unit = unit_rows(m, K);
     (void)AW; (void)DW;
 #define SW(NAME) case TP_OP_##NAME: WALKM({ const int c_ = X[o0] != 0.0; \
     *(c_ ? AY + o1 : AW + o2) += AZ[e]; double *s_ = c_ ? DY + o1 * K : DW + o2 * K; \
     for (int64_t j = 0; j < K; j++) s_[j] += DZ[e * K + j]; }); break;
 #define SG(NAME) case TP_OP_##NAME: break;
-#define S1(NAME) case TP_OP_##NAME: WALK(m->x.nd, m->x.dims, m->x.st, m->sy, \
+#define S1(NAME) case TP_OP_##NAME: MAPWALK( \
     { LOAD1; const double z = Zv[e]; double px, pxx; (void)z; NAME##_PARTIAL; NAME##_PARTIAL2; \
       const double a_ = AZ[e]; AX[o0] += TIMES(a_, px); \
       for (int64_t j = 0; j < K; j++) DX[o0 * K + j] += TIMES(DZ[e * K + j], px) + \
           TIMES(a_, TIMES(TX[o0 * K + j], pxx)); }); break;
-#define S2(NAME) case TP_OP_##NAME: WALK(m->x.nd, m->x.dims, m->x.st, m->sy, \
+#define S2(NAME) case TP_OP_##NAME: MAPWALK( \
     { LOAD2; const double z = Zv[e]; double px, py, pxx, pxy, pyy; (void)z; NAME##_PARTIAL; \
       NAME##_PARTIAL2; const double a_ = AZ[e]; AX[o0] += TIMES(a_, px); AY[o1] += TIMES(a_, py); \
       for (int64_t j = 0; j < K; j++) { \

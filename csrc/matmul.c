@@ -100,26 +100,44 @@ done:
     return rc;
 }
 
-/* C += A b for a column b (q == 1): dot products (four partial sums) when A's rows are
- * contiguous, else a column of A at a time */
-static void gemv(int64_t m, int64_t p, const double *A, int64_t a0, int64_t a1, const double *b,
-                 int64_t b0, double *C, int64_t c0)
+typedef double v8d __attribute__((vector_size(64)));
+
+/* C += A b for a column b (q == 1): C_i += (s0 + s1) + (s2 + s3), s_u the sum of A_ik b_k over
+ * k = u mod 4 in order (the tail k >= p - p % 4 in s0), whichever of A's strides is 1: rows of
+ * A in place, or its columns (C's elements 8 at a time, four sums each in registers). The
+ * clones vectorise the loops with the same operations per element: the same bits. */
+CLONES static void gemv(int64_t m, int64_t p, const double *A, int64_t a0, int64_t a1,
+                        const double *b, int64_t b0, double *C, int64_t c0)
 {
-    if (a1 == 1) {
-        for (int64_t i = 0; i < m; i++) {
-            const double *ai = A + i * a0;
-            double s[4] = {0.0, 0.0, 0.0, 0.0};
-            int64_t k = 0;
-            for (; k + 4 <= p; k += 4)
-                for (int u = 0; u < 4; u++) s[u] += ai[k + u] * b[(k + u) * b0];
-            for (; k < p; k++) s[0] += ai[k] * b[k * b0];
-            C[i * c0] += (s[0] + s[1]) + (s[2] + s[3]);
+    const int64_t p4 = p & ~(int64_t)3;
+    int64_t i = 0;
+    if (a1 != 1 && a0 == 1 && c0 == 1)
+        for (; i + 8 <= m; i += 8) {
+            v8d s[4] = {{0.0}, {0.0}, {0.0}, {0.0}}, a_, c;
+            for (int64_t k = 0; k < p4; k += 4)
+                for (int u = 0; u < 4; u++) {
+                    memcpy(&a_, A + (k + u) * a1 + i, sizeof a_);
+                    s[u] += a_ * b[(k + u) * b0];
+                }
+            for (int64_t k = p4; k < p; k++) {
+                memcpy(&a_, A + k * a1 + i, sizeof a_);
+                s[0] += a_ * b[k * b0];
+            }
+            memcpy(&c, C + i, sizeof c);
+            c += (s[0] + s[1]) + (s[2] + s[3]);
+            memcpy(C + i, &c, sizeof c);
         }
-    } else {
-        for (int64_t k = 0; k < p; k++) {
-            const double bk = b[k * b0], *ak = A + k * a1;
-            for (int64_t i = 0; i < m; i++) C[i * c0] += ak[i * a0] * bk;
-        }
+    for (; i < m; i++) {
+        const double *ai = A + i * a0;
+        double s[4] = {0.0, 0.0, 0.0, 0.0};
+        if (a1 == 1 && b0 == 1)
+            for (int64_t k = 0; k < p4; k += 4)
+                for (int u = 0; u < 4; u++) s[u] += ai[k + u] * b[k + u];
+        else
+            for (int64_t k = 0; k < p4; k += 4)
+                for (int u = 0; u < 4; u++) s[u] += ai[(k + u) * a1] * b[(k + u) * b0];
+        for (int64_t k = p4; k < p; k++) s[0] += ai[k * a1] * b[k * b0];
+        C[i * c0] += (s[0] + s[1]) + (s[2] + s[3]);
     }
 }
 
