@@ -30,7 +30,8 @@
 #define CLONES
 #endif
 
-/* z_dot = x_dot * p, but +0 for a zero x_dot whatever p (sweep_body.h's TIMES, the same bits):
+/* z_dot = x_dot * p, but +0 for a zero x_dot or a zero p whatever the other (sweep_body.h's
+ * TIMES, the same bits):
  * the product, then its bits masked by the comparison, so that no branch stops the loop from
  * vectorising (a ?: of doubles does, under -ftrapping-math) */
 static inline double times(double d, double p)
@@ -38,7 +39,7 @@ static inline double times(double d, double p)
     const double r = d * p;
     uint64_t u;
     memcpy(&u, &r, sizeof u);
-    u &= -(uint64_t)(d != 0.0);
+    u &= -(uint64_t)((d != 0.0) & (p != 0.0));
     double z;
     memcpy(&z, &u, sizeof z);
     return z;

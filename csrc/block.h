@@ -3,7 +3,7 @@
 #pragma once
 #include "tape_impl.h"
 
-#define TIMES(d, p) ((d) == 0.0 ? 0.0 : (d) * (p))
+#define TIMES(d, p) ((d) == 0.0 || (p) == 0.0 ? 0.0 : (d) * (p))
 static const int64_t ZEROS[TP_MAXDIM];   /* the strides of a broadcast scalar */
 
 /* Runs the statements after s2_ for e = 0 .. prod(dims)-1 in C order, o0, o1 and o2 the offsets

