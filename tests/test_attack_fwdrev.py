@@ -177,3 +177,158 @@ def test_documented_cancellation_difference():
     assert np.isnan(t.jacobian(0.0, mode="forward")) and t.jacobian(0.0, mode="reverse") == 0.0
     t = ad.record(lambda x: ad.log(x - x), 0.0)
     assert t.jacobian(0.0, mode="forward") == 0.0 and np.isnan(t.jacobian(0.0, mode="reverse"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Random tapes (tests/_fwdrev_gen.py): scalar programs over every elementwise op and array
+# programs; "tree" programs use each variable once, so every Jacobian entry is one path and the
+# two modes must agree exactly in their NaN/inf pattern; other programs ("dag") may sum paths
+# that cancel (see test_documented_cancellation_difference): there finite entries must agree.
+# ---------------------------------------------------------------------------------------------
+import os  # noqa: E402
+import sys  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(__file__))
+import _fwdrev_gen as gen  # noqa: E402
+
+COUNTS = {}          # checks made, per test (printed by -s runs; asserted > 0 below)
+
+
+def _count(name, k=1):
+    COUNTS[name] = COUNTS.get(name, 0) + k
+
+
+def _finite_close(a, b, rtol=1e-9, atol=1e-10):
+    a = np.asarray(a, dtype=float).ravel()
+    b = np.asarray(b, dtype=float).ravel()
+    both = np.isfinite(a) & np.isfinite(b)
+    bad = np.abs(a[both] - b[both]) > rtol * np.maximum(np.abs(a[both]), np.abs(b[both])) + atol
+    return not bad.any()
+
+
+def _unit_dirs(m):
+    return np.eye(m)
+
+
+def _check_point(t, x, tree, name, exact_pattern=True, second=True, rng=None, bitwise=True):
+    """Every check at one point x of tape t; returns the Jacobians for the batched check.
+    bitwise: a Jacobian's column (row) is the jvp (vjp) of its unit direction to the bit, and so
+    is an hvp carrying k directions at once; array tapes only to rounding (MATMUL's products
+    run through other kernels for other numbers of directions)."""
+    jf, jr = _jac_both(t, x)
+    if tree and exact_pattern:
+        assert _same(jf, jr), (name, x, jf, jr)
+    else:
+        assert _finite_close(jf, jr), (name, x, jf, jr)
+    _count(name)
+    xs, ys = np.shape(x), np.shape(jf)[: np.ndim(jf) - np.ndim(x)]
+    v = rng.standard_normal(xs)
+    w = rng.standard_normal(ys)
+    ydot = np.asarray(t.jvp(x, v)[1], dtype=float)
+    xbar = np.asarray(t.vjp(x, w)[1], dtype=float)
+    # the Jacobians are the jvp/vjp of unit directions, to the bit
+    m, n = int(np.prod(xs)), int(np.prod(ys))
+    J2f = np.asarray(jf, dtype=float).reshape(n, m)
+    J2r = np.asarray(jr, dtype=float).reshape(n, m)
+    for j in range(min(m, 2)):
+        e = np.zeros(m)
+        e[j] = 1.0
+        assert (_bits if bitwise else _same)(np.ravel(t.jvp(x, e.reshape(xs))[1]), J2f[:, j]), \
+            (name, x, j)
+    for i in range(min(n, 2)):
+        e = np.zeros(n)
+        e[i] = 1.0
+        assert (_bits if bitwise else _same)(np.ravel(t.vjp(x, e.reshape(ys) if ys else e[0])[1]),
+                                             J2r[i]), (name, x, i)
+    # <w, J v> == <J^T w, v> where everything is finite
+    if np.all(np.isfinite(J2f)) and np.all(np.isfinite(ydot)) and np.all(np.isfinite(xbar)):
+        lhs = float(np.dot(np.ravel(w), np.ravel(ydot)))
+        rhs = float(np.dot(np.ravel(xbar), np.ravel(v)))
+        scale = float(np.abs(np.ravel(w)) @ np.abs(J2f) @ np.abs(np.ravel(v)))
+        if np.isfinite(scale):
+            assert abs(lhs - rhs) <= 1e-9 * scale + 1e-300, (name, x, lhs, rhs)
+            _count(name + ":dual")
+    # forward over reverse: hvp columns, all directions at once, and the Hessian
+    if second:
+        R = np.stack([np.ravel(t.hvp(x, e.reshape(xs), w)) for e in np.eye(m)], axis=1)
+        Rk = np.asarray(t.hvp(x, np.eye(m).reshape(xs + (m,)), w)).reshape(m, m)
+        assert (_bits if bitwise else _same)(R, Rk), (name, x, R - Rk)
+        assert _finite_close(R, R.T, rtol=1e-7, atol=1e-8), (name, x, R)
+        H = np.asarray(t.hessian(x, w), dtype=float).reshape(m, m)
+        assert _same(H, (R + R.T) / 2), (name, x, H, R)
+        _count(name + ":hvp")
+    return jf, jr, v, w, ydot, xbar
+
+
+def _check_batch(t, X, V, W, per_point, name):
+    JF = t.jacobian(X, mode="forward", batch=True)
+    JR = t.jacobian(X, mode="reverse", batch=True)
+    assert _bits(JF, np.stack([p[0] for p in per_point])), (name, X)
+    assert _bits(JR, np.stack([p[1] for p in per_point])), (name, X)
+    assert _bits(t.jvp(X, V, batch=True)[1], np.stack([p[4] for p in per_point])), (name, X)
+    assert _bits(t.vjp(X, W, batch=True)[1], np.stack([p[5] for p in per_point])), (name, X)
+    _count(name + ":batch", len(X))
+
+
+def _scalar_run(seed, n_tapes, tree, specials, consts, name, exact_pattern=True):
+    rng = np.random.default_rng(seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for _ in range(n_tapes):
+            m = int(rng.integers(1, 4))
+            t, steps = gen.record_scalar(rng, m, int(rng.integers(1, 8)), int(rng.integers(1, 3)),
+                                         consts, tree=tree)
+            X = np.stack([gen.point(rng, m, specials) for _ in range(4)])
+            per = [_check_point(t, x, tree, name, exact_pattern, second=True, rng=rng) for x in X]
+            _check_batch(t, X, np.stack([p[2] for p in per]), np.stack([p[3] for p in per]),
+                         per, name)
+
+
+def _array_run(seed, n_tapes, tree, name):
+    rng = np.random.default_rng(seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for _ in range(n_tapes):
+            shape = [(3,), (2, 3)][rng.integers(2)]
+            f, steps, final = gen.array_program(rng, shape, int(rng.integers(1, 6)), gen.CONSTS,
+                                                tree)
+            t = ad.record(f, rng.uniform(0.2, 0.9, shape))
+            m = int(np.prod(shape))
+            X = np.stack([gen.point(rng, m, gen.SPECIAL).reshape(shape) for _ in range(4)])
+            per = [_check_point(t, x, tree, name, second=(m == 3), rng=rng, bitwise=False)
+                   for x in X]
+            _check_batch(t, X, np.stack([p[2] for p in per]), np.stack([p[3] for p in per]),
+                         per, name)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_random_scalar_tree_tapes(seed):
+    _scalar_run(seed, 250, True, gen.SPECIAL, gen.CONSTS, "scalar_tree")
+    assert COUNTS["scalar_tree"] >= 1000 * (seed + 1)
+
+
+@pytest.mark.parametrize("seed", [10])
+def test_random_scalar_dag_tapes(seed):
+    _scalar_run(seed, 250, False, gen.SPECIAL, gen.CONSTS, "scalar_dag")
+    assert COUNTS["scalar_dag"] >= 1000
+
+
+@pytest.mark.parametrize("seed", [20])
+def test_random_scalar_huge_tiny(seed):
+    # huge and tiny values: products of partials overflow or underflow in one order and not the
+    # other, so only finite entries are compared (and batched results bit for bit)
+    _scalar_run(seed, 200, True, gen.SPECIAL + gen.HUGE_TINY, gen.CONSTS + gen.HUGE_TINY,
+                "scalar_huge", exact_pattern=False)
+    assert COUNTS["scalar_huge"] >= 800
+
+
+@pytest.mark.parametrize("seed", [30, 31, 32])
+def test_random_array_tree_tapes(seed):
+    _array_run(seed, 150, True, "array_tree")
+    assert COUNTS["array_tree"] >= 600
+
+
+@pytest.mark.parametrize("seed", [40])
+def test_random_array_dag_tapes(seed):
+    _array_run(seed, 150, False, "array_dag")
+    assert COUNTS["array_dag"] >= 600
