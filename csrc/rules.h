@@ -245,15 +245,18 @@
 #define ATANH_TAYLOR   S0[0] = (1.0 - x) * (1.0 + x); ser_square_plus(S0, X, d, -1.0); ser_quot_int(Z, X, S0, d)
 
 /* ---- ATAN2: z = atan2(x, y)   dz = (y dx - x dy) / (x^2 + y^2)    (0 at x == y == 0) --------
- * The partials on x, y scaled by s_ (TP_SCALE): r_ = (x^2 + y^2) s_^2 stays in range */
+ * The partials on x, y scaled by s_ (TP_SCALE): r_ = (x^2 + y^2) s_^2 stays in range. A NaN
+ * operand makes r_ NaN and every partial NaN (not the origin's 0) */
 #define ATAN2_PRIMAL   z = atan2(x, y)
 #define ATAN2_PARTIAL  { TP_SCALE; const double r_ = xs_ * xs_ + ys_ * ys_; \
-                         px = r_ > 0.0 ? ys_ / r_ * s_ : 0.0; py = r_ > 0.0 ? -xs_ / r_ * s_ : 0.0; }
+                         const double o_ = r_ == 0.0 ? 0.0 : NAN; \
+                         px = r_ > 0.0 ? ys_ / r_ * s_ : o_; py = r_ > 0.0 ? -xs_ / r_ * s_ : o_; }
 #define ATAN2_PARTIAL2 { TP_SCALE; const double r_ = xs_ * xs_ + ys_ * ys_; \
                          const int ok_ = r_ > 0.0;                        /* -2xy/r^4, (x^2 - y^2)/r^4 */ \
-                         const double a_ = ok_ ? xs_ / r_ : 0.0, b_ = ok_ ? ys_ / r_ : 0.0; \
+                         const double o_ = r_ == 0.0 ? 0.0 : NAN; \
+                         const double a_ = ok_ ? xs_ / r_ : o_, b_ = ok_ ? ys_ / r_ : o_; \
                          pxx = -2.0 * (a_ * b_) * s_ * s_; pyy = -pxx; \
-                         pxy = ok_ ? ((xs_ - ys_) / r_) * ((xs_ + ys_) / r_) * s_ * s_ : 0.0; }
+                         pxy = ok_ ? ((xs_ - ys_) / r_) * ((xs_ + ys_) / r_) * s_ * s_ : o_; }
 #define ATAN2_CURVATURE NONLINEAR
 #define ATAN2_TAYLOR   if (x == 0.0 && y == 0.0) { for (int k = 1; k <= d; k++) Z[k] = 0.0; } \
                        else ser_atan2(Z, X, Y, d, S0, S1, S2, S3, S4)
@@ -264,11 +267,13 @@
 #define HYPOT_PRIMAL   z = hypot(x, y)
 #define HYPOT_PARTIAL  { if (z >= 0x1p-1022 && z != INFINITY) { px = x / z; py = y / z; } \
                          else { TP_SCALE; const double h_ = z > 0.0 ? hypot(xs_, ys_) : 0.0; \
-                                px = h_ > 0.0 ? xs_ / h_ : 0.0; py = h_ > 0.0 ? ys_ / h_ : 0.0; } }
+                                const double o_ = z == z ? 0.0 : NAN;   /* NaN: not the origin */ \
+                                px = h_ > 0.0 ? xs_ / h_ : o_; py = h_ > 0.0 ? ys_ / h_ : o_; } }
 #define HYPOT_PARTIAL2 { TP_SCALE; const double h_ = s_ == 1.0 ? z : hypot(xs_, ys_);  /* z s_ */ \
                          const double q_ = h_ > 0.0 ? 1.0 / sqrt(h_) : 0.0, g_ = sqrt(s_); /* exact */ \
-                         const double u_ = h_ > 0.0 ? xs_ * q_ / h_ * g_ : 0.0; \
-                         const double v_ = h_ > 0.0 ? ys_ * q_ / h_ * g_ : 0.0; \
+                         const double o_ = h_ == h_ ? 0.0 : NAN; \
+                         const double u_ = h_ > 0.0 ? xs_ * q_ / h_ * g_ : o_; \
+                         const double v_ = h_ > 0.0 ? ys_ * q_ / h_ * g_ : o_; \
                          pxx = v_ * v_; pxy = -u_ * v_; pyy = u_ * u_; }
 #define HYPOT_CURVATURE NONLINEAR
 #define HYPOT_TAYLOR   if (x == 0.0 && y == 0.0) { for (int k = 1; k <= d; k++) Z[k] = 0.0; } \

@@ -332,3 +332,21 @@ def test_random_array_tree_tapes(seed):
 def test_random_array_dag_tapes(seed):
     _array_run(seed, 150, False, "array_dag")
     assert COUNTS["array_dag"] >= 600
+
+
+@pytest.mark.parametrize("f", [ad.hypot, ad.atan2])
+@pytest.mark.parametrize("p", [[NAN, 1.0], [1.0, NAN], [NAN, 0.0], [NAN, NAN]])
+def test_hypot_atan2_nan_operand_is_not_the_origin(f, p):
+    # their partials were 0 at a NaN operand (the origin's convention), so hypot(x, 1) + x had
+    # gradient 1 (finite) at x = NaN; now NaN in every mode and order
+    t = ad.record(lambda x: f(x[0], x[1]) + x[0], np.array([1.0, 2.0]))
+    x = np.array(p)
+    assert np.isnan(t.forward(x))
+    assert np.all(np.isnan(t.gradient(x)))
+    assert np.all(np.isnan(t.jacobian(x, mode="forward")))
+    assert np.all(np.isnan(t.hessian(x)))
+    assert np.all(np.isnan(t.gradient(x[None], batch=True)))
+    # the origin keeps its convention
+    np.testing.assert_array_equal(t.gradient(np.zeros(2)), [1.0, 0.0])
+    np.testing.assert_array_equal(t.hessian(np.zeros(2)), np.zeros((2, 2)))
+
