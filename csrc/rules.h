@@ -294,7 +294,7 @@
 #define ABS_PARTIAL2   pxx = 0.0
 #define ABS_CURVATURE   LINEAR
 #define ABS_TAYLOR     { double s_ = x > 0.0 ? 1.0 : (x < 0.0 ? -1.0 : (x == 0.0 ? 0.0 : NAN)); \
-                         for (int k = 1; k <= d; k++) Z[k] = s_ * X[k]; }
+                         for (int k = 1; k <= d; k++) Z[k] = SER_TIMES(s_, X[k]); }
 
 /* ---- SIGN: z = sign(x)   dz = 0                       (sign(0) = 0, sign(NaN) = NaN) -------- */
 #define SIGN_PRIMAL    z = x > 0.0 ? 1.0 : (x < 0.0 ? -1.0 : (x == 0.0 ? 0.0 : x))
@@ -309,7 +309,7 @@
 #define MAX_PARTIAL2   pxx = 0.0; pxy = 0.0; pyy = 0.0
 #define MAX_CURVATURE   LINEAR
 #define MAX_TAYLOR     { double s_ = x > y ? 1.0 : (x < y ? 0.0 : 0.5); \
-                         for (int k = 1; k <= d; k++) Z[k] = s_ * X[k] + (1.0 - s_) * Y[k]; }
+                         for (int k = 1; k <= d; k++) Z[k] = SER_TIMES(s_, X[k]) + SER_TIMES(1.0 - s_, Y[k]); }
 
 /* ---- MIN: z = minimum(x, y)   NaN propagates; a tie splits the derivative 1/2, 1/2 ---------- */
 #define MIN_PRIMAL     z = (x < y || x != x) ? x : y
@@ -317,7 +317,7 @@
 #define MIN_PARTIAL2   pxx = 0.0; pxy = 0.0; pyy = 0.0
 #define MIN_CURVATURE   LINEAR
 #define MIN_TAYLOR     { double s_ = x < y ? 1.0 : (x > y ? 0.0 : 0.5); \
-                         for (int k = 1; k <= d; k++) Z[k] = s_ * X[k] + (1.0 - s_) * Y[k]; }
+                         for (int k = 1; k <= d; k++) Z[k] = SER_TIMES(s_, X[k]) + SER_TIMES(1.0 - s_, Y[k]); }
 
 /* ---- WHERE: z = y if x != 0 else w    only the chosen operand gets a derivative, so a NaN or
  * Inf on the other side never reaches it (no 0 * NaN) ---------------------------------------- */
@@ -348,7 +348,7 @@
 #define DOT_CURVATURE   BILINEAR
 #define DOT_TAYLOR     for (int k = 1; k <= d; k++) { double s_ = 0.0; \
                            for (int32_t i = 0; i < n; i += 2) for (int j = 0; j <= k; j++) \
-                               s_ += SER(i)[j] * SER(i + 1)[k - j]; \
+                               s_ += SER_TIMES(SER(i)[j], SER(i + 1)[k - j]); \
                            Z[k] = s_; }
 
 /* ---- LT, LE, GT, GE, EQ, NE: z = (x REL y) as 1 or 0; w the outcome at recording --------------

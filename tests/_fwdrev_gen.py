@@ -34,7 +34,7 @@ def _nary_dot(args):
     return ad.dot(list(args[:n:2]), list(args[1:n:2]))
 
 
-def scalar_program(rng, m, n_ops, consts, tree=False):
+def scalar_program(rng, m, n_ops, consts, tree=False, binary=None, unary=None):
     """A random program: a list of steps (kind, name, operand refs); a ref is ('v', i) or
     ('c', value). tree: every variable (inputs included) is used at most once, so that each
     Jacobian entry is the product along one path (no sum of paths to cancel); the outputs are
@@ -42,7 +42,7 @@ def scalar_program(rng, m, n_ops, consts, tree=False):
     steps = []
     pool = list(range(m))                  # tree: the variables not used yet
     nvar = m
-    names_u, names_b = list(UNARY), list(BINARY)
+    names_u, names_b = list(unary or UNARY), list(binary or BINARY)
 
     def var():
         if tree:
@@ -92,8 +92,8 @@ def run_program(steps, xs):
     return vals
 
 
-def record_scalar(rng, m, n_ops, n_out, consts=CONSTS, tree=False):
-    steps, pool = scalar_program(rng, m, n_ops, consts, tree)
+def record_scalar(rng, m, n_ops, n_out, consts=CONSTS, tree=False, binary=None, unary=None):
+    steps, pool = scalar_program(rng, m, n_ops, consts, tree, binary, unary)
     x0 = rng.uniform(0.2, 0.9, m)
     with ad.Tape() as t:
         xs = list(t.variables(x0))

@@ -350,3 +350,47 @@ def test_hypot_atan2_nan_operand_is_not_the_origin(f, p):
     np.testing.assert_array_equal(t.gradient(np.zeros(2)), [1.0, 0.0])
     np.testing.assert_array_equal(t.hessian(np.zeros(2)), np.zeros((2, 2)))
 
+
+def test_taylor_zero_coefficient_against_infinity():
+    # Taylor order 1 = jvp (API.md §2.2): the series products take a zero coefficient times an
+    # infinite or NaN one as 0, as the tangent sweep's TIMES does; they made NaN before
+    cases = [
+        (lambda x: 0.0 * ad.sqrt(x), 0.0, 0.0),
+        (lambda x: ad.maximum(ad.sqrt(x), 1.0), 0.0, 0.0),
+        (lambda x: ad.abs(ad.sqrt(x)), 0.0, 0.0),
+        (lambda x: 2.0 * x, INF, 2.0),                     # 0 (the constant's series) * inf
+        (lambda x: ad.dot([x - INF], [-1.0]), 2.0, -1.0),
+        (lambda x: ad.exp(ad.log(x)), 0.0, 0.0),            # exp's z = 0 times log's inf
+        (lambda x: ad.atan(-INF * x), 1.0, 0.0),            # 1 / (1 + x^2) = 0 at x = inf
+        (lambda x: ad.sqrt(INF * x), 1.0, 0.0),
+    ]
+    for f, x0, want in cases:
+        t = ad.record(f, x0)
+        y = t.taylor(x0, 1.0, order=3)
+        assert y[1] == want == t.jvp(x0, 1.0)[1], (x0, y)
+
+
+# ops whose Taylor recurrences are the partials' products (pow, cbrt, hypot, atan2 and division
+# have recurrences of their own, which at an infinite operand may give NaN or ±inf where jvp
+# gives 0 or NaN: API.md §2.2)
+_TAYLOR_BINARY = ["add", "sub", "mul", "maximum", "minimum", "where", "where0"]
+_TAYLOR_UNARY = [u for u in gen.UNARY if u != "cbrt"]
+
+
+@pytest.mark.parametrize("seed", [50])
+def test_random_taylor_order1_is_jvp(seed):
+    rng = np.random.default_rng(seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for _ in range(400):
+            m = int(rng.integers(1, 4))
+            t, steps = gen.record_scalar(rng, m, int(rng.integers(1, 7)), 1, gen.CONSTS,
+                                         tree=True, binary=_TAYLOR_BINARY,
+                                         unary=_TAYLOR_UNARY)
+            for _ in range(4):
+                x = gen.point(rng, m)
+                v = rng.standard_normal(m)
+                y = t.taylor(x, v, order=2)
+                assert _same(y[1], t.jvp(x, v)[1]), (steps, x, v, y)
+                _count("taylor")
+    assert COUNTS["taylor"] >= 1600
