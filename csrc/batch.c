@@ -24,7 +24,6 @@
 #define TILE_BYTES ((int64_t)1 << 20)     /* a tile's buffers: to stay in L2 */
 #define TILE_HUGE ((int64_t)256 << 20)    /* ... at most, for tapes too long for 8 points in L2 */
 
-
 #define BV(i) (V + (int64_t)(i) * S)
 #define LOOP for (int64_t b = 0; b < np; b++)
 

@@ -4,15 +4,15 @@
 #include <string.h>
 #include "tape_impl.h"
 
-/* z_dot = x_dot * p, but +0 for a zero x_dot whatever p (sweep_body.h's TIMES, the same bits):
- * the product, then its bits masked by the comparison, so that no branch stops a loop from
- * vectorising (a ?: of doubles does, under -ftrapping-math) */
+/* z_dot = x_dot * p, but +0 for a zero x_dot or a zero p whatever the other (sweep_body.h's
+ * TIMES, the same bits): the product, then its bits masked by the comparisons, so that no branch
+ * stops a loop from vectorising (a ?: of doubles does, under -ftrapping-math) */
 static inline double tp_times(double d, double p)
 {
     const double r = d * p;
     uint64_t u;
     memcpy(&u, &r, sizeof u);
-    u &= -(uint64_t)(d != 0.0);
+    u &= -(uint64_t)((d != 0.0) & (p != 0.0));
     double z;
     memcpy(&z, &u, sizeof z);
     return z;

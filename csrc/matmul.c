@@ -23,8 +23,8 @@ int tp_blas(void) { return __atomic_load_n(&dgemm_, __ATOMIC_ACQUIRE) != NULL; }
 #define KC 128                 /* a KC x NC panel of B (packed, 512 KB) per pass over A's rows */
 #define NC 512
 
-/* skip: a zero entry of A contributes nothing, even against an Inf or NaN of B (the sweeps' rule
- * for a zero tangent or adjoint) */
+/* skip: a zero entry of A or of B contributes nothing, even against an Inf or NaN of the other
+ * factor (the sweeps' TIMES rule for a zero tangent, adjoint or partial) */
 static int gemm_builtin(int64_t m, int64_t q, int64_t p, const double *A, int64_t a0, int64_t a1,
                         const double *B, int64_t b0, int64_t b1, double *C, int64_t c0, int64_t c1,
                         int skip)
@@ -43,7 +43,8 @@ static int gemm_builtin(int64_t m, int64_t q, int64_t p, const double *A, int64_
                 for (int64_t k = 0; k < kc; k++) {
                     const double a = ai[k * a1], *bk = bp + k * nc;
                     if (skip && a == 0.0) continue;
-                    for (int64_t j = 0; j < nc; j++) row[j] += a * bk[j];
+                    if (skip) { for (int64_t j = 0; j < nc; j++) row[j] += bk[j] == 0.0 ? 0.0 : a * bk[j]; }
+                    else for (int64_t j = 0; j < nc; j++) row[j] += a * bk[j];
                 }
                 double *ci = C + i * c0 + j0 * c1;
                 for (int64_t j = 0; j < nc; j++) ci[j * c1] += row[j];
@@ -213,12 +214,13 @@ static int consts_finite(const tp_tape *t)
     return ok;
 }
 
-/* c += d v for a derivative d (tangents or adjoints) and values v: zeros of d contribute
- * nothing, as in the scalar sweeps (0 * Inf is not NaN there); any product when v is finite
- * (fin: known to be, a block of the tape's constants) */
+/* c += d v for a derivative d (tangents or adjoints) and values v (the partials): a zero of
+ * either factor contributes nothing, as in the scalar sweeps' TIMES (0 * Inf is not NaN there,
+ * whichever side the 0 is on); any product when both are finite (fin: v is known to be, a block
+ * of the tape's constants) */
 static int dacc(mat c, mat d, mat v, int fin)
 {
-    if (fin || all_finite(v)) return acc(c, d, v);
+    if ((fin || all_finite(v)) && all_finite(d)) return acc(c, d, v);
     if (!d.r || !v.c || !d.c) return TP_OK;
     return gemm_builtin(d.r, v.c, d.c, d.b, d.s0, d.s1, v.b, v.s0, v.s1, (double *)c.b, c.s0,
                         c.s1, 1);

@@ -66,7 +66,10 @@ int tp_fold_values(const tp_tape *t, int op, const int32_t *q, const double *X, 
 }
 
 /* PROD's per-element partials prod_(j != i) x_j, as prefix times suffix products (no division),
- * each element's offsets o0, o1 kept for the walk back. p: n partials, o: 2n offsets */
+ * each element's offsets o0, o1 kept for the walk back. p: n partials, o: 2n offsets. As the
+ * scalar program's reverse sweep ((x_0 x_1) x_2 ...: the adjoint walks the suffix back with
+ * TIMES, then meets the prefix's value), the suffix and the final product are TIMES products:
+ * a zero x_j (j > i) makes the partial 0 even against an Inf, as in forward mode. */
 static int prod_partials(const folding *F, const double *X, double *p, int64_t *o)
 {
     double *run = malloc(((size_t)F->r + 1) * sizeof *run);
@@ -75,8 +78,8 @@ static int prod_partials(const folding *F, const double *X, double *p, int64_t *
     FWALK(*F, { p[e] = run[o1]; run[o1] *= X[o0]; o[2 * e] = o0; o[2 * e + 1] = o1; });
     for (int64_t i = 0; i < F->r; i++) run[i] = 1.0;
     for (int64_t e = F->x.size - 1; e >= 0; e--) {
-        p[e] *= run[o[2 * e + 1]];
-        run[o[2 * e + 1]] *= X[o[2 * e]];
+        p[e] = TIMES(run[o[2 * e + 1]], p[e]);
+        run[o[2 * e + 1]] = TIMES(run[o[2 * e + 1]], X[o[2 * e]]);
     }
     free(run);
     return TP_OK;
@@ -154,7 +157,7 @@ int tp_fold_second(const tp_tape *t, const double *V, const double *T, double *A
     memset(trun, 0, (size_t)(r * K) * sizeof *trun);
     for (int64_t e = n - 1; e >= 0; e--) {
         const int64_t i0 = o[2 * e], i1 = o[2 * e + 1];
-        const double x = X[i0], pre = p[e], suf = run[i1], pe = pre * suf, az = AZ[i1];
+        const double x = X[i0], pre = p[e], suf = run[i1], pe = TIMES(suf, pre), az = AZ[i1];
         AX[i0] += TIMES(az, pe);
         for (int64_t j = 0; j < K; j++) {
             double *tr_ = trun + i1 * K + j;
@@ -162,7 +165,7 @@ int tp_fold_second(const tp_tape *t, const double *V, const double *T, double *A
             DX[i0 * K + j] += TIMES(DZ[i1 * K + j], pe) + TIMES(az, dp);
             *tr_ = TIMES(*tr_, x) + TIMES(TX[i0 * K + j], suf);
         }
-        run[i1] *= x;
+        run[i1] = TIMES(run[i1], x);
     }
     rc = TP_OK;
 done:

@@ -245,15 +245,18 @@
 #define ATANH_TAYLOR   S0[0] = (1.0 - x) * (1.0 + x); ser_square_plus(S0, X, d, -1.0); ser_quot_int(Z, X, S0, d)
 
 /* ---- ATAN2: z = atan2(x, y)   dz = (y dx - x dy) / (x^2 + y^2)    (0 at x == y == 0) --------
- * The partials on x, y scaled by s_ (TP_SCALE): r_ = (x^2 + y^2) s_^2 stays in range */
+ * The partials on x, y scaled by s_ (TP_SCALE): r_ = (x^2 + y^2) s_^2 stays in range. A NaN
+ * operand makes r_ NaN and every partial NaN (not the origin's 0) */
 #define ATAN2_PRIMAL   z = atan2(x, y)
 #define ATAN2_PARTIAL  { TP_SCALE; const double r_ = xs_ * xs_ + ys_ * ys_; \
-                         px = r_ > 0.0 ? ys_ / r_ * s_ : 0.0; py = r_ > 0.0 ? -xs_ / r_ * s_ : 0.0; }
+                         const double o_ = r_ == 0.0 ? 0.0 : NAN; \
+                         px = r_ > 0.0 ? ys_ / r_ * s_ : o_; py = r_ > 0.0 ? -xs_ / r_ * s_ : o_; }
 #define ATAN2_PARTIAL2 { TP_SCALE; const double r_ = xs_ * xs_ + ys_ * ys_; \
                          const int ok_ = r_ > 0.0;                        /* -2xy/r^4, (x^2 - y^2)/r^4 */ \
-                         const double a_ = ok_ ? xs_ / r_ : 0.0, b_ = ok_ ? ys_ / r_ : 0.0; \
+                         const double o_ = r_ == 0.0 ? 0.0 : NAN; \
+                         const double a_ = ok_ ? xs_ / r_ : o_, b_ = ok_ ? ys_ / r_ : o_; \
                          pxx = -2.0 * (a_ * b_) * s_ * s_; pyy = -pxx; \
-                         pxy = ok_ ? ((xs_ - ys_) / r_) * ((xs_ + ys_) / r_) * s_ * s_ : 0.0; }
+                         pxy = ok_ ? ((xs_ - ys_) / r_) * ((xs_ + ys_) / r_) * s_ * s_ : o_; }
 #define ATAN2_CURVATURE NONLINEAR
 #define ATAN2_TAYLOR   if (x == 0.0 && y == 0.0) { for (int k = 1; k <= d; k++) Z[k] = 0.0; } \
                        else ser_atan2(Z, X, Y, d, S0, S1, S2, S3, S4)
@@ -264,11 +267,13 @@
 #define HYPOT_PRIMAL   z = hypot(x, y)
 #define HYPOT_PARTIAL  { if (z >= 0x1p-1022 && z != INFINITY) { px = x / z; py = y / z; } \
                          else { TP_SCALE; const double h_ = z > 0.0 ? hypot(xs_, ys_) : 0.0; \
-                                px = h_ > 0.0 ? xs_ / h_ : 0.0; py = h_ > 0.0 ? ys_ / h_ : 0.0; } }
+                                const double o_ = z == z ? 0.0 : NAN;   /* NaN: not the origin */ \
+                                px = h_ > 0.0 ? xs_ / h_ : o_; py = h_ > 0.0 ? ys_ / h_ : o_; } }
 #define HYPOT_PARTIAL2 { TP_SCALE; const double h_ = s_ == 1.0 ? z : hypot(xs_, ys_);  /* z s_ */ \
                          const double q_ = h_ > 0.0 ? 1.0 / sqrt(h_) : 0.0, g_ = sqrt(s_); /* exact */ \
-                         const double u_ = h_ > 0.0 ? xs_ * q_ / h_ * g_ : 0.0; \
-                         const double v_ = h_ > 0.0 ? ys_ * q_ / h_ * g_ : 0.0; \
+                         const double o_ = h_ == h_ ? 0.0 : NAN; \
+                         const double u_ = h_ > 0.0 ? xs_ * q_ / h_ * g_ : o_; \
+                         const double v_ = h_ > 0.0 ? ys_ * q_ / h_ * g_ : o_; \
                          pxx = v_ * v_; pxy = -u_ * v_; pyy = u_ * u_; }
 #define HYPOT_CURVATURE NONLINEAR
 #define HYPOT_TAYLOR   if (x == 0.0 && y == 0.0) { for (int k = 1; k <= d; k++) Z[k] = 0.0; } \
@@ -289,7 +294,7 @@
 #define ABS_PARTIAL2   pxx = 0.0
 #define ABS_CURVATURE   LINEAR
 #define ABS_TAYLOR     { double s_ = x > 0.0 ? 1.0 : (x < 0.0 ? -1.0 : (x == 0.0 ? 0.0 : NAN)); \
-                         for (int k = 1; k <= d; k++) Z[k] = s_ * X[k]; }
+                         for (int k = 1; k <= d; k++) Z[k] = SER_TIMES(s_, X[k]); }
 
 /* ---- SIGN: z = sign(x)   dz = 0                       (sign(0) = 0, sign(NaN) = NaN) -------- */
 #define SIGN_PRIMAL    z = x > 0.0 ? 1.0 : (x < 0.0 ? -1.0 : (x == 0.0 ? 0.0 : x))
@@ -304,7 +309,7 @@
 #define MAX_PARTIAL2   pxx = 0.0; pxy = 0.0; pyy = 0.0
 #define MAX_CURVATURE   LINEAR
 #define MAX_TAYLOR     { double s_ = x > y ? 1.0 : (x < y ? 0.0 : 0.5); \
-                         for (int k = 1; k <= d; k++) Z[k] = s_ * X[k] + (1.0 - s_) * Y[k]; }
+                         for (int k = 1; k <= d; k++) Z[k] = SER_TIMES(s_, X[k]) + SER_TIMES(1.0 - s_, Y[k]); }
 
 /* ---- MIN: z = minimum(x, y)   NaN propagates; a tie splits the derivative 1/2, 1/2 ---------- */
 #define MIN_PRIMAL     z = (x < y || x != x) ? x : y
@@ -312,7 +317,7 @@
 #define MIN_PARTIAL2   pxx = 0.0; pxy = 0.0; pyy = 0.0
 #define MIN_CURVATURE   LINEAR
 #define MIN_TAYLOR     { double s_ = x < y ? 1.0 : (x > y ? 0.0 : 0.5); \
-                         for (int k = 1; k <= d; k++) Z[k] = s_ * X[k] + (1.0 - s_) * Y[k]; }
+                         for (int k = 1; k <= d; k++) Z[k] = SER_TIMES(s_, X[k]) + SER_TIMES(1.0 - s_, Y[k]); }
 
 /* ---- WHERE: z = y if x != 0 else w    only the chosen operand gets a derivative, so a NaN or
  * Inf on the other side never reaches it (no 0 * NaN) ---------------------------------------- */
@@ -343,7 +348,7 @@
 #define DOT_CURVATURE   BILINEAR
 #define DOT_TAYLOR     for (int k = 1; k <= d; k++) { double s_ = 0.0; \
                            for (int32_t i = 0; i < n; i += 2) for (int j = 0; j <= k; j++) \
-                               s_ += SER(i)[j] * SER(i + 1)[k - j]; \
+                               s_ += SER_TIMES(SER(i)[j], SER(i + 1)[k - j]); \
                            Z[k] = s_; }
 
 /* ---- LT, LE, GT, GE, EQ, NE: z = (x REL y) as 1 or 0; w the outcome at recording --------------

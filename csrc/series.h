@@ -5,12 +5,17 @@
 #pragma once
 #include <math.h>
 
+/* a * b, but +0 when either is 0 whatever the other (the sweeps' TIMES, API.md §10.2): a
+ * coefficient that is 0 (a series that does not move, a zero value) meets an infinite or NaN
+ * one without making NaN, so that order 1 is the tangent sweep's, Inf and NaN included */
+#define SER_TIMES(a, b) ((a) == 0.0 || (b) == 0.0 ? 0.0 : (a) * (b))
+
 /* Z = X * Y */
 static inline void ser_mul(double *Z, const double *X, const double *Y, int d)
 {
     for (int k = 1; k <= d; k++) {
         double s = 0.0;
-        for (int j = 0; j <= k; j++) s += X[j] * Y[k - j];
+        for (int j = 0; j <= k; j++) s += SER_TIMES(X[j], Y[k - j]);
         Z[k] = s;
     }
 }
@@ -20,8 +25,8 @@ static inline void ser_div(double *Z, const double *X, const double *Y, int d)
 {
     for (int k = 1; k <= d; k++) {
         double s = X[k];
-        for (int j = 0; j < k; j++) s -= Z[j] * Y[k - j];
-        Z[k] = s / Y[0];
+        for (int j = 0; j < k; j++) s -= SER_TIMES(Z[j], Y[k - j]);
+        Z[k] = s == 0.0 ? 0.0 : s / Y[0];             /* 0 / 0: the tangent's TIMES(0, 1/y) */
     }
 }
 
@@ -30,8 +35,8 @@ static inline void ser_sqrt(double *Z, const double *X, int d)
 {
     for (int k = 1; k <= d; k++) {
         double s = X[k];
-        for (int j = 1; j < k; j++) s -= Z[j] * Z[k - j];
-        Z[k] = s / (2.0 * Z[0]);
+        for (int j = 1; j < k; j++) s -= SER_TIMES(Z[j], Z[k - j]);
+        Z[k] = (s == 0.0 || isinf(Z[0])) ? 0.0 : s / (2.0 * Z[0]);  /* TIMES(s, 0.5 / z) */
     }
 }
 
@@ -40,7 +45,7 @@ static inline void ser_scale_int(double *Z, const double *X, const double *G, in
 {
     for (int k = 1; k <= d; k++) {
         double s = 0.0;
-        for (int j = 1; j <= k; j++) s += j * X[j] * G[k - j];
+        for (int j = 1; j <= k; j++) s += SER_TIMES(j * X[j], G[k - j]);
         Z[k] = s / k;
     }
 }
@@ -52,8 +57,9 @@ static inline void ser_quot_int(double *Z, const double *X, const double *U, int
 {
     for (int k = 1; k <= d; k++) {
         double s = 0.0;
-        for (int j = 1; j < k; j++) s += j * Z[j] * U[k - j];
-        Z[k] = (X[k] - s / k) / U[0];
+        for (int j = 1; j < k; j++) s += SER_TIMES(j * Z[j], U[k - j]);
+        const double r = X[k] - s / k;                          /* TIMES(r, 1 / U[0]) */
+        Z[k] = (r == 0.0 || isinf(U[0])) ? 0.0 : r / U[0];
     }
 }
 
@@ -62,7 +68,7 @@ static inline void ser_sincos(double *S, double *C, const double *X, int d, doub
 {
     for (int k = 1; k <= d; k++) {
         double s = 0.0, c = 0.0;
-        for (int j = 1; j <= k; j++) { s += j * X[j] * C[k - j]; c += j * X[j] * S[k - j]; }
+        for (int j = 1; j <= k; j++) { s += SER_TIMES(j * X[j], C[k - j]); c += SER_TIMES(j * X[j], S[k - j]); }
         S[k] = s / k;
         C[k] = sign * c / k;
     }
@@ -74,10 +80,10 @@ static inline void ser_tan(double *Z, double *G, const double *X, int d, double 
     G[0] = 1.0 + sign * Z[0] * Z[0];
     for (int k = 1; k <= d; k++) {
         double s = 0.0;
-        for (int j = 1; j <= k; j++) s += j * X[j] * G[k - j];
+        for (int j = 1; j <= k; j++) s += SER_TIMES(j * X[j], G[k - j]);
         Z[k] = s / k;
         double q = 0.0;
-        for (int j = 0; j <= k; j++) q += Z[j] * Z[k - j];
+        for (int j = 0; j <= k; j++) q += SER_TIMES(Z[j], Z[k - j]);
         G[k] = sign * q;
     }
 }
@@ -87,7 +93,7 @@ static inline void ser_square_plus(double *W, const double *X, int d, double sig
 {
     for (int k = 1; k <= d; k++) {
         double s = 0.0;
-        for (int j = 0; j <= k; j++) s += X[j] * X[k - j];
+        for (int j = 0; j <= k; j++) s += SER_TIMES(X[j], X[k - j]);
         W[k] = sign * s;
     }
 }

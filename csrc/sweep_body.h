@@ -1,7 +1,9 @@
 /* Tangent and adjoint sweeps for K directions, generated from ops.def and rules.h.
  * sweep.c includes this twice: K = 1 (a constant, so the loops over directions vanish) with
- * threaded dispatch, and K = k with a switch. A zero tangent or adjoint stays zero whatever the
- * local partial (no 0 * Inf = NaN from a path that does not reach the result).
+ * threaded dispatch, and K = k with a switch. TIMES: a zero tangent or adjoint stays zero whatever
+ * the local partial, and a zero partial gives zero whatever the tangent or adjoint (no 0 * Inf =
+ * NaN from a path that does not reach the result), so that forward and reverse mode take the
+ * same paths as zero: each is a chain of such products, read from either end.
  * iz is the variable counter, p the operand words: forward, an op's rule runs at its first
  * result iz and words p, then both move past it; backward, both move back over the op first.
  * Expects: K, SUFFIX, and DISPATCH_THREADED (1: computed goto, 0: switch). Each returns TP_OK or
@@ -9,7 +11,7 @@
 #define TAN(i, j) T[(int64_t)(i) * K + (j)]
 #define ADJ(i, j) A[(int64_t)(i) * K + (j)]
 #define VAL(i) V[q[i]]
-#define TIMES(d, p) ((d) == 0.0 ? 0.0 : (d) * (p))
+#define TIMES(d, p) ((d) == 0.0 || (p) == 0.0 ? 0.0 : (d) * (p))
 
 #define LOAD_1 const double z = V[iz]; const int32_t ix = p[0]; const double x = V[ix]; double px; \
     (void)x; (void)z
