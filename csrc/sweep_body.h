@@ -11,7 +11,8 @@
 #define TAN(i, j) T[(int64_t)(i) * K + (j)]
 #define ADJ(i, j) A[(int64_t)(i) * K + (j)]
 #define VAL(i) V[q[i]]
-#define TIMES(d, p) ((d) == 0.0 || (p) == 0.0 ? 0.0 : (d) * (p))
+#undef TIMES                                 /* (block.h's: the vector loops') */
+#define TIMES(d, p) tp_times1((d), (p))
 
 #define LOAD_1 const double z = V[iz]; const int32_t ix = p[0]; const double x = V[ix]; double px; \
     (void)x; (void)z
