@@ -189,7 +189,7 @@ static int acc(mat c, mat a, mat b)        /* c += a b */
  * in a form the compiler vectorises */
 #define NOT_FINITE(x) do { const double d_ = (x) - (x); bad = d_ != 0.0 ? d_ : bad; } while (0)
 
-static int all_finite(mat x)
+CLONES static int all_finite(mat x)
 {
     if (x.s1 != 1 && x.s0 == 1) x = tr(x);
     for (int64_t i = 0; i < x.r; i++) {
@@ -216,19 +216,20 @@ static int consts_finite(const tp_tape *t)
 
 /* c += d v for a derivative d (tangents or adjoints) and values v (the partials): a zero of
  * either factor contributes nothing, as in the scalar sweeps' TIMES (0 * Inf is not NaN there,
- * whichever side the 0 is on); any product when both are finite (fin: v is known to be, a block
- * of the tape's constants) */
-static int dacc(mat c, mat d, mat v, int fin)
+ * whichever side the 0 is on); any product when both are finite. vfin: v is known to be (a
+ * block of the tape's constants); dfin: d is (1), is not (0), or unknown (-1: looked at here) */
+static int dacc(mat c, mat d, mat v, int vfin, int dfin)
 {
-    if ((fin || all_finite(v)) && all_finite(d)) return acc(c, d, v);
+    if (dfin < 0) dfin = all_finite(d);
+    if (dfin && (vfin || all_finite(v))) return acc(c, d, v);
     if (!d.r || !v.c || !d.c) return TP_OK;
     return gemm_builtin(d.r, v.c, d.c, d.b, d.s0, d.s1, v.b, v.s0, v.s1, (double *)c.b, c.s0,
                         c.s1, 1);
 }
 
-static int vacc(mat c, mat v, mat d, int fin)        /* c += v d */
+static int vacc(mat c, mat v, mat d, int vfin, int dfin)        /* c += v d */
 {
-    return dacc(tr(c), tr(d), tr(v), fin);
+    return dacc(tr(c), tr(d), tr(v), vfin, dfin);
 }
 
 /* the operands' blocks; nb batch axes; product b of nbatch at element offsets xo, yo, zo */
@@ -287,8 +288,8 @@ int tp_matmul_tangent(const tp_tape *t, const double *V, double *T, int64_t K, c
     memset(T + (int64_t)iz * K, 0, (size_t)(q[0] * K) * sizeof *T);
     BATCHES(P) for (int64_t j = 0; j < K; j++) {
         mat tx = XM(T, K, j), ty = YM(T, K, j);
-        if (P.x.first >= 0 && nonzero(tx)) TRY(dacc(ZM(T, K, j), tx, YM(V, 1, 0), CF(y)));
-        if (P.y.first >= 0 && nonzero(ty)) TRY(vacc(ZM(T, K, j), XM(V, 1, 0), ty, CF(x)));
+        if (P.x.first >= 0 && nonzero(tx)) TRY(dacc(ZM(T, K, j), tx, YM(V, 1, 0), CF(y), -1));
+        if (P.y.first >= 0 && nonzero(ty)) TRY(vacc(ZM(T, K, j), XM(V, 1, 0), ty, CF(x), -1));
     }
     return TP_OK;
 }
@@ -302,8 +303,9 @@ int tp_matmul_adjoint(const tp_tape *t, const double *V, double *A, int64_t K,
     BATCHES(P) for (int64_t j = 0; j < K; j++) {
         mat az = ZM(A, K, j);
         if (!nonzero(az)) continue;
-        if (P.x.first >= 0) TRY(dacc(XM(A, K, j), az, tr(YM(V, 1, 0)), CF(y)));  /* x_bar += z_bar y^T */
-        if (P.y.first >= 0) TRY(vacc(YM(A, K, j), tr(XM(V, 1, 0)), az, CF(x)));  /* y_bar += x^T z_bar */
+        const int af = all_finite(az);                          /* (once for both products) */
+        if (P.x.first >= 0) TRY(dacc(XM(A, K, j), az, tr(YM(V, 1, 0)), CF(y), af));  /* += z_bar y^T */
+        if (P.y.first >= 0) TRY(vacc(YM(A, K, j), tr(XM(V, 1, 0)), az, CF(x), af));  /* += x^T z_bar */
     }
     return TP_OK;
 }
@@ -318,15 +320,16 @@ int tp_matmul_second(const tp_tape *t, const double *V, const double *T, double 
     BATCHES(P) {
     const mat x = XM(V, 1, 0), y = YM(V, 1, 0), az = ZM(A, 1, 0);
     const int a_nz = nonzero(az), xv = P.x.first >= 0, yv = P.y.first >= 0;
-    if (a_nz && xv) TRY(dacc(XM(A, 1, 0), az, tr(y), CF(y)));
-    if (a_nz && yv) TRY(vacc(YM(A, 1, 0), tr(x), az, CF(x)));
+    const int af = a_nz ? all_finite(az) : 1;
+    if (a_nz && xv) TRY(dacc(XM(A, 1, 0), az, tr(y), CF(y), af));
+    if (a_nz && yv) TRY(vacc(YM(A, 1, 0), tr(x), az, CF(x), af));
     for (int64_t j = 0; j < K; j++) {
         mat dz = ZM(D, K, j), tx = XM(T, K, j), ty = YM(T, K, j);
-        const int d_nz = nonzero(dz);
-        if (xv && d_nz) TRY(dacc(XM(D, K, j), dz, tr(y), CF(y)));     /* x_bar_dot */
-        if (xv && a_nz && yv && nonzero(ty)) TRY(dacc(XM(D, K, j), az, tr(ty), 0));
-        if (yv && d_nz) TRY(vacc(YM(D, K, j), tr(x), dz, CF(x)));     /* y_bar_dot */
-        if (yv && a_nz && xv && nonzero(tx)) TRY(vacc(YM(D, K, j), tr(tx), az, 0));
+        const int d_nz = nonzero(dz), df = d_nz ? all_finite(dz) : 1;
+        if (xv && d_nz) TRY(dacc(XM(D, K, j), dz, tr(y), CF(y), df));     /* x_bar_dot */
+        if (xv && a_nz && yv && nonzero(ty)) TRY(dacc(XM(D, K, j), az, tr(ty), 0, af));
+        if (yv && d_nz) TRY(vacc(YM(D, K, j), tr(x), dz, CF(x), df));     /* y_bar_dot */
+        if (yv && a_nz && xv && nonzero(tx)) TRY(vacc(YM(D, K, j), tr(tx), az, 0, af));
     }
     }
     return TP_OK;
