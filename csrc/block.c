@@ -57,18 +57,19 @@ static int unit_rows(const mapping *m, int64_t K)
 }
 
 /* WALK over a MAP's x and y; with `unit` (unit_rows) the vector loop of WALK_UNIT, the body's
- * direction loops then of one direction (K shadowed by the constant 1) */
+ * direction loops then of one direction (K shadowed by the constant 1). `unit` is a constant in
+ * each copy of the MAP sweeps (INLINED bodies): the other loop is not compiled there. */
+#define INLINED static inline __attribute__((always_inline))
 #define MAPWALK(...) do { \
     if (unit) { const int64_t K = 1; (void)K; \
                 WALK_UNIT(m->x.nd, m->x.dims, m->x.st, m->sy, __VA_ARGS__); } \
     else WALK(m->x.nd, m->x.dims, m->x.st, m->sy, __VA_ARGS__); } while (0)
 
 /* iz: the first result's variable, named when a comparison's outcome differs (a block guard) */
-CLONES static int map_values(int a, const mapping *m, const double *X, const double *Y,
-                             const double *W, double *Z, int32_t iz)
+INLINED int map_values_(int a, const mapping *m, const double *X, const double *Y,
+                        const double *W, double *Z, int32_t iz, const int unit)
 {
     const int32_t cx = m->cx, cy = m->cy;
-    const int unit = unit_rows(m, 1);
 #define CHECK_GUARD(z, w) if ((z) == 1.0 - (w)) return tp_flipped(iz + e, x, y)
 #define PW(NAME) case TP_OP_##NAME: WALKM({ LOAD3; double z; NAME##_PRIMAL; Z[e] = z; }); break;
 #define PG(NAME) PW(NAME)
@@ -89,15 +90,14 @@ CLONES static int map_values(int a, const mapping *m, const double *X, const dou
     return TP_OK;
 }
 
-CLONES static int map_tangent(int a, const mapping *m, const double *V, double *T, int64_t K,
-                              int32_t iz)
+INLINED int map_tangent_(int a, const mapping *m, const double *V, double *T, int64_t K,
+                         int32_t iz, const int unit)
 {
     const double *X = V + m->x.first, *Y = V + m->y.first, *Zv = V + iz;
     const double *TX = T + (int64_t)m->x.first * K, *TY = T + (int64_t)m->y.first * K;
     const double *W = V + m->w.first, *TW = T + (int64_t)m->w.first * K;
     double *TZ = T + (int64_t)iz * K;
     const int32_t cx = m->cx, cy = m->cy;
-    const int unit = unit_rows(m, K);
     (void)W; (void)TW;
 #define TW(NAME) case TP_OP_##NAME: WALKM({ const double *s_ = X[o0] != 0.0 ? TY + o1 * K : \
     TW + o2 * K; for (int64_t j = 0; j < K; j++) TZ[e * K + j] = s_[j]; }); break;
@@ -122,15 +122,14 @@ CLONES static int map_tangent(int a, const mapping *m, const double *V, double *
     return TP_OK;
 }
 
-CLONES static int map_adjoint(int a, const mapping *m, const double *V, double *A, int64_t K,
-                              int32_t iz)
+INLINED int map_adjoint_(int a, const mapping *m, const double *V, double *A, int64_t K,
+                         int32_t iz, const int unit)
 {
     const double *X = V + m->x.first, *Y = V + m->y.first, *Zv = V + iz;
     double *AX = A + (int64_t)m->x.first * K, *AY = A + (int64_t)m->y.first * K;
     double *AW = A + (int64_t)m->w.first * K;
     const double *AZ = A + (int64_t)iz * K;
     const int32_t cx = m->cx, cy = m->cy;
-    const int unit = unit_rows(m, K);
     (void)AW;
 #define AW(NAME) case TP_OP_##NAME: WALKM({ double *s_ = X[o0] != 0.0 ? AY + o1 * K : AW + o2 * K; \
     for (int64_t j = 0; j < K; j++) s_[j] += AZ[e * K + j]; }); break;
@@ -156,8 +155,8 @@ CLONES static int map_adjoint(int a, const mapping *m, const double *V, double *
 }
 
 /* forward over reverse (sweep2_body.h): adjoints A (one per variable) and their tangents D */
-CLONES static int map_second(int a, const mapping *m, const double *V, const double *T,
-                             double *A, double *D, int64_t K, int32_t iz)
+INLINED int map_second_(int a, const mapping *m, const double *V, const double *T,
+                        double *A, double *D, int64_t K, int32_t iz, const int unit)
 {
     const double *X = V + m->x.first, *Y = V + m->y.first, *Zv = V + iz;
     const double *TX = T + (int64_t)m->x.first * K, *TY = T + (int64_t)m->y.first * K;
@@ -166,7 +165,6 @@ CLONES static int map_second(int a, const mapping *m, const double *V, const dou
     const double *AZ = A + iz, *DZ = D + (int64_t)iz * K;
     double *AW = A + m->w.first, *DW = D + (int64_t)m->w.first * K;
     const int32_t cx = m->cx, cy = m->cy;
-    const int unit = unit_rows(m, K);
     (void)AW; (void)DW;
 #define SW(NAME) case TP_OP_##NAME: WALKM({ const int c_ = X[o0] != 0.0; \
     *(c_ ? AY + o1 : AW + o2) += AZ[e]; double *s_ = c_ ? DY + o1 * K : DW + o2 * K; \
@@ -197,6 +195,61 @@ CLONES static int map_second(int a, const mapping *m, const double *V, const dou
 #undef SG
     return TP_OK;
 }
+
+/* Each MAP sweep twice: its vector loops alone (unit_rows; with the AVX clones) and its general
+ * walk (the clones of both would make this file's compile 5x longer) */
+CLONES static int map_values_unit(int a, const mapping *m, const double *X, const double *Y,
+                                  const double *W, double *Z, int32_t iz)
+{
+    return map_values_(a, m, X, Y, W, Z, iz, 1);
+}
+
+static int map_values(int a, const mapping *m, const double *X, const double *Y,
+                      const double *W, double *Z, int32_t iz)
+{
+    return unit_rows(m, 1) ? map_values_unit(a, m, X, Y, W, Z, iz)
+        : map_values_(a, m, X, Y, W, Z, iz, 0);
+}
+
+CLONES static int map_tangent_unit(int a, const mapping *m, const double *V, double *T, int64_t K,
+                                   int32_t iz)
+{
+    return map_tangent_(a, m, V, T, K, iz, 1);
+}
+
+static int map_tangent(int a, const mapping *m, const double *V, double *T, int64_t K,
+                       int32_t iz)
+{
+    return unit_rows(m, K) ? map_tangent_unit(a, m, V, T, K, iz)
+        : map_tangent_(a, m, V, T, K, iz, 0);
+}
+
+CLONES static int map_adjoint_unit(int a, const mapping *m, const double *V, double *A, int64_t K,
+                                   int32_t iz)
+{
+    return map_adjoint_(a, m, V, A, K, iz, 1);
+}
+
+static int map_adjoint(int a, const mapping *m, const double *V, double *A, int64_t K,
+                       int32_t iz)
+{
+    return unit_rows(m, K) ? map_adjoint_unit(a, m, V, A, K, iz)
+        : map_adjoint_(a, m, V, A, K, iz, 0);
+}
+
+CLONES static int map_second_unit(int a, const mapping *m, const double *V, const double *T,
+                                  double *A, double *D, int64_t K, int32_t iz)
+{
+    return map_second_(a, m, V, T, A, D, K, iz, 1);
+}
+
+static int map_second(int a, const mapping *m, const double *V, const double *T,
+                      double *A, double *D, int64_t K, int32_t iz)
+{
+    return unit_rows(m, K) ? map_second_unit(a, m, V, T, A, D, K, iz)
+        : map_second_(a, m, V, T, A, D, K, iz, 0);
+}
+
 
 /* Taylor (taylor.c): series of D1 coefficients per variable, S0 .. S4 scratch */
 static int map_taylor(int a, const mapping *m, double *S, int64_t D1, int d, int32_t iz,

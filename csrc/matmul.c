@@ -191,7 +191,8 @@ static int acc(mat c, mat a, mat b)        /* c += a b */
 
 CLONES static int all_finite(mat x)
 {
-    if (x.s1 != 1 && x.s0 == 1) x = tr(x);
+    if ((x.s1 != 1 && x.s0 == 1) || x.c == 1) x = tr(x);       /* rows along the stride 1 */
+    if (x.s1 == 1 && x.s0 == x.c) { x.c *= x.r; x.r = 1; }      /* contiguous: one row */
     for (int64_t i = 0; i < x.r; i++) {
         const double *r = x.b + i * x.s0;
         const int64_t c = x.c, s1 = x.s1;
