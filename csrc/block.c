@@ -196,59 +196,20 @@ INLINED int map_second_(int a, const mapping *m, const double *V, const double *
     return TP_OK;
 }
 
-/* Each MAP sweep twice: its vector loops alone (unit_rows; with the AVX clones) and its general
- * walk (the clones of both would make this file's compile 5x longer) */
-CLONES static int map_values_unit(int a, const mapping *m, const double *X, const double *Y,
-                                  const double *W, double *Z, int32_t iz)
-{
-    return map_values_(a, m, X, Y, W, Z, iz, 1);
-}
-
-static int map_values(int a, const mapping *m, const double *X, const double *Y,
-                      const double *W, double *Z, int32_t iz)
-{
-    return unit_rows(m, 1) ? map_values_unit(a, m, X, Y, W, Z, iz)
-        : map_values_(a, m, X, Y, W, Z, iz, 0);
-}
-
-CLONES static int map_tangent_unit(int a, const mapping *m, const double *V, double *T, int64_t K,
-                                   int32_t iz)
-{
-    return map_tangent_(a, m, V, T, K, iz, 1);
-}
-
-static int map_tangent(int a, const mapping *m, const double *V, double *T, int64_t K,
-                       int32_t iz)
-{
-    return unit_rows(m, K) ? map_tangent_unit(a, m, V, T, K, iz)
-        : map_tangent_(a, m, V, T, K, iz, 0);
-}
-
-CLONES static int map_adjoint_unit(int a, const mapping *m, const double *V, double *A, int64_t K,
-                                   int32_t iz)
-{
-    return map_adjoint_(a, m, V, A, K, iz, 1);
-}
-
-static int map_adjoint(int a, const mapping *m, const double *V, double *A, int64_t K,
-                       int32_t iz)
-{
-    return unit_rows(m, K) ? map_adjoint_unit(a, m, V, A, K, iz)
-        : map_adjoint_(a, m, V, A, K, iz, 0);
-}
-
-CLONES static int map_second_unit(int a, const mapping *m, const double *V, const double *T,
-                                  double *A, double *D, int64_t K, int32_t iz)
-{
-    return map_second_(a, m, V, T, A, D, K, iz, 1);
-}
-
-static int map_second(int a, const mapping *m, const double *V, const double *T,
-                      double *A, double *D, int64_t K, int32_t iz)
-{
-    return unit_rows(m, K) ? map_second_unit(a, m, V, T, A, D, K, iz)
-        : map_second_(a, m, V, T, A, D, K, iz, 0);
-}
+/* Each MAP sweep twice: NAME_unit, its vector loops alone (with the AVX clones), taken when
+ * unit_rows, and its general walk (the clones of both made this file's compile 5x longer) */
+#define TWO_COPIES(NAME, KK, PARAMS, ...) \
+    CLONES static int NAME##_unit PARAMS { return NAME##_(__VA_ARGS__, 1); } \
+    static int NAME PARAMS { \
+        return unit_rows(m, KK) ? NAME##_unit(__VA_ARGS__) : NAME##_(__VA_ARGS__, 0); }
+TWO_COPIES(map_values, 1, (int a, const mapping *m, const double *X, const double *Y,
+                           const double *W, double *Z, int32_t iz), a, m, X, Y, W, Z, iz)
+TWO_COPIES(map_tangent, K, (int a, const mapping *m, const double *V, double *T, int64_t K,
+                            int32_t iz), a, m, V, T, K, iz)
+TWO_COPIES(map_adjoint, K, (int a, const mapping *m, const double *V, double *A, int64_t K,
+                            int32_t iz), a, m, V, A, K, iz)
+TWO_COPIES(map_second, K, (int a, const mapping *m, const double *V, const double *T, double *A,
+                           double *D, int64_t K, int32_t iz), a, m, V, T, A, D, K, iz)
 
 
 /* Taylor (taylor.c): series of D1 coefficients per variable, S0 .. S4 scratch */
