@@ -43,7 +43,7 @@ static int gemm_builtin(int64_t m, int64_t q, int64_t p, const double *A, int64_
                 for (int64_t k = 0; k < kc; k++) {
                     const double a = ai[k * a1], *bk = bp + k * nc;
                     if (skip && a == 0.0) continue;
-                    if (skip) { for (int64_t j = 0; j < nc; j++) row[j] += bk[j] == 0.0 ? 0.0 : a * bk[j]; }
+                    if (skip) for (int64_t j = 0; j < nc; j++) row[j] += TIMES(a, bk[j]);
                     else for (int64_t j = 0; j < nc; j++) row[j] += a * bk[j];
                 }
                 double *ci = C + i * c0 + j0 * c1;

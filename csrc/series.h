@@ -4,11 +4,11 @@
  * Derivatives", ch. 13. */
 #pragma once
 #include <math.h>
+#include "times.h"
 
-/* a * b, but +0 when either is 0 whatever the other (the sweeps' TIMES, API.md §10.2): a
- * coefficient that is 0 (a series that does not move, a zero value) meets an infinite or NaN
- * one without making NaN, so that order 1 is the tangent sweep's, Inf and NaN included */
-#define SER_TIMES(a, b) ((a) == 0.0 || (b) == 0.0 ? 0.0 : (a) * (b))
+/* a * b, but +0 when either is 0 whatever the other: the sweeps' TIMES (times.h), so that
+ * order 1 is the tangent sweep's, Inf and NaN included */
+#define SER_TIMES(a, b) tp_times1((a), (b))
 
 /* Z = X * Y */
 static inline void ser_mul(double *Z, const double *X, const double *Y, int d)
