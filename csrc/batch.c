@@ -19,6 +19,7 @@
 #include "rules.h"
 #include "batch.h"
 #include "callback.h"
+#include "transpose.h"
 
 #define TILE_MAX 256                      /* points per tile at most (the partials' arrays) */
 #define TILE_BYTES ((int64_t)1 << 20)     /* a tile's buffers: to stay in L2 */
@@ -443,39 +444,6 @@ static plan_t plan(const tp_tape *t, int64_t k, int buffers)
 
 int64_t tp_batch_tile(tp_tape *t, int64_t k, int buffers) { return plan(t, k, buffers).S; }
 
-/* dst[c * ds + r] = src[r * ss + c] for r < R, c < C: points between a (B, m) array's rows and
- * a tile's rows. 4 x 4 blocks transposed in registers (two rounds of shuffles), the edges one by
- * one: a plain copy of each number, the same bits. */
-typedef double v4d __attribute__((vector_size(32)));
-typedef int64_t v4i __attribute__((vector_size(32)));
-CLONES static void transpose(double *restrict dst, int64_t ds, const double *restrict src,
-                             int64_t ss, int64_t R, int64_t C)
-{
-    const v4i lo = {0, 4, 2, 6}, hi = {1, 5, 3, 7}, first = {0, 1, 4, 5}, last = {2, 3, 6, 7};
-    const int64_t R4 = R & ~(int64_t)3, C4 = C & ~(int64_t)3;
-    for (int64_t c = 0; c < C4; c += 4) {            /* dst's rows 4 at a time: written in order */
-        for (int64_t r = 0; r < R4; r += 4) {
-            v4d a, b, e, f;
-            memcpy(&a, src + r * ss + c, sizeof a);
-            memcpy(&b, src + (r + 1) * ss + c, sizeof b);
-            memcpy(&e, src + (r + 2) * ss + c, sizeof e);
-            memcpy(&f, src + (r + 3) * ss + c, sizeof f);
-            const v4d t0 = __builtin_shuffle(a, b, lo), t1 = __builtin_shuffle(a, b, hi);
-            const v4d t2 = __builtin_shuffle(e, f, lo), t3 = __builtin_shuffle(e, f, hi);
-            const v4d c0 = __builtin_shuffle(t0, t2, first), c1 = __builtin_shuffle(t1, t3, first);
-            const v4d c2 = __builtin_shuffle(t0, t2, last), c3 = __builtin_shuffle(t1, t3, last);
-            memcpy(dst + c * ds + r, &c0, sizeof c0);
-            memcpy(dst + (c + 1) * ds + r, &c1, sizeof c1);
-            memcpy(dst + (c + 2) * ds + r, &c2, sizeof c2);
-            memcpy(dst + (c + 3) * ds + r, &c3, sizeof c3);
-        }
-        for (int64_t q = c; q < c + 4; q++)
-            for (int64_t r = R4; r < R; r++) dst[q * ds + r] = src[r * ss + q];
-    }
-    for (int64_t c = C4; c < C; c++)
-        for (int64_t r = 0; r < R; r++) dst[c * ds + r] = src[r * ss + c];
-}
-
 /* the tile's value buffer: constants broadcast over its S points (set once per call) */
 static double *values(const tp_tape *t, work_t *wk, const plan_t *pl)
 {
@@ -527,6 +495,38 @@ static void commit_last(tp_tape *t, int64_t B, const double *x, const uint8_t *f
     if (B > 0 && !flips[B - 1]) tp_commit_x(t, x + (B - 1) * t->n_inputs);
 }
 
+/* ---- native kernels (tapead/native.py): the tape's program compiled to straight-line code ----
+ * kernel(B, x, w, w_stride, y, g, flips): y (or NULL) the outputs at the B points, flips set where
+ * a guard flipped; g NULL: no more, else g the adjoints of the inputs for output weights w (per
+ * point, w_stride apart; NULL: 1 for output 0, 0 for the others). 0, or -1 without memory.
+ * Per point its arithmetic is the interpreter's, in the same order: the same bits. */
+typedef int (*native_fn)(int64_t B, const double *x, const double *w, int64_t w_stride,
+                         double *y, double *g, uint8_t *flips);
+
+int tp_set_native(tp_tape *t, void *kernel)
+{
+    if (!__atomic_load_n(&t->closed, __ATOMIC_ACQUIRE)) return TP_EARG;
+    __atomic_store_n(&t->native, kernel, __ATOMIC_RELEASE);
+    return TP_OK;
+}
+
+int tp_has_native(const tp_tape *t) { return __atomic_load_n(&t->native, __ATOMIC_ACQUIRE) != NULL; }
+
+/* the call on the kernel, if the tape has one (1: it has none) */
+static int native(tp_tape *t, int64_t B, const double *x, const double *w, int64_t w_stride,
+                  double *y, double *g, uint8_t *flips)
+{
+    const native_fn fn = (native_fn)__atomic_load_n(&t->native, __ATOMIC_ACQUIRE);
+    if (!fn) return 1;
+    if (!tp_may_read(t)) return TP_ETHREAD;
+    if (B < 0) return TP_EARG;
+    if (fn(B, x, w, w_stride, y, g, flips) < 0) return TP_ENOMEM;
+    tp_count(t, 0, t->n_ops * B);
+    if (g) tp_count(t, 2, t->n_ops * B);
+    commit_last(t, B, x, flips);
+    return TP_OK;
+}
+
 #define BEGIN(k_, buffers_) \
     if (!tp_may_read(t)) return TP_ETHREAD; \
     if (B < 0 || (k_) < 1) return TP_EARG; \
@@ -547,6 +547,8 @@ static void commit_last(tp_tape *t, int64_t B, const double *x, const uint8_t *f
 
 int tp_forward_batch(tp_tape *t, int64_t B, const double *x, double *y, uint8_t *flips)
 {
+    const int nrc = native(t, B, x, NULL, 0, y, NULL, flips);
+    if (nrc <= 0) return nrc;
     BEGIN(1, 0);
     for (int64_t b0 = 0; b0 < B; b0 += S) {
         const int64_t np = B - b0 < S ? B - b0 : S;
@@ -572,6 +574,10 @@ static void seed_tile(double *T, int64_t S, int64_t ks, const double *xdot, int6
 static int dirs_batch(tp_tape *t, int64_t B, const double *x, int64_t k, const double *d,
                       int64_t d_stride, double *y, double *out, uint8_t *flips, int reverse)
 {
+    if (reverse && k == 1) {
+        const int nrc = native(t, B, x, d, d_stride, y, out, flips);
+        if (nrc <= 0) return nrc;
+    }
     BEGIN(k, 1);
     const int64_t kb = pl.kb, kc = pl.calls ? tp_padded(kb) : kb;
     double *base = work_buf(&wk, W_DIRS, pl.ns * kc * S);

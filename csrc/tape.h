@@ -116,6 +116,11 @@ int32_t tp_indices(tp_tape *t, const int64_t *idx, int64_t n);     /* index entr
 int64_t tp_index_words(const tp_tape *t, int32_t id, int32_t *out);  /* its words (out: or NULL) */
 int tp_guard_block(tp_tape *t, int64_t var);   /* block comparison at var: one branch guard */
 int64_t tp_first_block(const tp_tape *t);   /* the first block op, or -1 */
+/* a closed tape's native kernel (tapead/native.py: its code, compiled for this tape's program),
+ * which batched forward and one-weight reverse sweeps call instead of interpreting the tape;
+ * NULL: none. TP_EARG for an open tape. */
+int tp_set_native(tp_tape *t, void *kernel);
+int tp_has_native(const tp_tape *t);
 int tp_set_dgemm(void *dgemm);   /* BLAS dgemm (Fortran ABI, LP64), or NULL: built-in kernel */
 int tp_blas(void);               /* 1: matmul calls the BLAS dgemm */
 

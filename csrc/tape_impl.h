@@ -53,6 +53,7 @@ struct tp_tape {
     int64_t swept[5];          /* op-visits: primal, tangent, adjoint, second order, taylor */
     uint64_t uid;              /* unique per tape (and per clear()), given at its first sweep:
                                   work.c's key of the constants kept in a thread's buffer */
+    void *native;              /* tapead/native.py's kernel for this closed tape, or NULL */
     int64_t finite_at;         /* 2 n + 1 when the first n constants are all finite, 2 n when
                                   not (matmul.c: it skips checking them in every sweep) */
 };
