@@ -335,6 +335,10 @@ TARGETS = [
            from_info("batch_gradient", "speedup", lambda b, e: (
                f"{e['ns_per_point_batch']:.0f} vs {e['ns_per_point_loop']:.0f} ns/point"),
                goal_key="target_speedup"), "≥", None, "×"),
+    Target(BATCH, "t.compile()'d batched gradient vs JAX jit(vmap(grad)), per point",
+           from_info("batch_gradient_jax", "native_over_jax", lambda b, e: (
+               f"{e['ns_per_point_native']:.0f} vs {e['ns_per_point_jax']:.0f} ns/point")),
+           "≤", 2, "×"),
     Target(BATCH, "a batched gradient over 10^5 points: two threads vs one",
            from_info("batch_threads", "speedup", lambda b, e: (
                f"{fmt_time(e['one_thread_s'])} vs {fmt_time(e['two_threads_s'])}"),
