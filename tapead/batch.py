@@ -15,6 +15,7 @@ hessian is batched hvp (the recording's colouring, symmetrised as one-point call
 loop in C over the points of the one-point Taylor sweep. A primitive's Python rules are called
 once per point.
 """
+import math
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -63,14 +64,17 @@ def _float(a, what):
 
 
 def _size(shape):
-    return int(np.prod(shape, dtype=np.int64))
+    return math.prod(shape)
 
 
 def points(rec, x, what="x"):
     """x as a C-contiguous (B, m) array: a leading axis of B points on each input piece."""
+    pieces = rec.pieces
+    if (type(x) is np.ndarray and len(pieces) == 1 and x.dtype == np.float64 and   # as it is
+            x.shape[1:] == pieces[0] and x.ndim >= 1 and x.flags.c_contiguous and x.flags.aligned):
+        return x.reshape(x.shape[0], rec.m), x.shape[0]
     if x is None:
         raise ValueError(f"batch=True needs the points {what} (a leading axis of B points)")
-    pieces = rec.pieces
     parts = [x] if len(pieces) == 1 else x
     if len(pieces) != 1 and (not isinstance(x, (tuple, list)) or len(x) != len(pieces)):
         raise ValueError(f"expected {what} as a sequence of {len(pieces)} pieces of shapes "
