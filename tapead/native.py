@@ -287,9 +287,13 @@ int tp_native_kernel(int64_t B, const double *x, const double *w, int64_t ws, do
     const int64_t m = {P.m}, n = {n_out};
     row_t *V = aligned_alloc(64, {nrows} * sizeof(row_t));
     row_t *A = g ? aligned_alloc(64, {nrows} * sizeof(row_t)) : NULL;
+    /* the gradients of a tile, point by point (rows padded to whole vectors): written with
+     * aligned stores, then copied row by row into g (stores across g's rows are slower) */
+    const int64_t mp = (m + 7) & ~(int64_t)7;
+    double *G = g ? aligned_alloc(64, (size_t)(W * mp + 8) * sizeof(double)) : NULL;
     row_t Y[{max(n_out, 1)}], Wt[{max(n_out, 1)}];
     int F[W];
-    if (!V || (g && !A)) {{ free(V); free(A); return -1; }}
+    if (!V || (g && (!A || !G))) {{ free(V); free(A); free(G); return -1; }}
     for (int64_t b0 = 0; b0 < B; b0 += W) {{
         const int64_t nb = B - b0 < W ? B - b0 : W;
         if (nb < W) memset(V, 0, (size_t)m * sizeof(row_t));
@@ -300,7 +304,11 @@ int tp_native_kernel(int64_t B, const double *x, const double *w, int64_t ws, do
                 for (int64_t p = 0; p < W; p++)
                     Wt[o][p] = w ? (p < nb ? w[(b0 + p) * ws + o] : 0.0) : (double)(o == 0);
 {''.join(f"            fwd{k}(V, F);{chr(10)}" for k in range(last))}            both_last(V, A, F, Y, (const row_t *)Wt);
-{''.join(f"            rev{k}(V, A);{chr(10)}" for k in range(last - 1, -1, -1))}            TRANSPOSE(g + b0 * m, m, &A[0][0], W, m, nb);
+{''.join(f"            rev{k}(V, A);{chr(10)}" for k in range(last - 1, -1, -1))}            if (m < 32) TRANSPOSE(g + b0 * m, m, &A[0][0], W, m, nb);   /* short rows: direct */
+            else {{
+                TRANSPOSE(G, mp, &A[0][0], W, m, nb);
+                for (int64_t p = 0; p < nb; p++) memcpy(g + (b0 + p) * m, G + p * mp, (size_t)m * sizeof(double));
+            }}
         }} else {{
 {''.join(f"            fwd{k}(V, F);{chr(10)}" for k in range(last))}            fwd_last(V, F, Y);
         }}
@@ -311,6 +319,7 @@ int tp_native_kernel(int64_t B, const double *x, const double *w, int64_t ws, do
     }}
     free(V);
     free(A);
+    free(G);
     return 0;
 }}
 """]
@@ -352,7 +361,7 @@ FLAGS = ["-O2", "-std=gnu11", "-ffp-contract=off", "-fno-fast-math", "-fno-trapp
 
 def _build(src):
     """Compile src into a shared library and load it: (ffi, lib), cached by src."""
-    key = hashlib.sha256(src.encode()).hexdigest()
+    key = hashlib.sha256("\0".join([src] + FLAGS).encode()).hexdigest()
     with _lock:
         if key in _cache:
             return _cache[key], 0.0
