@@ -36,7 +36,7 @@ from .program import decode, export
 
 W = 8                 # points per tile: the vector lanes of one AVX-512 register
 SEGMENT = 200         # operations per generated function (its live values stay in L1)
-MAX_OPS = 200_000     # larger tapes: ValueError (gcc takes ~1 s per 1000 operations)
+MAX_OPS = 100_000     # larger tapes: ValueError (the compiler takes ~1 s per 1000 operations)
 
 _VARIADIC = {Op.SUM, Op.DOT}
 _HEADERS = ("rules.h", "times.h", "transpose.h")    # csrc/, installed as tapead/include/
@@ -256,8 +256,7 @@ def source(rec):
                     body.append(f"{wr.adj(q, adj, body)} += Wt[{o}][p];")
         for o in range(hi - 1, lo - 1, -1):
             wr.reverse(o, local, adj, body)
-        body += [f"A[{i}][p] = {wr.adj(i, adj, body)};" for i in stores[k]]
-        return body + ([f"A[{i}][p] = 0.0;" for i in untouched] if k == 0 else [])
+        return body + [f"A[{i}][p] = {wr.adj(i, adj, body)};" for i in stores[k]]
 
     def outputs_body(local):
         return [f"Y[{o}][p] = {wr.val(q, local)};" for o, q in enumerate(P.outputs)]
@@ -281,6 +280,8 @@ def source(rec):
                     "row_t *restrict Y, const row_t *restrict Wt)", body)
     nrows = max(P.nv, 1)
     L += [f"""
+static const int32_t untouched[] = {{{"".join(f"{i}, " for i in untouched)}-1}};
+
 int tp_native_kernel(int64_t B, const double *x, const double *w, int64_t ws, double *y,
                      double *g, uint8_t *flips)
 {{
@@ -304,7 +305,9 @@ int tp_native_kernel(int64_t B, const double *x, const double *w, int64_t ws, do
                 for (int64_t p = 0; p < W; p++)
                     Wt[o][p] = w ? (p < nb ? w[(b0 + p) * ws + o] : 0.0) : (double)(o == 0);
 {''.join(f"            fwd{k}(V, F);{chr(10)}" for k in range(last))}            both_last(V, A, F, Y, (const row_t *)Wt);
-{''.join(f"            rev{k}(V, A);{chr(10)}" for k in range(last - 1, -1, -1))}            if (m < 32) TRANSPOSE(g + b0 * m, m, &A[0][0], W, m, nb);   /* short rows: direct */
+{''.join(f"            rev{k}(V, A);{chr(10)}" for k in range(last - 1, -1, -1))}            for (size_t k = 0; k < sizeof untouched / sizeof *untouched - 1; k++)
+                memset(A[untouched[k]], 0, sizeof(row_t));   /* inputs no operation reads */
+            if (m < 32) TRANSPOSE(g + b0 * m, m, &A[0][0], W, m, nb);   /* short rows: direct */
             else {{
                 TRANSPOSE(G, mp, &A[0][0], W, m, nb);
                 for (int64_t p = 0; p < nb; p++) memcpy(g + (b0 + p) * m, G + p * mp, (size_t)m * sizeof(double));
@@ -360,8 +363,10 @@ FLAGS = ["-O2", "-std=gnu11", "-ffp-contract=off", "-fno-fast-math", "-fno-trapp
 
 
 def _build(src):
-    """Compile src into a shared library and load it: (ffi, lib), cached by src."""
-    key = hashlib.sha256("\0".join([src] + FLAGS).encode()).hexdigest()
+    """Compile src into a shared library and load it: (ffi, lib), cached by src and flags.
+    TAPEAD_NATIVE_CFLAGS adds flags (tests/run_sanitizers.sh: the sanitizers)."""
+    flags = FLAGS + shlex.split(os.environ.get("TAPEAD_NATIVE_CFLAGS", ""))
+    key = hashlib.sha256("\0".join([src] + flags).encode()).hexdigest()
     with _lock:
         if key in _cache:
             return _cache[key], 0.0
@@ -373,7 +378,7 @@ def _build(src):
                 f.write(src)
             err = ""
             for arch in (["-march=native"], []):           # the host's vector units if known
-                r = subprocess.run(cc + FLAGS + arch + ["-I", inc, c, "-o", so, "-lm"],
+                r = subprocess.run(cc + flags + arch + ["-I", inc, c, "-o", so, "-lm"],
                                    capture_output=True, text=True)
                 if r.returncode == 0:
                     break

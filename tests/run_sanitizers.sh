@@ -77,6 +77,7 @@ build_time="$(since "$t0")"
 export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=1:print_summary=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:abort_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
 export LD_PRELOAD="$libasan:$libubsan"
+export TAPEAD_NATIVE_CFLAGS="$SAN"        # Tape.compile()'s kernels (tapead/native.py) too
 export PYTHONPATH="$work"
 
 # The editable install of the tree must not shadow the scratch build: check what is imported.
