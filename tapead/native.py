@@ -34,7 +34,7 @@ from ._core import OP_ARITY, GroupOp, Op, check, ffi, lib
 from .errors import TapeError
 from .program import decode, export
 
-W = 8                 # points per tile: the vector lanes of one AVX-512 register
+W = 8                 # points per tile: the vector lanes of one AVX-512 register (transpose8)
 SEGMENT = 200         # operations per generated function (its live values stay in L1)
 MAX_OPS = 100_000     # larger tapes: ValueError (the compiler takes ~1 s per 1000 operations)
 
@@ -92,17 +92,15 @@ def _supported():
 
 
 def _value_rows(P):
-    """Variables whose values go through V: the inputs, values read by another segment's
-    operations, outputs of an earlier segment. (A segment's reverse function recomputes its own
-    values: cheaper than storing and loading all of them.)"""
-    last = len(P.segments) - 1
-    rows = set(range(P.m))
+    """Variables whose values go through V: the inputs, the outputs (the driver reads them from
+    V: no code per output), values read by another segment's operations. (A segment's reverse
+    function recomputes its own values: cheaper than storing and loading all of them.)"""
+    rows = set(range(P.m)) | {q for q in P.outputs if q >= 0}
     for k, (lo, hi) in enumerate(P.segments):
         for o in range(lo, hi):
             for q in P.uses(o):
                 if P.seg_of_var[q] != k:
                     rows.add(q)
-    rows.update(q for q in P.outputs if q >= 0 and P.seg_of_var[q] != last)
     return rows
 
 
@@ -116,17 +114,16 @@ def _touches(P, o):
 
 
 def _adjoint_plan(P):
-    """For each segment, the adjoints its reverse function loads from A at its start (a later
-    segment added to them) and stores to A at its end (those of variables of earlier segments and
-    of the inputs); the others start at 0.0 where first touched, as the interpreter's do. And the
-    inputs no segment touches (their rows of A are zeroed by segment 0's function, the last)."""
+    """For each segment, the adjoints its reverse function loads from A at its start (the
+    outputs', which the driver seeds there, and those a later segment added to) and stores to A
+    at its end (those of variables of earlier segments and of the inputs); the others start at
+    0.0 where first touched, as the interpreter's do. And the inputs nothing touches (the driver
+    zeroes their rows of A)."""
     last = len(P.segments) - 1
-    loads, stores, in_a = {}, {}, set()
+    loads, stores, in_a = {}, {}, {q for q in P.outputs if q >= 0}
     for k in range(last, -1, -1):
         lo, hi = P.segments[k]
         touched = set().union(*(_touches(P, o) for o in range(lo, hi)))
-        if k == last:
-            touched |= {q for q in P.outputs if q >= 0}                  # the seeds
         own = set(P.result[lo:hi])
         loads[k] = sorted(touched & in_a)
         stores[k] = sorted(touched - own)
@@ -221,7 +218,6 @@ def source(rec):
          "#include <stdint.h>", "#include <stdlib.h>", "#include <string.h>",
          '#include "rules.h"', '#include "times.h"', '#include "transpose.h"',
          f"#define W {W}",
-         f"#define TRANSPOSE {'transpose8' if W == 8 else 'transpose'}",
          "typedef double row_t[W];",
          "#define VAL(i) q_[i]",
          "#define CHECK_GUARD(z, w) flip_ |= ((z) == 1.0 - (w))",
@@ -239,27 +235,19 @@ def source(rec):
     def forward_body(k, local, store=True):
         lo, hi = P.segments[k]
         body = ["int flip_ = 0;"]
-        inputs = sorted({q for o in range(lo, hi) for q in P.uses(o) if q < P.m} |
-                        ({q for q in P.outputs if 0 <= q < P.m} if k == last else set()))
+        inputs = sorted({q for o in range(lo, hi) for q in P.uses(o) if q < P.m})
         body += [f"const double v{i} = V[{i}][p];" for i in inputs]
         local.update(inputs)
         for o in range(lo, hi):
             wr.forward(o, local, body, store)
         return body
 
-    def reverse_body(k, local, seed=False):
+    def reverse_body(k, local):
         lo, hi = P.segments[k]
         body, adj = [f"double a{i} = A[{i}][p];" for i in loads[k]], set(loads[k])
-        if seed:
-            for o, q in enumerate(P.outputs):
-                if q >= 0:
-                    body.append(f"{wr.adj(q, adj, body)} += Wt[{o}][p];")
         for o in range(hi - 1, lo - 1, -1):
             wr.reverse(o, local, adj, body)
         return body + [f"A[{i}][p] = {wr.adj(i, adj, body)};" for i in stores[k]]
-
-    def outputs_body(local):
-        return [f"Y[{o}][p] = {wr.val(q, local)};" for o, q in enumerate(P.outputs)]
 
     for k in range(last):           # forward functions of all but the last segment
         local = set()
@@ -270,17 +258,18 @@ def source(rec):
         L += point_loop(f"static void rev{k}(const row_t *restrict V, row_t *restrict A)", body)
     # the last segment: forward alone, and forward with the reverse sweep
     local = set()
-    body = forward_body(last, local) + ["F[p] |= flip_;"] + outputs_body(local)
-    L += point_loop("static void fwd_last(row_t *restrict V, int *restrict F, row_t *restrict Y)",
-                    body)
+    body = forward_body(last, local) + ["F[p] |= flip_;"]
+    L += point_loop("static void fwd_last(row_t *restrict V, int *restrict F)", body)
     local = set()
-    body = forward_body(last, local) + ["F[p] |= flip_;"] + outputs_body(local)
-    body += reverse_body(last, local, seed=True)
-    L += point_loop("static void both_last(row_t *restrict V, row_t *restrict A, int *restrict F, "
-                    "row_t *restrict Y, const row_t *restrict Wt)", body)
+    body = forward_body(last, local) + ["F[p] |= flip_;"] + reverse_body(last, local)
+    L += point_loop("static void both_last(row_t *restrict V, row_t *restrict A, int *restrict F)",
+                    body)
     nrows = max(P.nv, 1)
     L += [f"""
 static const int32_t untouched[] = {{{"".join(f"{i}, " for i in untouched)}-1}};
+/* output o: variable out_var[o], or (-1) the constant out_const[o] */
+static const int32_t out_var[] = {{{"".join(f"{max(q, -1)}, " for q in P.outputs)}-1}};
+static const double out_const[] = {{{"".join(f"{_const(consts[-1 - q]) if q < 0 else 0}, " for q in P.outputs)}0}};
 
 int tp_native_kernel(int64_t B, const double *x, const double *w, int64_t ws, double *y,
                      double *g, uint8_t *flips)
@@ -292,37 +281,40 @@ int tp_native_kernel(int64_t B, const double *x, const double *w, int64_t ws, do
      * aligned stores, then copied row by row into g (stores across g's rows are slower) */
     const int64_t mp = (m + 7) & ~(int64_t)7;
     double *G = g ? aligned_alloc(64, (size_t)(W * mp + 8) * sizeof(double)) : NULL;
-    row_t Y[{max(n_out, 1)}], Wt[{max(n_out, 1)}];
     int F[W];
     if (!V || (g && (!A || !G))) {{ free(V); free(A); free(G); return -1; }}
     for (int64_t b0 = 0; b0 < B; b0 += W) {{
         const int64_t nb = B - b0 < W ? B - b0 : W;
         if (nb < W) memset(V, 0, (size_t)m * sizeof(row_t));
-        TRANSPOSE(&V[0][0], W, x + b0 * m, m, nb, m);
+        transpose8(&V[0][0], W, x + b0 * m, m, nb, m);
         memset(F, 0, sizeof F);
         if (g) {{
+            /* the seeds: 0 + each output's weight, in output order (as the interpreter) */
             for (int64_t o = 0; o < n; o++)
-                for (int64_t p = 0; p < W; p++)
-                    Wt[o][p] = w ? (p < nb ? w[(b0 + p) * ws + o] : 0.0) : (double)(o == 0);
-{''.join(f"            fwd{k}(V, F);{chr(10)}" for k in range(last))}            both_last(V, A, F, Y, (const row_t *)Wt);
+                if (out_var[o] >= 0) memset(A[out_var[o]], 0, sizeof(row_t));
+            for (int64_t o = 0; o < n; o++)
+                if (out_var[o] >= 0)
+                    for (int64_t p = 0; p < W; p++)
+                        A[out_var[o]][p] += w ? (p < nb ? w[(b0 + p) * ws + o] : 0.0) : (double)(o == 0);
+{''.join(f"            fwd{k}(V, F);{chr(10)}" for k in range(last))}            both_last(V, A, F);
 {''.join(f"            rev{k}(V, A);{chr(10)}" for k in range(last - 1, -1, -1))}            for (size_t k = 0; k < sizeof untouched / sizeof *untouched - 1; k++)
                 memset(A[untouched[k]], 0, sizeof(row_t));   /* inputs no operation reads */
-            if (m < 32) TRANSPOSE(g + b0 * m, m, &A[0][0], W, m, nb);   /* short rows: direct */
+            if (m < 32) transpose8(g + b0 * m, m, &A[0][0], W, m, nb);   /* short rows: direct */
             else {{
-                TRANSPOSE(G, mp, &A[0][0], W, m, nb);
+                transpose8(G, mp, &A[0][0], W, m, nb);
                 for (int64_t p = 0; p < nb; p++) memcpy(g + (b0 + p) * m, G + p * mp, (size_t)m * sizeof(double));
             }}
         }} else {{
-{''.join(f"            fwd{k}(V, F);{chr(10)}" for k in range(last))}            fwd_last(V, F, Y);
+{''.join(f"            fwd{k}(V, F);{chr(10)}" for k in range(last))}            fwd_last(V, F);
         }}
         for (int64_t p = 0; p < nb; p++) {{
             flips[b0 + p] = (uint8_t)(F[p] != 0);
-            if (y) for (int64_t o = 0; o < n; o++) y[(b0 + p) * n + o] = Y[o][p];
+            if (y)
+                for (int64_t o = 0; o < n; o++)
+                    y[(b0 + p) * n + o] = out_var[o] >= 0 ? V[out_var[o]][p] : out_const[o];
         }}
     }}
-    free(V);
-    free(A);
-    free(G);
+    free(V); free(A); free(G);
     return 0;
 }}
 """]

@@ -267,3 +267,21 @@ def test_special_constants_keep_their_bits():
     t, u = interpreted_and_native(t)
     X = np.array([0.0, -0.0, 1.0, -2.0, math.inf, math.nan, 1e-310])
     check_all(t, u, X, np.random.default_rng(8))
+
+
+def test_many_outputs_on_worker_threads():
+    """the tiles of outputs and weights live on the heap (thread stacks are small)"""
+    from concurrent.futures import ThreadPoolExecutor
+    with ad.Tape() as t:
+        x, y = t.variables([1.0, 2.0])
+        z = ad.sin(x) * y
+        t.outputs([z, x, 2.0] * 3000)
+    t, u = interpreted_and_native(t)
+    rng = np.random.default_rng(9)
+    X = rng.standard_normal((13, 2))
+    W = rng.standard_normal((13, 9000))
+    with ThreadPoolExecutor(2) as ex:
+        a, b = ex.submit(u.vjp, X, W, batch=True).result(), t.vjp(X, W, batch=True)
+        same_bits(ex.submit(u, X, batch=True).result(), t(X, batch=True))
+    for p, q in zip(a, b):
+        same_bits(p, q)
