@@ -31,6 +31,7 @@ PER_POINT = {"forward": {}, "gradient": {}, "jvp": {0: "x"}, "vjp": {0: "y"}, "j
 TASK_SECONDS = 0.01         # a task's sweeping on a thread of this process
 REMOTE_SECONDS = 0.05       # in another process: dask's per-task cost is 0.2-1 ms, more when busy
 NS_PER_VISIT = 1.5          # sweep time per op-visit and point (bench/test_bench_batch.py)
+NS_PER_VISIT_NATIVE = 0.1   # ... in the native code of a compiled tape (forward, gradient, vjp)
 
 
 def map(tape, method, X, *args, executor=None, chunk=None):   # noqa: A001 - ad.map
@@ -75,7 +76,10 @@ def chunk_size(tape, method, args=(), B=None, workers=0):
     if method in ("jvp", "hvp", "vjp") and args:
         k = np.shape(args[0])[-1] if method != "vjp" else 1
         dirs *= max(k if np.ndim(args[0]) > 1 + len(rec.pieces[0]) else 1, 1)
-    per_point = max(lib.tp_n_ops(rec._p), 1) * (1 + dirs) * NS_PER_VISIT * 1e-9
+    native = lib.tp_has_native(rec._p) and method in ("forward", "gradient") or (
+        method == "vjp" and dirs == 1 and lib.tp_has_native(rec._p))
+    ns = NS_PER_VISIT_NATIVE if native else NS_PER_VISIT
+    per_point = max(lib.tp_n_ops(rec._p), 1) * (1 + dirs) * ns * 1e-9
     size = math.ceil(TASK_SECONDS / per_point)
     if workers:
         share = math.ceil(B / (2 * workers)) if B else size

@@ -403,3 +403,20 @@ def compile_recording(rec):
     (_, _, addr), seconds = _build(source(rec))
     check(lib.tp_set_native(p, ffi.cast("void *", addr)), "Tape.compile()")
     return seconds
+
+
+def compile_quietly(t):
+    """t compiled if a compiler is at hand (or the code cached), else left interpreted: for
+    copies and pickles of a compiled tape (the same results either way)."""
+    try:
+        t.compile()
+    except RuntimeError:
+        pass
+    return t
+
+
+def loads_compiled(data):
+    """ad.loads for the pickle of a compiled tape: compiled again where it is loaded (once per
+    program and process)."""
+    from .saving import loads
+    return compile_quietly(loads(data))

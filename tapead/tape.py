@@ -174,9 +174,11 @@ class Tape(_fast.TapeBase):
         vectorised over the points instead of interpreting the tape, with the same results to
         the last bit. Returns the tape. Scalar operations only (TypeError names any other);
         the compiler takes about a second per 1000 operations, once per program and process
-        (a copy or a re-recording down a branch compiled before reuses the code). A
-        re-recording of an ad.record tape (a flipped guard) is interpreted until compiled
-        again; stats()["native"] says whether the current recording is compiled."""
+        (a copy or a re-recording down a branch compiled before reuses the code). Copies and
+        pickles of a compiled tape are compiled (a pickle where it is loaded, if a compiler is
+        there; else interpreted). A re-recording of an ad.record tape (a flipped guard) is
+        interpreted until compiled again; stats()["native"] says whether the current recording
+        is compiled."""
         from .native import compile_recording
         self._compile_seconds = compile_recording(self._rec)
         return self
@@ -196,7 +198,9 @@ class Tape(_fast.TapeBase):
 
     def __reduce_ex__(self, protocol):
         from .saving import loads
-        return loads, (self.dumps(),)
+        from .native import loads_compiled
+        compiled = lib.tp_has_native(self._rec._p)
+        return (loads_compiled if compiled else loads), (self.dumps(),)
 
     def __deepcopy__(self, memo):
         """A Tape around a recording of its own, made from the saved bytes; f is shared (deep
@@ -210,6 +214,9 @@ class Tape(_fast.TapeBase):
         t._general = self._general
         if hasattr(self, "_arrays"):
             t._arrays = self._arrays
+        if lib.tp_has_native(self._rec._p):        # the same program: its code is cached
+            from .native import compile_quietly
+            compile_quietly(t)
         return t
 
     def __copy__(self):

@@ -207,14 +207,24 @@ def _tanh_diff(x):
     return ad.tanh(x[0] - x[1]) * 4.0
 
 
-def test_copies_loads_and_the_cache():
+def test_copies_loads_and_the_cache(monkeypatch):
     t = ad.record(_tanh_diff, np.array([0.1, 0.2]))
     t.compile()
-    for other in (copy.deepcopy(t), pickle.loads(pickle.dumps(t)), ad.loads(t.dumps())):
-        assert not other.stats()["native"]              # copies start interpreted ...
-        other.compile()
-        assert other.stats()["native"] and other._compile_seconds == 0.0   # ... the code cached
     assert copy.copy(t).stats()["native"]                # a shallow copy shares the recording
+    loaded = ad.loads(t.dumps())
+    assert not loaded.stats()["native"]                  # the file format has no code ...
+    loaded.compile()
+    assert loaded.stats()["native"] and loaded._compile_seconds == 0.0   # ... the code cached
+    for other in (copy.deepcopy(t), pickle.loads(pickle.dumps(t))):
+        assert other.stats()["native"]                   # copies and pickles compile again
+    X = np.random.default_rng(1).standard_normal((20, 2))
+    same_bits(pickle.loads(pickle.dumps(t)).gradient(X, batch=True), t.gradient(X, batch=True))
+    monkeypatch.setattr(native, "_cache", {})            # unpickled where no compiler is:
+    monkeypatch.setenv("CC", "no-such-compiler-here")    # interpreted, the same results
+    monkeypatch.setattr(native.shutil, "which", lambda name: None)
+    u = pickle.loads(pickle.dumps(t))
+    assert not u.stats()["native"]
+    same_bits(u.gradient(X, batch=True), t.gradient(X, batch=True))
 
 
 def test_refusals():
