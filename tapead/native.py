@@ -134,11 +134,12 @@ def _adjoint_plan(P):
 class _Writer:
     def __init__(self, P, vrows):
         self.P, self.vrows = P, vrows
+        self.vslot = {i: k for k, i in enumerate(sorted(vrows))}   # V's rows, dense: inputs first
 
     def val(self, q, local):
         if q < 0:
             return f"k{-1 - q}"
-        return f"v{q}" if q in local else f"V[{q}][p]"
+        return f"v{q}" if q in local else f"V[{self.vslot[q]}][p]"
 
     def forward(self, o, local, out, store=True):
         """Op o's primal: `double v<iz>` in local, stored to V if others read it (and store)."""
@@ -156,7 +157,7 @@ class _Writer:
                        f"{' '.join(f'(void)i{n};' for n in names)} {name}_PRIMAL; v{iz} = z; }}")
         local.add(iz)
         if store and iz in self.vrows:
-            out.append(f"V[{iz}][p] = v{iz};")
+            out.append(f"V[{self.vslot[iz]}][p] = v{iz};")
 
     def reverse(self, o, local, adj, out):
         """Op o's adjoint rule: its operands' adjoints += partial * its result's adjoint."""
@@ -174,7 +175,7 @@ class _Writer:
                 aw = self.adj(q[2], adj, out)
                 out.append(f"{aw} = {c} ? {aw} : {aw} + {az};")
             return
-        z = f"v{iz}" if iz in local else f"V[{iz}][p]"
+        z = f"v{iz}" if iz in local else f"V[{self.vslot[iz]}][p]"
         if op in _VARIADIC:
             vals = ", ".join(self.val(a, local) for a in q)
             targets = {i: self.adj(a, adj, out) for i, a in enumerate(q) if a >= 0}
@@ -210,6 +211,9 @@ def source(rec):
     vrows = _value_rows(P)
     loads, stores, untouched = _adjoint_plan(P)
     wr = _Writer(P, vrows)
+    in_a = set(range(P.m)) | {q for q in P.outputs if q >= 0} | {
+        i for k in stores for i in stores[k]}
+    aslot = {i: k for k, i in enumerate(sorted(in_a))}               # A's rows, dense: inputs first
     last = len(P.segments) - 1
     n_out = len(P.outputs)
     used = sorted({-1 - a for qs in P.operands for a in qs if a < 0} |
@@ -244,10 +248,10 @@ def source(rec):
 
     def reverse_body(k, local):
         lo, hi = P.segments[k]
-        body, adj = [f"double a{i} = A[{i}][p];" for i in loads[k]], set(loads[k])
+        body, adj = [f"double a{i} = A[{aslot[i]}][p];" for i in loads[k]], set(loads[k])
         for o in range(hi - 1, lo - 1, -1):
             wr.reverse(o, local, adj, body)
-        return body + [f"A[{i}][p] = {wr.adj(i, adj, body)};" for i in stores[k]]
+        return body + [f"A[{aslot[i]}][p] = {wr.adj(i, adj, body)};" for i in stores[k]]
 
     for k in range(last):           # forward functions of all but the last segment
         local = set()
@@ -264,19 +268,20 @@ def source(rec):
     body = forward_body(last, local) + ["F[p] |= flip_;"] + reverse_body(last, local)
     L += point_loop("static void both_last(row_t *restrict V, row_t *restrict A, int *restrict F)",
                     body)
-    nrows = max(P.nv, 1)
+    nv, na = max(len(wr.vslot), 1), max(len(aslot), 1)
     L += [f"""
 static const int32_t untouched[] = {{{"".join(f"{i}, " for i in untouched)}-1}};
-/* output o: variable out_var[o], or (-1) the constant out_const[o] */
-static const int32_t out_var[] = {{{"".join(f"{max(q, -1)}, " for q in P.outputs)}-1}};
+/* output o: the rows of its variable in V and A, or (-1) the constant out_const[o] */
+static const int32_t out_v[] = {{{"".join(f"{wr.vslot[q] if q >= 0 else -1}, " for q in P.outputs)}-1}};
+static const int32_t out_a[] = {{{"".join(f"{aslot[q] if q >= 0 else -1}, " for q in P.outputs)}-1}};
 static const double out_const[] = {{{"".join(f"{_const(consts[-1 - q]) if q < 0 else 0}, " for q in P.outputs)}0}};
 
 int tp_native_kernel(int64_t B, const double *x, const double *w, int64_t ws, double *y,
                      double *g, uint8_t *flips)
 {{
     const int64_t m = {P.m}, n = {n_out};
-    row_t *V = aligned_alloc(64, {nrows} * sizeof(row_t));
-    row_t *A = g ? aligned_alloc(64, {nrows} * sizeof(row_t)) : NULL;
+    row_t *V = aligned_alloc(64, {nv} * sizeof(row_t));
+    row_t *A = g ? aligned_alloc(64, {na} * sizeof(row_t)) : NULL;
     /* the gradients of a tile, point by point (rows padded to whole vectors): written with
      * aligned stores, then copied row by row into g (stores across g's rows are slower) */
     const int64_t mp = (m + 7) & ~(int64_t)7;
@@ -291,11 +296,11 @@ int tp_native_kernel(int64_t B, const double *x, const double *w, int64_t ws, do
         if (g) {{
             /* the seeds: 0 + each output's weight, in output order (as the interpreter) */
             for (int64_t o = 0; o < n; o++)
-                if (out_var[o] >= 0) memset(A[out_var[o]], 0, sizeof(row_t));
+                if (out_a[o] >= 0) memset(A[out_a[o]], 0, sizeof(row_t));
             for (int64_t o = 0; o < n; o++)
-                if (out_var[o] >= 0)
+                if (out_a[o] >= 0)
                     for (int64_t p = 0; p < W; p++)
-                        A[out_var[o]][p] += w ? (p < nb ? w[(b0 + p) * ws + o] : 0.0) : (double)(o == 0);
+                        A[out_a[o]][p] += w ? (p < nb ? w[(b0 + p) * ws + o] : 0.0) : (double)(o == 0);
 {''.join(f"            fwd{k}(V, F);{chr(10)}" for k in range(last))}            both_last(V, A, F);
 {''.join(f"            rev{k}(V, A);{chr(10)}" for k in range(last - 1, -1, -1))}            for (size_t k = 0; k < sizeof untouched / sizeof *untouched - 1; k++)
                 memset(A[untouched[k]], 0, sizeof(row_t));   /* inputs no operation reads */
@@ -311,7 +316,7 @@ int tp_native_kernel(int64_t B, const double *x, const double *w, int64_t ws, do
             flips[b0 + p] = (uint8_t)(F[p] != 0);
             if (y)
                 for (int64_t o = 0; o < n; o++)
-                    y[(b0 + p) * n + o] = out_var[o] >= 0 ? V[out_var[o]][p] : out_const[o];
+                    y[(b0 + p) * n + o] = out_v[o] >= 0 ? V[out_v[o]][p] : out_const[o];
         }}
     }}
     free(V); free(A); free(G);
