@@ -161,17 +161,28 @@ def spread(rec, B, directions, sweep):
 
 def call(tape, method, x, args=(), kwargs=None):
     """tape.method(x, *args, batch=True, **kwargs)."""
-    from .batch_methods import METHODS
-    spec = METHODS[method]
+    spec = _methods()[method]
     rec = tape._rec
     rec.need_outputs()
     X, B = points(rec, x)
     job = spec.parse(rec, B, *args, **(kwargs or {}))
     flips = np.zeros(B, dtype=np.uint8)
     out = spec.run(rec, X, job, flips)
-    if flips.any():
+    if np.count_nonzero(flips):
         rec = _regroup(tape, spec, rec, X, job, flips, out)
     return spec.shape(rec, out, B, job)
+
+
+def _methods():
+    """batch_methods.METHODS (that module builds on this one: imported at the first call)."""
+    global _METHODS
+    if _METHODS is None:
+        from .batch_methods import METHODS
+        _METHODS = METHODS
+    return _METHODS
+
+
+_METHODS = None
 
 
 def _regroup(tape, spec, rec, X, job, flips, out):

@@ -10,7 +10,7 @@ import inspect
 
 import numpy as np
 
-from . import _fast, hessian as _hessian, recording, sparse as _sparse
+from . import _fast, batch as _batch, hessian as _hessian, recording, sparse as _sparse
 from ._core import Flip as _Flip, Op, check, ffi, lib
 from .convert import as_float_array as _as_float_array, buf as _buf, scalar as _scalar
 from .errors import TapeError
@@ -45,10 +45,9 @@ def _replay(method):
 def _batched(tape, name, args, kwargs):
     """tape.name(x, *args, batch=True, **kwargs): x and per-point arguments with a leading axis
     of points (tapead/batch.py)."""
-    from . import batch
     kwargs = dict(kwargs)
     x = args[0] if args else kwargs.pop("x", None)
-    return batch.call(tape, name, x, args[1:], kwargs)
+    return _batch.call(tape, name, x, args[1:], kwargs)
 
 
 class Tape(_fast.TapeBase):
