@@ -387,7 +387,12 @@ def _build(src):
             nffi = FFI()
             nffi.cdef("int tp_native_kernel(int64_t B, const double *x, const double *w, "
                       "int64_t ws, double *y, double *g, uint8_t *flips);")
-            nlib = nffi.dlopen(so)        # mapped: the file may go
+            try:
+                nlib = nffi.dlopen(so)    # mapped: the file may go
+            except OSError as e:          # a temporary directory mounted noexec, say
+                raise RuntimeError(f"Tape.compile(): the compiled kernel could not be loaded "
+                                   f"from {d} ({e}); set TMPDIR to a directory that allows "
+                                   f"executable mappings") from None
             addr = int(nffi.cast("uintptr_t", nlib.tp_native_kernel))
         _cache[key] = (nffi, nlib, addr)
         return _cache[key], time.perf_counter() - t0
