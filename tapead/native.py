@@ -292,9 +292,13 @@ int tp_native_kernel(int64_t B, const double *x, const double *w, int64_t ws, do
      * aligned stores, then copied row by row into g (stores across g's rows are slower) */
     const int64_t mp = (m + 7) & ~(int64_t)7;
     double *G = g ? aligned_alloc(64, (size_t)(W * mp + 8) * sizeof(double)) : NULL;
-    row_t Y[{max(n_out, 1)}], Wt[{max(n_out, 1)}];
+    /* on the heap, not the stack: a tape may have any number of outputs */
+    row_t *Y = aligned_alloc(64, {max(n_out, 1)} * sizeof(row_t));
+    row_t *Wt = g ? aligned_alloc(64, {max(n_out, 1)} * sizeof(row_t)) : NULL;
     int F[W];
-    if (!V || (g && (!A || !G))) {{ free(V); free(A); free(G); return -1; }}
+    if (!V || !Y || (g && (!A || !G || !Wt))) {{
+        free(V); free(A); free(G); free(Y); free(Wt); return -1;
+    }}
     for (int64_t b0 = 0; b0 < B; b0 += W) {{
         const int64_t nb = B - b0 < W ? B - b0 : W;
         if (nb < W) memset(V, 0, (size_t)m * sizeof(row_t));
@@ -323,6 +327,8 @@ int tp_native_kernel(int64_t B, const double *x, const double *w, int64_t ws, do
     free(V);
     free(A);
     free(G);
+    free(Y);
+    free(Wt);
     return 0;
 }}
 """]
