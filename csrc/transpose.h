@@ -12,8 +12,9 @@
  * one: a plain copy of each number, the same bits. */
 typedef double v4d __attribute__((vector_size(32)));
 typedef int64_t v4i __attribute__((vector_size(32)));
-CLONES __attribute__((unused)) static void transpose(double *restrict dst, int64_t ds, const double *restrict src,
-                      int64_t ss, int64_t R, int64_t C)
+CLONES __attribute__((unused)) static void transpose(double *restrict dst, int64_t ds,
+                                                     const double *restrict src, int64_t ss,
+                                                     int64_t R, int64_t C)
 {
     const v4i lo = {0, 4, 2, 6}, hi = {1, 5, 3, 7}, first = {0, 1, 4, 5}, last = {2, 3, 6, 7};
     const int64_t R4 = R & ~(int64_t)3, C4 = C & ~(int64_t)3;
@@ -39,7 +40,6 @@ CLONES __attribute__((unused)) static void transpose(double *restrict dst, int64
     for (int64_t c = C4; c < C; c++)
         for (int64_t r = 0; r < R; r++) dst[c * ds + r] = src[r * ss + c];
 }
-
 
 /* The same for 8 x 8 blocks (three rounds of shuffles: 24 per 64 numbers; AVX-512's vpermt2pd
  * where the compiler targets it), the edges one by one: the native kernels' tiles of 8 points. */

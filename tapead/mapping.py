@@ -76,8 +76,8 @@ def chunk_size(tape, method, args=(), B=None, workers=0):
     if method in ("jvp", "hvp", "vjp") and args:
         k = np.shape(args[0])[-1] if method != "vjp" else 1
         dirs *= max(k if np.ndim(args[0]) > 1 + len(rec.pieces[0]) else 1, 1)
-    native = lib.tp_has_native(rec._p) and method in ("forward", "gradient") or (
-        method == "vjp" and dirs == 1 and lib.tp_has_native(rec._p))
+    native = lib.tp_has_native(rec._p) and (method in ("forward", "gradient") or
+                                            (method == "vjp" and dirs == 1))
     ns = NS_PER_VISIT_NATIVE if native else NS_PER_VISIT
     per_point = max(lib.tp_n_ops(rec._p), 1) * (1 + dirs) * ns * 1e-9
     size = math.ceil(TASK_SECONDS / per_point)

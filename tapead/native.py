@@ -61,9 +61,9 @@ def _const(c):
 class _Program:
     """The tape's operations decoded: per op its opcode, operands, result, segment."""
 
-    def __init__(self, ops, args, consts, outputs, m):
+    def __init__(self, ops, args, outputs, m):
         start, count, first, results = decode(ops, args, m)
-        self.m, self.consts, self.outputs = m, consts, [int(o) for o in outputs]
+        self.m, self.outputs = m, [int(o) for o in outputs]
         self.ops = [Op(int(o)) for o in ops]
         bad = sorted({op.name for op in self.ops} - {op.name for op in _supported()})
         if bad:
@@ -207,7 +207,7 @@ class _Writer:
 def source(rec):
     """The C source of the native kernel of the closed recording rec."""
     ops, args, consts, outputs = export(rec)
-    P = _Program(ops, args, consts, outputs, rec.m)
+    P = _Program(ops, args, outputs, rec.m)
     vrows = _value_rows(P)
     loads, stores, untouched = _adjoint_plan(P)
     wr = _Writer(P, vrows)
