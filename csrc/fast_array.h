@@ -324,6 +324,24 @@ static PyObject *array_of(PyObject *r, int32_t first, PyObject *shape)
     return (PyObject *)a;
 }
 
+/* The elements a block op of r results and operand blocks w reads and writes (a matrix product's
+ * operands' sizes are the sum's larger terms); an unknown shape id counts nothing (rec_block
+ * refuses it). At RELEASE_GIL_ELEMENTS and more, recording the op (its values computed: a
+ * product of 200 x 200 matrices takes ~1 ms) runs with the GIL released, as replays do. */
+#define RELEASE_GIL_ELEMENTS 32768
+static int64_t block_elements(const tp_tape *t, int64_t r, const int32_t *w, int nb)
+{
+    int64_t sum = r;
+    for (int i = 0; i < nb && sum < RELEASE_GIL_ELEMENTS; i++) {
+        if (w[2 * i + 1] < 0 || w[2 * i + 1] >= t->n_shapes) continue;
+        const int64_t *s = tp_shape_of(t, w[2 * i + 1]);
+        int64_t size = 1;
+        for (int d = 0; d < s[0]; d++) size *= s[1 + d];
+        sum += size;
+    }
+    return sum;
+}
+
 /* One block op on recording r with results of dims (nd axes) and nb operands' words w: the
  * Array of its results, of `shape` (a Var when shape is () unless array); of size 0 it records
  * nothing. */
@@ -331,8 +349,8 @@ static PyObject *block_record(PyObject *rec, int op, int32_t attr, PyObject *sha
                               const int64_t *dims, const int32_t *w, int nb, int array)
 {
     RecObject *r = (RecObject *)rec;
-    int64_t st[MAXD];
-    if (!contiguous(nd, dims, st)) return array_of(rec, 0, shape);
+    int64_t st[MAXD], size = contiguous(nd, dims, st);
+    if (!size) return array_of(rec, 0, shape);
     if (r->fast) {                         /* array tapes replay through the general paths */
         for (intptr_t i = 0; i < 2; i++) { /* (pieces and sizes made now: they follow from */
             PyObject *l = rec_lazy(r, (void *)i);            /* `fast` until then) */
@@ -343,7 +361,14 @@ static PyObject *block_record(PyObject *rec, int op, int32_t attr, PyObject *sha
     }
     int32_t zs = block_shape(r->p, nd, dims, st);
     if (zs < 0) return NULL;
-    int32_t z = C->rec_block(r->p, op, attr, zs, w, nb);
+    int32_t z;
+    if (block_elements(r->p, size, w, nb) >= RELEASE_GIL_ELEMENTS) {
+        /* other threads may run meanwhile: none can touch this open tape (theirs is refused) */
+        Py_BEGIN_ALLOW_THREADS
+        z = C->rec_block(r->p, op, attr, zs, w, nb);
+        Py_END_ALLOW_THREADS
+    } else
+        z = C->rec_block(r->p, op, attr, zs, w, nb);
     if (z < 0) return block_fail(z);
     return !PyTuple_GET_SIZE(shape) && !array ? make(rec, r->p, z) : array_of(rec, z, shape);
 }
