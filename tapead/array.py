@@ -197,9 +197,7 @@ class Array(_fast.ArrayBase):
     # ---- NumPy protocols ------------------------------------------------------------------------
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         if method != "__call__" or kwargs:
-            what = ufunc.__name__ if method == "__call__" else f"{ufunc.__name__}.{method}"
-            raise TypeError(f"numpy.{what}{' with ' + ', '.join(kwargs) if kwargs else ''} is "
-                            f"not supported on ad.Array")
+            raise TypeError(_unsupported_call(ufunc, method, kwargs))
         if ufunc is np.matmul:
             return matmul(*inputs)
         if ufunc is np.positive:
@@ -208,16 +206,18 @@ class Array(_fast.ArrayBase):
             return _ops.UFUNCS[ufunc](*inputs)
         spec = UFUNC_OPS.get(ufunc)
         if spec is None or spec[1] != len(inputs):
-            raise TypeError(f"numpy.{ufunc.__name__} is not supported on ad.Array (no block "
-                            f"rule); supported: "
+            raise TypeError(f"{_ufunc_name(ufunc)} is not supported on ad.Array (no block rule)"
+                            f"{_instead(ufunc.__name__)}; supported ufuncs: "
                             f"{', '.join(sorted(u.__name__ for u in _supported_ufuncs()))}")
         return _map(spec[0], *inputs)
 
     def __array_function__(self, func, types, args, kwargs):
         fn = _FUNCTIONS.get(func)
         if fn is None:
-            raise TypeError(f"numpy.{func.__name__} is not supported on ad.Array; supported: "
-                            f"{', '.join(sorted(f.__name__ for f in _FUNCTIONS))}")
+            raise TypeError(f"{func.__module__}.{func.__name__} is not supported on ad.Array"
+                            f"{_instead(func.__name__)}; supported NumPy functions: "
+                            f"{', '.join(sorted(f.__name__ for f in _FUNCTIONS))}, and the "
+                            f"ufuncs {', '.join(sorted(u.__name__ for u in _supported_ufuncs()))}")
         return fn(*args, **kwargs)
 
 
@@ -226,6 +226,36 @@ def _equality(op, a, other):
         return _ops.compare(op, a, other)
     except TypeError:                      # a == None, a == "s": Python's answer, as for a Var
         return NotImplemented
+
+
+def _ufunc_name(ufunc):
+    """numpy.exp for NumPy's own ufuncs; another library's (scipy.special.erf) by its name"""
+    return f"numpy.{ufunc.__name__}" if getattr(np, ufunc.__name__, None) is ufunc \
+        else f"the ufunc {ufunc.__name__!r}"
+
+
+# ufunc methods -> what records instead
+_METHOD_INSTEAD = {
+    "reduce": "np.sum, np.prod, np.max or np.min with axis=",
+    "at": "a.at[idx].add(v) / .set(v), functional updates",
+    "outer": "np.outer, or broadcasting: a[:, None] * b[None, :]",
+    "accumulate": "a loop over the axis (each step one block op)",
+}
+
+
+def _unsupported_call(ufunc, method, kwargs):
+    if method == "__call__":
+        return (f"{_ufunc_name(ufunc)} with {', '.join(kwargs)}= is not supported on ad.Array "
+                f"(results are new Arrays: no out=, where=, dtype=); call it without them")
+    return (f"{_ufunc_name(ufunc)}.{method} is not supported on ad.Array; instead: "
+            f"{_METHOD_INSTEAD.get(method, 'the plain call on broadcast operands')}")
+
+
+def _instead(name):
+    """'; use ad.erf' when tapead has a function of that name (scipy.special.erf on an Array)"""
+    import tapead
+    fn = getattr(tapead, name, None)
+    return f"; use ad.{name}" if callable(fn) and not isinstance(fn, type) else ""
 
 
 def _supported_ufuncs():

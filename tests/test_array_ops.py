@@ -495,6 +495,23 @@ def test_unsupported_functions_raise_type_error_naming_them():
                 call()
         with pytest.raises(TypeError, match="supported.*logaddexp"):
             np.fmod(a, 2.0)
+        # the qualified name, and what records instead
+        for call, text in [(lambda: np.linalg.inv(a), "numpy.linalg.inv is not supported"),
+                           (lambda: np.cumsum(a), "numpy.cumsum .*supported NumPy functions: .*"
+                                                  "einsum.*ufuncs.*logaddexp"),
+                           (lambda: np.add.outer(a, a), "add.outer .*np.outer"),
+                           (lambda: np.add.at(a, [0], 1.0), r"add.at .*\.at\[idx\]\.add"),
+                           (lambda: np.maximum.reduce(a), "maximum.reduce .*np.max"),
+                           (lambda: np.exp(a, dtype=float), "exp with dtype= .*without them")]:
+            with pytest.raises(TypeError, match=text):
+                call()
+        try:
+            from scipy.special import erf             # another library's ufunc
+        except ImportError:
+            erf = None
+        if erf is not None:
+            with pytest.raises(TypeError, match="ufunc 'erf' .*use ad.erf"):
+                erf(a)
         t.outputs(np.sum(a))
 
 
