@@ -19,6 +19,7 @@ from . import _fast
 from ._core import Op, check, ffi, lib
 from .optable import OPS
 from .var import Var, _make, _mixed, _number, freeze
+from .convert import _described
 
 _MAP, _REDUCE, _PACK = int(Op.MAP), int(Op.REDUCE), int(Op.PACK)
 _AMAX, _AMIN, _PROD = int(Op.AMAX), int(Op.AMIN), int(Op.PROD)
@@ -309,7 +310,7 @@ def _operand(rec, a, what):
         return _operand(rec, asarray(arr), what)
     if arr.dtype.kind not in "biuf":       # (None is no number: NumPy's float arrays raise too)
         raise TypeError(f"{what} expects ad.Arrays, Vars, real numbers or arrays of them; got "
-                        f"{type(a).__name__}")
+                        f"{_described(a)}")
     flat = np.ascontiguousarray(arr, dtype=np.float64).ravel()
     first = ffi.new("int32_t *")
     check(lib.tp_const_block(rec._p, ffi.from_buffer("double[]", flat), flat.size, first), what)

@@ -34,7 +34,13 @@ def as_float_array(x, what):
                             f"the input point as numbers)")
         x = bad[0]
     raise TypeError(f"{what} expects a real number or an array-like of real numbers; got "
-                    f"{type(x).__name__}")
+                    f"{_described(x)}")
+
+
+def _described(x):
+    """the type of x, and an array's dtype (complex128 is not real: name it)"""
+    dtype = getattr(x, "dtype", None)
+    return f"{type(x).__name__} of dtype {dtype}" if dtype is not None else type(x).__name__
 
 
 def block(H, pieces, i, j):

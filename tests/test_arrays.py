@@ -1,6 +1,9 @@
 """ad.Array: every array op against the same program written with scalar Vars (object arrays of
 Var, the default) on the same engine, in every sweep, and against central differences."""
+import ctypes
 import math
+import sys
+import types
 
 import numpy as np
 import pytest
@@ -8,7 +11,7 @@ from numpy.testing import assert_allclose
 
 import tapead as ad
 from tapead._core import Op
-from tapead.array import UFUNC_OPS, _use_blas
+from tapead.array import UFUNC_OPS, _find_dgemm, _use_blas
 from tapead.optable import OPS
 
 RTOL = 1e-13
@@ -54,10 +57,18 @@ def check(f, *args, second=True, taylor=True, fd=True, ops=None):
     _close(ta.vjp(xa, W)[1], ts.vjp(xa, W)[1], what="vjp, 2 weights")
     if second:
         w = np.ones(np.shape(ts(xa)))
-        v1 = [rng.normal(size=a.shape) for a in args]
-        v1 = v1[0] if len(v1) == 1 else tuple(v1)
+        v1s = [rng.normal(size=a.shape) for a in args]
+        v1 = v1s[0] if len(v1s) == 1 else tuple(v1s)
         _close(ta.hvp(xa, v1, w), ts.hvp(xa, v1, w), what="hvp")
         _close(ta.hessian(xa, w), ts.hessian(xa, w), what="hessian")
+        if fd and np.shape(ts(xa)) == ():          # hvp: central differences of the gradient
+            h = 1e-5
+
+            def grad_at(sign):
+                xs = tuple(a + sign * h * u for a, u in zip(x, v1s))
+                return _flat(ta.gradient(xs[0] if len(xs) == 1 else xs))
+            _close(_flat(ta.hvp(xa, v1)), (grad_at(1) - grad_at(-1)) / (2 * h), rtol=1e-6,
+                   what="hvp fd")
     if taylor:
         _close(ta.taylor(xa, v1 if second else v, 3), ts.taylor(xa, v1 if second else v, 3),
                what="taylor")
@@ -156,8 +167,8 @@ def test_matmul_aliasing_and_transpose():
     check(lambda a: np.sum(np.transpose(a) @ a[:, 1]), x)
 
 
-@pytest.mark.parametrize("blas", [True, False])
-def test_blas_and_builtin_kernels_agree(blas):
+def test_blas_and_builtin_kernels_agree():
+    before = ad.blas_info()["backend"] == "blas"
     rng = np.random.default_rng(11)
     a, b = rng.normal(size=(37, 150)), rng.normal(size=(150, 29))
     f = lambda x, y: np.sum(np.tanh(x @ y) @ y.T * x)           # noqa: E731
@@ -171,10 +182,59 @@ def test_blas_and_builtin_kernels_agree(blas):
             results.append((t((a, b)), t.gradient((a, b)), t.hvp((a, b), (a, b)),
                             t.jvp((a, b), (a, b))[1], t.taylor((a, b), (a, b), 2)))
     finally:
-        _use_blas(blas)
+        _use_blas(before)
     for r0, r1 in zip(*results):
         _close(r0, r1, rtol=1e-12)
-    assert ad.blas_info()["backend"] in ("blas", "builtin")
+    assert (ad.blas_info()["backend"] == "blas") == before
+
+
+def _capsule(signature):
+    """A PyCapsule named signature (as Cython names its C-API capsules), pointing nowhere used"""
+    new = ctypes.pythonapi.PyCapsule_New
+    new.restype, new.argtypes = ctypes.py_object, [ctypes.c_void_p, ctypes.c_char_p,
+                                                   ctypes.c_void_p]
+    name = ctypes.create_string_buffer(signature.encode())
+    _capsule.names.append(name)                  # the capsule keeps a pointer to its name
+    return new(ctypes.addressof(name), name, None)
+
+
+_capsule.names = []
+LP64 = "void (char *, char *, int *, int *, int *, d *, d *, int *, d *, int *, d *, d *, int *)"
+
+
+@pytest.mark.parametrize("capi", [
+    {"dgemm": _capsule(LP64.replace("int *", "int64_t *"))},       # ILP64 BLAS
+    {"dgemm": _capsule(LP64.replace(", int *)", ")"))},             # an argument short
+    {"dgemm": _capsule("int (" + LP64[6:])},                       # not void
+    {"dgemv": _capsule(LP64)},                                      # no dgemm
+    None,                                                           # no C API at all
+], ids=["ilp64", "short", "returns", "missing", "no capi"])
+def test_unexpected_blas_signature_falls_back_to_the_builtin_kernel(capi, monkeypatch):
+    """SciPy's dgemm capsule is checked before use: anything but LP64's signature is refused"""
+    fake = types.ModuleType("scipy.linalg")
+    fake.cython_blas = types.SimpleNamespace(**({"__pyx_capi__": capi} if capi else {}))
+    before = ad.blas_info()["backend"] == "blas"
+    x = np.random.default_rng(3).normal(size=(5, 7))
+    want = ad.record(lambda a: np.sum(np.tanh(a @ a.T)), x).gradient()
+    try:
+        with monkeypatch.context() as m:
+            m.setitem(sys.modules, "scipy.linalg", fake)
+            assert _use_blas(True)["backend"] == "builtin"
+            got = ad.record(lambda a: np.sum(np.tanh(a @ a.T)), x).gradient()
+    finally:
+        _use_blas(before)
+    _close(got, want, rtol=1e-13)
+    assert (ad.blas_info()["backend"] == "blas") == before
+
+
+def test_the_lp64_signature_is_the_one_taken(monkeypatch):
+    """the control of the test above: its fake capsule with LP64's text is found (not used)"""
+    fake = types.ModuleType("scipy.linalg")
+    cap = _capsule(LP64)
+    fake.cython_blas = types.SimpleNamespace(__pyx_capi__={"dgemm": cap})
+    monkeypatch.setitem(sys.modules, "scipy.linalg", fake)
+    found = _find_dgemm()
+    assert found is not None and found[1] == LP64
 
 
 def test_matmul_zero_tangent_stays_zero_against_inf():
@@ -189,8 +249,13 @@ def test_matmul_zero_tangent_stays_zero_against_inf():
 
 # ---- shapes: empty, 0-d, size-1 axes; views and indexing -------------------------------------------------
 def test_empty_zero_d_and_size_one():
-    check(lambda a: np.sum(np.sin(a)) + 1.0, np.ones((0, 3)), second=False, taylor=False, fd=False)
-    check(lambda a: np.sum(a, axis=0) + 1.0, np.ones((0, 3)), second=False, taylor=False, fd=False)
+    check(lambda a: np.sum(np.sin(a)) + 1.0, np.ones((0, 3)), fd=False)
+    check(lambda a: np.sum(a, axis=0) + 1.0, np.ones((0, 3)), fd=False)
+    # an empty argument beside a live one: its products are empty, the other's Hessian is not
+    check(lambda a, b: np.sum(a @ a.T) + np.sum(np.sin(b) * b @ np.exp(b).T) + np.sum(a * 2.0),
+          np.ones((3, 0)), np.linspace(-0.5, 0.7, 6).reshape(2, 3))
+    check(lambda a, b: np.sum((a @ b) * 3.0) + np.sum(np.cos(b) ** 2), np.ones((2, 0)),
+          np.ones((0, 3)))
     check(lambda a: total(np.exp(a) * a), np.array(0.7))
     check(lambda a: np.sum(np.exp(a) * a.T, axis=1), np.ones((1, 3, 1)) * 0.3, fd=False)
     with ad.Tape() as t:
