@@ -1,0 +1,81 @@
+"""Hostile review 7 of the array features: reproducers of the problems found (each fails on the
+commit before its fix)."""
+import numpy as np
+import pytest
+
+import tapead as ad
+
+
+# ---- np.einsum with an operand summed over every axis -------------------------------------------
+# einsum sums first the indices of one operand only that are not in the output; when that is
+# all of an operand's indices the sum is a Var, and einsum called .reshape on it (AttributeError:
+# 'tapead.Var' object has no attribute 'reshape'). NumPy accepts these subscripts.
+@pytest.mark.parametrize("spec, shapes", [
+    ("ij,k->ij", [(2, 3), (3,)]),
+    ("i,j->", [(3,), (2,)]),
+    ("i,jk->jk", [(3,), (3, 4)]),
+    ("ij,kl->", [(2, 3), (2, 3)]),
+])
+def test_einsum_operand_summed_over_all_its_axes(spec, shapes):
+    rng = np.random.default_rng(0)
+    ops = [rng.normal(size=s) for s in shapes]
+
+    def f(*xs):
+        y = np.einsum(spec, *xs)
+        return np.sum(y * y, axis=None) if np.ndim(ops[0]) and "->" in spec and \
+            spec.split("->")[1] else y * y
+
+    got = ad.grad(f, argnums=tuple(range(len(ops))))(*ops)
+    ref = np.einsum(spec, *ops)
+    assert np.allclose(ad.record(f, *ops)(tuple(ops)), np.sum(ref * ref))
+    for k, g in enumerate(got):
+        num = ad.finite_diff(lambda z: f(*ops[:k], z, *ops[k + 1:]), ops[k])
+        assert np.allclose(g, num, atol=1e-5)
+
+
+def test_einsum_operand_summed_with_a_constant_operand():
+    A, c = np.arange(6.0).reshape(2, 3), np.array([1.0, 2.0, 4.0])
+    g = ad.grad(lambda a: np.sum(np.einsum("ij,k->ij", a, c) ** 2))(A)
+    assert np.allclose(g, 2 * A * c.sum() ** 2)
+
+
+# ---- a.shape = s: an in-place reshape, as NumPy's ------------------------------------------------
+# The setter took any shape: x.shape = (2**40,) on a 4-element Array was accepted, x[2**32 + 1]
+# then gave the Var of x[1] (the flat offset truncated to int32: a silently wrong element) and
+# x[999999] a Var beyond the tape (value nan); x.shape = (-1,) gave len(x) == -1.
+def test_shape_setter_refuses_another_size():
+    with ad.Tape() as t:
+        x = t.variables(np.arange(4.0) + 10)
+        for bad in [(2 ** 40,), (10 ** 6,), (-1,), (-2, -2), (3,), (2 ** 62, 2 ** 62, 0)]:
+            with pytest.raises(ValueError, match="reshape"):
+                x.shape = bad
+            assert x.shape == (4,)
+        x.shape = (2, 2)                        # same size: an in-place reshape
+        assert x.shape == (2, 2)
+        t.outputs([x[1, 0] * 1.0, x[1, 1] * 2.0])
+    assert np.allclose(t.jacobian(np.arange(4.0)), [[0, 0, 1, 0], [0, 0, 0, 2]])
+
+
+# ---- the functional transforms and an f returning a 0-d ad.Array ----------------------------------
+# np.einsum("i,i->", a, a), a.reshape(()) and ad.asarray(var) give a 0-d Array. ad.record took it
+# as a scalar output, but every transform of §3 checked f's result element by element, found the
+# 0-d Array itself (it does not iterate) and raised "TypeError: ad.grad: f must return a number
+# ... it returned Array(shape=(), ...)".
+X = np.array([1.0, 2.0, 3.0])
+
+
+@pytest.mark.parametrize("f", [lambda a: np.einsum("i,i->", a, a),
+                               lambda a: (a[1:2] * a[0:1]).reshape(()) + np.sum(a * a) - a[0] * a[1],
+                               lambda a: ad.asarray(np.sum(a * a))],
+                         ids=["einsum", "reshape", "asarray"])
+def test_transforms_take_a_0d_array_result(f):
+    assert ad.record(f, X)(X) == pytest.approx(14.0)
+    assert np.allclose(ad.grad(f)(X), 2 * X)
+    v, g = ad.value_and_grad(f)(X)
+    assert v == pytest.approx(14.0) and np.allclose(g, 2 * X)
+    assert np.allclose(ad.jacobian(f)(X), 2 * X)
+    assert np.allclose(ad.hessian(f)(X), 2 * np.eye(3))
+    assert np.allclose(ad.vjp(f, X)[1](1.0)[0], 2 * X)
+    assert np.allclose(ad.jvp(f, (X,), (X,))[1], 28.0)
+    assert np.allclose(ad.hvp(f, (X,), (X,)), 2 * X)
+    assert np.allclose(ad.jacobian(lambda a: [f(a), 2 * f(a)])(X), [2 * X, 4 * X])
