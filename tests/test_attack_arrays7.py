@@ -79,3 +79,29 @@ def test_transforms_take_a_0d_array_result(f):
     assert np.allclose(ad.jvp(f, (X,), (X,))[1], 28.0)
     assert np.allclose(ad.hvp(f, (X,), (X,)), 2 * X)
     assert np.allclose(ad.jacobian(lambda a: [f(a), 2 * f(a)])(X), [2 * X, 4 * X])
+
+
+# ---- errors that say what is wrong ---------------------------------------------------------------
+# An Array of more than 32 axes (NumPy allows 64) reached the tape's shape table and came back as
+# "ValueError: ad.Array: invalid operand or size passed to the tape"; np.sum / np.max of one of 64
+# axes as "TypeError: no implementation found for 'numpy.sum' ..." (the C reduction's
+# NotImplemented handed back to NumPy); np.broadcast_to to more elements than a tape holds as the
+# same "invalid operand or size" (gathers of that size say "the tape is full").
+@pytest.mark.parametrize("nd", [33, 64])
+@pytest.mark.parametrize("op", [lambda y: y * 2.0, lambda y: np.sin(y), lambda y: y[..., ::-1],
+                                lambda y: np.sum(y, axis=-1), lambda y: np.max(y),
+                                lambda y: np.prod(y, axis=0), lambda y: y @ np.ones((4, 1)),
+                                lambda y: np.where(y > 1.0, y, 0.0)])
+def test_too_many_axes_is_named(nd, op):
+    with ad.Tape() as t:
+        y = t.variables(np.arange(4.0)).reshape((1,) * (nd - 1) + (4,))
+        with pytest.raises(ValueError, match="at most 32 axes"):
+            op(y)
+
+
+@pytest.mark.parametrize("shape", [(2 ** 40, 4), (2 ** 30, 2 ** 30, 4), (2 ** 29, 4)])
+def test_broadcast_beyond_the_tape_is_the_tape_limit(shape):
+    with ad.Tape() as t:
+        x = t.variables(np.arange(4.0))
+        with pytest.raises(MemoryError, match="tape is full"):
+            np.broadcast_to(x, shape) * 2.0
