@@ -287,7 +287,12 @@ static PyObject *block_fail(int rc)
 /* the id of the shape (dims, strides) of nd axes, or -1 with the exception */
 static int32_t block_shape(tp_tape *p, int nd, const int64_t *dims, const int64_t *st)
 {
-    int32_t id = nd > TP_MAXDIM ? TP_EARG : C->shape(p, nd, dims, st);
+    if (nd > TP_MAXDIM) {
+        PyErr_Format(PyExc_ValueError, "ad.Array operations take arrays of at most %d axes; "
+                     "got %d", TP_MAXDIM, nd);
+        return -1;
+    }
+    int32_t id = C->shape(p, nd, dims, st);
     if (id < 0) { block_fail(id); return -1; }
     return id;
 }
