@@ -105,3 +105,26 @@ def test_broadcast_beyond_the_tape_is_the_tape_limit(shape):
         x = t.variables(np.arange(4.0))
         with pytest.raises(MemoryError, match="tape is full"):
             np.broadcast_to(x, shape) * 2.0
+
+
+# ---- NumPy reductions of a scalar Var --------------------------------------------------------------
+# An Array reduced to 0-d is a Var (as NumPy gives a scalar), and NumPy code reduces such scalars
+# again (np.sum(np.max(x)), np.prod(np.sum(x, axis=0)) of a 1-d x). np.mean took the Var, but
+# np.sum, np.prod, np.max and np.min raised "TypeError: numpy.add.reduce is not supported on
+# tapead Vars" (NumPy gives the scalar back).
+def test_numpy_reductions_of_a_scalar_var():
+    x0 = np.array([1.0, 2.0, 3.0])
+
+    def f(x):
+        return np.sum(np.prod(x)) * np.max(np.sum(x, axis=0)) + np.min(np.amax(x)) + \
+            np.mean(np.sum(x))
+
+    t = ad.record(f, x0)
+    assert t(x0) == pytest.approx(6 * 6 + 3 + 6)
+    assert np.allclose(t.gradient(x0), [6 * 6 + 6 + 1, 3 * 6 + 6 + 1, 2 * 6 + 6 + 2])
+    with ad.Tape() as t:                        # other reductions of a scalar: refused, as before
+        v = np.max(t.variables(x0))
+        for bad in [lambda: np.sum(v, axis=0), lambda: np.sum(v, initial=1.0),
+                    lambda: np.add.reduce(v), lambda: np.sum(v, keepdims=True)]:
+            with pytest.raises(TypeError):
+                bad()
