@@ -53,7 +53,13 @@ int32_t tp_shape(tp_tape *t, int nd, const int64_t *dims, const int64_t *strides
 {
     int rc = tp_may_record(t);
     if (rc < 0) return rc;
-    if (!tp_shape_valid(nd, dims, strides)) return TP_EARG;
+    if (!tp_shape_valid(nd, dims, strides)) {   /* too many elements: the tape's limit */
+        int64_t size = 1, ok = nd >= 0 && nd <= TP_MAXDIM;
+        for (int d = 0; ok && d < nd; d++)
+            ok = dims[d] >= 0 && strides[d] >= -MAX_VARS && strides[d] <= MAX_VARS &&
+                 !__builtin_mul_overflow(size, dims[d], &size);
+        return ok && size > MAX_VARS ? TP_ETOOBIG : TP_EARG;
+    }
     int64_t w[1 + 2 * TP_MAXDIM], n = 1 + 2 * (int64_t)nd;
     w[0] = nd;
     for (int d = 0; d < nd; d++) { w[1 + d] = dims[d]; w[1 + nd + d] = strides[d]; }

@@ -244,7 +244,28 @@ static int array_put_shape(ArrayObject *a, PyObject *v, void *c)
 {
     (void)c;
     if (!v) { PyErr_SetString(PyExc_AttributeError, "cannot delete shape"); return -1; }
-    return array_set_shape(a, v);
+    /* a.shape = s reshapes in place, as NumPy's: s holds the same number of elements (else an
+     * Array would name variables beyond its block, and array_offset's int32 offsets wrap) */
+    PyObject *t = shape_tuple(v);
+    if (!t) return -1;
+    long long size = 1, old = 1;
+    int bad = 0;
+    for (Py_ssize_t d = 0; d < PyTuple_GET_SIZE(t); d++) {
+        Py_ssize_t n = PyLong_AsSsize_t(PyTuple_GET_ITEM(t, d));
+        if (n == -1 && PyErr_Occurred()) { Py_DECREF(t); return -1; }
+        bad |= n < 0 || __builtin_mul_overflow(size, (long long)n, &size);
+    }
+    for (int d = 0; d < a->ndim; d++)
+        old *= PyLong_AsSsize_t(PyTuple_GET_ITEM(a->shape, d));
+    if (bad || size != old) {
+        PyErr_Format(PyExc_ValueError, "cannot reshape an ad.Array of size %lld into shape %R",
+                     old, t);
+        Py_DECREF(t);
+        return -1;
+    }
+    int rc = array_set_shape(a, t);
+    Py_DECREF(t);
+    return rc;
 }
 
 
@@ -266,7 +287,12 @@ static PyObject *block_fail(int rc)
 /* the id of the shape (dims, strides) of nd axes, or -1 with the exception */
 static int32_t block_shape(tp_tape *p, int nd, const int64_t *dims, const int64_t *st)
 {
-    int32_t id = nd > TP_MAXDIM ? TP_EARG : C->shape(p, nd, dims, st);
+    if (nd > TP_MAXDIM) {
+        PyErr_Format(PyExc_ValueError, "ad.Array operations take arrays of at most %d axes; "
+                     "got %d", TP_MAXDIM, nd);
+        return -1;
+    }
+    int32_t id = C->shape(p, nd, dims, st);
     if (id < 0) { block_fail(id); return -1; }
     return id;
 }

@@ -441,7 +441,11 @@ def _reduce(op, what, a, axis, keepdims, kwargs):
     if op in (_AMAX, _AMIN) and any(a.shape[d] == 0 for d in axes):
         raise ValueError(f"zero-size array to reduction operation {what} which has no "
                          f"identity (shape {a.shape}, axis {axis})")
-    return _fast.reduce(op, a, axes, keepdims)
+    z = _fast.reduce(op, a, axes, keepdims)
+    if z is NotImplemented:                # (axes in range: only an Array of 64 axes is left)
+        raise ValueError(f"numpy.{what}: ad.Array operations take arrays of at most 32 axes; "
+                         f"got {a.ndim}")
+    return z
 
 
 def reduce_sum(a, axis=None, keepdims=False, **kwargs):

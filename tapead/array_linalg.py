@@ -64,7 +64,7 @@ def einsum(subscripts, *operands, **kwargs):
         others = "".join(ins[:k] + ins[k + 1:])
         drop = tuple(i for i, c in enumerate(lab) if c not in out and c not in others)
         if drop:
-            ops[k] = np.sum(a, axis=drop)
+            ops[k] = _arr(np.sum(a, axis=drop))   # (a Var when every axis is summed)
             lab = "".join(c for c in lab if c not in (lab[i] for i in drop))
         labs.append(lab)
     if len(ops) == 1:

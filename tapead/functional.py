@@ -11,6 +11,7 @@ import numpy as np
 from ._core import check, ffi, lib
 from .convert import as_float_array as _as_float_array
 from .tape import _MODES, record
+from .array import Array
 from .var import Var, _number
 
 
@@ -62,7 +63,7 @@ def _checked(name, f):
     """f, with its result checked as a tape's outputs are, in the words of the transform."""
     def g(*xs):
         y = f(*xs)
-        if type(y) is not Var:
+        if type(y) is not Var and type(y) is not Array:   # (a 0-d Array: its one element)
             _check_result(name, y)
         return y
     return g
@@ -75,7 +76,7 @@ def _check_result(name, y):
         raise ValueError(f"{name}: f must return a number or a regular (nested) array of "
                          f"numbers: {e}") from None
     for e in items:
-        if type(e) is not Var and _number(e) is None:
+        if type(e) is not Var and type(e) is not Array and _number(e) is None:
             got = reprlib.repr(y) if e is y else \
                 f"a {type(y).__name__} holding a {type(e).__name__}"
             raise TypeError(f"{name}: f must return a number or a regular (nested) array of "

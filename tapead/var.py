@@ -79,6 +79,11 @@ class _Methods:
         if kwargs.get("out") is not None:
             raise TypeError(f"numpy.{ufunc.__name__}(..., out=...) cannot hold tapead Vars; "
                             f"call it without out=")
+        if method == "reduce" and ufunc in _FOLDS and len(inputs) == 1 and \
+                inputs[0] is self and kwargs.get("axis", 0) in (None, ()) and \
+                kwargs.get("dtype") in (None, float, np.float64) and \
+                not kwargs.get("keepdims") and set(kwargs) <= {"axis", "dtype", "keepdims", "out"}:
+            return self     # np.sum / prod / max / min of a scalar (an Array's 0-d reduction)
         if fn is None or method != "__call__" or kwargs:
             what = ufunc.__name__ if method == "__call__" else f"{ufunc.__name__}.{method}"
             raise TypeError(f"numpy.{what} is not supported on tapead Vars (it has no "
@@ -88,6 +93,9 @@ class _Methods:
             inputs = [np.asarray(a, dtype=object) if isinstance(a, np.ndarray) else a
                       for a in inputs]
         return fn(*inputs)
+
+
+_FOLDS = (np.add, np.multiply, np.maximum, np.minimum)
 
 
 def _make(rec, i):
