@@ -28,6 +28,7 @@ typedef struct tp_core_api {
     int (*vjp)(tp_tape *, const double *, int64_t, const double *, double *, double *);
     int32_t (*shape)(tp_tape *, int, const int64_t *, const int64_t *);
     int32_t (*rec_block)(tp_tape *, int, int32_t, int32_t, const int32_t *, int64_t);
+    int (*may_record)(const tp_tape *);
     int (*vjp_parts)(tp_tape *, int64_t, const double *const *, const int64_t *, int64_t,
                      const double *, double *, double *);
 } tp_core_api;

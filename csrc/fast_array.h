@@ -13,11 +13,13 @@ typedef struct {
     tp_tape *p;
     PyObject *shape;         /* tuple of ints */
     Py_ssize_t n0;           /* shape[0]; 0 for a 0-d array */
-    int32_t first;
+    int32_t first;           /* (while pending: the transposed block's first) */
     int ndim;
+    int pending;             /* 1: a.T of a 2-d block at first, not recorded yet (array_first) */
 } ArrayObject;
 
 static PyObject *array_getitem_py;   /* tapead.array.Array.__getitem__: every other key */
+static int32_t array_first(ArrayObject *a);
 
 /* a shape (a sequence of integers) as a new tuple of ints, or NULL */
 static PyObject *shape_tuple(PyObject *shape)
@@ -151,7 +153,7 @@ static PyObject *array_subscript(ArrayObject *a, PyObject *key)
 {
     Py_ssize_t off = array_offset(a, key);
     if (off >= 0) {
-        if (readable(a->p) < 0) return NULL;
+        if (readable(a->p) < 0 || array_first(a) < 0) return NULL;
         return make(a->rec, a->p, a->first + (int32_t)off);
     }
     if (off == -2) return NULL;
@@ -170,7 +172,7 @@ static PyObject *array_item(ArrayObject *a, Py_ssize_t i)
         return NULL;
     }
     if (a->ndim == 1) {
-        if (readable(a->p) < 0) return NULL;
+        if (readable(a->p) < 0 || array_first(a) < 0) return NULL;
         return make(a->rec, a->p, a->first + (int32_t)i);
     }
     PyObject *k = PyLong_FromSsize_t(i);
@@ -244,6 +246,7 @@ static int array_put_shape(ArrayObject *a, PyObject *v, void *c)
 {
     (void)c;
     if (!v) { PyErr_SetString(PyExc_AttributeError, "cannot delete shape"); return -1; }
+    if (array_first(a) < 0) return -1;     /* (a pending a.T: its PACK first) */
     /* a.shape = s reshapes in place, as NumPy's: s holds the same number of elements (else an
      * Array would name variables beyond its block, and array_offset's int32 offsets wrap) */
     PyObject *t = shape_tuple(v);
@@ -444,6 +447,7 @@ static int map_operand(ArrayObject *a, PyObject *o, int64_t *dims, int64_t *cst,
             int eq = PyObject_RichCompareBool(b->shape, a->shape, Py_EQ);
             if (eq <= 0) return eq;
         }
+        if (array_first(b) < 0) return -1;
         first = b->first; st = cst;
     } else if (IS_VAR(o)) {
         if (((VarObject *)o)->p != a->p) return 0;
@@ -489,11 +493,12 @@ static PyObject *array_div(PyObject *x, PyObject *y) { return arith(ARITH_DIV, x
 
 /* dims and strides of a matmul operand over the batch axes (nb of them): a 1-d operand
  * becomes a row (x, the left) or a column; broadcast batch axes get stride 0 */
-static int matmul_side(int nd, const int64_t *s, int left, int nb, const int64_t *batch,
-                       int64_t *dims, int64_t *st)
+static int matmul_side(int nd, const int64_t *s, int left, int trans, int nb,
+                       const int64_t *batch, int64_t *dims, int64_t *st)
 {
     int64_t xs[MAXD + 1], xt[MAXD + 1] = {0};
     contiguous(nd, s, xt);
+    if (trans) { xt[0] = 1; xt[1] = s[0]; }  /* (2-d) the transpose of a C-order block */
     memcpy(xs, s, (size_t)nd * sizeof *xs);
     if (nd == 1) {                         /* (1, n) with strides (0, 1), or (n, 1), (1, 0) */
         xs[1] = left ? xs[0] : 1; xs[0] = left ? 1 : xs[0];
@@ -509,7 +514,10 @@ static int matmul_side(int nd, const int64_t *s, int left, int nb, const int64_t
     return nb + 2;
 }
 
-static PyObject *matmul_record(PyObject *rec, int32_t fa, PyObject *sa, int32_t fb, PyObject *sb)
+/* a @ b of blocks fa, fb of shapes sa, sb; ta, tb: that operand (2-d) is the transpose of the
+ * C-order block at fa (fb), read through its strides (a pending a.T: no PACK) */
+static PyObject *matmul_record(PyObject *rec, int32_t fa, PyObject *sa, int ta, int32_t fb,
+                               PyObject *sb, int tb)
 {
     int64_t a[MAXD], b[MAXD], batch[MAXD], dims[MAXD + 2], st[MAXD + 2];
     int na = int_seq(sa, a), nb = na < 0 ? -1 : int_seq(sb, b);
@@ -531,10 +539,12 @@ static PyObject *matmul_record(PyObject *rec, int32_t fa, PyObject *sa, int32_t 
         batch[d] = x == 1 ? y : x;
     }
     int32_t w[4] = {fa, 0, fb, 0};
-    int nz = matmul_side(na, a, 1, n, batch, dims, st);
+    if ((ta && na != 2) || (tb && nb != 2))
+        return PyErr_Format(PyExc_ValueError, "matmul: a transposed operand is 2-d");
+    int nz = matmul_side(na, a, 1, ta, n, batch, dims, st);
     RecObject *r = (RecObject *)rec;
     if ((w[1] = block_shape(r->p, nz, dims, st)) < 0) return NULL;
-    matmul_side(nb, b, 0, n, batch, dims, st);
+    matmul_side(nb, b, 0, tb, n, batch, dims, st);
     if ((w[3] = block_shape(r->p, nz, dims, st)) < 0) return NULL;
     dims[n] = na == 1 ? 1 : a[na - 2];     /* the result: batch + (m, q) */
     dims[n + 1] = nb == 1 ? 1 : b[nb - 1];
@@ -553,10 +563,10 @@ static PyObject *matmul_record(PyObject *rec, int32_t fa, PyObject *sa, int32_t 
 static PyObject *array_matmul(PyObject *x, PyObject *y)
 {
     RecObject *r = array_rec(x);
+    ArrayObject *a = (ArrayObject *)x, *b = (ArrayObject *)y;
     if (r && array_rec(y) == r)
-        return matmul_record((PyObject *)r, ((ArrayObject *)x)->first,
-                             ((ArrayObject *)x)->shape, ((ArrayObject *)y)->first,
-                             ((ArrayObject *)y)->shape);
+        return matmul_record((PyObject *)r, a->first, a->shape, a->pending, b->first, b->shape,
+                             b->pending);
     return slot_fallback(SLOT_MATMUL, x, y);
 }
 
@@ -565,13 +575,17 @@ static PyObject *py_matmul(PyObject *mod, PyObject *const *args, Py_ssize_t n)
 {
     (void)mod;
     int32_t f[2];
-    if (!rec_args(args, n, 5, "matmul(recording, first, shape, first, shape)")) return NULL;
+    int tr[2] = {0, 0};
+    const char *usage = "matmul(recording, first, shape, first, shape[, transposed, transposed])";
+    if (!rec_args(args, n, n == 7 ? 7 : 5, usage)) return NULL;
     if (!PyTuple_Check(args[2]) || !PyTuple_Check(args[4]))
         return PyErr_Format(PyExc_TypeError, "matmul: shapes are tuples");
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 2; i++) {
         if ((f[i] = int32_of(args[1 + 2 * i])) == -1 && PyErr_Occurred())
             return NULL;
-    return matmul_record(args[0], f[0], args[2], f[1], args[4]);
+        if (n == 7 && (tr[i] = PyObject_IsTrue(args[5 + i])) < 0) return NULL;
+    }
+    return matmul_record(args[0], f[0], args[2], tr[0], f[1], args[4], tr[1]);
 }
 
 /* ---- REDUCE, AMAX, AMIN, PROD over axes: z[zmap(i)] of x's index space */
@@ -632,6 +646,7 @@ static PyObject *py_reduce(PyObject *mod, PyObject *const *args, Py_ssize_t n)
         PyTuple_SET_ITEM(res, i++, v);
     }
     PyObject *z = NULL;
+    if (array_first(a) < 0) return NULL;
     int32_t attr = block_shape(a->p, nd, x, zmap), w[2] = {a->first, 0};
     if (attr >= 0 && (w[1] = block_shape(a->p, nd, x, xst)) >= 0)
         z = block_record(a->rec, op, attr, res, nres, rdims, w, 1, 0);
@@ -672,7 +687,10 @@ static PyObject *py_strided(PyObject *mod, PyObject *const *args, Py_ssize_t n)
     return z;
 }
 
-/* a.T: the axes reversed (a view); an empty Array: tapead/array.py's transpose() */
+/* a.T: the axes reversed (a view); an empty Array: tapead/array.py's transpose(). Of a 2-d
+ * Array whose axes both exceed 1, the result is pending: a matmul reads a's block through
+ * transposed strides, anything else records the PACK at first use (array_first); a pending's .T
+ * is a's block again. */
 static PyObject *array_get_T(ArrayObject *a, void *c)
 {
     (void)c;
@@ -689,9 +707,59 @@ static PyObject *array_get_T(ArrayObject *a, void *c)
         PyTuple_SET_ITEM(shape, d, v);
         rd[d] = dims[nd - 1 - d]; st[d] = cst[nd - 1 - d];
     }
-    PyObject *z = strided_record(a->rec, a->first, shape, nd, rd, st);
+    PyObject *z;
+    if (a->pending || (nd == 2 && dims[0] > 1 && dims[1] > 1)) {
+        int rc = C->may_record(a->p);      /* (as recording the PACK would: open, ours) */
+        z = rc < 0 ? block_fail(rc) : array_of(a->rec, a->first, shape);
+        if (z) ((ArrayObject *)z)->pending = !a->pending;
+    } else
+        z = strided_record(a->rec, a->first, shape, nd, rd, st);
     Py_DECREF(shape);
     return z;
+}
+
+/* a's first variable; a pending a.T records its PACK now (-1: the error) */
+static int32_t array_first(ArrayObject *a)
+{
+    if (!a->pending) return a->first;
+    int64_t dims[2], st[2];
+    if (int_seq(a->shape, dims) != 2) return -1;
+    st[0] = 1; st[1] = dims[0];            /* (c, r) over the C-order (r, c) block */
+    int32_t w[2] = {a->first, block_shape(a->p, 2, dims, st)};
+    if (w[1] < 0) return -1;
+    PyObject *z = block_record(a->rec, TP_OP_PACK, 0, a->shape, 2, dims, w, 1, 0);
+    if (!z) return -1;
+    a->first = ((ArrayObject *)z)->first;
+    a->pending = 0;
+    Py_DECREF(z);
+    return a->first;
+}
+
+static PyObject *array_get_first(ArrayObject *a, void *c)
+{
+    (void)c;
+    return array_first(a) < 0 ? NULL : PyLong_FromLong(a->first);
+}
+
+static int array_put_first(ArrayObject *a, PyObject *v, void *c)
+{
+    (void)c;
+    int32_t f = v ? int32_of(v) : -1;
+    if (f < 0) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "Array._first: a variable");
+        return -1;
+    }
+    a->first = f;
+    a->pending = 0;
+    return 0;
+}
+
+/* the block a pending a.T reads (its first), else None */
+static PyObject *array_get_tsrc(ArrayObject *a, void *c)
+{
+    (void)c;
+    if (!a->pending) Py_RETURN_NONE;
+    return PyLong_FromLong(a->first);
 }
 
 /* shape(rec, dims, strides): the id of the shape in the recording's table */
@@ -738,15 +806,12 @@ static PyObject *py_rec_block(PyObject *mod, PyObject *const *args, Py_ssize_t n
     return z;
 }
 
-static PyMemberDef array_members[] = {
-    {"_first", T_INT, offsetof(ArrayObject, first), 0, "its first variable"},
-    {NULL}
-};
-
 static PyGetSetDef array_getset[] = {
     {"_rec", (getter)array_get_rec, (setter)array_put_rec, "its recording", NULL},
     {"shape", (getter)array_get_shape, (setter)array_put_shape, "its shape (a tuple)", NULL},
     {"T", (getter)array_get_T, NULL, "the axes reversed (a view: no copy while contiguous)", NULL},
+    {"_first", (getter)array_get_first, (setter)array_put_first, "its first variable", NULL},
+    {"_tsrc", (getter)array_get_tsrc, NULL, "a pending .T's block (its first), else None", NULL},
     {NULL}
 };
 
@@ -756,7 +821,7 @@ static PyType_Slot array_slots[] = {
     {Py_sq_length, array_len}, {Py_sq_item, array_item}, {Py_tp_iter, array_iter},
     {Py_nb_add, array_add}, {Py_nb_subtract, array_sub}, {Py_nb_multiply, array_mul},
     {Py_nb_true_divide, array_div}, {Py_nb_matrix_multiply, array_matmul},
-    {Py_tp_members, array_members}, {Py_tp_getset, array_getset},
+    {Py_tp_getset, array_getset},
     {Py_tp_doc, "Base of tapead.Array: its fields, and element indexing, len and iteration."},
     {0, NULL}
 };

@@ -60,7 +60,14 @@ class Array(_fast.ArrayBase):
     def tape(self):
         return self._rec.owner()
 
+    def _viewed(self):
+        """a pending a.T (csrc/fast_array.h: no PACK recorded yet): the Array a, else None"""
+        src = self._tsrc
+        return None if src is None else Array(self._rec, src, self.shape[::-1])
+
     def _values(self):
+        if (src := self._viewed()) is not None:
+            return src._values().T
         out = np.empty(self.size)
         if self.size:
             check(lib.tp_values(self._rec._p, self._first, self.size,
@@ -70,6 +77,8 @@ class Array(_fast.ArrayBase):
     @property
     def value(self):
         """The values at recording (read while recording, they become guards, as Var.value)."""
+        if (src := self._viewed()) is not None:
+            return src.value.T
         rec = self._rec
         if not lib.tp_closed(rec._p) and lib.tp_readable(rec._p) and self.size:
             freeze(rec, range(self._first, self._first + self.size), sys._getframe(1), ".value")
@@ -81,6 +90,8 @@ class Array(_fast.ArrayBase):
         g = self._rec.grads
         if g is None:
             return None
+        if (src := self._viewed()) is not None:     # a view: the viewed variables' adjoints
+            return src.grad.T
         out = np.zeros(self.size)             # variables after backward()'s root: 0
         n = max(0, min(self.size, g.size - self._first))
         out[:n] = g[self._first:self._first + n]
@@ -137,6 +148,8 @@ class Array(_fast.ArrayBase):
 
     def transpose(self, *axes):
         axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
+        if self.ndim == 2 and self.size and tuple(axes) in _SWAP2:
+            return self.T               # (a matmul operand: read through strides, no copy)
         return _index.select(self, lambda b: b.transpose(*axes) if axes else b.T)
 
     # ---- reductions and products -----------------------------------------------------------------
@@ -220,6 +233,9 @@ class Array(_fast.ArrayBase):
                             f"{', '.join(sorted(f.__name__ for f in _FUNCTIONS))}, and the "
                             f"ufuncs {', '.join(sorted(u.__name__ for u in _supported_ufuncs()))}")
         return fn(*args, **kwargs)
+
+
+_SWAP2 = ((), (1, 0), (-1, -2), (1, -2), (-1, 0))     # a 2-d transpose's axes
 
 
 def _equality(op, a, other):
@@ -481,8 +497,15 @@ def matmul(a, b):
     rec = _rec_of((a, b))
     if rec is None:
         return NotImplemented
-    (fa, sa, _), (fb, sb, _) = (_operand(rec, x, "matmul") for x in (a, b))
-    return _fast.matmul(rec, fa, sa, fb, sb)      # the rules: csrc/fast_array.h
+    (fa, sa, ta), (fb, sb, tb) = (_matmul_operand(rec, x) for x in (a, b))
+    return _fast.matmul(rec, fa, sa, fb, sb, ta, tb)      # the rules: csrc/fast_array.h
+
+
+def _matmul_operand(rec, x):
+    """(first, shape, transposed): a pending a.T reads a's block through transposed strides"""
+    if type(x) is Array and x._rec is rec and (src := x._tsrc) is not None:
+        return src, x.shape, True
+    return _operand(rec, x, "matmul")[:2] + (False,)
 
 
 def transpose(a, axes=None):

@@ -162,7 +162,7 @@ def test_matmul_shapes(sa, sb):
 def test_matmul_aliasing_and_transpose():
     x = np.random.default_rng(5).normal(size=(4, 4))
     check(lambda a: np.sum(a @ a), x, ops=["matmul"])
-    check(lambda a: np.sum((a @ a.T) * a), x, ops=["matmul", "pack"])
+    check(lambda a: np.sum((a @ a.T) * a), x, ops=["matmul"])
     check(lambda a: np.sum(a * a.T), x, ops=["pack", "map"])
     check(lambda a: np.sum(np.transpose(a) @ a[:, 1]), x)
 

@@ -559,7 +559,8 @@ def test_array_tapes_optimise():
     t = ad.record(_arrays_twice, rng.normal(size=6), arrays=True)
     o = optimise(t)
     s = o.stats()["optimized"]
-    assert s["cse"] >= 3 and s["dead"] >= 1, s
+    assert s["cse"] >= 1 and s["dead"] >= 1, s
+    assert o.stats()["by_opcode"]["matmul"] < t.stats()["by_opcode"]["matmul"]   # merged
     assert len(o) < len(t)
     check_same(t, o, [rng.normal(size=6) for _ in range(3)])
     x = rng.normal(size=(9, 6))                 # batched, saved and loaded as the original
