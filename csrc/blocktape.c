@@ -311,15 +311,36 @@ int tp_guard_block(tp_tape *t, int64_t var)
     return TP_OK;
 }
 
+/* var, an element of the block comparison q (first result first): its index in the result */
+static void element_index(const tp_tape *t, const int32_t *q, int64_t first, int64_t var,
+                          int64_t *idx)
+{
+    const int64_t *zs = tp_shape_of(t, q[1]);
+    int64_t e = var - first;
+    for (int d = (int)zs[0] - 1; d >= 0; d--) { idx[d] = e % zs[1 + d]; e /= zs[1 + d]; }
+}
+
+int tp_comparison_element(const tp_tape *t, int64_t var, int *nd, int64_t *idx, int64_t *dims)
+{
+    const int32_t *q;
+    int64_t first;
+    if (!tp_may_read(t)) return TP_ETHREAD;
+    if (!block_comparison(t, var, &q, &first)) return TP_EARG;
+    const int64_t *zs = tp_shape_of(t, q[1]);
+    *nd = (int)zs[0];
+    memcpy(dims, zs + 1, (size_t)zs[0] * sizeof *dims);
+    element_index(t, q, first, var, idx);
+    return TP_OK;
+}
+
 /* The element operand codes x, y, outcome of the block comparison element var, its opcode. */
 int tp_block_comparison(const tp_tape *t, int64_t var, int *op, int32_t *operands)
 {
     const int32_t *q;
     int64_t first;
     if (!block_comparison(t, var, &q, &first)) return TP_EARG;
-    const int64_t *zs = tp_shape_of(t, q[1]);
-    int64_t e = var - first, idx[TP_MAXDIM];
-    for (int d = (int)zs[0] - 1; d >= 0; d--) { idx[d] = e % zs[1 + d]; e /= zs[1 + d]; }
+    int64_t idx[TP_MAXDIM];
+    element_index(t, q, first, var, idx);
     for (int i = 0; i < 3; i++) {
         blk b;
         tp_blk(t, q + 3 + 2 * i, &b);

@@ -103,6 +103,8 @@ int tp_set_outputs(tp_tape *t, const int32_t *idx, int64_t n);
 int tp_guard(tp_tape *t, int64_t var, int outcome);  /* comparison var becomes a branch guard */
 int tp_guard_value(tp_tape *t, int32_t var, int32_t *guards);  /* guards var == its value */
 int tp_comparison(const tp_tape *t, int64_t var, int *op, int32_t *operands, double *values);
+/* var an element of a block comparison: its index idx and the comparison's dims (nd axes) */
+int tp_comparison_element(const tp_tape *t, int64_t var, int *nd, int64_t *idx, int64_t *dims);
 
 /* array blocks (blocktape.c): a shape id for nd dims and strides (deduplicated); n constants
  * appended as one block, *first the code of its element 0 (codes ascend); a block op over nb

@@ -284,6 +284,10 @@ class _RecordingMethods:
         now = [xy[0], xy[1]]
         names = [vname(self, operands[i]) if operands[i] >= 0 else repr(values[i])
                  for i in range(2)]
+        nd, idx, dims = ffi.new("int *"), ffi.new("int64_t[32]"), ffi.new("int64_t[32]")
+        element = "" if lib.tp_comparison_element(self._p, var, nd, idx, dims) != lib.TP_OK \
+            else (f", element {tuple(idx[0:nd[0]])} of a comparison of shape "
+                  f"{tuple(dims[0:nd[0]])}")
         then = ", ".join(f"{names[i]} = {values[i]!r}" for i in range(2) if operands[i] >= 0)
         later = ", ".join(f"{names[i]} = {now[i]!r}" for i in range(2) if operands[i] >= 0)
         where = self.sites.get(var)
@@ -304,7 +308,7 @@ class _RecordingMethods:
                "This tape was recorded imperatively and cannot re-record; use ad.record(f, x), "
                "which re-records f at the new point")
         return BranchChanged(
-            f"branch guard {names[0]} {rel} {names[1]} (recorded at {site}) was {was} at "
+            f"branch guard {names[0]} {rel} {names[1]} (recorded at {site}{element}) was {was} at "
             f"recording ({then}) and is {not was} now ({later}). {how}, or ad.where for "
             f"branch-free code")
 

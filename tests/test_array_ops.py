@@ -175,13 +175,28 @@ def test_imperative_block_guard_raises_branch_changed_naming_the_element():
     with pytest.raises(ad.BranchChanged) as e:
         t.gradient([3.0, 2.0, 2.9])
     msg = str(e.value)
-    assert "v[-2] < 2.5" in msg and f"test_array_ops.py:{line})" in msg, msg
+    assert "v[-2] < 2.5" in msg and f"test_array_ops.py:{line}, element (0,) of a " \
+        "comparison of shape (3,))" in msg, msg
     assert "True at recording (v[-2] = 1.0) and is False now (v[-2] = 3.0)" in msg
     with pytest.raises(ad.BranchChanged, match=r"v\[-1\] < 2.5"):
         t.hvp([1.0, 2.6, 3.0], np.ones(3))
     with pytest.raises(ad.BranchChanged, match=r"v\[0\] < 2.5.*False at recording"):
         t.taylor([1.0, 2.0, 2.0], np.ones(3), 2)
     assert t.gradient(None).tolist() == [0.0, 2.0, 6.0]     # the last point swept
+
+
+def test_branch_changed_names_the_element_of_a_derived_2d_comparison():
+    with ad.Tape() as t:
+        a = t.variables(np.arange(6.0).reshape(2, 3) + 1.0)
+        b = np.exp(a) * 0.5                  # a derived array: its elements are no inputs
+        if (b > 3.0)[1, 2]:
+            y = np.sum(a * a)
+        t.outputs(y)
+    x = np.arange(6.0).reshape(2, 3) + 1.0
+    x[0, 0] = 9.0                            # another element flips: (0, 0)
+    with pytest.raises(ad.BranchChanged, match=r"element \(0, 0\) of a comparison of shape "
+                                               r"\(2, 3\)\) was False at recording"):
+        t.gradient(x)
 
 
 # ---- maximum, minimum, clip, logaddexp ---------------------------------------------------------------
