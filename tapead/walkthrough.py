@@ -2,7 +2,8 @@
 
 Sections as in the seed: the traces, the gradient by forward and reverse mode against the
 hand-coded formula, numerical differences (truncation vs round-off), symbolic differentiation
-(expression swell), and the cost model (forward ∝ m·ops, reverse ∝ n·ops).
+(expression swell), the cost model (forward ∝ m·ops, reverse ∝ n·ops), and the toy neural
+network trained by reverse mode.
 """
 import math
 import time
@@ -202,6 +203,57 @@ def cost(out, shapes=((1, 1000), (10, 100), (100, 100), (100, 10), (1000, 1))):
         "direction costs\nabout 1.5 tangent directions), else reverse.")
 
 
+def network(out, steps=50, seed=0):
+    _heading(out, "6. A toy neural network trained by reverse mode")
+    n, d_in, h, d_out, lr = 64, 1000, 100, 10, 1e-4
+    rng = np.random.default_rng(seed)
+    x, y = rng.normal(size=(n, d_in)), rng.normal(size=(n, d_out))
+    w0 = [rng.uniform(-0.03, 0.03, (d_in, h)), rng.uniform(-0.03, 0.03, h),
+          rng.uniform(-0.1, 0.1, (h, d_out)), rng.uniform(-0.1, 0.1, d_out)]
+
+    def loss(W1, b1, W2, b2):                  # the seed's network, written with NumPy
+        hid = np.maximum(x @ W1 + b1, 0.0)
+        return np.sum((hid @ W2 + b2 - y) ** 2)
+
+    def by_hand(w):                            # backpropagation written out, the oracle
+        W1, b1, W2, b2 = w
+        z = x @ W1 + b1
+        hid = np.maximum(z, 0.0)
+        r = hid @ W2 + b2 - y
+        g = 2.0 * r
+        gh = g @ W2.T * (z > 0)
+        return np.sum(r ** 2), (x.T @ gh, gh.sum(0), hid.T @ g, g.sum(0))
+
+    t = ad.record(loss, *w0)                   # once: the weights are the tape's inputs
+    ways = {"replay the recorded tape (t.vjp(w, 1.0))": lambda w: t.vjp(tuple(w), 1.0),
+            "record every step (ad.value_and_grad)":
+                lambda w, vg=ad.value_and_grad(loss, argnums=(0, 1, 2, 3)): vg(*w),
+            "backpropagation by hand (NumPy)": by_hand}
+    out(f"The seed's two-layer ReLU network (N={n}, D_in={d_in}, H={h}, D_out={d_out}, sum of "
+        f"squares,\nSGD lr={lr}), recorded from NumPy code: {len(t)} tape operations "
+        f"({', '.join(f'{k} {v}' for k, v in t.stats()['by_opcode'].items())}).\n")
+    curves = {}
+    for name, step in ways.items():
+        w = [a.copy() for a in w0]
+        losses, fastest = [], float("inf")
+        for _ in range(steps):
+            t0 = time.perf_counter()
+            value, grads = step(w)
+            for p, g in zip(w, grads):
+                p -= lr * g
+            fastest = min(fastest, time.perf_counter() - t0)    # (a shared machine adds time)
+            losses.append(float(value))
+        curves[name] = (np.array(losses), fastest)
+    ref = curves["backpropagation by hand (NumPy)"][0]
+    out(f"{'':44}{'loss at step 0':>15}{steps - 1:>7}  {'max rel. diff':>14}  {'a step':>9}")
+    for name, (c, dt) in curves.items():
+        diff = float(np.max(np.abs(c - ref) / ref))
+        out(f"{name:44}{c[0]:15.6g}{c[-1]:7.4g}  {diff:14.1e}  {dt * 1e3:7.2f}ms")
+    out("\nThe same losses to rounding: the tape's gradient is the backpropagation the seed "
+        "derives by hand.\nbench/test_bench_network.py times 500 steps of each way against "
+        "PyTorch.")
+
+
 def run(out=print, plot=None, ascii=False):
     t_start = time.perf_counter()
     out("tapead: the seed's walkthrough on f(x1, x2) = x1·sqrt(log(x1 / sin(x2²)))")
@@ -212,5 +264,6 @@ def run(out=print, plot=None, ascii=False):
     numerical(out, t, plot=plot)
     symbolic(out)
     cost(out)
+    network(out)
     out(f"\nNext: python -m tapead trace \"x1 * sqrt(log(x1 / sin(x2 ** 2)))\" --at x1=2 x2=1 "
         f"--tangent x2 --dot graph.svg\n(walkthrough took {time.perf_counter() - t_start:.1f} s)")

@@ -35,8 +35,12 @@ def test_walkthrough_finishes_with_its_comparisons(walkthrough):
                   "by hand", "1.467827504425832", "-1.380165568322725",
                   "forward (f(x+h)−f(x))/h", "central", "1e-01", "1e-13", "truncation",
                   "round-off", "expression swell", "tangent visits", "adjoint visits",
-                  "mode=auto", "walkthrough took"]:
+                  "mode=auto", "toy neural network", "matmul 2", "max rel. diff",
+                  "walkthrough took"]:
         assert piece in out, piece
+    # the network's loss curves, both ways, equal the hand-written backpropagation's
+    ways = [line for line in out.splitlines() if line.startswith(("replay the", "record every"))]
+    assert len(ways) == 2 and all(float(line.split()[-2]) <= 1e-10 for line in ways), ways
     if importlib.util.find_spec("sympy"):
         assert "len(str(dl/dx))" in out
     else:
