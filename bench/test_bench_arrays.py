@@ -4,6 +4,9 @@ torch.set_num_threads(1)).
 - ``matmul_gradient[n]``: the gradient of sum(tanh(A @ B)) over both n x n factors replayed,
   against NumPy computing the same (forward, then the two dgemm of the adjoint: the least any
   reverse mode does);
+- ``linear_transposed``: PyTorch's Linear layer, sum(tanh(x @ W.T + b)) for x 64 x 1000, W 100 x
+  1000, its gradient against the same layer on a pre-transposed W (``ratio_to_pretransposed``:
+  a transposed operand is read in place) and NumPy's forward and backward;
 - ``network``: the seed's two-layer network (N=64, D_in=1000, H=100, D_out=10, ReLU as
   maximum(h, 0), loss sum of squares, SGD lr=1e-4), recorded once with the weights as inputs and
   its gradient replayed per step; against PyTorch eager (skipped without torch).
@@ -17,7 +20,7 @@ import numpy as np                                     # noqa: E402
 import pytest                                          # noqa: E402
 
 import tapead as ad                                    # noqa: E402
-from benchlib import best_of                           # noqa: E402
+from benchlib import best_of, interleaved_best         # noqa: E402
 
 
 @pytest.mark.parametrize("n", [60, 200])
@@ -37,6 +40,34 @@ def test_matmul_gradient(benchmark, n):
     ref = best_of(lambda: numpy_grad(A, B))
     benchmark.extra_info.update(numpy=ref, backend=ad.blas_info()["backend"],
                                 ratio_to_numpy=benchmark.stats.stats.min / ref)
+
+
+def test_linear_layer_transposed_weight(benchmark):
+    """PyTorch's Linear, x @ W.T + b: the product reads W through transposed strides (no copy of
+    W on the tape), timed round-robin against the same layer on a pre-transposed W and NumPy."""
+    rng = np.random.default_rng(7)
+    x, W, b = rng.normal(size=(64, 1000)), rng.normal(size=(100, 1000)) / 30, rng.normal(size=100)
+    Wt = W.T.copy()
+    tt = ad.record(lambda W, b: np.sum(np.tanh(x @ W.T + b)), W, b)
+    tp = ad.record(lambda Wt, b: np.sum(np.tanh(x @ Wt + b)), Wt, b)
+    assert "pack" not in tt.stats()["by_opcode"]
+
+    def numpy_grad():
+        g = 1.0 - np.tanh(x @ W.T + b) ** 2
+        return g.T @ x, g.sum(0)
+    gW, gb = tt.gradient((W, b))
+    rW, rb = numpy_grad()
+    np.testing.assert_allclose(gW, rW, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(gb, rb, rtol=1e-12)
+    benchmark.group = "arrays"
+    benchmark(tt.gradient, (W, b))
+    best = interleaved_best({"x @ W.T": lambda: tt.gradient((W, b)),
+                             "x @ Wt": lambda: tp.gradient((Wt, b)), "numpy": numpy_grad},
+                            rounds=15)
+    benchmark.extra_info.update(
+        kind="linear_transposed", tapead_s=best["x @ W.T"], pretransposed_s=best["x @ Wt"],
+        numpy_s=best["numpy"], ratio_to_pretransposed=best["x @ W.T"] / best["x @ Wt"],
+        ratio_to_numpy=best["x @ W.T"] / best["numpy"])
 
 
 def _data(seed=0):
