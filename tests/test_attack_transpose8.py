@@ -112,3 +112,18 @@ def test_grad_of_a_transpose_does_not_depend_on_when_it_was_materialised():
         y.backward()
         grads.append(wt.grad)
     assert_allclose(grads[1], grads[0])
+
+
+def test_transpose_of_an_array_subclass():
+    """array_get_T hands an Array subclass (not R.array_type) to transpose(), which handed a
+    2-d one back to .T: RecursionError (before pending transposes: one PACK)"""
+    class Sub(ad.Array):
+        __slots__ = ()
+    with ad.Tape() as t:
+        w = t.variables(W)
+        a = Sub(w._rec, w._first, w.shape)
+        at, at2 = a.T, a.transpose()
+        t.outputs(np.sum(at * np.arange(4.0)) + np.sum(at2 @ w))
+    assert at.shape == at2.shape == (3, 4)
+    g = np.tile(np.arange(4.0)[:, None], (1, 3)) + (W @ np.ones((3, 3))) + W.sum(1)[:, None]
+    assert_allclose(t.gradient(W), g, rtol=1e-13)
