@@ -152,8 +152,9 @@ class Array(_fast.ArrayBase):
 
     def transpose(self, *axes):
         axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
-        if self.ndim == 2 and self.size and tuple(axes) in _SWAP2:
+        if type(self) is Array and self.ndim == 2 and self.size and tuple(axes) in _SWAP2:
             return self.T               # (a matmul operand: read through strides, no copy)
+        # (a subclass's .T comes here: csrc/fast_array.h's array_get_T serves Array alone)
         return _index.select(self, lambda b: b.transpose(*axes) if axes else b.T)
 
     # ---- reductions and products -----------------------------------------------------------------
