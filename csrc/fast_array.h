@@ -655,7 +655,7 @@ static PyObject *py_reduce(PyObject *mod, PyObject *const *args, Py_ssize_t n)
         PyTuple_SET_ITEM(res, i++, v);
     }
     PyObject *z = NULL;
-    if (array_first(a) < 0) return NULL;
+    if (array_first(a) < 0) { Py_DECREF(res); return NULL; }
     int32_t attr = block_shape(a->p, nd, x, zmap), w[2] = {a->first, 0};
     if (attr >= 0 && (w[1] = block_shape(a->p, nd, x, xst)) >= 0)
         z = block_record(a->rec, op, attr, res, nres, rdims, w, 1, 0);
