@@ -246,7 +246,9 @@ static int array_put_shape(ArrayObject *a, PyObject *v, void *c)
 {
     (void)c;
     if (!v) { PyErr_SetString(PyExc_AttributeError, "cannot delete shape"); return -1; }
-    if (array_first(a) < 0) return -1;     /* (a pending a.T: its PACK first) */
+    /* another thread may not reshape an Array of a tape being recorded: the recording thread
+     * may be reading this shape with the GIL released (block_record) */
+    if (readable(a->p) < 0 || array_first(a) < 0) return -1;  /* (a pending a.T: its PACK) */
     /* a.shape = s reshapes in place, as NumPy's: s holds the same number of elements (else an
      * Array would name variables beyond its block, and array_offset's int32 offsets wrap) */
     PyObject *t = shape_tuple(v);
@@ -392,10 +394,17 @@ static PyObject *block_record(PyObject *rec, int op, int32_t attr, PyObject *sha
     if (zs < 0) return NULL;
     int32_t z;
     if (block_elements(r->p, size, w, nb) >= RELEASE_GIL_ELEMENTS) {
-        /* other threads may run meanwhile: none can touch this open tape (theirs is refused) */
+        /* other threads may run meanwhile: none can touch this open tape (theirs is refused);
+         * rec and shape may be borrowed from an Array that another thread changes meanwhile */
+        Py_INCREF(rec); Py_INCREF(shape);
         Py_BEGIN_ALLOW_THREADS
         z = C->rec_block(r->p, op, attr, zs, w, nb);
         Py_END_ALLOW_THREADS
+        PyObject *res = z < 0 ? block_fail(z)
+                        : !PyTuple_GET_SIZE(shape) && !array ? make(rec, r->p, z)
+                        : array_of(rec, z, shape);
+        Py_DECREF(shape); Py_DECREF(rec);
+        return res;
     } else
         z = C->rec_block(r->p, op, attr, zs, w, nb);
     if (z < 0) return block_fail(z);
@@ -646,7 +655,7 @@ static PyObject *py_reduce(PyObject *mod, PyObject *const *args, Py_ssize_t n)
         PyTuple_SET_ITEM(res, i++, v);
     }
     PyObject *z = NULL;
-    if (array_first(a) < 0) return NULL;
+    if (array_first(a) < 0) { Py_DECREF(res); return NULL; }
     int32_t attr = block_shape(a->p, nd, x, zmap), w[2] = {a->first, 0};
     if (attr >= 0 && (w[1] = block_shape(a->p, nd, x, xst)) >= 0)
         z = block_record(a->rec, op, attr, res, nres, rdims, w, 1, 0);

@@ -77,11 +77,15 @@ class Array(_fast.ArrayBase):
     @property
     def value(self):
         """The values at recording (read while recording, they become guards, as Var.value)."""
+        return self._value_at(sys._getframe(1))
+
+    def _value_at(self, frame):
+        """.value read by the user's code at frame (a pending a.T: a's, transposed)"""
         if (src := self._viewed()) is not None:
-            return src.value.T
+            return src._value_at(frame).T
         rec = self._rec
         if not lib.tp_closed(rec._p) and lib.tp_readable(rec._p) and self.size:
-            freeze(rec, range(self._first, self._first + self.size), sys._getframe(1), ".value")
+            freeze(rec, range(self._first, self._first + self.size), frame, ".value")
         return self._values()
 
     @property
@@ -148,8 +152,9 @@ class Array(_fast.ArrayBase):
 
     def transpose(self, *axes):
         axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
-        if self.ndim == 2 and self.size and tuple(axes) in _SWAP2:
+        if type(self) is Array and self.ndim == 2 and self.size and tuple(axes) in _SWAP2:
             return self.T               # (a matmul operand: read through strides, no copy)
+        # (a subclass's .T comes here: csrc/fast_array.h's array_get_T serves Array alone)
         return _index.select(self, lambda b: b.transpose(*axes) if axes else b.T)
 
     # ---- reductions and products -----------------------------------------------------------------
