@@ -16,6 +16,8 @@ typedef struct {
     int32_t first;           /* (while pending: the transposed block's first) */
     int ndim;
     int pending;             /* 1: a.T of a 2-d block at first, not recorded yet (array_first) */
+    int viewing;             /* 1: a.T of the 2-d block at vsrc, pending or recorded (its .grad) */
+    int32_t vsrc;
 } ArrayObject;
 
 static PyObject *array_getitem_py;   /* tapead.array.Array.__getitem__: every other key */
@@ -270,6 +272,7 @@ static int array_put_shape(ArrayObject *a, PyObject *v, void *c)
     }
     int rc = array_set_shape(a, t);
     Py_DECREF(t);
+    if (rc == 0) a->viewing = 0;           /* (no longer a's transpose) */
     return rc;
 }
 
@@ -720,7 +723,11 @@ static PyObject *array_get_T(ArrayObject *a, void *c)
     if (a->pending || (nd == 2 && dims[0] > 1 && dims[1] > 1)) {
         int rc = C->may_record(a->p);      /* (as recording the PACK would: open, ours) */
         z = rc < 0 ? block_fail(rc) : array_of(a->rec, a->first, shape);
-        if (z) ((ArrayObject *)z)->pending = !a->pending;
+        if (z && !a->pending) {
+            ArrayObject *v = (ArrayObject *)z;
+            v->pending = v->viewing = 1;
+            v->vsrc = a->first;
+        }
     } else
         z = strided_record(a->rec, a->first, shape, nd, rd, st);
     Py_DECREF(shape);
@@ -759,7 +766,7 @@ static int array_put_first(ArrayObject *a, PyObject *v, void *c)
         return -1;
     }
     a->first = f;
-    a->pending = 0;
+    a->pending = a->viewing = 0;
     return 0;
 }
 
@@ -769,6 +776,14 @@ static PyObject *array_get_tsrc(ArrayObject *a, void *c)
     (void)c;
     if (!a->pending) Py_RETURN_NONE;
     return PyLong_FromLong(a->first);
+}
+
+/* the block an a.T, pending or recorded, is the transpose of (its first), else None */
+static PyObject *array_get_tview(ArrayObject *a, void *c)
+{
+    (void)c;
+    if (!a->viewing) Py_RETURN_NONE;
+    return PyLong_FromLong(a->vsrc);
 }
 
 /* shape(rec, dims, strides): the id of the shape in the recording's table */
@@ -821,6 +836,7 @@ static PyGetSetDef array_getset[] = {
     {"T", (getter)array_get_T, NULL, "the axes reversed (a view: no copy while contiguous)", NULL},
     {"_first", (getter)array_get_first, (setter)array_put_first, "its first variable", NULL},
     {"_tsrc", (getter)array_get_tsrc, NULL, "a pending .T's block (its first), else None", NULL},
+    {"_tview", (getter)array_get_tview, NULL, "the block a .T views (its first), else None", NULL},
     {NULL}
 };
 

@@ -94,8 +94,8 @@ class Array(_fast.ArrayBase):
         g = self._rec.grads
         if g is None:
             return None
-        if (src := self._viewed()) is not None:     # a view: the viewed variables' adjoints
-            return src.grad.T
+        if (src := self._tview) is not None:     # a.T: the viewed variables' adjoints
+            return Array(self._rec, src, self.shape[::-1]).grad.T
         out = np.zeros(self.size)             # variables after backward()'s root: 0
         n = max(0, min(self.size, g.size - self._first))
         out[:n] = g[self._first:self._first + n]
