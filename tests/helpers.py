@@ -141,3 +141,18 @@ def program_steps(unary, binary=BINARY):
                   st.integers(0, 999)),
         st.tuples(st.just("loop"), st.sampled_from(sorted(binary)), st.integers(0, 999),
                   st.integers(0, 999), st.integers(2, 4))), min_size=1, max_size=12)
+
+
+def raised_in_another_thread(fn):
+    """The exception fn() raised in a thread of its own (None: it returned)"""
+    caught = []
+
+    def body():
+        try:
+            fn()
+        except BaseException as e:          # noqa: BLE001 - handed to the caller
+            caught.append(e)
+    th = threading.Thread(target=body)
+    th.start()
+    th.join()
+    return caught[0] if caught else None

@@ -2,16 +2,15 @@
 strides (no PACK on the tape); any other use records the PACK at first use. Every case against
 the same program on object arrays of Var, in every sweep (test_arrays.check)."""
 import copy
-import threading
 
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
 import tapead as ad
-from tapead.array import _use_blas
 
-from test_arrays import _close, check
+from helpers import raised_in_another_thread
+from test_arrays import check, kernels_agree
 
 RNG = np.random.default_rng(21)
 W = RNG.normal(size=(4, 3))
@@ -134,34 +133,15 @@ def test_transposed_products_in_every_replay():
 
 def test_blas_and_builtin_kernels_agree_on_transposed_operands():
     a, b = RNG.normal(size=(37, 150)), RNG.normal(size=(29, 150))
-    f = lambda x, y: np.sum(np.tanh(x @ y.T) @ y * 1.5) + np.sum(y.T @ (x @ y.T).T)  # noqa
-    before = ad.blas_info()["backend"] == "blas"
-    results = []
-    try:
-        for on in (True, False):
-            _use_blas(on)
-            t = ad.record(f, a, b)
-            assert "pack" not in t.stats()["by_opcode"]
-            results.append((t((a, b)), t.gradient((a, b)), t.hvp((a, b), (a, b)),
-                            t.jvp((a, b), (a, b))[1], t.taylor((a, b), (a, b), 2)))
-    finally:
-        _use_blas(before)
-    for r0, r1 in zip(*results):
-        _close(r0, r1, rtol=1e-12)
+
+    def no_pack(t):
+        assert "pack" not in t.stats()["by_opcode"]
+    kernels_agree(lambda x, y: np.sum(np.tanh(x @ y.T) @ y * 1.5) + np.sum(y.T @ (x @ y.T).T),
+                  a, b, no_pack)
 
 
 def test_another_thread_cannot_take_a_transpose_of_an_open_tape():
-    errors = []
     with ad.Tape() as t:
         w = t.variables(W)
-
-        def other():
-            try:
-                w.T
-            except ad.TapeError as e:
-                errors.append(e)
-        th = threading.Thread(target=other)
-        th.start()
-        th.join()
+        assert isinstance(raised_in_another_thread(lambda: w.T), ad.TapeError)
         t.outputs(np.sum(w))
-    assert len(errors) == 1
