@@ -148,8 +148,9 @@ def test_recording_a_large_array_op_lets_other_threads_run():
             th.join()
         t.outputs(np.sum(c))
     during = np.array([s for s in stamps if start <= s <= end] + [start, end])
-    # with the GIL held the ticker could not run at all while the product is computed
-    assert np.diff(np.sort(during)).max() < 0.5 * (end - start)
+    # with the GIL held the ticker cannot run at all while the product is computed (one gap of
+    # the whole product); released, it ticks as soon as it is scheduled (a loaded machine: late)
+    assert np.diff(np.sort(during)).max() < 0.9 * (end - start)
 
 
 def test_threads_recording_large_array_ops_at_once_match_one_thread():
