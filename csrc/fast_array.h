@@ -396,22 +396,19 @@ static PyObject *block_record(PyObject *rec, int op, int32_t attr, PyObject *sha
     int32_t zs = block_shape(r->p, nd, dims, st);
     if (zs < 0) return NULL;
     int32_t z;
+    /* rec and shape may be borrowed from an Array that another thread changes while the GIL is
+     * released (none can touch this open tape: theirs is refused) */
+    Py_INCREF(rec); Py_INCREF(shape);
     if (block_elements(r->p, size, w, nb) >= RELEASE_GIL_ELEMENTS) {
-        /* other threads may run meanwhile: none can touch this open tape (theirs is refused);
-         * rec and shape may be borrowed from an Array that another thread changes meanwhile */
-        Py_INCREF(rec); Py_INCREF(shape);
         Py_BEGIN_ALLOW_THREADS
         z = C->rec_block(r->p, op, attr, zs, w, nb);
         Py_END_ALLOW_THREADS
-        PyObject *res = z < 0 ? block_fail(z)
-                        : !PyTuple_GET_SIZE(shape) && !array ? make(rec, r->p, z)
-                        : array_of(rec, z, shape);
-        Py_DECREF(shape); Py_DECREF(rec);
-        return res;
     } else
         z = C->rec_block(r->p, op, attr, zs, w, nb);
-    if (z < 0) return block_fail(z);
-    return !PyTuple_GET_SIZE(shape) && !array ? make(rec, r->p, z) : array_of(rec, z, shape);
+    PyObject *res = z < 0 ? block_fail(z) : !PyTuple_GET_SIZE(shape) && !array
+                    ? make(rec, r->p, z) : array_of(rec, z, shape);
+    Py_DECREF(shape); Py_DECREF(rec);
+    return res;
 }
 
 /* the recording of Array o, or NULL (not an Array on a recording) */
@@ -741,9 +738,7 @@ static int32_t array_first(ArrayObject *a)
     int64_t dims[2], st[2];
     if (int_seq(a->shape, dims) != 2) return -1;
     st[0] = 1; st[1] = dims[0];            /* (c, r) over the C-order (r, c) block */
-    int32_t w[2] = {a->first, block_shape(a->p, 2, dims, st)};
-    if (w[1] < 0) return -1;
-    PyObject *z = block_record(a->rec, TP_OP_PACK, 0, a->shape, 2, dims, w, 1, 0);
+    PyObject *z = strided_record(a->rec, a->first, a->shape, 2, dims, st);   /* its PACK */
     if (!z) return -1;
     a->first = ((ArrayObject *)z)->first;
     a->pending = 0;

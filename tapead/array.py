@@ -60,9 +60,10 @@ class Array(_fast.ArrayBase):
     def tape(self):
         return self._rec.owner()
 
-    def _viewed(self):
-        """a pending a.T (csrc/fast_array.h: no PACK recorded yet): the Array a, else None"""
-        src = self._tsrc
+    def _viewed(self, first="_tsrc"):
+        """a pending a.T (csrc/fast_array.h: no PACK recorded yet; first="_tview": recorded
+        too): the Array a, else None"""
+        src = getattr(self, first)
         return None if src is None else Array(self._rec, src, self.shape[::-1])
 
     def _values(self):
@@ -94,8 +95,8 @@ class Array(_fast.ArrayBase):
         g = self._rec.grads
         if g is None:
             return None
-        if (src := self._tview) is not None:     # a.T: the viewed variables' adjoints
-            return Array(self._rec, src, self.shape[::-1]).grad.T
+        if (src := self._viewed("_tview")) is not None:   # a.T: the viewed variables' adjoints
+            return src.grad.T
         out = np.zeros(self.size)             # variables after backward()'s root: 0
         n = max(0, min(self.size, g.size - self._first))
         out[:n] = g[self._first:self._first + n]
